@@ -1,0 +1,293 @@
+// The chat use case: pick a token, create a conversation, stream the reply, fail over, always delete.
+import type { EmohaaClient } from "./emohaa.ts";
+import { UpstreamError } from "./emohaa.ts";
+import { ApiError } from "./errors.ts";
+import type { TokenPicker } from "./tokens.ts";
+
+export interface ChatTimeouts {
+  /** Creating a conversation. */
+  createMs: number;
+  /** From opening the chat to its first piece. */
+  firstPieceMs: number;
+  /** Between two pieces. */
+  idleMs: number;
+  /** The whole reply. */
+  totalMs: number;
+}
+
+/** Tracks the conversations this process created and has not deleted yet. */
+export class Conversations {
+  open = 0;
+  deleteFailures = 0;
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly client: EmohaaClient,
+    private readonly sleep: (ms: number) => Promise<void>,
+    private readonly retryDelaysMs: readonly number[] = [200, 1000, 3000],
+  ) {}
+
+  created(): void {
+    this.open++;
+  }
+
+  /** Deletes a conversation in the background, retrying with backoff; settles exactly once. */
+  delete(token: string, cid: string): Promise<void> {
+    const p = (async () => {
+      for (let i = 0; ; i++) {
+        try {
+          await this.client.deleteConversation(token, cid, AbortSignal.timeout(10_000));
+          return;
+        } catch (err) {
+          // A token rejected now cannot delete later either.
+          const permanent = err instanceof UpstreamError && (err.kind === "auth" || err.kind === "protocol");
+          if (permanent || i >= this.retryDelaysMs.length) {
+            this.deleteFailures++;
+            return;
+          }
+          await this.sleep(this.retryDelaysMs[i]!);
+        }
+      }
+    })().finally(() => {
+      this.open--;
+      this.pending.delete(p);
+    });
+    this.pending.add(p);
+    return p;
+  }
+
+  /** Resolves when every deletion started so far has settled. */
+  async drain(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+}
+
+export interface ChatDeps {
+  client: EmohaaClient;
+  picker: TokenPicker;
+  conversations: Conversations;
+  timeouts: ChatTimeouts;
+  maxAttempts: number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+/** A reply being read from the upstream. */
+export interface Reply {
+  /** The next piece, or null at the end. Throws an ApiError on failure or timeout. */
+  read(): Promise<string | null>;
+  /** Stops the upstream and deletes the conversation; safe to call many times. */
+  close(): void;
+  /** Upstream attempts this request took (failover included). */
+  readonly attempts: number;
+}
+
+export interface OpenedReply {
+  reply: Reply;
+  /** The first piece (null: the reply is empty; undefined: not arrived within `holdMs`). */
+  first: string | null | undefined;
+}
+
+type Phase = "first" | "idle" | "total";
+
+/** One upstream conversation: its abort controller, watchdog and cleanup. */
+class Attempt {
+  readonly ac = new AbortController();
+  cid?: string;
+  reader?: ReadableStreamDefaultReader<string>;
+  timedOut?: Phase;
+  private closed = false;
+  private deadline = 0;
+  private timer?: ReturnType<typeof setTimeout>;
+  private totalTimer?: ReturnType<typeof setTimeout>;
+  private readonly release: () => void;
+
+  constructor(
+    private readonly deps: ChatDeps,
+    readonly token: string,
+    clientSignal: AbortSignal,
+  ) {
+    this.release = deps.picker.hold(token);
+    if (clientSignal.aborted) this.ac.abort(clientSignal.reason);
+    else clientSignal.addEventListener("abort", () => this.close(), { once: true });
+  }
+
+  /** Creates the conversation. A create already sent is awaited even after the client left, so it can be deleted. */
+  async create(clientSignal: AbortSignal): Promise<void> {
+    const { client, conversations, timeouts } = this.deps;
+    // The request itself may run longer than the client waits: its id is still needed for deletion.
+    const creating = client.createConversation(this.token, AbortSignal.timeout(timeouts.createMs * 4)).then((cid) => {
+      conversations.created();
+      if (this.closed) conversations.delete(this.token, cid);
+      else this.cid = cid;
+      return cid;
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, { code: "upstream_timeout" })), timeouts.createMs);
+    });
+    const left = new Promise<never>((_, reject) => {
+      if (clientSignal.aborted) reject(clientSignal.reason);
+      clientSignal.addEventListener("abort", () => reject(clientSignal.reason), { once: true });
+    });
+    creating.catch(() => {});
+    try {
+      await Promise.race([creating, limit, left]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Opens the chat stream and arms the first-piece and total watchdogs. */
+  async chat(prompt: string): Promise<void> {
+    const { timeouts } = this.deps;
+    this.arm(timeouts.firstPieceMs);
+    this.totalTimer = setTimeout(() => this.expire("total"), timeouts.totalMs);
+    try {
+      const stream = await this.deps.client.chat(this.token, this.cid!, prompt, this.ac.signal);
+      this.reader = stream.getReader();
+    } catch (err) {
+      throw this.mapError(err);
+    }
+  }
+
+  /** Reads a piece; re-arms the gap watchdog. */
+  async read(): Promise<string | null> {
+    try {
+      const r = await this.reader!.read();
+      if (r.done) return null;
+      this.phaseIsIdle = true;
+      this.arm(this.deps.timeouts.idleMs);
+      return r.value;
+    } catch (err) {
+      throw this.mapError(err);
+    }
+  }
+
+  /** One timer for the piece deadline, moved forward lazily instead of re-created per piece. */
+  private arm(ms: number): void {
+    this.deadline = Date.now() + ms;
+    if (this.timer === undefined) this.schedule(ms);
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const left = this.deadline - Date.now();
+      if (left > 2) this.schedule(left);
+      else this.expire(this.reader && this.phaseIsIdle ? "idle" : "first");
+    }, ms);
+  }
+
+  /** Set once a piece arrived, so a later expiry is a gap, not a slow start. */
+  private phaseIsIdle = false;
+
+  private expire(phase: Phase): void {
+    if (this.closed) return;
+    this.timedOut = phase;
+    this.ac.abort();
+  }
+
+  mapError(err: unknown): ApiError {
+    const t = this.deps.timeouts;
+    if (this.timedOut === "first") return new UpstreamError("timeout", 504, `Emohaa sent nothing within ${t.firstPieceMs} ms`, { code: "upstream_timeout" });
+    if (this.timedOut === "idle") return new UpstreamError("timeout", 504, `Emohaa went silent for ${t.idleMs} ms in the middle of the answer`, { code: "upstream_timeout" });
+    if (this.timedOut === "total") return new UpstreamError("timeout", 504, `Emohaa's answer took longer than ${t.totalMs} ms`, { code: "upstream_timeout" });
+    if (err instanceof ApiError) return err;
+    if (this.ac.signal.aborted) return new ApiError(499, "Client closed the request", { code: "client_closed" });
+    return new UpstreamError("network", 502, "Lost the connection to Emohaa", { code: "upstream_unreachable", cause: err });
+  }
+
+  /** Aborts the upstream, deletes the conversation, frees the token. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.totalTimer);
+    this.ac.abort();
+    this.reader?.cancel().catch(() => {});
+    if (this.cid) this.deps.conversations.delete(this.token, this.cid);
+    this.release();
+  }
+}
+
+/** Whether a failure on one token is worth another attempt, and with which token. */
+function nextStep(err: ApiError): "other-token" | "same-or-other" | "stop" {
+  if (!(err instanceof UpstreamError)) return "stop";
+  switch (err.kind) {
+    case "auth":
+    case "busy":
+    case "rate":
+    case "protocol":
+      return "other-token";
+    default:
+      return "same-or-other";
+  }
+}
+
+/**
+ * Opens a reply, failing over between tokens until the first piece arrives (nothing has reached the client
+ * yet, so another attempt is invisible to it). After `holdMs` without a piece the reply is handed over anyway,
+ * so the caller can start its keep-alives; from then on there is no failover.
+ */
+export async function openReply(deps: ChatDeps, tokens: readonly string[], prompt: string, signal: AbortSignal, holdMs: number): Promise<OpenedReply> {
+  const started = Date.now();
+  const tried = new Set<string>();
+  let lastError: ApiError | undefined;
+  let attempts = 0;
+  while (attempts < deps.maxAttempts) {
+    let token = deps.picker.pick(tokens, tried);
+    if (token === undefined) {
+      // Every token was tried: only transient failures are worth the same token again.
+      if (!lastError || nextStep(lastError) !== "same-or-other") break;
+      tried.clear();
+      token = deps.picker.pick(tokens, tried)!;
+      await deps.sleep(150 * attempts);
+    }
+    if (signal.aborted) break;
+    attempts++;
+    const attempt = new Attempt(deps, token, signal);
+    try {
+      await attempt.create(signal);
+      await attempt.chat(prompt);
+      const wait = holdMs - (Date.now() - started);
+      const firstRead = attempt.read();
+      firstRead.catch(() => {}); // observed by whoever reads it; never an unhandled rejection
+      const first = await raceHold(firstRead, wait);
+      const reply = makeReply(attempt, attempts, first === HOLD_EXPIRED ? firstRead : undefined);
+      return { reply, first: first === HOLD_EXPIRED ? undefined : first };
+    } catch (err) {
+      attempt.close();
+      if (signal.aborted) throw new ApiError(499, "Client closed the request", { code: "client_closed" });
+      lastError = attempt.mapError(err);
+      tried.add(token);
+      if (nextStep(lastError) === "stop") break;
+    }
+  }
+  if (signal.aborted) throw new ApiError(499, "Client closed the request", { code: "client_closed" });
+  throw lastError ?? new ApiError(502, "No upstream attempt could be made", { code: "upstream_error" });
+}
+
+const HOLD_EXPIRED = Symbol("hold expired");
+
+function raceHold<T>(p: Promise<T>, ms: number): Promise<T | typeof HOLD_EXPIRED> {
+  if (!Number.isFinite(ms)) return p;
+  if (ms <= 0) return Promise.race([p, Promise.resolve(HOLD_EXPIRED)]);
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([p, new Promise<typeof HOLD_EXPIRED>((r) => (timer = setTimeout(() => r(HOLD_EXPIRED), ms)))]).finally(() => clearTimeout(timer));
+}
+
+function makeReply(attempt: Attempt, attempts: number, pending: Promise<string | null> | undefined): Reply {
+  let next = pending;
+  return {
+    attempts,
+    async read() {
+      if (next) {
+        const p = next;
+        next = undefined;
+        return p;
+      }
+      return attempt.read();
+    },
+    close: () => attempt.close(),
+  };
+}

@@ -1,0 +1,117 @@
+// OpenAI responses from an upstream reply: the SSE stream and the whole completion.
+import type { Reply } from "./chat.ts";
+import { ApiError, isAbort, toApiError } from "./errors.ts";
+import { contentFramer, dataFrame, DONE_FRAME, PING_FRAME } from "./sse.ts";
+import { completion, type ChunkHead, Cutter, deltaChunk, type FinishReason, type Tokenizer, usageChunk, usageOf } from "./translate.ts";
+
+export interface ReplyContext {
+  head: ChunkHead;
+  reply: Reply;
+  /** The first piece when already read (null: empty reply; undefined: still to read). */
+  first: string | null | undefined;
+  cutter: Cutter;
+  prompt: string;
+  /** Loaded only when usage must be counted. */
+  tokenizer?: Tokenizer;
+}
+
+/** Reads the reply through the cutter, calling `emit` for each piece of text; returns how it finished. */
+async function pump(ctx: ReplyContext, emit: (text: string) => void): Promise<FinishReason> {
+  const { reply, cutter } = ctx;
+  let piece = ctx.first === undefined ? await reply.read() : ctx.first;
+  while (piece !== null) {
+    if (cutter.passThrough) {
+      if (piece) emit(piece);
+    } else {
+      const r = cutter.push(piece);
+      if (r.emit) emit(r.emit);
+      if (r.finish) return r.finish;
+    }
+    piece = await reply.read();
+  }
+  const r = cutter.flush();
+  if (r.emit) emit(r.emit);
+  return r.finish ?? "stop";
+}
+
+function usage(ctx: ReplyContext, content: string) {
+  const tk = ctx.tokenizer!;
+  return usageOf(tk.count(ctx.prompt), tk.count(content));
+}
+
+/** Reads the whole reply into a `chat.completion`. A failure part-way is an error, never a partial 200. */
+export async function collectCompletion(ctx: ReplyContext) {
+  const parts: string[] = [];
+  try {
+    const finish = await pump(ctx, (t) => parts.push(t));
+    const content = parts.join("");
+    return completion(ctx.head, content, finish, usage(ctx, content));
+  } finally {
+    ctx.reply.close();
+  }
+}
+
+export interface StreamOptions {
+  includeUsage: boolean;
+  keepAliveMs: number;
+  /** Called once when the stream ended: the status to log and the error code if it failed. */
+  onEnd?: (outcome: { code: string | null; status: number }) => void;
+}
+
+/**
+ * The event stream: role chunk, content chunks, one finish chunk, optional usage chunk, `[DONE]`.
+ * A failure after the first byte becomes a `data: {"error": ...}` frame and the stream closes without [DONE].
+ * Cancellation (client gone) closes the reply, which aborts the upstream and deletes the conversation.
+ */
+export function streamCompletion(ctx: ReplyContext, options: StreamOptions): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  const frame = contentFramer(ctx.head);
+  const parts: string[] | undefined = options.includeUsage ? [] : undefined;
+  let ended = false;
+  let lastWrite = Date.now();
+  let ping: ReturnType<typeof setInterval> | undefined;
+
+  const end = (status: number, code: string | null) => {
+    if (ended) return;
+    ended = true;
+    clearInterval(ping);
+    ctx.reply.close();
+    options.onEnd?.({ status, code });
+  };
+
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (s: string) => {
+        if (ended) return;
+        lastWrite = Date.now();
+        controller.enqueue(encoder.encode(s));
+      };
+      ping = setInterval(() => {
+        if (Date.now() - lastWrite >= options.keepAliveMs * 0.9) send(PING_FRAME);
+      }, options.keepAliveMs);
+      send(dataFrame(deltaChunk(ctx.head, { role: "assistant", content: "" })));
+      (async () => {
+        try {
+          const finish = await pump(ctx, (t) => {
+            parts?.push(t);
+            send(frame(t));
+          });
+          send(dataFrame(deltaChunk(ctx.head, {}, finish)));
+          if (parts) send(dataFrame(usageChunk(ctx.head, usage(ctx, parts.join("")))));
+          send(DONE_FRAME);
+          if (!ended) controller.close();
+          end(200, null);
+        } catch (err) {
+          if (ended) return;
+          const e = isAbort(err) ? new ApiError(499, "Client closed the request", { code: "client_closed" }) : toApiError(err);
+          send(dataFrame(e.toJSON()));
+          controller.close();
+          end(e.status, e.code);
+        }
+      })();
+    },
+    cancel() {
+      end(499, "client_closed");
+    },
+  });
+}

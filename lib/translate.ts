@@ -1,0 +1,179 @@
+// Pure translation: reply pieces to OpenAI chunks and completions, and stop / max_tokens cutting.
+
+export type FinishReason = "stop" | "length";
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/** The token counting the cutter needs (a real tokenizer in production, anything in tests). */
+export interface Tokenizer {
+  encode(text: string): number[];
+  decode(tokens: number[]): string;
+  count(text: string): number;
+}
+
+export interface CutOptions {
+  stop: readonly string[];
+  maxTokens?: number;
+  tokenizer?: Tokenizer;
+}
+
+export interface CutResult {
+  /** Text that may go to the client now. */
+  emit: string;
+  /** Set once the reply is cut: stop reading the upstream. */
+  finish?: FinishReason;
+}
+
+/**
+ * Cuts a reply at the first stop sequence (even one split across pieces) or at `maxTokens` tokens.
+ * Text that could be the start of a stop sequence is held back until the next piece decides it.
+ */
+export class Cutter {
+  private readonly stop: readonly string[];
+  private readonly maxTokens?: number;
+  private readonly tokenizer?: Tokenizer;
+  private held = "";
+  private emitted = "";
+  private estimate = 0;
+  private finished = false;
+  private readonly keepText: boolean;
+
+  constructor(options: CutOptions) {
+    this.stop = options.stop.filter((s) => s.length > 0);
+    this.maxTokens = options.maxTokens;
+    this.tokenizer = options.tokenizer;
+    if (this.maxTokens !== undefined && !this.tokenizer) throw new Error("Cannot cut at max_tokens without a tokenizer");
+    this.keepText = this.maxTokens !== undefined;
+  }
+
+  /** True when neither stop nor max_tokens applies: pieces pass through untouched. */
+  get passThrough(): boolean {
+    return this.stop.length === 0 && this.maxTokens === undefined;
+  }
+
+  /** Feeds one upstream piece. */
+  push(piece: string): CutResult {
+    if (this.finished) return { emit: "" };
+    if (this.maxTokens === 0) return this.end("", "length");
+    let text = this.held + piece;
+    this.held = "";
+    let finish: FinishReason | undefined;
+    if (this.stop.length) {
+      let at = -1;
+      for (const s of this.stop) {
+        const i = text.indexOf(s);
+        if (i >= 0 && (at < 0 || i < at)) at = i;
+      }
+      if (at >= 0) {
+        text = text.slice(0, at);
+        finish = "stop";
+      } else {
+        const keep = this.heldSuffix(text);
+        this.held = text.slice(text.length - keep);
+        text = text.slice(0, text.length - keep);
+      }
+    }
+    if (this.maxTokens !== undefined && text) {
+      const cut = this.cutAtTokens(text);
+      if (cut !== null) return this.end(cut, "length");
+    }
+    if (finish) return this.end(text, finish);
+    if (this.keepText) this.emitted += text;
+    return { emit: text };
+  }
+
+  /** The end of the upstream stream: releases held-back text (still subject to max_tokens). */
+  flush(): CutResult {
+    if (this.finished || !this.held) return { emit: "" };
+    const text = this.held;
+    this.held = "";
+    if (this.maxTokens !== undefined) {
+      const cut = this.cutAtTokens(text);
+      if (cut !== null) return this.end(cut, "length");
+    }
+    return { emit: text };
+  }
+
+  private end(emit: string, finish: FinishReason): CutResult {
+    this.finished = true;
+    this.held = "";
+    return { emit, finish };
+  }
+
+  /** Longest suffix of `text` that is a proper prefix of some stop sequence. */
+  private heldSuffix(text: string): number {
+    let best = 0;
+    for (const s of this.stop) {
+      for (let n = Math.min(s.length - 1, text.length); n > best; n--) {
+        if (text.endsWith(s.slice(0, n))) {
+          best = n;
+          break;
+        }
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Returns the part of `text` that still fits in max_tokens if the reply would exceed it, else null.
+   * Per-piece counts slightly over-estimate, so the exact count of the whole reply is only taken when the
+   * estimate crosses the limit: cheap for long replies, exact at the cut.
+   */
+  private cutAtTokens(text: string): string | null {
+    const tk = this.tokenizer!;
+    const limit = this.maxTokens!;
+    this.estimate += tk.count(text);
+    if (this.estimate <= limit) return null;
+    const whole = this.emitted + text;
+    const tokens = tk.encode(whole);
+    this.estimate = tokens.length;
+    if (tokens.length <= limit) return null;
+    // A cut may end inside a multi-byte character: drop the replacement character it decodes to.
+    const prefix = tk.decode(tokens.slice(0, limit)).replace(/\uFFFD+$/, "");
+    return prefix.length > this.emitted.length && whole.startsWith(prefix) ? prefix.slice(this.emitted.length) : "";
+  }
+}
+
+/** The fields every chunk of one response shares. */
+export interface ChunkHead {
+  id: string;
+  created: number;
+  model: string;
+}
+
+/** The OpenAI `chat.completion.chunk` for a delta. */
+export function deltaChunk(head: ChunkHead, delta: { role?: "assistant"; content?: string }, finish: FinishReason | null = null) {
+  return {
+    id: head.id,
+    object: "chat.completion.chunk" as const,
+    created: head.created,
+    model: head.model,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  };
+}
+
+/** The `include_usage` chunk: empty choices and the usage. */
+export function usageChunk(head: ChunkHead, usage: Usage) {
+  return { id: head.id, object: "chat.completion.chunk" as const, created: head.created, model: head.model, choices: [], usage };
+}
+
+/** The OpenAI `chat.completion` for a whole reply. */
+export function completion(head: ChunkHead, content: string, finish: FinishReason, usage: Usage) {
+  return {
+    id: head.id,
+    object: "chat.completion" as const,
+    created: head.created,
+    model: head.model,
+    choices: [{ index: 0, message: { role: "assistant" as const, content, refusal: null }, logprobs: null, finish_reason: finish }],
+    usage,
+  };
+}
+
+/** Usage from two counts. */
+export function usageOf(promptTokens: number, completionTokens: number): Usage {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
