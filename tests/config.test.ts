@@ -1,0 +1,26 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "../lib/config.ts";
+
+describe("loadConfig", () => {
+  it("has defaults for an empty environment", () => {
+    const c = loadConfig({});
+    assert.equal(c.port, 8000);
+    assert.equal(c.host, "0.0.0.0");
+    assert.equal(c.baseUrl, "https://ai-role.cn/echo-prod");
+  });
+  it("accepts the original's SERVER_PORT and SERVER_HOST; PORT and HOST win", () => {
+    assert.equal(loadConfig({ SERVER_PORT: "9000" }).port, 9000);
+    assert.equal(loadConfig({ SERVER_PORT: "9000", PORT: "9100" }).port, 9100);
+    assert.equal(loadConfig({ SERVER_HOST: "127.0.0.1" }).host, "127.0.0.1");
+  });
+  it("names the variable of a bad value", () => {
+    assert.throws(() => loadConfig({ PORT: "eighty" }), (e: unknown) => e instanceof ConfigError && /PORT/.test(e.message));
+    assert.throws(() => loadConfig({ EMOHAA_BASE_URL: "ftp://x" }), (e: unknown) => e instanceof ConfigError && /EMOHAA_BASE_URL/.test(e.message));
+    assert.throws(() => loadConfig({ LOG_LEVEL: "loud" }), (e: unknown) => e instanceof ConfigError && /LOG_LEVEL/.test(e.message));
+  });
+  it("treats empty values as unset and trims the base URL's slash", () => {
+    assert.equal(loadConfig({ PORT: "" }).port, 8000);
+    assert.equal(loadConfig({ EMOHAA_BASE_URL: "http://x/echo-prod/" }).baseUrl, "http://x/echo-prod");
+  });
+});
