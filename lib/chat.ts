@@ -154,6 +154,8 @@ class Attempt {
   async read(): Promise<string | null> {
     try {
       const r = await this.reader!.read();
+      // A cancelled reader ends "done": after a timeout or close that is a failure, not the reply's end.
+      if (this.timedOut || this.closed) throw new Error("Reply stopped");
       if (r.done) return null;
       this.phaseIsIdle = true;
       this.arm(this.deps.timeouts.idleMs);
@@ -185,6 +187,7 @@ class Attempt {
     if (this.closed) return;
     this.timedOut = phase;
     this.ac.abort();
+    this.reader?.cancel().catch(() => {});
   }
 
   mapError(err: unknown): ApiError {

@@ -18,7 +18,33 @@ export async function startSim(options?: Parameters<typeof createSimulator>[0]):
 
 /** A `fetch` that hands requests straight to the simulator (no sockets): for unit tests. */
 export function simFetch(sim: Simulator): typeof fetch {
-  return ((input: RequestInfo | URL, init?: RequestInit) => sim.fetch(new Request(input, init))) as typeof fetch;
+  return (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const req = new Request(input, init);
+    const res = await sim.fetch(req);
+    if (!res.body || !init?.signal) return res;
+    // Like a real fetch: aborting the request errors the body being read.
+    const signal = init.signal;
+    const reader = res.body.getReader();
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        signal.addEventListener("abort", () => {
+          try { c.error(new DOMException("The operation was aborted", "AbortError")); } catch { /* closed */ }
+          reader.cancel().catch(() => {});
+        }, { once: true });
+      },
+      async pull(c) {
+        try {
+          const r = await reader.read();
+          if (r.done) c.close();
+          else c.enqueue(r.value);
+        } catch (err) {
+          try { c.error(err); } catch { /* closed */ }
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  }) as typeof fetch;
 }
 
 /** Polls until `check` passes or `ms` elapse. */

@@ -1,0 +1,294 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { eventually } from "./support/sim.ts";
+import { sseEvents, testApp, user } from "./support/app.ts";
+
+const json = (r: Response) => r.json() as Promise<any>;
+
+describe("POST /v1/chat/completions (non-stream)", () => {
+  it("answers a chat.completion with estimated usage and deletes the conversation", async () => {
+    const t = testApp();
+    const res = await t.chat({ model: "gpt-4o-mini", ...user("你好") });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type")!, /^application\/json/);
+    const body = await json(res);
+    assert.equal(body.object, "chat.completion");
+    assert.equal(body.model, "emohaa");
+    assert.equal(body.choices[0].message.role, "assistant");
+    assert.equal(body.choices[0].message.content, "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？");
+    assert.equal(body.choices[0].finish_reason, "stop");
+    assert.equal(typeof body.created, "number");
+    assert.ok(body.usage.completion_tokens > 5 && body.usage.prompt_tokens > 0);
+    assert.equal(body.usage.total_tokens, body.usage.prompt_tokens + body.usage.completion_tokens);
+    await eventually(() => t.sim.state().open === 0, 2000, "deletion");
+    assert.equal(t.sim.state().deleted, 1);
+    assert.equal(t.sim.state().badDeletes, 0);
+  });
+
+  it("accepts unknown OpenAI fields and any model", async () => {
+    const t = testApp();
+    const res = await t.chat({
+      model: "whatever", temperature: 0.7, top_p: 1, presence_penalty: 0, frequency_penalty: 0, user: "u", metadata: { a: 1 },
+      tools: [{ type: "function", function: { name: "f" } }], parallel_tool_calls: false, stream_options: { include_usage: true }, stream: false, n: 1, ...user("hi"),
+    });
+    assert.equal(res.status, 200);
+  });
+
+  it("Dify's credential check: max_tokens 5 on 'ping' returns a completion cut at 5 tokens", async () => {
+    const t = testApp();
+    const res = await t.chat({ max_tokens: 5, messages: [{ role: "user", content: "ping" }] });
+    const body = await json(res);
+    assert.equal(res.status, 200);
+    assert.equal(body.object, "chat.completion");
+    assert.equal(body.choices[0].finish_reason, "length");
+    assert.equal(body.usage.completion_tokens, 5);
+    await eventually(() => t.sim.state().open === 0);
+  });
+
+  it("flattens the history into labelled lines", async () => {
+    const t = testApp();
+    await t.chat({
+      messages: [
+        { role: "system", content: "be gentle" },
+        { role: "user", content: [{ type: "text", text: "I feel" }, { type: "image_url", image_url: { url: "data:x" } }, { type: "text", text: "tired" }] },
+        { role: "assistant", content: "I hear you, assistant here" },
+        { role: "user", content: "thanks" },
+      ],
+    });
+    assert.equal(t.sim.state().prompts[0], "system:be gentle\nuser:I feel\ntired\nemohaa:I hear you, assistant here\nuser:thanks");
+  });
+
+  it("cuts at a stop sequence split across pieces", async () => {
+    const t = testApp();
+    const body = await json(await t.chat({ stop: ["心情"], ...user("hi") }));
+    assert.equal(body.choices[0].message.content, "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天");
+    assert.equal(body.choices[0].finish_reason, "stop");
+    await eventually(() => t.sim.state().open === 0);
+  });
+});
+
+describe("POST /v1/chat/completions (stream)", () => {
+  it("streams role chunk, content chunks, one finish chunk, usage, [DONE] with SSE headers", async () => {
+    const t = testApp();
+    const res = await t.chat({ stream: true, stream_options: { include_usage: true }, ...user("hi [[split]]") }, "live-1", { accept: "application/json", "accept-encoding": "gzip, br" });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type")!, /^text\/event-stream/);
+    assert.equal(res.headers.get("cache-control"), "no-cache");
+    assert.equal(res.headers.get("x-accel-buffering"), "no");
+    assert.equal(res.headers.get("content-encoding"), null);
+    const events = await sseEvents(res);
+    assert.equal(events.at(-1), "[DONE]");
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    assert.deepEqual(chunks[0].choices[0].delta, { role: "assistant", content: "" });
+    const ids = new Set(chunks.map((c) => c.id));
+    assert.equal(ids.size, 1);
+    assert.ok(chunks.every((c) => c.object === "chat.completion.chunk" && c.model === "emohaa" && Array.isArray(c.choices)));
+    const finishes = chunks.filter((c) => c.choices[0]?.finish_reason);
+    assert.equal(finishes.length, 1);
+    assert.equal(finishes[0].choices[0].finish_reason, "stop");
+    const usage = chunks.at(-1);
+    assert.deepEqual(usage.choices, []);
+    assert.ok(usage.usage.completion_tokens > 0);
+    const text = chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("");
+    assert.equal(text, "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？");
+    await eventually(() => t.sim.state().open === 0);
+  });
+
+  it("never sends an empty-choices chunk without include_usage", async () => {
+    const t = testApp();
+    const events = await sseEvents(await t.chat({ stream: true, ...user("hi") }));
+    for (const e of events.slice(0, -1)) assert.equal(JSON.parse(e).choices.length, 1);
+  });
+
+  it("keeps multi-line pieces intact", async () => {
+    const t = testApp();
+    const events = await sseEvents(await t.chat({ stream: true, ...user("[[reply:ab\ncd]] [[pieces:1]]") }));
+    const text = events.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? "").join("");
+    assert.equal(text, "ab\ncd");
+  });
+
+  it("max_tokens cuts the stream with finish_reason length and stops the upstream", async () => {
+    const t = testApp();
+    const events = await sseEvents(await t.chat({ stream: true, max_completion_tokens: 3, ...user("[[pieces:500]] [[delay:2]]") }));
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    assert.equal(chunks.at(-1).choices[0].finish_reason, "length");
+    await eventually(() => t.sim.state().open === 0 && t.sim.state().openStreams === 0);
+    assert.equal(t.sim.state().aborted, 1);
+  });
+
+  it("sends `: ping` keep-alives while the upstream is silent", async () => {
+    const t = testApp({ keepAliveMs: 100 });
+    const events = await sseEvents(await t.chat({ stream: true, ...user("[[pieces:2]] [[delay:450]]") }));
+    assert.ok(events.filter((e) => e === ": ping").length >= 2, events.join("|"));
+    assert.equal(events.at(-1), "[DONE]");
+  });
+
+  it("reports a failure after streaming began as an error frame, never [DONE]", async () => {
+    const t = testApp({ keepAliveMs: 50 });
+    const events = await sseEvents(await t.chat({ stream: true, ...user("[[pieces:10]] [[delay:100]]") }, "cut-1"));
+    assert.notEqual(events.at(-1), "[DONE]");
+    const last = JSON.parse(events.at(-1)!);
+    assert.equal(last.error.code, "upstream_stream_cut");
+    assert.ok(!events.some((e) => e.startsWith("{") && JSON.parse(e).choices?.[0]?.finish_reason));
+    await eventually(() => t.sim.state().open === 0);
+  });
+});
+
+describe("errors", () => {
+  it("expired token: 401 OpenAI error, fast, no conversation left", async () => {
+    const t = testApp();
+    const started = Date.now();
+    const res = await t.chat(user("hi"), "expired-1");
+    assert.equal(res.status, 401);
+    assert.ok(Date.now() - started < 2000);
+    const body = await json(res);
+    assert.deepEqual(Object.keys(body.error).sort(), ["code", "message", "param", "type"]);
+    assert.equal(body.error.type, "authentication_error");
+    assert.ok(!JSON.stringify(body).includes("expired-1"));
+    assert.equal(t.sim.state().open, 0);
+  });
+
+  it("expired token answered with HTTP 200 and a problem body is still a 401", async () => {
+    const t = testApp();
+    assert.equal((await t.chat(user("hi"), "expired200-x")).status, 401);
+  });
+
+  it("fails over to the next token at once, deleting what the failed attempt created", async () => {
+    const t = testApp();
+    for (const bad of ["expired-a", "create500-a", "chat500-a", "ratelimit-a"]) {
+      const res = await t.chat(user("hi"), `${bad},live-b`);
+      assert.equal(res.status, 200, bad);
+    }
+    await eventually(() => t.sim.state().open === 0);
+    assert.equal(t.sim.state().badDeletes, 0);
+  });
+
+  it("gives up after 3 attempts", async () => {
+    const t = testApp();
+    const res = await t.chat(user("hi"), "chat500-a,chat500-b,chat500-c,chat500-d");
+    assert.equal(res.status, 502);
+    assert.equal(t.sim.state().chats, 3);
+    await eventually(() => t.sim.state().open === 0);
+  });
+
+  it("upstream 429 is a 429 with retry-after", async () => {
+    const t = testApp();
+    const res = await t.chat(user("hi"), "ratelimit-1");
+    assert.equal(res.status, 429);
+    assert.equal(res.headers.get("retry-after"), "7");
+    assert.equal((await json(res)).error.type, "rate_limit_error");
+  });
+
+  it("upstream 5xx is a 502, create timeout a 504, silent stream a 504", async () => {
+    assert.equal((await testApp().chat(user("hi"), "create500-1")).status, 502);
+    const t = testApp({ timeouts: { createMs: 100 } });
+    assert.equal((await t.chat(user("hi"), "hang-1")).status, 504);
+    const s = testApp({ timeouts: { firstPieceMs: 100 } });
+    const res = await s.chat(user("hi"), "silent-1");
+    assert.equal(res.status, 504);
+    await eventually(() => s.sim.state().open === 0 && s.sim.state().openStreams === 0);
+  });
+
+  it("non-stream request whose upstream fails mid-way gets a 5xx, not a partial 200", async () => {
+    const t = testApp();
+    const res = await t.chat(user("hi"), "cut-1");
+    assert.equal(res.status, 502);
+    await eventually(() => t.sim.state().open === 0);
+  });
+
+  it("validation failures are 400 with param", async () => {
+    const t = testApp();
+    const cases: [unknown, string | null][] = [
+      [{ messages: [] }, "messages"],
+      [{ messages: [{ role: "wizard", content: "x" }] }, "messages.0.role"],
+      [{ ...user("x"), n: 2 }, "n"],
+      [{ ...user("x"), stop: ["a", "b", "c", "d", "e"] }, "stop"],
+      [{ ...user("x"), stream: "yes" }, "stream"],
+    ];
+    for (const [body, param] of cases) {
+      const res = await t.chat(body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      const e = (await json(res)).error;
+      assert.equal(e.type, "invalid_request_error");
+      assert.equal(e.param, param);
+    }
+    const bad = await t.chat("{not json");
+    assert.equal(bad.status, 400);
+    assert.equal((await json(bad)).error.type, "invalid_request_error");
+    assert.equal(t.sim.state().created, 0);
+  });
+
+  it("a last message too long for the URL is 400 context_length_exceeded", async () => {
+    const t = testApp({ promptMaxBytes: 500 });
+    const res = await t.chat(user("长".repeat(200)));
+    assert.equal(res.status, 400);
+    assert.equal((await json(res)).error.code, "context_length_exceeded");
+  });
+
+  it("missing bearer is 401", async () => {
+    const t = testApp();
+    const res = await t.app.request("/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(user("x")) });
+    assert.equal(res.status, 401);
+  });
+
+  it("unknown routes are 404 OpenAI errors", async () => {
+    const res = await testApp().app.request("/v1/nothing");
+    assert.equal(res.status, 404);
+    assert.equal(((await res.json()) as any).error.type, "not_found_error");
+  });
+});
+
+describe("other routes", () => {
+  it("GET /v1/models lists emohaa", async () => {
+    const res = await testApp().app.request("/v1/models");
+    assert.match(res.headers.get("content-type")!, /application\/json/);
+    const body = (await res.json()) as any;
+    assert.equal(body.object, "list");
+    assert.deepEqual(body.data.map((m: any) => [m.id, m.object]), [["emohaa", "model"]]);
+  });
+
+  it("GET /ping answers pong", async () => {
+    assert.equal(await (await testApp().app.request("/ping")).text(), "pong");
+  });
+
+  it("POST /token/check: live, expired, garbage token and bad body", async () => {
+    const t = testApp();
+    const check = (body: unknown) => t.app.request("/token/check", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    assert.deepEqual(await (await check({ token: "live-1" })).json(), { live: true });
+    assert.deepEqual(await (await check({ token: "expired-1" })).json(), { live: false });
+    assert.deepEqual(await (await check({ token: "a b\u00e9" })).json(), { live: false });
+    assert.deepEqual(await (await check({ token: "hang-1" })).json(), { live: true }.live ? { live: true } : { live: false });
+    const bad = await check({ nope: 1 });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as any).error.param, "token");
+  });
+
+  it("CORS: preflight without auth reflects requested headers; errors carry the origin header", async () => {
+    const t = testApp();
+    const pre = await t.app.request("/v1/chat/completions", {
+      method: "OPTIONS",
+      headers: { origin: "https://chat.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type,x-stainless-os" },
+    });
+    assert.ok(pre.status === 204 || pre.status === 200);
+    assert.equal(pre.headers.get("access-control-allow-origin"), "*");
+    assert.match(pre.headers.get("access-control-allow-headers")!, /x-stainless-os/);
+    const err = await t.chat(user("x"), "expired-1", { origin: "https://chat.example" });
+    assert.equal(err.headers.get("access-control-allow-origin"), "*");
+    assert.match(err.headers.get("access-control-expose-headers")!, /x-request-id/);
+    assert.ok(err.headers.get("x-request-id"));
+    const stream = await t.chat({ stream: true, ...user("x") }, "live-1", { origin: "https://chat.example" });
+    assert.equal(stream.headers.get("access-control-allow-origin"), "*");
+    assert.ok(stream.headers.get("x-request-id"));
+    await stream.text();
+  });
+
+  it("logs one line per request with no token and no message text", async () => {
+    const t = testApp();
+    await t.chat(user("my secret feelings"), "live-secret-token");
+    await t.chat(user("my secret feelings"), "expired-secret-token");
+    await eventually(() => t.logs.length >= 2);
+    const all = t.logs.join("\n");
+    assert.ok(!all.includes("secret"), all);
+    assert.match(t.logs[0]!, /POST \/v1\/chat\/completions 200 \d+ms attempts=1 id=req_/);
+  });
+});
