@@ -31,9 +31,32 @@ function denoCounts(file) {
   return { p: leaves.length - f - s, f, s };
 }
 
+/** Type checks count as one test each: tsc (with bun-types) and deno check. */
+function typecheck() {
+  const checks = [
+    ["tsc", [bin("tsc"), "--noEmit", "-p", "."]],
+    ["deno check", [bin("deno"), "check", "server.ts", "scripts/demo.ts", "scripts/sim.ts"]],
+  ];
+  let p = 0;
+  let f = 0;
+  for (const [name, [cmd, ...args]] of checks) {
+    const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    const ok = r.status === 0;
+    console.log(`=== typecheck ${name}: ${ok ? "ok" : "FAILED"}`);
+    if (!ok) process.stdout.write((r.stdout ?? "") + (r.stderr ?? ""));
+    ok ? p++ : f++;
+  }
+  return { p, f };
+}
+
 let passed = 0;
 let skipped = 0;
 let failed = 0;
+if (!only.length && !process.env.TEST_RUNTIME) {
+  const t = typecheck();
+  passed += t.p;
+  failed += t.f;
+}
 for (const run of runs) {
   if (!existsSync(run.cmd)) {
     console.error(`${run.name} is not installed: run npm install first`);

@@ -163,6 +163,14 @@ describe("errors", () => {
     assert.equal(t.sim.state().badDeletes, 0);
   });
 
+  it("retries a failed deletion with backoff until it succeeds, exactly once", async () => {
+    const t = testApp();
+    assert.equal((await t.chat(user("hi"), "delfail-1")).status, 200);
+    await eventually(() => t.sim.state().open === 0, 2000, "deletion after retries");
+    assert.equal(t.sim.state().deleted, 1);
+    assert.equal(t.conversations.deleteFailures, 0);
+  });
+
   it("gives up after 3 attempts", async () => {
     const t = testApp();
     const res = await t.chat(user("hi"), "chat500-a,chat500-b,chat500-c,chat500-d");

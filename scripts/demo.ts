@@ -1,0 +1,21 @@
+// Demo: the upstream simulator and the gateway wired to it, so anyone can try the API with no Emohaa account.
+import { buildApp } from "../server.ts";
+import { createSimulator } from "../lib/sim.ts";
+import { readEnv, serve } from "../runtime/serve.ts";
+
+const env = readEnv();
+const sim = createSimulator();
+const upstream = await serve(sim.fetch, { port: 0, hostname: "127.0.0.1" });
+const { app, config } = buildApp({ ...env, EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod` });
+const served = await serve(app.fetch, { port: config.port, hostname: config.host });
+const url = `http://localhost:${served.port}`;
+console.log(`
+  emohaa-free-api DEMO: answers come from a local SIMULATOR of Emohaa, not the real service.
+
+  Gateway listening on ${url}   (playground at /, API docs at /docs)
+  Demo token:  live-demo        (any token starting with "live" works; "expired..." shows a rejected token)
+
+  Try:
+    curl ${url}/v1/chat/completions -H 'Authorization: Bearer live-demo' \\
+      -H 'Content-Type: application/json' -d '{"model":"emohaa","stream":true,"messages":[{"role":"user","content":"你好"}]}'
+`);

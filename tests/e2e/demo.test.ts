@@ -1,0 +1,25 @@
+// The demo command: simulator and gateway in one process, usable with the printed demo token.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { serverCommand, startServer } from "../support/server.ts";
+
+describe("npm run demo", () => {
+  it("starts the simulator and the gateway, and the printed demo token works", async (t) => {
+    if (process.env.E2E_COMMAND) return t.skip("runs from source only");
+    const cmd = serverCommand();
+    const demo = await startServer({}, [...cmd.slice(0, -1), "scripts/demo.ts"]);
+    try {
+      assert.match(demo.output(), /SIMULATOR/);
+      const token = /Demo token:\s+(\S+)/.exec(demo.output())![1]!;
+      const res = await fetch(`${demo.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ messages: [{ role: "user", content: "hi" }] }),
+      });
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as any).object, "chat.completion");
+    } finally {
+      await demo.kill();
+    }
+  });
+});
