@@ -1,53 +1,162 @@
-// Composition root: environment -> config -> upstream client, token picker -> createApp -> serve.
+// Composition root: environment -> config -> upstream client, token pool -> createApp -> serve.
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createApp } from "./lib/app.ts";
-import { Conversations } from "./lib/chat.ts";
+import { Conversations } from "./lib/conversations.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { createEmohaaClient } from "./lib/emohaa.ts";
 import { createLogger } from "./lib/log.ts";
-import { TokenPicker } from "./lib/tokens.ts";
+import { Metrics } from "./lib/metrics.ts";
+import { createAuth } from "./lib/auth.ts";
+import { journalFor, type JournalStore, resolveEntries } from "./lib/journal.ts";
+import { parseTokenList, TokenPool } from "./lib/pool.ts";
 import { loadTokenizer } from "./lib/usage.ts";
-import { readEnv, serve } from "./runtime/serve.ts";
+import { fileJournal, kvJournal } from "./runtime/journal.ts";
+import { exit, onSignal, readArgs, readEnv, serve } from "./runtime/serve.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * Opens the crash journal the configuration asks for. Only a server holding the tokens keeps one: the journal
+ * names tokens by pool position, and a client's own token is never written anywhere.
+ */
+export async function openJournal(config: ReturnType<typeof loadConfig>): Promise<JournalStore | undefined> {
+  if (!config.serverTokens || config.journal.kind === "off") return undefined;
+  if (config.journal.kind === "kv") {
+    return kvJournal().catch((err) => {
+      throw new ConfigError(`Invalid JOURNAL=kv: ${err instanceof Error ? err.message : "Deno KV cannot be opened"} (run with --unstable-kv, or use JOURNAL=file)`);
+    });
+  }
+  return fileJournal(config.journal.file ?? join(tmpdir(), `emohaa-free-api-${config.port}.journal`));
+}
+
 /** Builds the app from an environment map; exported for entry points other than this file (Deno Deploy). */
-export function buildApp(env: Record<string, string | undefined>) {
+export function buildApp(env: Record<string, string | undefined>, journalStore?: JournalStore) {
   const config = loadConfig(env);
   const logger = createLogger(config.logLevel);
-  const client = createEmohaaClient({ baseUrl: config.baseUrl });
-  const conversations = new Conversations(client, sleep);
+  const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits });
+  let journalFailed = false;
+  const journal = journalStore
+    ? journalFor(journalStore, () => serverTokens, (err) => {
+        if (!journalFailed) logger.error(`crash journal write failed (${err instanceof Error ? err.name : "error"}); conversations are still deleted`);
+        journalFailed = true;
+      })
+    : undefined;
+  const conversations = new Conversations(client, sleep, undefined, journal);
+  const pool = new TokenPool(config.pool);
+  const shutdown = new AbortController();
+  const metrics = new Metrics();
+  // Server-side tokens: the inline list plus the file's, re-read on SIGHUP (see main).
+  let serverTokens: string[] = [];
+  const reloadTokens = () => {
+    const st = config.serverTokens!;
+    const fromFile = st.file ? parseTokenList(readFileSync(st.file, "utf8")) : [];
+    serverTokens = [...new Set([...st.inline, ...fromFile])];
+    return serverTokens.length;
+  };
+  if (config.serverTokens) {
+    try {
+      reloadTokens();
+    } catch {
+      throw new ConfigError(`Invalid EMOHAA_TOKENS_FILE=${JSON.stringify(config.serverTokens.file)}: cannot read the file`);
+    }
+  }
+  const auth = createAuth({ serverTokens: config.serverTokens ? () => serverTokens : undefined, apiKeys: config.apiKeys });
   const app = createApp({
-    chat: { client, picker: new TokenPicker(), conversations, timeouts: config.timeouts, maxAttempts: config.maxAttempts, sleep },
+    chat: { client, pool, conversations, timeouts: config.timeouts, maxAttempts: config.maxAttempts, sleep, shutdown: shutdown.signal, onFirstPiece: (s) => metrics.firstPiece(s) },
+    auth,
+    pool,
     client,
     logger,
     tokenizer: loadTokenizer,
     promptMaxBytes: config.promptMaxBytes,
     keepAliveMs: config.keepAliveMs,
     corsOrigin: config.corsOrigin,
+    maxBodyBytes: config.maxBodyBytes,
+    metrics,
     now: Date.now,
     id: () => crypto.randomUUID().replaceAll("-", ""),
   });
-  return { app, config, logger, conversations };
+  /** Deletes what the journal lists: conversations an earlier process left when it crashed. */
+  const recover = async () => {
+    if (!journalStore) return 0;
+    const { found, orphaned } = resolveEntries(await journalStore.load(), serverTokens);
+    for (const e of orphaned) await journalStore.remove(e.cid);
+    await Promise.all(found.map((f) => conversations.deleteLeftover(f.token, f.cid)));
+    return found.length;
+  };
+  return { app, config, logger, conversations, pool, shutdown, recover, reloadTokens: config.serverTokens ? reloadTokens : undefined };
 }
 
 async function main() {
   let built: ReturnType<typeof buildApp>;
   try {
-    built = buildApp(readEnv());
+    const env = readEnv();
+    built = buildApp(env, await openJournal(loadConfig(env)));
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`emohaa-free-api: ${err.message}`);
-      (globalThis as any).process?.exit?.(1);
-      (globalThis as any).Deno?.exit?.(1);
+      exit(1);
     }
     throw err;
   }
-  const { app, config, logger } = built;
+  const { app, config, logger, reloadTokens, pool, conversations, shutdown, recover } = built;
+  if (reloadTokens && config.serverTokens?.file) {
+    onSignal("SIGHUP", () => {
+      try {
+        logger.info(`reloaded ${reloadTokens()} server-side tokens from EMOHAA_TOKENS_FILE`);
+      } catch (err) {
+        logger.error(`cannot reload EMOHAA_TOKENS_FILE, keeping the old tokens: ${err instanceof Error ? err.name : "error"}`);
+      }
+    });
+  }
   const served = await serve(app.fetch, { port: config.port, hostname: config.host });
   const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   console.log(`emohaa-free-api listening on http://${shown}:${served.port} (upstream ${config.baseUrl})`);
+  const until = async (done: () => boolean, ms: number) => {
+    for (const end = Date.now() + ms; !done() && Date.now() < end; ) await sleep(25);
+  };
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${signal}: no new connections; ${pool.active} requests in flight get ${config.shutdownGraceMs} ms to finish`);
+    served.stop(false).catch(() => {});
+    await until(() => pool.active === 0 && pool.waiting === 0, config.shutdownGraceMs);
+    // What is still open ends with an error frame; its conversations are deleted before the process exits.
+    shutdown.abort();
+    await until(() => conversations.open === 0, 15_000);
+    await conversations.drain();
+    logger.info(`stopped; ${conversations.open} conversations left, ${conversations.deleteFailures} deletions failed`);
+    exit(0);
+  };
+  onSignal("SIGTERM", () => void stop("SIGTERM"));
+  onSignal("SIGINT", () => void stop("SIGINT"));
+  recover().then(
+    (n) => n && logger.info(`deleted ${n} conversations left behind by an earlier process`),
+    (err) => logger.error(`cannot read the crash journal: ${err instanceof Error ? err.name : "error"}`),
+  );
   // Warm the tokenizer after listening so start-up stays fast and the first request does not pay for it.
   loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
 }
 
-if (import.meta.main) await main();
+/**
+ * `--healthcheck`: exits 0 when the server this environment configures answers `/ping` with `pong`, else 1.
+ * The Docker image's HEALTHCHECK runs it, so the image needs no shell or curl.
+ */
+async function healthcheck(): Promise<number> {
+  const config = loadConfig(readEnv());
+  const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host;
+  try {
+    const res = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${config.port}/ping`, { signal: AbortSignal.timeout(3000) });
+    return res.status === 200 && (await res.text()) === "pong" ? 0 : 1;
+  } catch {
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  if (readArgs().includes("--healthcheck")) exit(await healthcheck());
+  else await main();
+}

@@ -1,40 +1,54 @@
 // createApp(deps): the HTTP surface — routes, CORS, request ids, logging and the one error renderer.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
+import { routePath } from "hono/route";
 import type { ChatDeps } from "./chat.ts";
 import { openReply } from "./chat.ts";
-import type { EmohaaClient } from "./emohaa.ts";
+import { type EmohaaClient, UpstreamError } from "./emohaa.ts";
+import { bearerScheme, chatRequestExamples, documentConfig, errorResponses, streamExample } from "./apidoc.ts";
+import { docsRoutes } from "./docs.ts";
+import { playgroundRoutes } from "./ui.ts";
 import { ApiError, toApiError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
 import {
   ChatRequestSchema,
   ChunkSchema,
   CompletionSchema,
-  ErrorSchema,
   ModelListSchema,
   TokenCheckRequestSchema,
   TokenCheckResponseSchema,
+  TokenStatusSchema,
 } from "./openai.ts";
 import { buildPrompt } from "./prompt.ts";
 import { collectCompletion, streamCompletion } from "./respond.ts";
 import { SSE_HEADERS } from "./sse.ts";
+import type { Auth } from "./auth.ts";
+import type { TokenPool } from "./pool.ts";
 import { parseBearer } from "./tokens.ts";
 import { Cutter, type Tokenizer } from "./translate.ts";
 
 export interface AppDeps {
   chat: ChatDeps;
+  auth: Auth;
+  pool: TokenPool;
   client: EmohaaClient;
   logger: Logger;
   tokenizer: () => Promise<Tokenizer>;
   promptMaxBytes: number;
   keepAliveMs: number;
   corsOrigin: string;
+  /** Request bodies over this size are refused with 413 (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** Served at `/metrics` when given. */
+  metrics?: Metrics;
   /** Milliseconds since the epoch. */
   now: () => number;
   /** A fresh random id (request ids, completion ids). */
   id: () => string;
-  /** The playground page served at `/`. */
+  /** A page to serve at `/` instead of the built-in playground. */
   homePage?: () => Response | Promise<Response>;
 }
 
@@ -42,33 +56,27 @@ type Env = { Variables: { requestId: string; attempts?: number; streamEnd?: Prom
 
 const MODEL = "emohaa";
 
-const errorResponses = (...statuses: number[]) =>
-  Object.fromEntries(
-    statuses.map((s) => [s, { description: STATUS_TEXT[s] ?? "Error", content: { "application/json": { schema: ErrorSchema } } }]),
-  );
-
-const STATUS_TEXT: Record<number, string> = {
-  400: "Invalid request (`param` names the field)",
-  401: "Missing, expired or rejected token",
-  404: "Not found",
-  429: "Rate limited by Emohaa, or the account is busy (`retry-after` says when to retry)",
-  502: "Emohaa failed or could not be reached",
-  504: "Emohaa did not answer in time",
-};
-
 const chatRoute = createRoute({
   method: "post",
   path: "/v1/chat/completions",
   tags: ["Chat"],
   summary: "Create a chat completion (OpenAI-compatible)",
+  operationId: "createChatCompletion",
+  description:
+    "Sends the conversation to Emohaa as one prompt and answers like OpenAI. With `stream: true` the answer is a " +
+    "`text/event-stream` of `ChatCompletionChunk` frames ending with `data: [DONE]`. A client that disconnects cancels " +
+    "the upstream request; the Emohaa conversation is deleted in every case.",
   security: [{ bearer: [] }],
-  request: { body: { required: true, content: { "application/json": { schema: ChatRequestSchema } } } },
+  request: { body: { required: true, content: { "application/json": { schema: ChatRequestSchema, examples: chatRequestExamples } } } },
   responses: {
     200: {
-      description: "The completion as JSON, or with `stream: true` an event stream of chunks",
-      content: { "application/json": { schema: CompletionSchema }, "text/event-stream": { schema: ChunkSchema } },
+      description: "The completion as JSON, or with `stream: true` an event stream: one `data:` line of JSON per chunk",
+      content: {
+        "application/json": { schema: CompletionSchema },
+        "text/event-stream": { schema: ChunkSchema, examples: { stream: { summary: "A streamed reply, as sent on the wire", value: streamExample } } },
+      },
     },
-    ...errorResponses(400, 401, 429, 502, 504),
+    ...errorResponses(400, 401, 429, 500, 502, 504),
   },
 });
 
@@ -77,6 +85,7 @@ const tokenCheckRoute = createRoute({
   path: "/token/check",
   tags: ["Tokens"],
   summary: "Check whether an Emohaa token is alive",
+  operationId: "checkToken",
   description: "Upstream errors and timeouts answer `live: false`. Do not call it often (the original advised at most every 10 minutes).",
   request: { body: { required: true, content: { "application/json": { schema: TokenCheckRequestSchema } } } },
   responses: {
@@ -90,6 +99,7 @@ const modelsRoute = createRoute({
   path: "/v1/models",
   tags: ["Models"],
   summary: "List the models this server serves",
+  operationId: "listModels",
   responses: { 200: { description: "The model list", content: { "application/json": { schema: ModelListSchema } } } },
 });
 
@@ -98,7 +108,34 @@ const pingRoute = createRoute({
   path: "/ping",
   tags: ["Health"],
   summary: "Liveness check",
+  operationId: "ping",
   responses: { 200: { description: "Always `pong`", content: { "text/plain": { schema: z.string().openapi({ example: "pong" }) } } } },
+});
+
+const metricsRoute = createRoute({
+  method: "get",
+  path: "/metrics",
+  tags: ["Health"],
+  summary: "Prometheus metrics",
+  operationId: "metrics",
+  description: "Requests by route and status, streams in flight, upstream time to first piece, open conversations, token pool states. Counts only.",
+  responses: { 200: { description: "Prometheus text format 0.0.4", content: { "text/plain": { schema: z.string() } } } },
+});
+
+const tokenStatusRoute = createRoute({
+  method: "get",
+  path: "/v1/tokens/status",
+  tags: ["Tokens"],
+  summary: "Health of the token pool",
+  operationId: "tokenStatus",
+  description:
+    "With server-side tokens (EMOHAA_TOKENS), lists the pool's tokens and needs a gateway key. Otherwise lists the tokens of the " +
+    "caller's own bearer. Tokens are shown only as a masked label derived from their SHA-256.",
+  security: [{ bearer: [] }],
+  responses: {
+    200: { description: "Token states", content: { "application/json": { schema: TokenStatusSchema } } },
+    ...errorResponses(401),
+  },
 });
 
 /** Builds the gateway app around its dependencies; nothing here reads the environment or a runtime global. */
@@ -124,8 +161,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.use("*", async function accessLog(c, next) {
     const start = deps.now();
     await next();
-    const line = (status: number, code: string | null) =>
+    // The last matched route's pattern (not the raw path) keeps the metrics' label set bounded.
+    const last = routePath(c, -1);
+    const route = last === "/*" || last === "*" ? "unmatched" : last;
+    const line = (status: number, code: string | null) => {
+      deps.metrics?.request(route, status);
       deps.logger.request({ method: c.req.method, path: c.req.path, status, ms: deps.now() - start, attempts: c.get("attempts"), id: c.get("requestId"), code });
+    };
     const streamEnd = c.get("streamEnd");
     if (streamEnd) streamEnd.then((o) => line(o.status, o.code));
     else line(c.res.status, null);
@@ -137,6 +179,17 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
       origin: deps.corsOrigin === "*" ? "*" : deps.corsOrigin.split(",").map((s) => s.trim()),
       exposeHeaders: ["x-request-id", "retry-after", "x-should-retry"],
       maxAge: 86400,
+    }),
+  );
+
+  const maxBody = deps.maxBodyBytes ?? 1024 * 1024;
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: maxBody,
+      onError: () => {
+        throw new ApiError(413, `Request body is larger than ${maxBody} bytes`, { code: "request_too_large" });
+      },
     }),
   );
 
@@ -157,7 +210,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.openapi(chatRoute, async (c) => {
     const body = c.req.valid("json");
     if (body.n != null && body.n !== 1) throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", { code: "unsupported_value", param: "n" });
-    const tokens = parseBearer(c.req.header("authorization"));
+    const tokens = deps.auth.tokensFor(c.req.header("authorization"));
     const { prompt } = buildPrompt(body.messages, deps.promptMaxBytes);
     const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
     const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
@@ -180,7 +233,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     }
     let resolveEnd!: (o: { status: number; code: string | null }) => void;
     c.set("streamEnd", new Promise((r) => (resolveEnd = r)));
-    const body$ = streamCompletion(ctx, { includeUsage, keepAliveMs: deps.keepAliveMs, onEnd: resolveEnd });
+    const metrics = deps.metrics;
+    if (metrics) metrics.streamsInFlight++;
+    const onEnd = (o: { status: number; code: string | null }) => {
+      if (metrics) metrics.streamsInFlight--;
+      resolveEnd(o);
+    };
+    const body$ = streamCompletion(ctx, { includeUsage, keepAliveMs: deps.keepAliveMs, onEnd });
     return c.body(body$, 200, SSE_HEADERS) as never;
   });
 
@@ -192,9 +251,12 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
       try {
         await deps.client.listConversations(token, AbortSignal.timeout(deps.chat.timeouts.createMs));
         live = true;
-      } catch {
+      } catch (err) {
         live = false;
+        if (err instanceof UpstreamError) deps.pool.report(token, err.kind);
       }
+      // The check feeds the pool's health state like any request.
+      if (live) deps.pool.report(token, "ok");
     }
     return c.json({ live }, 200);
   });
@@ -205,18 +267,33 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
 
   app.openapi(pingRoute, (c) => c.text("pong", 200));
 
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
-    type: "http",
-    scheme: "bearer",
-    description: "One Emohaa token, or several separated by commas: `Bearer T1,T2,T3`.",
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    app.openapi(metricsRoute, (c) => {
+      const text = metrics.render({
+        conversationsOpen: deps.chat.conversations.open,
+        deletionsFailed: deps.chat.conversations.deleteFailures,
+        pool: { ...deps.pool.counts(), waiting: deps.pool.waiting },
+      });
+      return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    });
+  }
+
+  app.openapi(tokenStatusRoute, (c) => {
+    const header = c.req.header("authorization");
+    // Server-side mode: the pool's own tokens, behind a gateway key. Client mode: only the caller's own tokens.
+    const tokens = deps.auth.serverSide ? deps.auth.tokensFor(header) : parseBearer(header);
+    return c.json({ mode: deps.auth.serverSide ? ("server" as const) : ("client" as const), waiting: deps.pool.waiting, tokens: deps.pool.status(tokens) }, 200);
   });
 
-  app.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: { title: "emohaa-free-api", version: "1.0.0", description: "OpenAI-compatible gateway for the Emohaa chatbot" },
-  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", bearerScheme);
 
-  app.get("/", async (c) => (deps.homePage ? deps.homePage() : c.text("emohaa-free-api is running. POST /v1/chat/completions")));
+  app.doc31("/openapi.json", documentConfig);
+
+  // Swagger UI at /docs and the playground at / (unless the caller brings its own home page); all files are embedded.
+  app.route("/", docsRoutes());
+  if (deps.homePage) app.get("/", () => deps.homePage!());
+  app.route("/", playgroundRoutes());
 
   return app;
 }

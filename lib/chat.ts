@@ -2,7 +2,8 @@
 import type { EmohaaClient } from "./emohaa.ts";
 import { UpstreamError } from "./emohaa.ts";
 import { ApiError } from "./errors.ts";
-import type { TokenPicker } from "./tokens.ts";
+import type { Conversations } from "./conversations.ts";
+import type { Lease, Outcome, TokenPool } from "./pool.ts";
 
 export interface ChatTimeouts {
   /** Creating a conversation. */
@@ -15,60 +16,17 @@ export interface ChatTimeouts {
   totalMs: number;
 }
 
-/** Tracks the conversations this process created and has not deleted yet. */
-export class Conversations {
-  open = 0;
-  deleteFailures = 0;
-  private readonly pending = new Set<Promise<void>>();
-
-  constructor(
-    private readonly client: EmohaaClient,
-    private readonly sleep: (ms: number) => Promise<void>,
-    private readonly retryDelaysMs: readonly number[] = [200, 1000, 3000],
-  ) {}
-
-  created(): void {
-    this.open++;
-  }
-
-  /** Deletes a conversation in the background, retrying with backoff; settles exactly once. */
-  delete(token: string, cid: string): Promise<void> {
-    const p = (async () => {
-      for (let i = 0; ; i++) {
-        try {
-          await this.client.deleteConversation(token, cid, AbortSignal.timeout(10_000));
-          return;
-        } catch (err) {
-          // A token rejected now cannot delete later either.
-          const permanent = err instanceof UpstreamError && (err.kind === "auth" || err.kind === "protocol");
-          if (permanent || i >= this.retryDelaysMs.length) {
-            this.deleteFailures++;
-            return;
-          }
-          await this.sleep(this.retryDelaysMs[i]!);
-        }
-      }
-    })().finally(() => {
-      this.open--;
-      this.pending.delete(p);
-    });
-    this.pending.add(p);
-    return p;
-  }
-
-  /** Resolves when every deletion started so far has settled. */
-  async drain(): Promise<void> {
-    while (this.pending.size) await Promise.allSettled([...this.pending]);
-  }
-}
-
 export interface ChatDeps {
   client: EmohaaClient;
-  picker: TokenPicker;
+  pool: TokenPool;
   conversations: Conversations;
   timeouts: ChatTimeouts;
   maxAttempts: number;
   sleep: (ms: number) => Promise<void>;
+  /** Aborted when the server stops: open replies end with an error and their conversations are deleted. */
+  shutdown?: AbortSignal;
+  /** Told the upstream's time to the first piece, in seconds (metrics). */
+  onFirstPiece?: (seconds: number) => void;
 }
 
 /** A reply being read from the upstream. */
@@ -87,7 +45,7 @@ export interface OpenedReply {
   first: string | null | undefined;
 }
 
-type Phase = "first" | "idle" | "total";
+type Phase = "first" | "idle" | "total" | "shutdown";
 
 /** One upstream conversation: its abort controller, watchdog and cleanup. */
 class Attempt {
@@ -99,16 +57,18 @@ class Attempt {
   private deadline = 0;
   private timer?: ReturnType<typeof setTimeout>;
   private totalTimer?: ReturnType<typeof setTimeout>;
-  private readonly release: () => void;
+  readonly token: string;
 
   constructor(
     private readonly deps: ChatDeps,
-    readonly token: string,
+    private readonly lease: Lease,
     clientSignal: AbortSignal,
   ) {
-    this.release = deps.picker.hold(token);
+    this.token = lease.token;
     if (clientSignal.aborted) this.ac.abort(clientSignal.reason);
     else clientSignal.addEventListener("abort", () => this.close(), { once: true });
+    // Shutdown ends the reply like a timeout does: the client gets an error, the conversation is deleted.
+    deps.shutdown?.addEventListener("abort", () => this.expire("shutdown"), { once: true });
   }
 
   /** Creates the conversation. A create already sent is awaited even after the client left, so it can be deleted. */
@@ -116,7 +76,7 @@ class Attempt {
     const { client, conversations, timeouts } = this.deps;
     // The request itself may run longer than the client waits: its id is still needed for deletion.
     const creating = client.createConversation(this.token, AbortSignal.timeout(timeouts.createMs * 4)).then((cid) => {
-      conversations.created();
+      conversations.created(this.token, cid);
       if (this.closed) conversations.delete(this.token, cid);
       else this.cid = cid;
       return cid;
@@ -148,6 +108,8 @@ class Attempt {
     } catch (err) {
       throw this.mapError(err);
     }
+    // The upstream accepted the token and opened the stream: the account is healthy.
+    this.deps.pool.report(this.token, "ok");
   }
 
   /** Reads a piece; re-arms the gap watchdog. */
@@ -168,10 +130,17 @@ class Attempt {
   /** One timer for the piece deadline, moved forward lazily instead of re-created per piece. */
   private arm(ms: number): void {
     this.deadline = Date.now() + ms;
-    if (this.timer === undefined) this.schedule(ms);
+    // Only a deadline earlier than the pending timer needs a new timer; later ones are checked when it fires.
+    if (this.timer === undefined || this.deadline < this.timerAt) {
+      clearTimeout(this.timer);
+      this.schedule(ms);
+    }
   }
 
+  private timerAt = 0;
+
   private schedule(ms: number): void {
+    this.timerAt = Date.now() + ms;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       const left = this.deadline - Date.now();
@@ -190,12 +159,24 @@ class Attempt {
     this.reader?.cancel().catch(() => {});
   }
 
+  /** Maps a failure and tells the pool what it says about the account (a client leaving says nothing). */
+  fail(err: unknown): ApiError {
+    const e = this.mapError(err);
+    if (e instanceof UpstreamError) this.deps.pool.report(this.token, e.kind as Outcome);
+    return e;
+  }
+
   mapError(err: unknown): ApiError {
     const t = this.deps.timeouts;
     if (this.timedOut === "first") return new UpstreamError("timeout", 504, `Emohaa sent nothing within ${t.firstPieceMs} ms`, { code: "upstream_timeout" });
     if (this.timedOut === "idle") return new UpstreamError("timeout", 504, `Emohaa went silent for ${t.idleMs} ms in the middle of the answer`, { code: "upstream_timeout" });
+    if (this.timedOut === "shutdown") return new ApiError(503, "The server is shutting down; retry the request", { code: "server_shutting_down", retryAfter: 1 });
     if (this.timedOut === "total") return new UpstreamError("timeout", 504, `Emohaa's answer took longer than ${t.totalMs} ms`, { code: "upstream_timeout" });
     if (err instanceof ApiError) return err;
+    // eventsource-parser's bound on one event (maxBufferSize) errors the stream with a ParseError.
+    if (err instanceof Error && err.name === "ParseError") {
+      return new UpstreamError("protocol", 502, "Emohaa sent an event larger than this server accepts", { code: "upstream_event_too_large" });
+    }
     if (this.ac.signal.aborted) return new ApiError(499, "Client closed the request", { code: "client_closed" });
     return new UpstreamError("network", 502, "Lost the connection to Emohaa", { code: "upstream_unreachable", cause: err });
   }
@@ -209,7 +190,7 @@ class Attempt {
     this.ac.abort();
     this.reader?.cancel().catch(() => {});
     if (this.cid) this.deps.conversations.delete(this.token, this.cid);
-    this.release();
+    this.lease.release();
   }
 }
 
@@ -238,22 +219,28 @@ export async function openReply(deps: ChatDeps, tokens: readonly string[], promp
   let lastError: ApiError | undefined;
   let attempts = 0;
   while (attempts < deps.maxAttempts) {
-    let token = deps.picker.pick(tokens, tried);
-    if (token === undefined) {
-      // Every token was tried: only transient failures are worth the same token again.
+    let lease = await deps.pool.acquire(tokens, tried, signal);
+    if (!lease) {
+      // Every token was tried: only transient failures are worth the same tokens again, after a short pause.
       if (!lastError || nextStep(lastError) !== "same-or-other") break;
       tried.clear();
-      token = deps.picker.pick(tokens, tried)!;
       await deps.sleep(150 * attempts);
+      lease = await deps.pool.acquire(tokens, tried, signal);
+      if (!lease) break;
     }
-    if (signal.aborted) break;
+    if (signal.aborted) {
+      lease.release();
+      break;
+    }
     attempts++;
-    const attempt = new Attempt(deps, token, signal);
+    const attempt = new Attempt(deps, lease, signal);
     try {
       await attempt.create(signal);
       await attempt.chat(prompt);
       const wait = holdMs - (Date.now() - started);
+      const opened = Date.now();
       const firstRead = attempt.read();
+      if (deps.onFirstPiece) firstRead.then((p) => p !== null && deps.onFirstPiece!((Date.now() - opened) / 1000), () => {});
       firstRead.catch(() => {}); // observed by whoever reads it; never an unhandled rejection
       const first = await raceHold(firstRead, wait);
       const reply = makeReply(attempt, attempts, first === HOLD_EXPIRED ? firstRead : undefined);
@@ -261,8 +248,8 @@ export async function openReply(deps: ChatDeps, tokens: readonly string[], promp
     } catch (err) {
       attempt.close();
       if (signal.aborted) throw new ApiError(499, "Client closed the request", { code: "client_closed" });
-      lastError = attempt.mapError(err);
-      tried.add(token);
+      lastError = attempt.fail(err);
+      tried.add(lease.token);
       if (nextStep(lastError) === "stop") break;
     }
   }
@@ -284,12 +271,13 @@ function makeReply(attempt: Attempt, attempts: number, pending: Promise<string |
   return {
     attempts,
     async read() {
-      if (next) {
-        const p = next;
-        next = undefined;
-        return p;
+      const p = next ?? attempt.read();
+      next = undefined;
+      try {
+        return await p;
+      } catch (err) {
+        throw attempt.fail(err);
       }
-      return attempt.read();
     },
     close: () => attempt.close(),
   };

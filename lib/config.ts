@@ -19,6 +19,21 @@ const EnvSchema = z.object({
   MAX_ATTEMPTS: int(1, 10).default(3),
   LOG_LEVEL: z.enum(["silent", "error", "info", "debug"]).default("info"),
   CORS_ORIGIN: z.string().min(1).default("*"),
+  EMOHAA_TOKENS: z.string().optional(),
+  EMOHAA_TOKENS_FILE: z.string().min(1).optional(),
+  API_KEYS: z.string().optional(),
+  ALLOW_ANONYMOUS: bool.default(false),
+  TOKEN_CONCURRENCY: int(1, 100).default(1),
+  TOKEN_AUTH_COOLDOWN_MS: int(0, 86_400_000).default(600_000),
+  TOKEN_FAIL_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
+  QUEUE_TIMEOUT_MS: int(0, 600_000).default(30_000),
+  QUEUE_MAX: int(0, 100_000).default(1000),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
+  UPSTREAM_MAX_EVENT_BYTES: int(1024, 100 * 1024 * 1024).default(256 * 1024),
+  UPSTREAM_MAX_REPLY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
+  JOURNAL: z.enum(["file", "kv", "off"]).default("file"),
+  JOURNAL_FILE: z.string().min(1).optional(),
 });
 
 /** The parsed, typed configuration. */
@@ -32,6 +47,20 @@ export interface Config {
   maxAttempts: number;
   logLevel: "silent" | "error" | "info" | "debug";
   corsOrigin: string;
+  /** Server-side tokens: inline list and/or a file re-read on SIGHUP. Absent: clients send the tokens. */
+  serverTokens?: { inline: string[]; file?: string };
+  /** Gateway keys clients must present when the server holds the tokens. */
+  apiKeys: string[];
+  allowAnonymous: boolean;
+  /** How long streams in flight may finish after SIGTERM/SIGINT before they are ended. */
+  shutdownGraceMs: number;
+  /** Request bodies larger than this are a 413. */
+  maxBodyBytes: number;
+  /** Crash journal of open conversations (server-side tokens only): where it lives. */
+  journal: { kind: "file" | "kv" | "off"; file?: string };
+  /** Bounds on one upstream event and a whole reply (characters). */
+  upstreamLimits: { maxEventChars: number; maxReplyChars: number };
+  pool: { perToken: number; authCooldownMs: number; failCooldownMs: number; failThreshold: number; queueTimeoutMs: number; queueMax: number };
 }
 
 /** Raised for a bad environment; its message names the variable. */
@@ -50,6 +79,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid ${name}=${JSON.stringify(clean[name] ?? "")}: ${issue.message}`);
   }
   const e = parsed.data;
+  const list = (v?: string) => [...new Set((v ?? "").split(",").map((t) => t.trim()).filter(Boolean))];
+  const serverSide = e.EMOHAA_TOKENS !== undefined || e.EMOHAA_TOKENS_FILE !== undefined;
+  const apiKeys = list(e.API_KEYS);
+  if (serverSide && apiKeys.length === 0 && !e.ALLOW_ANONYMOUS) {
+    throw new ConfigError(
+      `Invalid ${e.EMOHAA_TOKENS !== undefined ? "EMOHAA_TOKENS" : "EMOHAA_TOKENS_FILE"} without API_KEYS: anyone reaching this port ` +
+        "could use these Emohaa accounts. Set API_KEYS=key1,key2 (clients send one as their bearer), or ALLOW_ANONYMOUS=true to accept that",
+    );
+  }
   return {
     port: e.PORT ?? e.SERVER_PORT ?? 8000,
     host: e.HOST ?? e.SERVER_HOST ?? "0.0.0.0",
@@ -65,5 +103,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxAttempts: e.MAX_ATTEMPTS,
     logLevel: e.LOG_LEVEL,
     corsOrigin: e.CORS_ORIGIN,
+    serverTokens: serverSide ? { inline: list(e.EMOHAA_TOKENS), file: e.EMOHAA_TOKENS_FILE } : undefined,
+    apiKeys,
+    allowAnonymous: e.ALLOW_ANONYMOUS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE },
+    upstreamLimits: { maxEventChars: e.UPSTREAM_MAX_EVENT_BYTES, maxReplyChars: e.UPSTREAM_MAX_REPLY_BYTES },
+    pool: {
+      perToken: e.TOKEN_CONCURRENCY,
+      authCooldownMs: e.TOKEN_AUTH_COOLDOWN_MS,
+      failCooldownMs: e.TOKEN_FAIL_COOLDOWN_MS,
+      failThreshold: 2,
+      queueTimeoutMs: e.QUEUE_TIMEOUT_MS,
+      queueMax: e.QUEUE_MAX,
+    },
   };
 }

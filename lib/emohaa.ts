@@ -20,6 +20,8 @@ export interface EmohaaClientOptions {
   now?: () => number;
   /** The random X-Xss-Id; injected for tests. */
   randomId?: () => string;
+  /** Bounds on what a hostile or broken upstream can make us hold in memory. */
+  limits?: { maxEventChars?: number; maxReplyChars?: number };
 }
 
 /** The browser the upstream expects to talk to. */
@@ -101,6 +103,8 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
   const doFetch = options.fetch ?? fetch;
   const now = options.now ?? Date.now;
   const randomId = options.randomId ?? (() => Math.random().toString());
+  const maxEventChars = options.limits?.maxEventChars ?? 256 * 1024;
+  const maxReplyChars = options.limits?.maxReplyChars ?? 1024 * 1024;
 
   function request(token: string, method: string, path: string, query: Record<string, string>, signal?: AbortSignal, accept?: string) {
     const s = sign(now(), randomId());
@@ -189,8 +193,8 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
       }
       return res.body
         .pipeThrough(new TextDecoderStream())
-        .pipeThrough(new EventSourceParserStream())
-        .pipeThrough(eventsToPieces());
+        .pipeThrough(new EventSourceParserStream({ maxBufferSize: maxEventChars }))
+        .pipeThrough(eventsToPieces(maxReplyChars));
     },
 
     async deleteConversation(token, cid, signal) {
@@ -210,11 +214,16 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
  * Turns parsed SSE events into reply pieces; ends the stream at `[DONE]`.
  * A stream that closes without `[DONE]` was cut: that is an error, never a normal end.
  */
-export function eventsToPieces(): TransformStream<{ event?: string; data: string }, string> {
+export function eventsToPieces(maxReplyChars = Infinity): TransformStream<{ event?: string; data: string }, string> {
   let done = false;
+  let total = 0;
   return new TransformStream({
     transform(ev, controller) {
       if (done) return;
+      total += ev.data.length;
+      if (total > maxReplyChars) {
+        throw new UpstreamError("protocol", 502, `Emohaa's answer exceeded ${maxReplyChars} characters`, { code: "upstream_reply_too_large" });
+      }
       if (ev.data === "[DONE]") {
         done = true;
         controller.terminate();

@@ -13,17 +13,26 @@ export const MessageSchema = z
     content: z.union([z.string(), z.array(ContentPart), z.null()]).optional(),
     name: z.string().optional(),
   })
-  .openapi("ChatMessage");
+  .openapi("ChatMessage", {
+    description:
+      "One message of the conversation. All messages are flattened into one `role:text` prompt; `system` messages are kept " +
+      "first and the oldest turns are dropped to fit the upstream's size limit.",
+    example: { role: "user", content: "今天有点累" },
+  });
 
 export const ChatRequestSchema = z
   .looseObject({
     model: z.string().max(200).optional().openapi({ description: "Any model name; the answer always says `emohaa`.", example: "emohaa" }),
     messages: z.array(MessageSchema).min(1).max(2000),
     stream: z.boolean().nullish().openapi({ description: "Stream the reply as server-sent events. Decided by this field only, never by `Accept`." }),
-    stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
+    stream_options: z
+      .looseObject({
+        include_usage: z.boolean().nullish().openapi({ description: "Send a last chunk with empty `choices` and the estimated `usage` before `[DONE]`." }),
+      })
+      .nullish(),
     n: z.number().int().nullish().openapi({ description: "Only 1 is supported." }),
     max_tokens: z.number().int().min(0).nullish().openapi({ description: "Cut the reply at this many (estimated) tokens, `finish_reason: \"length\"`." }),
-    max_completion_tokens: z.number().int().min(0).nullish(),
+    max_completion_tokens: z.number().int().min(0).nullish().openapi({ description: "The newer name of `max_tokens`; wins when both are given." }),
     stop: z.union([z.string(), z.array(z.string()).max(4)]).nullish().openapi({ description: "Up to 4 sequences that end the reply." }),
   })
   .openapi("ChatCompletionRequest", {
@@ -35,7 +44,10 @@ export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 
 const UsageSchema = z
   .object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() })
-  .openapi("Usage", { description: "Estimated with the o200k_base tokenizer; Emohaa does not report usage." });
+  .openapi("Usage", {
+    description: "Estimated with the o200k_base tokenizer; Emohaa does not report usage.",
+    example: { prompt_tokens: 9, completion_tokens: 24, total_tokens: 33 },
+  });
 
 const FinishReason = z.enum(["stop", "length"]);
 
@@ -55,7 +67,17 @@ export const CompletionSchema = z
     ),
     usage: UsageSchema,
   })
-  .openapi("ChatCompletion");
+  .openapi("ChatCompletion", {
+    description: "The whole reply. A failure part-way is an error response, never a partial completion.",
+    example: {
+      id: "chatcmpl-3f9c2b7e1d5a4c08",
+      object: "chat.completion",
+      created: 1710000000,
+      model: "emohaa",
+      choices: [{ index: 0, message: { role: "assistant", content: "你好啊！我是Emohaa，想和我聊点什么吗？😊", refusal: null }, logprobs: null, finish_reason: "stop" }],
+      usage: { prompt_tokens: 9, completion_tokens: 24, total_tokens: 33 },
+    },
+  });
 
 export const ChunkSchema = z
   .object({
@@ -78,6 +100,13 @@ export const ChunkSchema = z
       "One `data:` frame of the event stream. The first delta carries the role, exactly one chunk has a finish_reason, " +
       "an optional usage chunk (empty choices) follows with `stream_options.include_usage`, then `data: [DONE]`. " +
       "A failure after streaming began is sent as `data: {\"error\": {...}}` and the stream closes without [DONE].",
+    example: {
+      id: "chatcmpl-3f9c2b7e1d5a4c08",
+      object: "chat.completion.chunk",
+      created: 1710000000,
+      model: "emohaa",
+      choices: [{ index: 0, delta: { content: "你好啊！" }, logprobs: null, finish_reason: null }],
+    },
   });
 
 export const ErrorSchema = z
@@ -90,18 +119,39 @@ export const ErrorSchema = z
     }),
   })
   .openapi("Error", {
+    description: "Every failure, in OpenAI's shape, with a real HTTP status. `code` is stable; `message` is for people.",
     example: { error: { message: "Emohaa rejected the token (expired or invalid) while trying to create a conversation", type: "authentication_error", param: null, code: "invalid_token" } },
   });
 
 export const TokenCheckRequestSchema = z
   .object({ token: z.string().min(1).max(4096).openapi({ example: "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9..." }) })
-  .openapi("TokenCheckRequest");
+  .openapi("TokenCheckRequest", { description: "One Emohaa token (not a comma-separated list).", example: { token: "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9..." } });
 
-export const TokenCheckResponseSchema = z.object({ live: z.boolean() }).openapi("TokenCheckResponse");
+export const TokenCheckResponseSchema = z
+  .object({ live: z.boolean().openapi({ description: "`true` when Emohaa accepted the token" }) })
+  .openapi("TokenCheckResponse", { example: { live: true } });
 
 export const ModelListSchema = z
   .object({
     object: z.literal("list"),
     data: z.array(z.object({ id: z.string(), object: z.literal("model"), created: z.number().int(), owned_by: z.string() })),
   })
-  .openapi("ModelList");
+  .openapi("ModelList", {
+    example: { object: "list", data: [{ id: "emohaa", object: "model", created: 1710000000, owned_by: "emohaa-free-api" }] },
+  });
+
+export const TokenStatusSchema = z
+  .object({
+    mode: z.enum(["server", "client"]).openapi({ description: "`server`: the server holds the tokens (EMOHAA_TOKENS); `client`: callers send them" }),
+    waiting: z.number().int().openapi({ description: "Requests queued for a free account" }),
+    tokens: z.array(
+      z.object({
+        label: z.string().openapi({ description: "The last 4 hex digits of the token's SHA-256", example: "…3fa2" }),
+        state: z.enum(["healthy", "cooling", "busy"]),
+        inFlight: z.number().int(),
+        coolingUntil: z.string().nullable(),
+        lastError: z.string().nullable(),
+      }),
+    ),
+  })
+  .openapi("TokenStatus");

@@ -18,7 +18,8 @@ import { sign } from "./emohaa.ts";
  *
  * Directives in the prompt shape the reply: `[[pieces:N]]` N pieces, `[[delay:MS]]` a gap before each piece,
  * `[[reply:TEXT]]` exactly TEXT, `[[split]]` send each piece's bytes in two writes cut inside a character,
- * `[[echo]]` reply with the prompt itself, `[[multiline]]` pieces holding newlines.
+ * `[[echo]]` reply with the prompt itself, `[[multiline]]` pieces holding newlines, `[[huge:N]]` one event of
+ * N characters before the reply (a hostile upstream).
  */
 export interface SimState {
   created: number;
@@ -35,6 +36,8 @@ export interface SimState {
   badSignatures: number;
   /** Prompts received (kept only in memory, for tests). */
   prompts: string[];
+  /** Upstream calls per account token (the simulator's own test accounts). */
+  callsByToken: Record<string, number>;
   /** Every request: method and path, and whether its headers were browser-like. */
   requests: { method: string; path: string; browserLike: boolean }[];
 }
@@ -85,7 +88,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
   let seq = 0;
   let s: SimState;
   const fresh = (): SimState => ({
-    created: 0, deleted: 0, open: 0, badDeletes: 0, chats: 0, openStreams: 0, maxOpenStreams: 0, aborted: 0, badSignatures: 0, prompts: [], requests: [],
+    created: 0, deleted: 0, open: 0, badDeletes: 0, chats: 0, openStreams: 0, maxOpenStreams: 0, aborted: 0, badSignatures: 0, prompts: [], requests: [], callsByToken: {},
   });
   s = fresh();
 
@@ -140,6 +143,14 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
             return;
           }
           if (malformed) write(": comment\r\n\r\nevent: message\r\nretry: 10\r\n\r\ngarbage line without colon\n\n");
+          const huge = Number(directive(prompt, "huge") ?? 0);
+          if (huge) {
+            // A hostile upstream: one endless event, sent in 64 KiB writes.
+            for (let sent = 0; sent < huge && !closed && !signal.aborted; sent += 65536) {
+              write((sent ? "" : "data: ") + "x".repeat(Math.min(65536, huge - sent)));
+              await sleep(1, signal);
+            }
+          }
           for (let i = 0; i < pieces.length; i++) {
             if (delay) await sleep(delay, signal);
             if (closed || signal.aborted) return;
@@ -194,6 +205,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     const auth = /^Bearer (.+)$/.exec(h.get("authorization") ?? "");
     if (!auth) return problem(401, "Unauthorized", "missing token");
     const token = auth[1]!;
+    s.callsByToken[token] = (s.callsByToken[token] ?? 0) + 1;
     if (!checkSignature(h, path === "/chat" ? url.searchParams : undefined)) {
       s.badSignatures++;
       return problem(403, "Forbidden", "bad signature");

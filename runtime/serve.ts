@@ -1,4 +1,4 @@
-// The one runtime-specific file: serve a fetch handler with Bun.serve or Deno.serve.
+// The one runtime-specific file: serve a fetch handler with Bun.serve, Deno.serve or (Node) @hono/node-server.
 
 export type FetchHandler = (req: Request) => Response | Promise<Response>;
 
@@ -45,11 +45,60 @@ export async function serve(fetch: FetchHandler, options: { port: number; hostna
       },
     };
   }
-  throw new Error("Cannot serve on this runtime: use Bun or Deno");
+  return serveNode(fetch, options);
+}
+
+/**
+ * Node (the `dist/index.js` bundle, PM2): Hono's official adapter. It writes each chunk of a streamed body as it
+ * comes (SSE frames are not buffered) and aborts the request's signal when the client disconnects, so the upstream
+ * fetch is cancelled as on Bun and Deno.
+ */
+async function serveNode(fetch: FetchHandler, options: { port: number; hostname: string }): Promise<Served> {
+  const { serve: nodeServe } = await import("@hono/node-server");
+  return new Promise((resolve, reject) => {
+    const server = nodeServe({ fetch, port: options.port, hostname: options.hostname }, (info) => {
+      server.off("error", reject);
+      resolve({
+        port: info.port,
+        hostname: options.hostname,
+        stop: (force) =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            if (force && "closeAllConnections" in server) server.closeAllConnections();
+          }),
+      });
+    });
+    server.once("error", reject);
+  });
+}
+
+/** The command-line arguments after the script (or after the binary, for a compiled executable). */
+export function readArgs(): string[] {
+  if (runtimeName() === "deno") return [...Deno.args];
+  const argv: string[] = (globalThis as any).process?.argv ?? [];
+  // A Bun-compiled binary reports argv as [bun, script, ...args] too, so the rule is the same everywhere.
+  return argv.slice(2);
+}
+
+/** Ends the process with `code` on any runtime. */
+export function exit(code: number): never {
+  if (runtimeName() === "deno") Deno.exit(code);
+  (globalThis as any).process.exit(code);
+  throw new Error("unreachable");
 }
 
 /** The process environment on any runtime. */
 export function readEnv(): Record<string, string | undefined> {
   if (runtimeName() === "deno") return Deno.env.toObject();
   return (globalThis as any).process?.env ?? {};
+}
+
+/** Calls `handler` on a process signal (SIGHUP, SIGTERM, SIGINT) on any runtime; a no-op where signals do not exist. */
+export function onSignal(signal: "SIGHUP" | "SIGTERM" | "SIGINT", handler: () => void): void {
+  try {
+    if (runtimeName() === "deno") Deno.addSignalListener(signal, handler);
+    else (globalThis as any).process?.on?.(signal, handler);
+  } catch {
+    // Deno Deploy and Windows have no such signals.
+  }
 }

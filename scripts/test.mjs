@@ -1,15 +1,20 @@
-// Runs the whole suite under Bun and under Deno, then prints one line: "N passed, N failed".
+// Runs the whole suite under Bun and under Deno, then the deployment runs, then prints one line: "N passed, N failed".
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { deployRuns, prepareDeploy } from "./test-deploy.mjs";
 
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
 const only = process.argv.slice(2);
 const runs = [
-  { name: "bun", cmd: bin("bun"), args: ["test", ...(only.length ? only : ["tests/"])] },
+  { name: "bun", cmd: bin("bun"), args: ["test", "--timeout=60000", ...(only.length ? only : ["tests/"])] },
   { name: "deno", cmd: bin("deno"), args: ["test", "--allow-all", "--no-check", `--junit-path=${junitPath()}`, ...(only.length ? only : ["tests/"])] },
 ].filter((r) => !process.env.TEST_RUNTIME || process.env.TEST_RUNTIME === r.name);
+// The end-to-end suite against the built binary, the Node bundle and Deno Deploy's way (see test-deploy.mjs);
+// part of a full run, or alone with TEST_RUNTIME=deploy.
+if (!only.length && (!process.env.TEST_RUNTIME || process.env.TEST_RUNTIME === "deploy")) runs.push(...deployRuns());
+let prepared; // the deployment build: undefined until needed, null when it failed
 
 function junitPath() {
   return join(mkdtempSync(join(tmpdir(), "emohaa-test-")), "deno.xml");
@@ -35,7 +40,7 @@ function denoCounts(file) {
 function typecheck() {
   const checks = [
     ["tsc", [bin("tsc"), "--noEmit", "-p", "."]],
-    ["deno check", [bin("deno"), "check", "server.ts", "scripts/demo.ts", "scripts/sim.ts"]],
+    ["deno check", [bin("deno"), "check", "server.ts", "scripts/demo.ts", "scripts/sim.ts", "deploy.ts", "api/index.ts"]],
   ];
   let p = 0;
   let f = 0;
@@ -63,13 +68,25 @@ for (const run of runs) {
     failed++;
     continue;
   }
-  console.log(`\n=== ${run.name} ${run.args.join(" ")}`);
-  const r = spawnSync(run.cmd, run.args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" }, maxBuffer: 256 * 1024 * 1024 });
+  if (run.deploy && prepared === undefined) {
+    console.log("\n=== deploy build");
+    try {
+      prepared = prepareDeploy();
+    } catch (err) {
+      console.log(`=== deploy build FAILED: ${err.message}`);
+      prepared = null;
+      failed++;
+    }
+  }
+  if (run.deploy && !prepared) continue;
+  const extraEnv = run.env?.(prepared) ?? {};
+  console.log(`\n=== ${run.name} ${Object.entries(extraEnv).map(([k, v]) => `${k}=${v} `).join("")}${run.args.join(" ")}`);
+  const r = spawnSync(run.cmd, run.args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...extraEnv }, maxBuffer: 256 * 1024 * 1024 });
   const text = (r.stdout ?? "") + (r.stderr ?? "");
   process.stdout.write(text);
   let p = 0;
   let f = 0;
-  if (run.name === "bun") {
+  if ((run.parser ?? run.name) === "bun") {
     p = Number(/^\s*(\d+) pass$/m.exec(text)?.[1] ?? 0);
     f = Number(/^\s*(\d+) fail$/m.exec(text)?.[1] ?? 0);
     skipped += Number(/^\s*(\d+) skip$/m.exec(text)?.[1] ?? 0);

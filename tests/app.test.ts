@@ -300,3 +300,50 @@ describe("other routes", () => {
     assert.match(t.logs[0]!, /POST \/v1\/chat\/completions 200 \d+ms attempts=1 id=req_/);
   });
 });
+
+describe("bounds and timeouts", () => {
+  it("a body over the limit is a 413 OpenAI error", async () => {
+    const t = testApp();
+    const res = await t.chat(user("x".repeat(1024 * 1024 + 10)));
+    assert.equal(res.status, 413);
+    assert.equal(((await res.json()) as any).error.code, "request_too_large");
+    assert.equal(t.sim.state().created, 0);
+  });
+
+  it("a hostile upstream event larger than the bound ends the request with 502 and deletes the conversation", async () => {
+    const t = testApp();
+    const res = await t.chat(user("[[huge:2000000]]"));
+    assert.equal(res.status, 502);
+    assert.equal(((await res.json()) as any).error.code, "upstream_event_too_large");
+    await eventually(() => t.sim.state().open === 0 && t.sim.state().openStreams === 0);
+  });
+
+  it("a reply larger than the bound is cut with an error, not held in memory", async () => {
+    const t = testApp();
+    const res = await t.chat({ stream: true, ...user("[[pieces:40000]]") });
+    const events = await sseEvents(res);
+    assert.equal(JSON.parse(events.at(-1)!).error.code, "upstream_reply_too_large");
+    await eventually(() => t.sim.state().open === 0 && t.sim.state().openStreams === 0);
+  });
+
+  it("a gap between pieces longer than the idle timeout is an error frame after streaming began", async () => {
+    const t = testApp({ timeouts: { idleMs: 150 }, keepAliveMs: 50 });
+    const events = await sseEvents(await t.chat({ stream: true, ...user("[[pieces:3]] [[delay:400]]") }));
+    assert.equal(JSON.parse(events.at(-1)!).error.type, "timeout_error");
+    await eventually(() => t.sim.state().open === 0 && t.sim.state().openStreams === 0);
+  });
+
+  it("the total cap ends a reply that keeps going", async () => {
+    const t = testApp({ timeouts: { totalMs: 300 } });
+    const res = await t.chat(user("[[pieces:100]] [[delay:20]]"));
+    assert.equal(res.status, 504);
+    assert.match(((await res.json()) as any).error.message, /longer than 300 ms/);
+    await eventually(() => t.sim.state().open === 0 && t.sim.state().openStreams === 0);
+  });
+
+  it("a malformed event stream (comments, CRLF, junk lines, empty events) still gives the right text", async () => {
+    const t = testApp();
+    const body = (await (await t.chat(user("hi"), "malformed-1")).json()) as any;
+    assert.equal(body.choices[0].message.content, "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？");
+  });
+});

@@ -1,10 +1,13 @@
 // Test support: the app wired to an in-process simulator, driven through app.request().
 import { createApp } from "../../lib/app.ts";
-import { Conversations, type ChatTimeouts } from "../../lib/chat.ts";
+import type { ChatTimeouts } from "../../lib/chat.ts";
+import { Conversations } from "../../lib/conversations.ts";
 import { createEmohaaClient } from "../../lib/emohaa.ts";
 import { createLogger } from "../../lib/log.ts";
+import { Metrics } from "../../lib/metrics.ts";
 import { createSimulator, type Simulator } from "../../lib/sim.ts";
-import { TokenPicker } from "../../lib/tokens.ts";
+import { createAuth } from "../../lib/auth.ts";
+import { type PoolOptions, TokenPool } from "../../lib/pool.ts";
 import { loadTokenizer } from "../../lib/usage.ts";
 import { simFetch } from "./sim.ts";
 
@@ -12,21 +15,39 @@ export interface TestApp {
   app: ReturnType<typeof createApp>;
   sim: Simulator;
   conversations: Conversations;
+  pool: TokenPool;
+  metrics: Metrics;
   logs: string[];
   /** POSTs JSON to the chat route with the given tokens. */
   chat(body: unknown, tokens?: string, headers?: Record<string, string>): Promise<Response>;
 }
 
-export function testApp(opts: { timeouts?: Partial<ChatTimeouts>; promptMaxBytes?: number; keepAliveMs?: number; maxAttempts?: number } = {}): TestApp {
+export interface TestAppOptions {
+  timeouts?: Partial<ChatTimeouts>;
+  promptMaxBytes?: number;
+  keepAliveMs?: number;
+  maxAttempts?: number;
+  pool?: Partial<PoolOptions>;
+  serverTokens?: string[];
+  apiKeys?: string[];
+}
+
+export function testApp(opts: TestAppOptions = {}): TestApp {
   const sim = createSimulator();
-  const client = createEmohaaClient({ baseUrl: "http://sim/echo-prod", fetch: simFetch(sim) });
+  const client = createEmohaaClient({ baseUrl: "http://sim/echo-prod", fetch: simFetch(sim), limits: { maxEventChars: 256 * 1024, maxReplyChars: 64 * 1024 } });
   const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
   const conversations = new Conversations(client, sleep, [5, 10, 20]);
   const logs: string[] = [];
   const timeouts = { createMs: 2000, firstPieceMs: 2000, idleMs: 2000, totalMs: 10_000, ...opts.timeouts };
   let n = 0;
+  const pool = new TokenPool({ perToken: 1, authCooldownMs: 600_000, failCooldownMs: 30_000, failThreshold: 2, queueTimeoutMs: 5000, queueMax: 100, ...opts.pool });
+  const serverTokens = opts.serverTokens;
+  const metrics = new Metrics();
   const app = createApp({
-    chat: { client, picker: new TokenPicker(), conversations, timeouts, maxAttempts: opts.maxAttempts ?? 3, sleep },
+    chat: { client, pool, conversations, timeouts, maxAttempts: opts.maxAttempts ?? 3, sleep, onFirstPiece: (s) => metrics.firstPiece(s) },
+    metrics,
+    auth: createAuth({ serverTokens: serverTokens ? () => serverTokens : undefined, apiKeys: opts.apiKeys ?? [] }),
+    pool,
     client,
     logger: createLogger("debug", (l) => logs.push(l)),
     tokenizer: loadTokenizer,
@@ -40,6 +61,8 @@ export function testApp(opts: { timeouts?: Partial<ChatTimeouts>; promptMaxBytes
     app,
     sim,
     conversations,
+    pool,
+    metrics,
     logs,
     chat: (body, tokens = "live-1", headers = {}) =>
       Promise.resolve(

@@ -2,10 +2,17 @@
 import { spawn } from "node:child_process";
 import { runtimeName } from "../../runtime/serve.ts";
 
+/** False where the way of running has no process signals (Deno Deploy's `deno serve`). */
+export const signalsApply = process.env.E2E_NO_SIGNALS !== "1";
+
 export interface RunningServer {
   url: string;
+  /** The server's process id (for memory readings). */
+  pid: number;
   /** Everything the process printed (stdout and stderr). */
   output(): string;
+  /** Sends a signal without waiting. */
+  signal(signal: NodeJS.Signals): void;
   /** Sends a signal and waits for the exit code. */
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -20,15 +27,22 @@ export function serverCommand(): string[] {
     : [process.execPath, "run", "server.ts"];
 }
 
-/** Starts the server with `env` on a free port and waits for its "listening" line. */
-export async function startServer(env: Record<string, string>, command = serverCommand()): Promise<RunningServer> {
+/**
+ * Starts the server with `env` on a free port and waits for its "listening" line. It runs in the repository,
+ * or in `cwd` (default `E2E_CWD`): the deployment tests run a fresh copy, or a binary alone in an empty directory.
+ */
+export async function startServer(
+  env: Record<string, string>,
+  command = serverCommand(),
+  cwd = process.env.E2E_CWD || root,
+): Promise<RunningServer> {
   const child = spawn(command[0]!, command.slice(1), {
-    cwd: root,
+    cwd,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`Server did not start in 20 s:\n${out}`)), 20_000);
     const onData = (d: Buffer) => {
@@ -48,10 +62,13 @@ export async function startServer(env: Record<string, string>, command = serverC
   });
   return {
     url,
+    pid: child.pid!,
     output: () => out,
+    // process.kill, not child.kill: Deno's child.kill ignores every call after the first.
+    signal: (signal) => void process.kill(child.pid!, signal),
     kill: async (signal = "SIGTERM") => {
       if (child.exitCode !== null) return child.exitCode;
-      child.kill(signal);
+      process.kill(child.pid!, signal);
       return exited;
     },
   };

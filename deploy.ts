@@ -1,0 +1,25 @@
+// Deno Deploy entry: `deno serve deploy.ts` (what Deno Deploy runs) serves this module's default export.
+import { ConfigError } from "./lib/config.ts";
+import { loadTokenizer } from "./lib/usage.ts";
+import { readEnv } from "./runtime/serve.ts";
+import { buildApp } from "./server.ts";
+
+let built: ReturnType<typeof buildApp>;
+try {
+  built = buildApp(readEnv());
+} catch (err) {
+  // Same message as server.ts; the platform shows it in the deployment's logs.
+  if (err instanceof ConfigError) console.error(`emohaa-free-api: ${err.message}`);
+  throw err;
+}
+const { app, config, logger } = built;
+
+/** The `deno serve` contract: a fetch handler, plus a listen hook that prints the usual start-up line. */
+export default {
+  fetch: (req: Request) => app.fetch(req),
+  onListen(addr: { hostname?: string; port?: number }) {
+    const host = !addr.hostname || addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
+    console.log(`emohaa-free-api listening on http://${host}:${addr.port} (upstream ${config.baseUrl})`);
+    loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
+  },
+};

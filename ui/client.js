@@ -1,0 +1,173 @@
+// The playground's side of the API: tokens, token checks, the streamed chat, errors and "copy as curl".
+// No DOM here, and `fetch` is a parameter, so the same code runs in tests.
+
+/** Where the tokens are kept: this browser's localStorage, nowhere else. */
+export const STORAGE_KEY = "emohaa-playground.tokens";
+
+/** Splits pasted text into tokens (commas, spaces or new lines), without duplicates. */
+export function parseTokens(text) {
+  return [...new Set(String(text).split(/[\s,]+/).filter(Boolean))];
+}
+
+/** A token shortened for display: enough to tell tokens apart, not enough to use one. */
+export function maskToken(token) {
+  return token.length <= 12 ? `${token.slice(0, 3)}…` : `${token.slice(0, 6)}…${token.slice(-4)}`;
+}
+
+/** Asks the server whether `token` is alive: "live", "expired", or "error" when the check itself failed. */
+export async function checkToken(token, { fetchFn = fetch, base = "" } = {}) {
+  try {
+    const res = await fetchFn(`${base}token/check`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) });
+    if (!res.ok) return "error";
+    const body = await res.json();
+    return body.live === true ? "live" : "expired";
+  } catch {
+    return "error";
+  }
+}
+
+/** The chat request body: the conversation so far, streamed, with the usage chunk. */
+export function chatBody(messages, system) {
+  const all = system && system.trim() ? [{ role: "system", content: system.trim() }, ...messages] : messages;
+  return { model: "emohaa", stream: true, stream_options: { include_usage: true }, messages: all };
+}
+
+/** A failed chat, with what the page needs to explain it. */
+export class ChatError extends Error {
+  /**
+   * @param {"missing"|"auth"|"rate"|"busy"|"upstream"|"timeout"|"invalid"|"network"|"server"|"stream"} kind
+   * @param {string} message the server's message, shown as is
+   * @param {{ status?: number, code?: string | null, retryAfter?: number }} [details]
+   */
+  constructor(kind, message, details = {}) {
+    super(message);
+    this.name = "ChatError";
+    this.kind = kind;
+    this.status = details.status;
+    this.code = details.code ?? null;
+    this.retryAfter = details.retryAfter;
+  }
+}
+
+/** The kind of failure, from the HTTP status and the OpenAI error code. */
+export function errorKind(status, code) {
+  if (code === "account_busy") return "busy";
+  if (code === "missing_token") return "missing";
+  if (status === 401 || status === 403 || code === "invalid_token") return "auth";
+  if (status === 429 || code === "rate_limit_exceeded") return "rate";
+  if (status === 504 || code === "upstream_timeout") return "timeout";
+  if (status === 502 || status === 503 || code === "upstream_error" || code === "upstream_unreachable") return "upstream";
+  if (status && status >= 400 && status < 500) return "invalid";
+  return "server";
+}
+
+/** Turns an error response into a ChatError, keeping the server's message. */
+export async function errorFromResponse(res) {
+  const text = await res.text().catch(() => "");
+  let message = text.trim().slice(0, 500) || res.statusText || `HTTP ${res.status}`;
+  let code = null;
+  try {
+    const body = JSON.parse(text);
+    if (body && body.error && typeof body.error.message === "string") {
+      message = body.error.message;
+      code = body.error.code ?? null;
+    }
+  } catch {
+    // Not JSON (a proxy's error page): show its text.
+  }
+  const retryAfter = Number(res.headers.get("retry-after")) || undefined;
+  return new ChatError(errorKind(res.status, code), message, { status: res.status, code, retryAfter });
+}
+
+/** The JSON values of an SSE body's `data:` fields, up to `[DONE]`; comments (keep-alives) are skipped. */
+export async function* sseData(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+        const event = buffer.slice(0, end);
+        buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
+        const data = event
+          .split(/\r?\n/)
+          .filter((l) => l.startsWith("data:"))
+          .map((l) => l.slice(5).replace(/^ /, ""))
+          .join("\n");
+        if (!data) continue;
+        if (data === "[DONE]") return;
+        yield JSON.parse(data);
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * Sends a chat and reads the stream, calling `onDelta(text)` as pieces arrive.
+ * Resolves with the reply and its timings; rejects with a ChatError, or an AbortError when `signal` aborts
+ * (the server sees the connection close and deletes the upstream conversation).
+ */
+export async function streamChat({ tokens, body, signal, onDelta = () => {}, fetchFn = fetch, base = "", now = () => performance.now() }) {
+  const start = now();
+  let res;
+  try {
+    res = await fetchFn(`${base}v1/chat/completions`, {
+      method: "POST",
+      // No tokens: no header, and the server says what it needs (a token, or its own API key when it holds the tokens).
+      headers: tokens.length ? { "content-type": "application/json", authorization: `Bearer ${tokens.join(",")}` } : { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    throw new ChatError("network", err instanceof Error ? err.message : String(err));
+  }
+  if (!res.ok) throw await errorFromResponse(res);
+  let content = "";
+  let ttftMs = null;
+  let usage = null;
+  let finish = null;
+  for await (const data of sseData(res.body)) {
+    if (data.error) {
+      const code = data.error.code ?? null;
+      throw new ChatError(errorKind(undefined, code) === "server" ? "stream" : errorKind(undefined, code), data.error.message, { code });
+    }
+    if (data.usage) usage = data.usage;
+    const choice = data.choices?.[0];
+    if (!choice) continue;
+    const piece = choice.delta?.content;
+    if (piece) {
+      if (ttftMs === null) ttftMs = now() - start;
+      content += piece;
+      onDelta(piece, content);
+    }
+    if (choice.finish_reason) finish = choice.finish_reason;
+  }
+  if (!finish) throw new ChatError("stream", "The stream ended before the reply was complete");
+  return { content, finish, usage, ttftMs, totalMs: now() - start };
+}
+
+/** Quotes a string for a POSIX shell. */
+function shellQuote(s) {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** A curl command that repeats a chat request; the tokens are left out as `$EMOHAA_TOKENS`. */
+export function curlCommand(url, body) {
+  return [
+    `curl -N ${shellQuote(url)}`,
+    `  -H 'Content-Type: application/json'`,
+    `  -H "Authorization: Bearer $EMOHAA_TOKENS"`,
+    `  -d ${shellQuote(JSON.stringify(body))}`,
+  ].join(" \\\n");
+}
+
+/** Milliseconds for people: "850 ms", "2.4 s". */
+export function formatMs(ms) {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
