@@ -3,6 +3,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { serverCommand, startServer } from "../support/server.ts";
 
+const root = new URL("../../", import.meta.url).pathname;
+
 describe("npm run demo", () => {
   it("starts the simulator and the gateway, and the printed demo token works", async (t) => {
     if (process.env.E2E_COMMAND) return t.skip("runs from source only");
@@ -20,6 +22,20 @@ describe("npm run demo", () => {
       assert.equal(((await res.json()) as any).object, "chat.completion");
     } finally {
       await demo.kill();
+    }
+  });
+});
+
+describe("deno task start", () => {
+  it("works in a checkout where npm installed node_modules (the postinstall relinks .bin/deno)", async (t) => {
+    if (process.env.E2E_COMMAND) return t.skip("runs from source only");
+    const server = await startServer({}, [`${root}node_modules/.bin/deno`, "task", "start"]);
+    try {
+      assert.equal(await (await fetch(`${server.url}/ping`)).text(), "pong");
+    } finally {
+      // deno task runs the server as a grandchild: end the whole tree.
+      await fetch(`${server.url}/ping`).catch(() => {});
+      await server.killTree();
     }
   });
 });

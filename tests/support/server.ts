@@ -1,5 +1,6 @@
 // Test support: the real server as a child process, under the runtime running the tests.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { runtimeName } from "../../runtime/serve.ts";
 
 /** False where the way of running has no process signals (Deno Deploy's `deno serve`). */
@@ -13,6 +14,8 @@ export interface RunningServer {
   output(): string;
   /** Sends a signal without waiting. */
   signal(signal: NodeJS.Signals): void;
+  /** Ends the process and every descendant (for launchers such as `deno task` that run the server as a grandchild). */
+  killTree(): Promise<number | null>;
   /** Sends a signal and waits for the exit code. */
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -66,10 +69,40 @@ export async function startServer(
     output: () => out,
     // process.kill, not child.kill: Deno's child.kill ignores every call after the first.
     signal: (signal) => void process.kill(child.pid!, signal),
+    killTree: async () => {
+      for (const pid of descendants(child.pid!).reverse()) {
+        try {
+          process.kill(pid, "SIGTERM");
+        } catch {
+          // already gone
+        }
+      }
+      if (child.exitCode === null) process.kill(child.pid!, "SIGTERM");
+      return exited;
+    },
     kill: async (signal = "SIGTERM") => {
       if (child.exitCode !== null) return child.exitCode;
       process.kill(child.pid!, signal);
       return exited;
     },
   };
+}
+
+/** Every descendant of a process, parents first (Linux /proc). */
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const walk = (p: number) => {
+    let kids: number[] = [];
+    try {
+      kids = readFileSync(`/proc/${p}/task/${p}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      // not Linux, or gone
+    }
+    for (const k of kids) {
+      out.push(k);
+      walk(k);
+    }
+  };
+  walk(pid);
+  return out;
 }
