@@ -54,8 +54,12 @@ class Attempt {
   reader?: ReadableStreamDefaultReader<string>;
   timedOut?: Phase;
   private closed = false;
+  /** When the next piece is due; the watchdog timer (fires at `timerAt`) checks it. */
   private deadline = 0;
   private timer?: ReturnType<typeof setTimeout>;
+  private timerAt = 0;
+  /** Set once a piece arrived, so a later expiry is a gap, not a slow start. */
+  private phaseIsIdle = false;
   private totalTimer?: ReturnType<typeof setTimeout>;
   readonly token: string;
 
@@ -68,8 +72,11 @@ class Attempt {
     if (clientSignal.aborted) this.ac.abort(clientSignal.reason);
     else clientSignal.addEventListener("abort", () => this.close(), { once: true });
     // Shutdown ends the reply like a timeout does: the client gets an error, the conversation is deleted.
-    deps.shutdown?.addEventListener("abort", () => this.expire("shutdown"), { once: true });
+    // The signal lives as long as the server, so the listener is removed in close() (else every request leaks).
+    deps.shutdown?.addEventListener("abort", this.onShutdown, { once: true });
   }
+
+  private readonly onShutdown = () => this.expire("shutdown");
 
   /** Creates the conversation. A create already sent is awaited even after the client left, so it can be deleted. */
   async create(clientSignal: AbortSignal): Promise<void> {
@@ -137,8 +144,6 @@ class Attempt {
     }
   }
 
-  private timerAt = 0;
-
   private schedule(ms: number): void {
     this.timerAt = Date.now() + ms;
     this.timer = setTimeout(() => {
@@ -148,9 +153,6 @@ class Attempt {
       else this.expire(this.reader && this.phaseIsIdle ? "idle" : "first");
     }, ms);
   }
-
-  /** Set once a piece arrived, so a later expiry is a gap, not a slow start. */
-  private phaseIsIdle = false;
 
   private expire(phase: Phase): void {
     if (this.closed) return;
@@ -185,6 +187,7 @@ class Attempt {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.deps.shutdown?.removeEventListener("abort", this.onShutdown);
     clearTimeout(this.timer);
     clearTimeout(this.totalTimer);
     this.ac.abort();
