@@ -118,5 +118,5 @@ export const CHAOS_ENV = {
   UPSTREAM_TOTAL_TIMEOUT_MS: "8000",
   KEEPALIVE_INTERVAL_MS: "500",
   QUEUE_TIMEOUT_MS: "3000",
-  LOG_LEVEL: "error",
+  LOG_LEVEL: "debug",
 };

@@ -14,6 +14,8 @@ export interface RunningServer {
   output(): string;
   /** Sends a signal without waiting. */
   signal(signal: NodeJS.Signals): void;
+  /** Throws if the output so far holds a test token, gateway key or message text. */
+  assertPrivate(): void;
   /** Ends the process and every descendant (for launchers such as `deno task` that run the server as a grandchild). */
   killTree(): Promise<number | null>;
   /** Sends a signal and waits for the exit code. */
@@ -41,7 +43,8 @@ export async function startServer(
 ): Promise<RunningServer> {
   const child = spawn(command[0]!, command.slice(1), {
     cwd,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", ...env },
+    // The most verbose level by default: every run is also a privacy check (see assertPrivate).
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -69,6 +72,7 @@ export async function startServer(
     output: () => out,
     // process.kill, not child.kill: Deno's child.kill ignores every call after the first.
     signal: (signal) => void process.kill(child.pid!, signal),
+    assertPrivate: () => assertPrivate(out),
     killTree: async () => {
       for (const pid of descendants(child.pid!).reverse()) {
         try {
@@ -78,12 +82,15 @@ export async function startServer(
         }
       }
       if (child.exitCode === null) process.kill(child.pid!, "SIGTERM");
-      return exited;
+      const code = await exited;
+      assertPrivate(out);
+      return code;
     },
     kill: async (signal = "SIGTERM") => {
-      if (child.exitCode !== null) return child.exitCode;
-      process.kill(child.pid!, signal);
-      return exited;
+      if (child.exitCode === null) process.kill(child.pid!, signal);
+      const code = await exited;
+      assertPrivate(out);
+      return code;
     },
   };
 }
@@ -105,4 +112,18 @@ function descendants(pid: number): number[] {
   };
   walk(pid);
   return out;
+}
+
+/**
+ * Test tokens and keys all look like `<mode>-<name>` (the simulator's prefixes, `key-`, `gk-`), and test messages
+ * carry simulator directives (`[[pieces:...`) or the word "secret": none of them may ever reach a log line.
+ */
+const SECRETS = /\b(?:live|expired200|expired|create500|chat500|ratelimit|cut|silent|slow|malformed|delfail|hang|key|gk|gw)-[\w-]+|\[\[[a-z]+|secret|private-feelings/i;
+
+/** Checks a server's output for anything a test sent as a token, key or message (the demo's banner aside). */
+export function assertPrivate(output: string): void {
+  // The demo banner (indented lines) prints its simulated demo token on purpose; stack frames ("    at") are kept.
+  const checked = output.replace(/^ {2,}(?!at ).*$/gm, "");
+  const leak = SECRETS.exec(checked);
+  if (leak) throw new Error(`Server output contains test secret ${JSON.stringify(leak[0])}:\n${checked.slice(Math.max(0, leak.index - 200), leak.index + 100)}`);
 }
