@@ -52,7 +52,17 @@ export interface AppDeps {
   homePage?: () => Response | Promise<Response>;
 }
 
-type Env = { Variables: { requestId: string; attempts?: number; streamEnd?: Promise<{ status: number; code: string | null }> } };
+type Env = {
+  Variables: {
+    requestId: string;
+    /** The Emohaa tokens this request may use, settled before the body is read. */
+    tokens?: readonly string[];
+    attempts?: number;
+    /** The error code of a failed request, for the access log. */
+    errorCode?: string | null;
+    streamEnd?: Promise<{ status: number; code: string | null }>;
+  };
+};
 
 const MODEL = "emohaa";
 
@@ -170,7 +180,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     };
     const streamEnd = c.get("streamEnd");
     if (streamEnd) streamEnd.then((o) => line(o.status, o.code));
-    else line(c.res.status, null);
+    else line(c.res.status, c.get("errorCode") ?? null);
   });
 
   app.use(
@@ -198,6 +208,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
       err instanceof ApiError ? err : err instanceof HTTPException ? new ApiError(err.status, err.message || "Invalid request", { code: "invalid_request" }) : toApiError(err);
     if (e.status >= 500 && !(err instanceof ApiError)) deps.logger.error(`unhandled ${err instanceof Error ? err.name : typeof err} on ${c.req.method} ${c.req.path}`);
     for (const [k, v] of Object.entries(e.headers())) c.header(k, v);
+    c.set("errorCode", e.code);
     // 499 is nginx's "client closed request": nobody reads it, but it logs honestly.
     return c.json(e.toJSON(), e.status as 400);
   });
@@ -207,10 +218,16 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     return c.json(e.toJSON(), 404);
   });
 
+  // Authentication comes before the body is read: a caller without a valid key learns nothing about validation.
+  app.use(chatRoute.path, async function authenticate(c, next) {
+    if (c.req.method === "POST") c.set("tokens", deps.auth.tokensFor(c.req.header("authorization")));
+    await next();
+  });
+
   app.openapi(chatRoute, async (c) => {
     const body = c.req.valid("json");
     if (body.n != null && body.n !== 1) throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", { code: "unsupported_value", param: "n" });
-    const tokens = deps.auth.tokensFor(c.req.header("authorization"));
+    const tokens = c.get("tokens")!;
     const { prompt } = buildPrompt(body.messages, deps.promptMaxBytes);
     const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
     const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
@@ -221,11 +238,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     const head = { id: `chatcmpl-${deps.id()}`, created: Math.floor(deps.now() / 1000), model: MODEL };
     const signal = c.req.raw.signal;
 
-    const { reply, first } = await openReply(deps.chat, tokens, prompt, signal, stream ? deps.keepAliveMs : Infinity).catch((err) => {
-      if (err instanceof ApiError && err.status === 499) c.set("attempts", undefined);
-      throw err;
-    });
-    c.set("attempts", reply.attempts);
+    const { reply, first } = await openReply(deps.chat, tokens, prompt, signal, stream ? deps.keepAliveMs : Infinity, (n) => c.set("attempts", n));
     const ctx = { head, reply, first, cutter, prompt, tokenizer };
     if (!stream) {
       const result = await collectCompletion(ctx);

@@ -35,8 +35,6 @@ export interface Reply {
   read(): Promise<string | null>;
   /** Stops the upstream and deletes the conversation; safe to call many times. */
   close(): void;
-  /** Upstream attempts this request took (failover included). */
-  readonly attempts: number;
 }
 
 export interface OpenedReply {
@@ -216,7 +214,15 @@ function nextStep(err: ApiError): "other-token" | "same-or-other" | "stop" {
  * yet, so another attempt is invisible to it). After `holdMs` without a piece the reply is handed over anyway,
  * so the caller can start its keep-alives; from then on there is no failover.
  */
-export async function openReply(deps: ChatDeps, tokens: readonly string[], prompt: string, signal: AbortSignal, holdMs: number): Promise<OpenedReply> {
+export async function openReply(
+  deps: ChatDeps,
+  tokens: readonly string[],
+  prompt: string,
+  signal: AbortSignal,
+  holdMs: number,
+  /** Told the attempt count as it grows, so a failed request can report it too. */
+  onAttempt?: (attempts: number) => void,
+): Promise<OpenedReply> {
   const started = Date.now();
   const tried = new Set<string>();
   let lastError: ApiError | undefined;
@@ -236,6 +242,7 @@ export async function openReply(deps: ChatDeps, tokens: readonly string[], promp
       break;
     }
     attempts++;
+    onAttempt?.(attempts);
     const attempt = new Attempt(deps, lease, signal);
     try {
       await attempt.create(signal);
@@ -246,7 +253,7 @@ export async function openReply(deps: ChatDeps, tokens: readonly string[], promp
       if (deps.onFirstPiece) firstRead.then((p) => p !== null && deps.onFirstPiece!((Date.now() - opened) / 1000), () => {});
       firstRead.catch(() => {}); // observed by whoever reads it; never an unhandled rejection
       const first = await raceHold(firstRead, wait);
-      const reply = makeReply(attempt, attempts, first === HOLD_EXPIRED ? firstRead : undefined);
+      const reply = makeReply(attempt, first === HOLD_EXPIRED ? firstRead : undefined);
       return { reply, first: first === HOLD_EXPIRED ? undefined : first };
     } catch (err) {
       attempt.close();
@@ -269,10 +276,9 @@ function raceHold<T>(p: Promise<T>, ms: number): Promise<T | typeof HOLD_EXPIRED
   return Promise.race([p, new Promise<typeof HOLD_EXPIRED>((r) => (timer = setTimeout(() => r(HOLD_EXPIRED), ms)))]).finally(() => clearTimeout(timer));
 }
 
-function makeReply(attempt: Attempt, attempts: number, pending: Promise<string | null> | undefined): Reply {
+function makeReply(attempt: Attempt, pending: Promise<string | null> | undefined): Reply {
   let next = pending;
   return {
-    attempts,
     async read() {
       const p = next ?? attempt.read();
       next = undefined;

@@ -233,6 +233,21 @@ describe("errors", () => {
     assert.equal((await json(res)).error.code, "context_length_exceeded");
   });
 
+  it("server-side tokens: authentication comes before validation; a wrong key never reaches the upstream", async () => {
+    const t = testApp({ serverTokens: ["live-server"], apiKeys: ["right-key"] });
+    const bad = await t.chat({ messages: [] }, "wrong-key");
+    assert.equal(bad.status, 401);
+    assert.equal(((await bad.json()) as any).error.code, "invalid_api_key");
+    assert.equal((await t.chat(user("hi"), "right-key")).status, 200);
+    assert.deepEqual(Object.keys(t.sim.state().callsByToken), ["live-server"]);
+  });
+
+  it("the access log names the error code of a failed request", async () => {
+    const t = testApp();
+    await t.chat(user("x"), "expired-code");
+    await eventually(() => t.logs.some((l) => / 401 \d+ms attempts=1 code=invalid_token id=/.test(l)), 1000, "log line with code");
+  });
+
   it("missing bearer is 401", async () => {
     const t = testApp();
     const res = await t.app.request("/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(user("x")) });
