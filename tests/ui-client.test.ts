@@ -148,6 +148,132 @@ describe("streamChat", () => {
   });
 });
 
+describe("fetchPoolStatus", () => {
+  const status = {
+    mode: "client",
+    waiting: 2,
+    tokens: [
+      { label: "…3fa2", state: "healthy", inFlight: 1, coolingUntil: null, lastError: null },
+      { label: "…09bc", state: "cooling", inFlight: 0, coolingUntil: "2030-01-01T00:10:00.000Z", lastError: "auth" },
+    ],
+  };
+  const json = (value: unknown, status = 200) => new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
+
+  it("asks /v1/tokens/status with the page's bearer and returns the status with the tokens asked about", async () => {
+    const seen: { url?: string; init?: RequestInit } = {};
+    const r = await client.fetchPoolStatus(["t1", "t2"], {
+      base: "/prefix/",
+      fetchFn: async (url: string, init: RequestInit) => {
+        seen.url = url;
+        seen.init = init;
+        return json(status);
+      },
+    });
+    assert.equal(seen.url, "/prefix/v1/tokens/status");
+    assert.equal((seen.init!.headers as Record<string, string>).authorization, "Bearer t1,t2");
+    assert.equal(seen.init!.method ?? "GET", "GET");
+    assert.deepEqual(r, { kind: "ok", status, tokens: ["t1", "t2"] });
+  });
+
+  it("sends no Authorization header without tokens", async () => {
+    let headers: Record<string, string> = {};
+    await client.fetchPoolStatus([], {
+      fetchFn: async (_url: string, init: RequestInit) => {
+        headers = init.headers as Record<string, string>;
+        return json(status);
+      },
+    });
+    assert.equal(headers.authorization, undefined);
+  });
+
+  it("says the endpoint is absent on 404 (an older server)", async () => {
+    const r = await client.fetchPoolStatus(["t"], { fetchFn: async () => json({ error: { message: "Not found", type: "not_found_error", param: null, code: "not_found" } }, 404) });
+    assert.deepEqual(r, { kind: "absent" });
+    assert.deepEqual(await client.fetchPoolStatus(["t"], { fetchFn: async () => new Response("Not Found", { status: 404 }) }), { kind: "absent" });
+  });
+
+  it("keeps the server's message, status and code for other errors", async () => {
+    const message = "Invalid API key: this server holds the Emohaa tokens; send one of its API_KEYS as the bearer";
+    const r = await client.fetchPoolStatus(["wrong"], { fetchFn: async () => json({ error: { message, type: "authentication_error", param: null, code: "invalid_api_key" } }, 401) });
+    assert.equal(r.kind, "error");
+    assert.equal(r.error.message, message);
+    assert.equal(r.error.status, 401);
+    assert.equal(r.error.code, "invalid_api_key");
+    assert.equal(r.error.kind, "auth");
+    const proxy = await client.fetchPoolStatus(["t"], { fetchFn: async () => new Response("<html>Bad gateway</html>", { status: 502 }) });
+    assert.equal(proxy.kind, "error");
+    assert.match(proxy.error.message, /Bad gateway/);
+  });
+
+  it("reports a network failure and an answer that is not a pool status as errors, and rethrows an abort", async () => {
+    const down = await client.fetchPoolStatus(["t"], {
+      fetchFn: async () => {
+        throw new TypeError("fetch failed");
+      },
+    });
+    assert.equal(down.kind, "error");
+    assert.equal(down.error.kind, "network");
+    assert.match(down.error.message, /fetch failed/);
+    for (const res of [new Response("<!doctype html><p>a page</p>"), json({ mode: "other", tokens: [] }), json({ mode: "client" })]) {
+      const r = await client.fetchPoolStatus(["t"], { fetchFn: async () => res });
+      assert.equal(r.kind, "error");
+      assert.match(r.error.message, /not a token pool status/);
+    }
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(
+      client.fetchPoolStatus(["t"], {
+        signal: ac.signal,
+        fetchFn: async () => {
+          throw new DOMException("The operation was aborted", "AbortError");
+        },
+      }),
+      (e: any) => e.name === "AbortError",
+    );
+  });
+
+  it("names rows by the pasted tokens in client mode, by the server's label alone in server mode", () => {
+    const tokens = ["live-check-token-1", "expired-check-token-1"];
+    const rows = client.poolRows({ kind: "ok", status, tokens });
+    assert.deepEqual(
+      rows.map((r: any) => [r.name, r.label, r.state, r.inFlight, r.coolingUntil, r.lastError]),
+      [
+        ["live-c…en-1", "…3fa2", "healthy", 1, null, null],
+        ["expire…en-1", "…09bc", "cooling", 0, "2030-01-01T00:10:00.000Z", "auth"],
+      ],
+    );
+    assert.equal(new Set(rows.map((r: any) => r.key)).size, 2);
+    const server = client.poolRows({ kind: "ok", status: { ...status, mode: "server" }, tokens: ["gateway-key-1"] });
+    assert.deepEqual(
+      server.map((r: any) => [r.name, r.label]),
+      [
+        [null, "…3fa2"],
+        [null, "…09bc"],
+      ],
+    );
+    // The gateway key is never shown as if it were one of the pool's tokens.
+    assert.ok(!JSON.stringify(server).includes("gateway"));
+  });
+});
+
+describe("poolPollDue and formatClock", () => {
+  it("polls only while the page is visible, and never sooner than POOL_POLL_MS", () => {
+    assert.ok(client.POOL_POLL_MS >= 10_000);
+    const lastAt = 1_000_000;
+    assert.equal(client.poolPollDue({ hidden: false, now: lastAt + client.POOL_POLL_MS, lastAt }), true);
+    assert.equal(client.poolPollDue({ hidden: false, now: lastAt + client.POOL_POLL_MS - 1, lastAt }), false);
+    assert.equal(client.poolPollDue({ hidden: false, now: lastAt + 9_999, lastAt }), false);
+    assert.equal(client.poolPollDue({ hidden: true, now: lastAt + 10 * client.POOL_POLL_MS, lastAt }), false);
+  });
+
+  it("shows a time of day as HH:MM:SS in local time", () => {
+    assert.equal(client.formatClock(new Date(2024, 0, 2, 3, 4, 5).toISOString()), "03:04:05");
+    assert.equal(client.formatClock(new Date(2024, 0, 2, 23, 59, 9)), "23:59:09");
+    assert.equal(client.formatClock(null), "");
+    assert.equal(client.formatClock("not a date"), "");
+  });
+});
+
 describe("curlCommand", () => {
   it("repeats the request in a shell without the tokens, quoting any text safely", () => {
     const payload = { messages: [{ role: "user", content: `it's "quoted" $HOME \`x\` \\ 你好\nline` }] };

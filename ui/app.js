@@ -1,8 +1,23 @@
-// The playground page: tokens, system message, a streamed multi-turn chat, and "copy as curl" (Preact + htm).
+// The playground page: tokens, the account pool, system message, a streamed multi-turn chat, and "copy as curl" (Preact + htm).
 import { h, render } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import htm from "htm";
-import { ChatError, chatBody, checkToken, curlCommand, formatMs, maskToken, parseTokens, STORAGE_KEY, streamChat } from "./client.js";
+import {
+  ChatError,
+  chatBody,
+  checkToken,
+  curlCommand,
+  fetchPoolStatus,
+  formatClock,
+  formatMs,
+  maskToken,
+  parseTokens,
+  POOL_POLL_MS,
+  poolPollDue,
+  poolRows,
+  STORAGE_KEY,
+  streamChat,
+} from "./client.js";
 import { pickLanguage, translator } from "./i18n.js";
 
 const html = htm.bind(h);
@@ -27,6 +42,17 @@ const ERROR_TITLES = {
   stream: "errStream",
 };
 
+// The pool's last error kinds (lib/pool.ts Outcome), in words.
+const POOL_ERRORS = {
+  auth: "poolErrAuth",
+  busy: "poolErrBusy",
+  rate: "poolErrRate",
+  server: "poolErrServer",
+  network: "poolErrNetwork",
+  timeout: "poolErrTimeout",
+  protocol: "poolErrProtocol",
+};
+
 function loadTokens() {
   try {
     return localStorage.getItem(STORAGE_KEY) ?? "";
@@ -35,7 +61,7 @@ function loadTokens() {
   }
 }
 
-function Tokens({ text, setText }) {
+function Tokens({ text, setText, onChecked }) {
   const [checks, setChecks] = useState({});
   const [note, setNote] = useState("");
   const tokens = parseTokens(text);
@@ -50,6 +76,8 @@ function Tokens({ text, setText }) {
         setChecks((c) => ({ ...c, [tk]: state }));
       }),
     );
+    // A check feeds the pool's health state (an expired token cools down): show it.
+    onChecked();
   }
 
   function forget() {
@@ -92,6 +120,112 @@ function Tokens({ text, setText }) {
         .filter((tk) => checks[tk])
         .map((tk) => html`<li key=${tk} data-state=${checks[tk]}><code>${maskToken(tk)}</code><span class=${`badge ${checks[tk]}`}>${label[checks[tk]]}</span></li>`)}
     </ul>`}
+  </section>`;
+}
+
+/**
+ * The account pool's status for the page's bearer: loaded when the tokens change, after each Check and each reply
+ * (the caller calls `refresh`), and in the background at most every POOL_POLL_MS while the page is visible.
+ * After a 404 (a server without `/v1/tokens/status`) it stays `absent` and asks no more.
+ */
+function usePool(tokens) {
+  const key = tokens.join(",");
+  const [pool, setPool] = useState({ result: null, loading: false, at: null });
+  const live = useRef({ key, seq: 0, lastAt: 0, absent: false });
+  live.current.key = key;
+
+  const refresh = useCallback(async () => {
+    const l = live.current;
+    if (!l.key || l.absent) return;
+    const mine = ++l.seq;
+    l.lastAt = Date.now();
+    setPool((p) => ({ ...p, loading: true }));
+    const result = await fetchPoolStatus(l.key.split(","), { base });
+    // Only the latest answer counts, and none for tokens that were replaced meanwhile.
+    if (mine !== l.seq) return;
+    if (result.kind === "absent") l.absent = true;
+    setPool({ result, loading: false, at: new Date() });
+  }, []);
+
+  // New tokens: ask at once on load, else once the typing pauses.
+  const first = useRef(true);
+  useEffect(() => {
+    const l = live.current;
+    l.seq++;
+    if (!key) {
+      setPool({ result: null, loading: false, at: null });
+      return;
+    }
+    if (l.absent) return;
+    setPool((p) => ({ ...p, loading: true }));
+    const timer = setTimeout(refresh, first.current ? 0 : 700);
+    first.current = false;
+    return () => clearTimeout(timer);
+  }, [key]);
+
+  // Background refresh: never while the tab is hidden, never sooner than POOL_POLL_MS after the last one.
+  useEffect(() => {
+    if (!key) return;
+    const tick = () => {
+      if (poolPollDue({ hidden: document.hidden, now: Date.now(), lastAt: live.current.lastAt })) refresh();
+    };
+    const timer = setInterval(tick, POOL_POLL_MS / 3);
+    document.addEventListener("visibilitychange", tick);
+    return () => {
+      clearInterval(timer);
+      document.removeEventListener("visibilitychange", tick);
+    };
+  }, [key]);
+
+  return { pool, refresh };
+}
+
+function poolState(row) {
+  if (row.state === "cooling") return row.coolingUntil ? t("poolCooling", { time: formatClock(row.coolingUntil) }) : t("poolCoolingNow");
+  return t(row.state === "busy" ? "poolBusy" : "poolHealthy");
+}
+
+function Pool({ pool, refresh }) {
+  const { result, loading, at } = pool;
+  // Nothing to ask about (no tokens), or an older server without the endpoint: no panel.
+  if ((!result && !loading) || result?.kind === "absent") return null;
+  let content;
+  if (!result) {
+    content = html`<p class="hint">${t("poolLoading")}</p>`;
+  } else if (result.kind === "error") {
+    const e = result.error;
+    content = html`<div class="pool-error" role="alert">
+      <strong class="error-title">${t("poolError")}</strong>
+      <p class="error-message">${e.message}</p>
+      ${(e.status || e.code) && html`<p class="meta">${[e.status ? t("status", { status: e.status }) : "", e.code ?? ""].filter(Boolean).join(" · ")}</p>`}
+    </div>`;
+  } else {
+    const s = result.status;
+    const rows = poolRows(result);
+    content = html`<p class="pool-summary">
+        <span data-mode=${s.mode}>${t("poolMode", { mode: t(s.mode === "server" ? "poolModeServer" : "poolModeClient") })}</span>
+        <span class="pool-queue">${t("poolQueue", { n: s.waiting })}</span>
+        ${at && html`<span class="pool-updated">${t("poolUpdated", { time: formatClock(at) })}</span>`}
+      </p>
+      ${s.mode === "server" && html`<p class="hint pool-note">${t("poolServerNote")}</p>`}
+      ${rows.length
+        ? html`<ul class="pool-list" aria-label=${t("poolTokens")}>
+            ${rows.map(
+              (r) => html`<li key=${r.key} data-state=${r.state}>
+                <span class="pool-name">${r.name ? html`<code>${r.name}</code> <code class="pool-label">${r.label}</code>` : html`<code>${r.label}</code>`}</span>
+                <span class=${`badge ${r.state}`}>${poolState(r)}</span>
+                <span class="pool-meta">${[t("poolInFlight", { n: r.inFlight }), r.lastError ? t("poolLastError", { kind: POOL_ERRORS[r.lastError] ? t(POOL_ERRORS[r.lastError]) : r.lastError }) : ""].filter(Boolean).join(" · ")}</span>
+              </li>`,
+            )}
+          </ul>`
+        : html`<p class="hint">${t("poolNone")}</p>`}`;
+  }
+  return html`<section class="card pool-card" aria-labelledby="pool-label" aria-busy=${loading ? "true" : "false"}>
+    <div class="card-head">
+      <h2 id="pool-label">${t("pool")}</h2>
+      <button type="button" class="ghost small" onClick=${refresh} aria-label=${t("poolRefreshLabel")}>${t("poolRefresh")}</button>
+    </div>
+    ${content}
   </section>`;
 }
 
@@ -153,7 +287,7 @@ function Turn({ turn }) {
   </li>`;
 }
 
-function Chat({ tokens, system, setLast }) {
+function Chat({ tokens, system, setLast, onReplyEnd }) {
   const [turns, setTurns] = useState([]);
   const [prompt, setPrompt] = useState("");
   const [busy, setBusy] = useState(false);
@@ -217,6 +351,8 @@ function Chat({ tokens, system, setLast }) {
       if (controller.current === ac) controller.current = null;
       if (epoch.current === mine) setBusy(false);
       input.current?.focus();
+      // The reply used (and maybe cooled down) an account: show the pool as it is now.
+      onReplyEnd();
     }
   }
 
@@ -277,6 +413,8 @@ function App() {
   const [text, setTextState] = useState(loadTokens);
   const [system, setSystem] = useState("");
   const [last, setLast] = useState(null);
+  const tokens = parseTokens(text);
+  const { pool, refresh } = usePool(tokens);
 
   function setText(v) {
     setTextState(v);
@@ -302,14 +440,15 @@ function App() {
     </header>
     <main class="layout">
       <aside class="side" aria-label=${t("settings")}>
-        <${Tokens} text=${text} setText=${setText} />
+        <${Tokens} text=${text} setText=${setText} onChecked=${refresh} />
+        <${Pool} pool=${pool} refresh=${refresh} />
         <section class="card system-card">
           <h2 id="system-label"><label for="system">${t("system")}</label> <span class="optional">${t("optional")}</span></h2>
           <textarea id="system" rows="3" placeholder=${t("systemPlaceholder")} value=${system} onInput=${(e) => setSystem(e.currentTarget.value)}></textarea>
         </section>
         <${Curl} last=${last} />
       </aside>
-      <${Chat} tokens=${parseTokens(text)} system=${system} setLast=${setLast} />
+      <${Chat} tokens=${tokens} system=${system} setLast=${setLast} onReplyEnd=${refresh} />
     </main>
   </div>`;
 }

@@ -1,4 +1,4 @@
-// The playground's side of the API: tokens, token checks, the streamed chat, errors and "copy as curl".
+// The playground's side of the API: tokens, token checks, the account pool, the streamed chat, errors and "copy as curl".
 // No DOM here, and `fetch` is a parameter, so the same code runs in tests.
 
 /** Where the tokens are kept: this browser's localStorage, nowhere else. */
@@ -170,4 +170,71 @@ export function curlCommand(url, body) {
 /** Milliseconds for people: "850 ms", "2.4 s". */
 export function formatMs(ms) {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The account pool is polled at most this often, and only while the page is visible. */
+export const POOL_POLL_MS = 15_000;
+
+/** Whether a background refresh of the pool is due: never while the page is hidden, never sooner than `POOL_POLL_MS`. */
+export function poolPollDue({ hidden, now, lastAt }) {
+  return !hidden && now - lastAt >= POOL_POLL_MS;
+}
+
+/**
+ * Asks `/v1/tokens/status` about the pool, with the page's bearer (the tokens, or the gateway key).
+ * Resolves with `{ kind: "ok", status, tokens }` (the tokens asked about, to name the rows in client mode),
+ * `{ kind: "absent" }` when the server answers 404 (an older server without the endpoint), or
+ * `{ kind: "error", error }` with a ChatError carrying the server's message. Rejects only when `signal` aborts.
+ */
+export async function fetchPoolStatus(tokens, { fetchFn = fetch, base = "", signal } = {}) {
+  let res;
+  try {
+    res = await fetchFn(`${base}v1/tokens/status`, {
+      headers: tokens.length ? { authorization: `Bearer ${tokens.join(",")}` } : {},
+      cache: "no-store",
+      signal,
+    });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return { kind: "error", error: new ChatError("network", err instanceof Error ? err.message : String(err)) };
+  }
+  if (res.status === 404) return { kind: "absent" };
+  if (!res.ok) return { kind: "error", error: await errorFromResponse(res) };
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    // Not JSON: reported below.
+  }
+  if (!body || (body.mode !== "server" && body.mode !== "client") || !Array.isArray(body.tokens)) {
+    return { kind: "error", error: new ChatError("server", "The server's answer is not a token pool status", { status: res.status }) };
+  }
+  return { kind: "ok", status: { mode: body.mode, waiting: Number(body.waiting) || 0, tokens: body.tokens }, tokens };
+}
+
+/**
+ * The rows of the pool panel. In client mode the server lists the caller's tokens in the order sent, so each row
+ * also gets the page's own mask of the pasted token (`name`), which the user can recognise; the server's label
+ * (from the token's hash) is always there.
+ */
+export function poolRows(result) {
+  const { status, tokens = [] } = result;
+  const named = status.mode === "client" && status.tokens.length === tokens.length;
+  return status.tokens.map((tk, i) => ({
+    key: `${i}:${tk.label}`,
+    name: named ? maskToken(tokens[i]) : null,
+    label: String(tk.label),
+    state: tk.state,
+    inFlight: Number(tk.inFlight) || 0,
+    coolingUntil: tk.coolingUntil ?? null,
+    lastError: tk.lastError ?? null,
+  }));
+}
+
+/** A time of day for people, in local time: "14:03:09" ("" for a missing or invalid date). */
+export function formatClock(value) {
+  const d = value instanceof Date ? value : new Date(value ?? NaN);
+  if (Number.isNaN(d.getTime())) return "";
+  const two = (n) => String(n).padStart(2, "0");
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
 }

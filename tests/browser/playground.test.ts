@@ -1,6 +1,7 @@
 // The playground in headless Chromium against the real server process wired to the simulator.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import type { Browser, Request } from "playwright-core";
 import { browserSkip, launchBrowser, openPage } from "../support/browser.ts";
 import { startServer, type RunningServer } from "../support/server.ts";
@@ -39,6 +40,9 @@ describe("playground in Chromium", () => {
     return w;
   }
 
+  /** The label `/v1/tokens/status` shows for a token: the end of its SHA-256. */
+  const label = (token: string) => `…${createHash("sha256").update(token).digest("hex").slice(-4)}`;
+
   const chatBodies = (requests: Request[]) => requests.filter((r) => r.url().endsWith("/v1/chat/completions")).map((r) => JSON.parse(r.postData() ?? "null"));
 
   it("loads with no console errors, labelled controls, and only same-origin requests", opts, async () => {
@@ -75,6 +79,113 @@ describe("playground in Chromium", () => {
     assert.deepEqual(w.errors, []);
     assert.deepEqual(w.foreign(), []);
     await w.context.close();
+  });
+
+  it("shows the account pool after a check: the live token healthy, the expired one cooling", opts, async () => {
+    const w = await playground("live-pool-token-1\nexpired-pool-token-1");
+    const { page } = w;
+    const statusCalls = () => w.requests.filter((u) => u.endsWith("/v1/tokens/status")).length;
+    await page.getByRole("button", { name: "Check" }).click();
+    await page.locator('.token-list li[data-state="expired"]').waitFor();
+    await page.locator('.token-list li[data-state="live"]').waitFor();
+
+    // The check fed the pool: the expired token is cooling down.
+    const panel = page.getByRole("region", { name: "Account pool" });
+    const rows = panel.getByRole("list", { name: "Tokens in the pool" }).getByRole("listitem");
+    await panel.locator('li[data-state="cooling"]').waitFor();
+    assert.equal(await rows.count(), 2);
+    const healthy = rows.nth(0);
+    const cooling = rows.nth(1);
+    assert.equal(await healthy.getAttribute("data-state"), "healthy");
+    assert.equal(await healthy.locator(".pool-name").textContent(), `live-p…en-1 ${label("live-pool-token-1")}`);
+    assert.equal(await healthy.locator(".badge").textContent(), "healthy");
+    assert.equal(await healthy.locator(".pool-meta").textContent(), "0 in flight");
+    assert.equal(await cooling.locator(".pool-name").textContent(), `expire…en-1 ${label("expired-pool-token-1")}`);
+    assert.match((await cooling.locator(".badge").textContent())!, /^cooling until \d\d:\d\d:\d\d$/);
+    assert.equal(await cooling.locator(".pool-meta").textContent(), "0 in flight · last error: rejected");
+    const summary = (await panel.locator(".pool-summary").textContent())!;
+    assert.match(summary, /Mode: your tokens/);
+    assert.match(summary, /Queue: 0 waiting/);
+    assert.match(summary, /updated \d\d:\d\d:\d\d/);
+    assert.equal(await panel.locator(".pool-note").count(), 0, "no gateway-key note in client mode");
+
+    // "Refresh" asks again, with the pasted tokens as the bearer.
+    const before = statusCalls();
+    const [request] = await Promise.all([
+      page.waitForRequest((r) => r.url().endsWith("/v1/tokens/status")),
+      panel.getByRole("button", { name: "Refresh the account pool" }).click(),
+    ]);
+    assert.equal(await request.headerValue("authorization"), "Bearer live-pool-token-1,expired-pool-token-1");
+    assert.ok(statusCalls() > before);
+    await page.waitForFunction(() => document.querySelector(".pool-card")?.getAttribute("aria-busy") === "false");
+
+    // A reply ends: the pool is read again. Forgetting the tokens hides the panel.
+    await page.getByLabel("Tokens", { exact: true }).fill("live-pool-token-1");
+    await page.getByLabel("Message", { exact: true }).fill("[[pieces:2]] hi");
+    const afterReply = page.waitForRequest((r) => r.url().endsWith("/v1/tokens/status") && r.headers().authorization === "Bearer live-pool-token-1");
+    await page.getByLabel("Message", { exact: true }).press("Enter");
+    await page.locator('.msg.assistant[data-state="done"]').waitFor();
+    await afterReply;
+    await eventually(async () => (await rows.count()) === 1, 5000, "the pool to list only the remaining token");
+    await page.getByRole("button", { name: "Forget tokens" }).click();
+    await panel.waitFor({ state: "detached" });
+    assert.deepEqual(w.errors, []);
+    assert.deepEqual(w.foreign(), []);
+    await w.context.close();
+  });
+
+  it("hides the pool panel for a server without the endpoint, and shows the server's message on an error", opts, async () => {
+    const w = await openPage(browser, origin);
+    const { page } = w;
+    let answer = { status: 404, body: JSON.stringify({ error: { message: "Not found", type: "not_found_error", param: null, code: "not_found" } }) };
+    await page.route("**/v1/tokens/status", (route) => route.fulfill({ status: answer.status, contentType: "application/json", body: answer.body }));
+    await page.goto(`${server.url}/`);
+    const asked = page.waitForResponse((r) => r.url().endsWith("/v1/tokens/status"));
+    await page.getByLabel("Tokens", { exact: true }).fill("live-old-server-1");
+    await asked;
+    await page.waitForTimeout(200);
+    assert.equal(await page.locator(".pool-card").count(), 0, "no panel after a 404");
+    assert.equal(await page.getByRole("region", { name: "Account pool" }).count(), 0);
+
+    answer = { status: 503, body: JSON.stringify({ error: { message: "The server has no Emohaa tokens configured", type: "server_error", param: null, code: "no_tokens" } }) };
+    await page.reload();
+    const panel = page.getByRole("region", { name: "Account pool" });
+    const alert = panel.getByRole("alert");
+    await alert.waitFor();
+    assert.equal(await alert.locator(".error-title").textContent(), "Cannot show the pool");
+    assert.equal(await alert.locator(".error-message").textContent(), "The server has no Emohaa tokens configured");
+    assert.equal(await alert.locator(".meta").textContent(), "HTTP 503 · no_tokens");
+    assert.deepEqual(w.errors.filter((e) => !/status of (404|503)/.test(e)), []);
+    await w.context.close();
+  });
+
+  it("in server-side mode, explains the gateway key, shows the pool's tokens, and the error for a wrong key", opts, async () => {
+    const tokens = ["live-pool-srv-1", "live-pool-srv-2"];
+    const held = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, LOG_LEVEL: "error", EMOHAA_TOKENS: tokens.join(","), API_KEYS: "gw-pool-key", JOURNAL: "off" });
+    const w = await openPage(browser, new URL(held.url).origin);
+    const { page } = w;
+    try {
+      await page.goto(`${held.url}/`);
+      await page.getByLabel("Tokens", { exact: true }).fill("wrong-key");
+      const panel = page.getByRole("region", { name: "Account pool" });
+      await panel.getByRole("alert").waitFor();
+      assert.match((await panel.locator(".error-message").textContent())!, /^Invalid API key: this server holds the Emohaa tokens/);
+      assert.match((await panel.locator(".meta").textContent())!, /HTTP 401 · invalid_api_key/);
+
+      await page.getByLabel("Tokens", { exact: true }).fill("gw-pool-key");
+      await panel.locator(".pool-list").waitFor();
+      assert.equal(await panel.getByRole("alert").count(), 0);
+      assert.match((await panel.locator(".pool-summary").textContent())!, /Mode: accounts held by this server/);
+      assert.equal(await panel.locator(".pool-note").textContent(), "This server holds the accounts: the value above is its gateway key, not an Emohaa token.");
+      const rows = panel.getByRole("listitem");
+      assert.deepEqual(await rows.locator(".pool-name").allTextContents(), tokens.map(label));
+      assert.deepEqual(await rows.locator(".badge").allTextContents(), ["healthy", "healthy"]);
+      assert.ok(!(await panel.textContent())!.includes("gw-pool"), "the key is not shown as a token");
+      assert.deepEqual(w.errors.filter((e) => !/status of 401/.test(e)), []);
+    } finally {
+      await w.context.close();
+      await held.kill();
+    }
   });
 
   it("streams a reply that grows before it completes, then shows timings and usage, over several turns", opts, async () => {
