@@ -121,7 +121,8 @@ async function main() {
   if (!existsSync(join(root, "dist", "emohaa-free-api"))) spawnSync("npm", ["run", "compile"], { cwd: root, stdio: "inherit" });
   if (!existsSync(join(root, "dist", "index.js"))) spawnSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
   const bun = bin("bun");
-  const deno = bin("deno");
+  // The native executable, not the JavaScript launcher node_modules/.bin/deno points at (scripts/postinstall.mjs).
+  const deno = existsSync(join(root, "node_modules", "deno", "deno")) ? join(root, "node_modules", "deno", "deno") : bin("deno");
   const src = sources();
   const mods = prodModules();
   const fromSource: [number, string] = [src + mods, `${mb(src + mods)} (sources ${mb(src)} + production node_modules ${mb(mods)})`];

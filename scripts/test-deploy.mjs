@@ -44,8 +44,10 @@ export function prepareDeploy() {
   step("build", "npm", ["run", "build"]);
   const fresh = freshCopy();
   process.on("exit", () => rmSync(fresh, { recursive: true, force: true }));
-  // The deno binary itself: node_modules/.bin/deno is a symlink to it after npm's postinstall.
-  const deno = realpathSync(bin("deno"));
+  // The deno executable itself, not node_modules/.bin/deno (the package's JavaScript launcher, see
+  // scripts/postinstall.mjs): a launcher between the tests and `deno serve` would outlive a killed server.
+  const native = join(root, "node_modules", "deno", "deno");
+  const deno = existsSync(native) ? native : realpathSync(bin("deno"));
   step("deno install (fresh copy)", deno, ["install"], fresh);
   return { fresh, deno };
 }

@@ -6,10 +6,14 @@ import { join } from "node:path";
 import { deployRuns, prepareDeploy } from "./test-deploy.mjs";
 
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
+// The native executable: node_modules/.bin/deno is the package's JavaScript launcher (see scripts/postinstall.mjs),
+// which would put a node process between us and deno.
+const denoNative = new URL("../node_modules/deno/deno", import.meta.url).pathname;
+const denoBin = existsSync(denoNative) ? denoNative : bin("deno");
 const only = process.argv.slice(2);
 const runs = [
   { name: "bun", cmd: bin("bun"), args: ["test", "--timeout=60000", ...(only.length ? only : ["tests/"])] },
-  { name: "deno", cmd: bin("deno"), args: ["test", "--allow-all", "--no-check", `--junit-path=${junitPath()}`, ...(only.length ? only : ["tests/"])] },
+  { name: "deno", cmd: denoBin, args: ["test", "--allow-all", "--no-check", `--junit-path=${junitPath()}`, ...(only.length ? only : ["tests/"])] },
 ].filter((r) => !process.env.TEST_RUNTIME || process.env.TEST_RUNTIME === r.name);
 // The end-to-end suite against the built binary, the Node bundle and Deno Deploy's way (see test-deploy.mjs);
 // part of a full run, or alone with TEST_RUNTIME=deploy.
@@ -40,7 +44,7 @@ function denoCounts(file) {
 function typecheck() {
   const checks = [
     ["tsc", [bin("tsc"), "--noEmit", "-p", "."]],
-    ["deno check", [bin("deno"), "check", "server.ts", "scripts/demo.ts", "scripts/sim.ts", "deploy.ts", "api/index.ts"]],
+    ["deno check", [denoBin, "check", "server.ts", "scripts/demo.ts", "scripts/sim.ts", "deploy.ts", "api/index.ts"]],
   ];
   let p = 0;
   let f = 0;
