@@ -27,7 +27,7 @@ describe("crash journal", { skip: !signalsApply && "no process signals where thi
         body: JSON.stringify({ stream: true, messages: [{ role: "user", content: "[[pieces:500]] [[delay:100]]" }] }),
       }).then((r) => r.text()).catch(() => "cut"),
     );
-    await eventually(() => sim.sim.state().openStreams === 3, 5000, "3 streams open");
+    await eventually(() => sim.sim.state().openStreams === 3, 15_000, "3 streams open");
     const journal = readFileSync(file, "utf8");
     assert.equal(journal.trim().split("\n").length, 3);
     for (const secret of ["live-j1", "live-j2", "live-j3", "key-j"]) assert.ok(!journal.includes(secret));
@@ -37,9 +37,9 @@ describe("crash journal", { skip: !signalsApply && "no process signals where thi
 
     const second = await startServer(env);
     try {
-      await eventually(() => sim.sim.state().open === 0, 5000, "leftovers deleted");
+      await eventually(() => sim.sim.state().open === 0, 15_000, "leftovers deleted");
       assert.equal(sim.sim.state().badDeletes, 0);
-      await eventually(() => second.output().includes("deleted 3 conversations left behind"), 2000, "log line");
+      await eventually(() => second.output().includes("deleted 3 conversations left behind"), 5000, "log line");
     } finally {
       await second.kill();
     }

@@ -19,7 +19,7 @@ after(async () => {
 });
 
 const sdk = (token = "live-sdk") => new OpenAI({ apiKey: token, baseURL: `${server.url}/v1`, maxRetries: 0 });
-const settled = () => eventually(() => sim.sim.state().open === 0, 5000, "conversations deleted");
+const settled = () => eventually(() => sim.sim.state().open === 0, 15_000, "conversations deleted");
 
 describe("openai SDK", () => {
   it("non-stream create returns a typed completion with usage and _request_id", async () => {
@@ -80,7 +80,7 @@ describe("openai SDK", () => {
     for await (const _ of stream) {
       if (++n === 3) stream.controller.abort();
     }
-    await eventually(() => sim.sim.state().aborted > before, 3000, "upstream aborted");
+    await eventually(() => sim.sim.state().aborted > before, 10_000, "upstream aborted");
     await settled();
   });
 

@@ -22,7 +22,7 @@ const chat = (url: string, bearer: string, content = "hi", init: RequestInit = {
     body: JSON.stringify({ messages: [{ role: "user", content }] }),
     ...init,
   });
-const settled = () => eventually(() => sim.sim.state().open === 0 && sim.sim.state().openStreams === 0, 5000, "conversations deleted").catch((e) => { const { prompts, requests, ...s } = sim.sim.state(); throw new Error(`${e.message}: ${JSON.stringify(s)}`); });
+const settled = () => eventually(() => sim.sim.state().open === 0 && sim.sim.state().openStreams === 0, 15_000, "conversations deleted").catch((e) => { const { prompts, requests, ...s } = sim.sim.state(); throw new Error(`${e.message}: ${JSON.stringify(s)}`); });
 
 describe("token pool (client tokens)", () => {
   let server: RunningServer;
@@ -53,7 +53,7 @@ describe("token pool (client tokens)", () => {
 
   it("when every account stays busy, the queue times out with 429 and retry-after", async () => {
     const long = chat(server.url, "live-r", "[[pieces:30]] [[delay:100]]");
-    await eventually(() => sim.sim.state().openStreams > 0, 3000, "first stream");
+    await eventually(() => sim.sim.state().openStreams > 0, 10_000, "first stream");
     const res = await chat(server.url, "live-r");
     assert.equal(res.status, 429);
     assert.ok(Number(res.headers.get("retry-after")) >= 1);
@@ -64,7 +64,7 @@ describe("token pool (client tokens)", () => {
 
   it("a queued client that disconnects never reaches the upstream", async () => {
     const long = chat(server.url, "live-s", "[[pieces:6]] [[delay:100]]");
-    await eventually(() => sim.sim.state().openStreams > 0, 3000, "first stream");
+    await eventually(() => sim.sim.state().openStreams > 0, 10_000, "first stream");
     const callsBefore = sim.sim.state().callsByToken["live-s"];
     const ac = new AbortController();
     const queued = chat(server.url, "live-s", "hi", { signal: ac.signal }).catch(() => "aborted");
@@ -117,7 +117,7 @@ describe("server-side tokens", () => {
       writeFileSync(file, "live-file2\n");
       if (!signalsApply) return; // no SIGHUP where this runs (Deno Deploy)
       server.signal("SIGHUP");
-      await eventually(async () => (await chat(server.url, "gk-one")).status === 200, 5000, "reloaded tokens");
+      await eventually(async () => (await chat(server.url, "gk-one")).status === 200, 15_000, "reloaded tokens");
       assert.equal(sim.sim.state().callsByToken["gk-one"], undefined);
       assert.equal(sim.sim.state().callsByToken["gk-two"], undefined);
 

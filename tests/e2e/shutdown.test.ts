@@ -24,7 +24,7 @@ describe("graceful shutdown", { skip: !signalsApply && "no signals where this ru
     const server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, SHUTDOWN_GRACE_MS: "600" });
     const shortOnes = Array.from({ length: 5 }, (_, i) => stream(server.url, `live-short${i}`, "[[pieces:4]] [[delay:100]]"));
     const longOnes = Array.from({ length: 15 }, (_, i) => stream(server.url, `live-long${i}`, "[[pieces:200]] [[delay:100]]"));
-    await eventually(() => sim.sim.state().openStreams === 20, 5000, "20 streams open");
+    await eventually(() => sim.sim.state().openStreams === 20, 15_000, "20 streams open");
     const code = await server.kill("SIGTERM");
     assert.equal(code, 0);
     for (const text of await Promise.all(shortOnes)) assert.ok(text.endsWith("data: [DONE]\n\n"));
