@@ -1,5 +1,5 @@
 // The chat use case: pick a token, create a conversation, stream the reply, fail over, always delete.
-import type { EmohaaClient } from "./emohaa.ts";
+import type { EmohaaClient, PieceReader } from "./emohaa.ts";
 import { UpstreamError } from "./emohaa.ts";
 import { ApiError } from "./errors.ts";
 import type { Conversations } from "./conversations.ts";
@@ -31,8 +31,13 @@ export interface ChatDeps {
 
 /** A reply being read from the upstream. */
 export interface Reply {
-  /** The next piece, or null at the end. Throws an ApiError on failure or timeout. */
+  /**
+   * The next text, or null at the end: the pieces that arrived together in one upstream read, joined (so a
+   * burst costs one chunk downstream, not one per piece). Throws an ApiError on failure or timeout.
+   */
   read(): Promise<string | null>;
+  /** What `read` would give without waiting: text already received, null at the end, or undefined. */
+  readNow(): string | null | undefined;
   /** Stops the upstream and deletes the conversation; safe to call many times. */
   close(): void;
 }
@@ -49,7 +54,7 @@ type Phase = "first" | "idle" | "total" | "shutdown";
 class Attempt {
   readonly ac = new AbortController();
   cid?: string;
-  reader?: ReadableStreamDefaultReader<string>;
+  reader?: PieceReader;
   timedOut?: Phase;
   private closed = false;
   /** When the next piece is due; the watchdog timer (fires at `timerAt`) checks it. */
@@ -79,27 +84,40 @@ class Attempt {
   /** Creates the conversation. A create already sent is awaited even after the client left, so it can be deleted. */
   async create(clientSignal: AbortSignal): Promise<void> {
     const { client, conversations, timeouts } = this.deps;
-    // The request itself may run longer than the client waits: its id is still needed for deletion.
-    const creating = client.createConversation(this.token, AbortSignal.timeout(timeouts.createMs * 4)).then((cid) => {
-      conversations.created(this.token, cid);
-      if (this.closed) conversations.delete(this.token, cid);
-      else this.cid = cid;
-      return cid;
+    // The request itself may run longer than the client waits: its id is still needed for deletion. Its own
+    // limit is a timer cleared when it settles (AbortSignal.timeout would keep the request's state for minutes).
+    const upstream = new AbortController();
+    const hardLimit = setTimeout(() => upstream.abort(new DOMException("The create request timed out", "TimeoutError")), timeouts.createMs * 4);
+    const creating = client.createConversation(this.token, upstream.signal).then(
+      (cid) => {
+        clearTimeout(hardLimit);
+        conversations.created(this.token, cid);
+        if (this.closed) conversations.delete(this.token, cid);
+        else this.cid = cid;
+      },
+      (err) => {
+        clearTimeout(hardLimit);
+        throw err;
+      },
+    );
+    // One wait for three outcomes: created, too slow for this client, or the client left.
+    await new Promise<void>((resolve, reject) => {
+      const settle = (err?: unknown) => {
+        clearTimeout(limit);
+        clientSignal.removeEventListener("abort", left);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const left = () => settle(clientSignal.reason ?? new DOMException("The client left", "AbortError"));
+      const limit = setTimeout(
+        () => settle(new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, { code: "upstream_timeout" })),
+        timeouts.createMs,
+      );
+      // Observed before anything else: a create that fails after the wait ended is never an unhandled rejection.
+      creating.then(() => settle(), settle);
+      if (clientSignal.aborted) return left();
+      clientSignal.addEventListener("abort", left, { once: true });
     });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const limit = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, { code: "upstream_timeout" })), timeouts.createMs);
-    });
-    const left = new Promise<never>((_, reject) => {
-      if (clientSignal.aborted) reject(clientSignal.reason);
-      clientSignal.addEventListener("abort", () => reject(clientSignal.reason), { once: true });
-    });
-    creating.catch(() => {});
-    try {
-      await Promise.race([creating, limit, left]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** Opens the chat stream and arms the first-piece and total watchdogs. */
@@ -108,8 +126,7 @@ class Attempt {
     this.arm(timeouts.firstPieceMs);
     this.totalTimer = setTimeout(() => this.expire("total"), timeouts.totalMs);
     try {
-      const stream = await this.deps.client.chat(this.token, this.cid!, prompt, this.ac.signal);
-      this.reader = stream.getReader();
+      this.reader = await this.deps.client.openChat(this.token, this.cid!, prompt, this.ac.signal);
     } catch (err) {
       throw this.mapError(err);
     }
@@ -117,20 +134,41 @@ class Attempt {
     this.deps.pool.report(this.token, "ok");
   }
 
-  /** Reads a piece; re-arms the gap watchdog. */
+  /** Reads the next text: every piece one upstream read brought, joined. Re-arms the gap watchdog. */
   async read(): Promise<string | null> {
     try {
-      const r = await this.reader!.read();
-      // A cancelled reader ends "done": after a timeout or close that is a failure, not the reply's end.
+      const pieces = await this.reader!.read();
+      // A cancelled reader ends early: after a timeout or close that is a failure, not the reply's end.
       if (this.timedOut || this.closed) throw new Error("Reply stopped");
-      if (r.done) return null;
-      this.phaseIsIdle = true;
-      this.arm(this.deps.timeouts.idleMs);
-      return r.value;
+      return this.took(pieces);
     } catch (err) {
       throw this.mapError(err);
     }
   }
+
+  /** The text already received, without waiting (undefined when there is none yet). */
+  readNow(): string | null | undefined {
+    try {
+      if (this.timedOut || this.closed) throw new Error("Reply stopped");
+      const pieces = this.reader!.readNow();
+      return pieces === undefined ? undefined : this.took(pieces);
+    } catch (err) {
+      throw this.mapError(err);
+    }
+  }
+
+  private took(pieces: string[] | null): string | null {
+    if (pieces === null) {
+      this.finished = true;
+      return null;
+    }
+    this.phaseIsIdle = true;
+    this.arm(this.deps.timeouts.idleMs);
+    return pieces.length === 1 ? pieces[0]! : pieces.join("");
+  }
+
+  /** Set once the reply was read to its end: the upstream request is over, nothing to abort. */
+  private finished = false;
 
   /** One timer for the piece deadline, moved forward lazily instead of re-created per piece. */
   private arm(ms: number): void {
@@ -156,7 +194,7 @@ class Attempt {
     if (this.closed) return;
     this.timedOut = phase;
     this.ac.abort();
-    this.reader?.cancel().catch(() => {});
+    this.reader?.cancel();
   }
 
   /** Maps a failure and tells the pool what it says about the account (a client leaving says nothing). */
@@ -188,8 +226,10 @@ class Attempt {
     this.deps.shutdown?.removeEventListener("abort", this.onShutdown);
     clearTimeout(this.timer);
     clearTimeout(this.totalTimer);
-    this.ac.abort();
-    this.reader?.cancel().catch(() => {});
+    if (!this.finished) {
+      this.ac.abort();
+      this.reader?.cancel();
+    }
     if (this.cid) this.deps.conversations.delete(this.token, this.cid);
     this.lease.release();
   }
@@ -284,6 +324,15 @@ function makeReply(attempt: Attempt, pending: Promise<string | null> | undefined
       next = undefined;
       try {
         return await p;
+      } catch (err) {
+        throw attempt.fail(err);
+      }
+    },
+    readNow() {
+      // The first read is still out: only it can say what comes next.
+      if (next) return undefined;
+      try {
+        return attempt.readNow();
       } catch (err) {
         throw attempt.fail(err);
       }

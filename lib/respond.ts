@@ -27,7 +27,9 @@ async function pump(ctx: ReplyContext, emit: (text: string) => void): Promise<Fi
       if (r.emit) emit(r.emit);
       if (r.finish) return r.finish;
     }
-    piece = await reply.read();
+    // What has already arrived (often the end) is taken without a round through the event loop.
+    const now = reply.readNow();
+    piece = now === undefined ? await reply.read() : now;
   }
   const r = cutter.flush();
   if (r.emit) emit(r.emit);
@@ -81,34 +83,49 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
 
   return new ReadableStream<Uint8Array>({
     start(controller) {
+      // Frames sent in one turn of the event loop go out as one chunk: one encode, one write.
+      let corked: string | undefined;
       const send = (s: string) => {
         if (ended) return;
         lastWrite = Date.now();
-        controller.enqueue(encoder.encode(s));
+        if (corked !== undefined) corked += s;
+        else controller.enqueue(encoder.encode(s));
+      };
+      const uncork = () => {
+        const s = corked;
+        corked = undefined;
+        if (s && !ended) controller.enqueue(encoder.encode(s));
       };
       ping = setInterval(() => {
         if (Date.now() - lastWrite >= options.keepAliveMs * 0.9) send(PING_FRAME);
       }, options.keepAliveMs);
-      send(dataFrame(deltaChunk(ctx.head, { role: "assistant", content: "" })));
+      corked = dataFrame(deltaChunk(ctx.head, { role: "assistant", content: "" }));
       (async () => {
         try {
           const finish = await pump(ctx, (t) => {
             parts?.push(t);
             send(frame(t));
           });
+          corked ??= "";
           send(dataFrame(deltaChunk(ctx.head, {}, finish)));
           if (parts) send(dataFrame(usageChunk(ctx.head, usage(ctx, parts.join("")))));
           send(DONE_FRAME);
+          uncork();
           if (!ended) controller.close();
           end(200, null);
         } catch (err) {
           if (ended) return;
+          corked ??= "";
           const e = isAbort(err) ? new ApiError(499, "Client closed the request", { code: "client_closed" }) : toApiError(err);
           send(dataFrame(e.toJSON()));
+          uncork();
           controller.close();
           end(e.status, e.code);
         }
       })();
+      // The pump ran up to its first wait, so the role chunk and the first text (when it was already read) go
+      // together; after a microtask, so a reply that is already complete goes out whole, in one write.
+      queueMicrotask(uncork);
     },
     cancel() {
       end(499, "client_closed");

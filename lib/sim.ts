@@ -1,4 +1,5 @@
 // The upstream simulator: the Emohaa "echo-prod" protocol with its failure modes, for tests and the demo.
+import { setImmediate } from "node:timers";
 import { sign } from "./emohaa.ts";
 
 /**
@@ -17,7 +18,9 @@ import { sign } from "./emohaa.ts";
  * Any account has one stream at a time: a second concurrent chat gets 429 "another request is in progress".
  *
  * Directives in the prompt shape the reply: `[[pieces:N]]` N pieces, `[[delay:MS]]` a gap before each piece,
- * `[[reply:TEXT]]` exactly TEXT, `[[split]]` send each piece's bytes in two writes cut inside a character,
+ * `[[flush]]` each piece in its own write with no gap (a stream as fast as the simulator can send it, where
+ * without it an instant reply leaves in one burst), `[[reply:TEXT]]` exactly TEXT, `[[split]]` send each
+ * piece's bytes in two writes cut inside a character,
  * `[[echo]]` reply with the prompt itself, `[[multiline]]` pieces holding newlines, `[[huge:N]]` one event of
  * N characters before the reply (a hostile upstream).
  */
@@ -118,6 +121,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     const enc = new TextEncoder();
     const pieces = reply(prompt);
     const delay = token.startsWith("slow") ? 250 : Number(directive(prompt, "delay") ?? 0);
+    const flush = directive(prompt, "flush") !== undefined;
     const split = directive(prompt, "split") !== undefined;
     const malformed = token.startsWith("malformed");
     const cut = token.startsWith("cut");
@@ -153,6 +157,8 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
           }
           for (let i = 0; i < pieces.length; i++) {
             if (delay) await sleep(delay, signal);
+            // A turn of the event loop between pieces lets the server write each one out on its own.
+            else if (flush && i) await new Promise((r) => setImmediate(r));
             if (closed || signal.aborted) return;
             if (cut && i === Math.min(2, pieces.length - 1)) {
               controller.close();

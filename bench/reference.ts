@@ -1,0 +1,69 @@
+// Two reference servers for `npm run bench`, to locate what a request costs (not ways to run the gateway):
+//
+//   bun bench/reference.ts io  PORT UPSTREAM   the gateway's I/O and nothing else: Bun.serve, fetch create / chat
+//                                              / delete, SSE out; no validation, no pool, no timeouts, no logging
+//   bun bench/reference.ts lib PORT UPSTREAM   the gateway's own lib/ (pool, failover, watchdogs, translation,
+//                                              streaming) behind a bare Bun.serve: all of server.ts but Hono, zod,
+//                                              middleware and the access log
+import { openReply } from "../lib/chat.ts";
+import { Conversations } from "../lib/conversations.ts";
+import { createEmohaaClient, sign } from "../lib/emohaa.ts";
+import { TokenPool } from "../lib/pool.ts";
+import { buildPrompt } from "../lib/prompt.ts";
+import { streamCompletion } from "../lib/respond.ts";
+import { SSE_HEADERS } from "../lib/sse.ts";
+import { Cutter } from "../lib/translate.ts";
+
+const [mode, port, upstream] = process.argv.slice(2) as ["io" | "lib", string, string];
+const encoder = new TextEncoder();
+
+/** Only the I/O: the requests and frames a gateway cannot avoid. */
+async function io(req: Request): Promise<Response> {
+  const body = (await req.json()) as { messages: { content: string }[] };
+  const token = req.headers.get("authorization")!.slice(7);
+  const headers = () => {
+    const s = sign(Date.now(), Math.random().toString());
+    return { s, h: { Authorization: `Bearer ${token}`, "X-Xss-Id": s.id, "X-Xss-Ts": s.ts, "X-Xss-Real": s.real } };
+  };
+  const idText = await (await fetch(`${upstream}/generate/id?create=true`, { headers: headers().h })).text();
+  const cid = idText.startsWith('"') ? JSON.parse(idText) : idText.startsWith("{") ? JSON.parse(idText).id : idText;
+  const c = headers();
+  const q = `token=${token}&cid=${cid}&prompt=${encodeURIComponent(`user:${body.messages[0]!.content}`)}&role=echo&xts=${c.s.ts}&xid=${c.s.id}&xreal=${c.s.real}`;
+  const reader = (await fetch(`${upstream}/chat?${q}`, { headers: c.h })).body!.getReader();
+  const decoder = new TextDecoder();
+  const first = await reader.read();
+  const frame = (bytes: Uint8Array | undefined) => `data: {"delta":{"content":${JSON.stringify(decoder.decode(bytes, { stream: true }))}}}\n\n`;
+  return new Response(
+    new ReadableStream<Uint8Array>({
+      async start(out) {
+        out.enqueue(encoder.encode(`data: {"delta":{"role":"assistant"}}\n\n${frame(first.value)}`));
+        for (let r = await reader.read(); !r.done; r = await reader.read()) out.enqueue(encoder.encode(frame(r.value)));
+        out.enqueue(encoder.encode('data: {"finish_reason":"stop"}\n\ndata: [DONE]\n\n'));
+        out.close();
+        void fetch(`${upstream}/conv?cid=${cid}`, { method: "DELETE", headers: headers().h }).then((r) => r.arrayBuffer());
+      },
+    }),
+    { headers: SSE_HEADERS },
+  );
+}
+
+/** The gateway's lib with the defaults of server.ts, without the HTTP framework around it. */
+function lib(): (req: Request) => Promise<Response> {
+  const client = createEmohaaClient({ baseUrl: upstream });
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  const conversations = new Conversations(client, sleep);
+  const pool = new TokenPool({ perToken: 1, authCooldownMs: 600_000, failCooldownMs: 30_000, failThreshold: 2, queueTimeoutMs: 30_000, queueMax: 1000 });
+  const deps = { client, pool, conversations, timeouts: { createMs: 15_000, firstPieceMs: 60_000, idleMs: 60_000, totalMs: 300_000 }, maxAttempts: 3, sleep };
+  let n = 0;
+  return async (req) => {
+    const body = (await req.json()) as { messages: { role: string; content: string }[] };
+    const { prompt } = buildPrompt(body.messages, 6000);
+    const head = { id: `chatcmpl-${++n}`, created: Math.floor(Date.now() / 1000), model: "emohaa" };
+    const { reply, first } = await openReply(deps, [req.headers.get("authorization")!.slice(7)], prompt, req.signal, 15_000);
+    const stream = streamCompletion({ head, reply, first, cutter: new Cutter({ stop: [] }), prompt }, { includeUsage: false, keepAliveMs: 15_000 });
+    return new Response(stream, { headers: SSE_HEADERS });
+  };
+}
+
+const server = Bun.serve({ port: Number(port), hostname: "127.0.0.1", idleTimeout: 0, fetch: mode === "io" ? io : lib() });
+console.log(`reference server (${mode}) listening on http://127.0.0.1:${server.port}`);
