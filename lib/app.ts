@@ -27,7 +27,7 @@ import { collectCompletion, streamCompletion } from "./respond.ts";
 import { SSE_HEADERS } from "./sse.ts";
 import type { Auth } from "./auth.ts";
 import type { TokenPool } from "./pool.ts";
-import { parseBearer } from "./tokens.ts";
+import { isUsableToken, parseBearer } from "./tokens.ts";
 import { Cutter, type Tokenizer } from "./translate.ts";
 
 export interface AppDeps {
@@ -260,7 +260,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     const { token } = c.req.valid("json");
     let live = false;
     // A token that cannot travel in a header is not alive, and never reaches the upstream.
-    if (/^[\x21-\x7e]+$/.test(token)) {
+    if (isUsableToken(token)) {
       try {
         await deps.client.listConversations(token, AbortSignal.timeout(deps.chat.timeouts.createMs));
         live = true;

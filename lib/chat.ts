@@ -1,7 +1,7 @@
 // The chat use case: pick a token, create a conversation, stream the reply, fail over, always delete.
 import type { EmohaaClient, PieceReader } from "./emohaa.ts";
 import { UpstreamError } from "./emohaa.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, clientClosed } from "./errors.ts";
 import type { Conversations } from "./conversations.ts";
 import type { Lease, Outcome, TokenPool } from "./pool.ts";
 
@@ -215,7 +215,7 @@ class Attempt {
     if (err instanceof Error && err.name === "ParseError") {
       return new UpstreamError("protocol", 502, "Emohaa sent an event larger than this server accepts", { code: "upstream_event_too_large" });
     }
-    if (this.ac.signal.aborted) return new ApiError(499, "Client closed the request", { code: "client_closed" });
+    if (this.ac.signal.aborted) return clientClosed();
     return new UpstreamError("network", 502, "Lost the connection to Emohaa", { code: "upstream_unreachable", cause: err });
   }
 
@@ -297,13 +297,13 @@ export async function openReply(
       return { reply, first: first === HOLD_EXPIRED ? undefined : first };
     } catch (err) {
       attempt.close();
-      if (signal.aborted) throw new ApiError(499, "Client closed the request", { code: "client_closed" });
+      if (signal.aborted) throw clientClosed();
       lastError = attempt.fail(err);
       tried.add(lease.token);
       if (nextStep(lastError) === "stop") break;
     }
   }
-  if (signal.aborted) throw new ApiError(499, "Client closed the request", { code: "client_closed" });
+  if (signal.aborted) throw clientClosed();
   throw lastError ?? new ApiError(502, "No upstream attempt could be made", { code: "upstream_error" });
 }
 

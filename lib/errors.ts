@@ -77,7 +77,12 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError(500, "Internal server error", { code: "internal_error", cause: err });
 }
 
-/** The error for a request the client itself cancelled; never sent, only used to unwind. */
+/** The error for a request the client itself cancelled (nginx's 499): logged, never read by anyone. */
+export function clientClosed(): ApiError {
+  return new ApiError(499, "Client closed the request", { code: "client_closed" });
+}
+
+/** Whether an error is an abort or a timeout signal's rejection. */
 export function isAbort(err: unknown): boolean {
   return err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError");
 }

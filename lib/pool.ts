@@ -1,6 +1,6 @@
 // The token pool: per-account health, one stream per account, and a fair bounded queue when all are busy.
 import { createHash } from "node:crypto";
-import { ApiError } from "./errors.ts";
+import { ApiError, clientClosed } from "./errors.ts";
 
 /** What happened on an account, as the pool needs to know it. */
 export type Outcome = "ok" | "auth" | "busy" | "rate" | "server" | "network" | "timeout" | "protocol";
@@ -162,7 +162,7 @@ export class TokenPool {
    * was tried. Leaving (`signal`) removes the request from the queue at once.
    */
   acquire(tokens: readonly string[], tried: ReadonlySet<string>, signal: AbortSignal): Promise<Lease | undefined> {
-    if (signal.aborted) return Promise.reject(new ApiError(499, "Client closed the request", { code: "client_closed" }));
+    if (signal.aborted) return Promise.reject(clientClosed());
     const p = this.pick(tokens, tried);
     if ("token" in p) return Promise.resolve(this.lend(p.token));
     if ("exhausted" in p) return Promise.resolve(undefined);
@@ -182,7 +182,7 @@ export class TokenPool {
         reject(err);
       };
       const waiter: Waiter = { tokens, tried, resolve: (l) => (done(), resolve(l)), reject: (e) => (done(), reject(e)) };
-      const onAbort = () => leave(new ApiError(499, "Client closed the request", { code: "client_closed" }));
+      const onAbort = () => leave(clientClosed());
       const timer = setTimeout(
         () => leave(new ApiError(429, `Every account is busy: waited ${queueTimeoutMs} ms for a free one`, { code: "accounts_busy", retryAfter: Math.max(1, Math.ceil(queueTimeoutMs / 10_000)) })),
         queueTimeoutMs,

@@ -1,6 +1,6 @@
 // OpenAI responses from an upstream reply: the SSE stream and the whole completion.
 import type { Reply } from "./chat.ts";
-import { ApiError, isAbort, toApiError } from "./errors.ts";
+import { clientClosed, isAbort, toApiError } from "./errors.ts";
 import { contentFramer, dataFrame, DONE_FRAME, PING_FRAME } from "./sse.ts";
 import { completion, type ChunkHead, Cutter, deltaChunk, type FinishReason, type Tokenizer, usageChunk, usageOf } from "./translate.ts";
 
@@ -116,7 +116,7 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
         } catch (err) {
           if (ended) return;
           corked ??= "";
-          const e = isAbort(err) ? new ApiError(499, "Client closed the request", { code: "client_closed" }) : toApiError(err);
+          const e = isAbort(err) ? clientClosed() : toApiError(err);
           send(dataFrame(e.toJSON()));
           uncork();
           controller.close();
