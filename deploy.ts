@@ -6,7 +6,8 @@ import { buildApp } from "./server.ts";
 
 let built: ReturnType<typeof buildApp>;
 try {
-  built = buildApp(readEnv());
+  // Deno Deploy is not reachable from where this is tested: its upstream calls use the platform's fetch.
+  built = buildApp({ UPSTREAM_CLIENT: "fetch", ...readEnv() });
 } catch (err) {
   // Same message as server.ts; the platform shows it in the deployment's logs.
   if (err instanceof ConfigError) console.error(`emohaa-free-api: ${err.message}`);
@@ -20,6 +21,6 @@ export default {
   onListen(addr: { hostname?: string; port?: number }) {
     const host = !addr.hostname || addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
     console.log(`emohaa-free-api listening on http://${host}:${addr.port} (upstream ${config.baseUrl})`);
-    loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
+    if (config.tokenizerPreload) loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
   },
 };

@@ -6,14 +6,16 @@ import { createApp } from "./lib/app.ts";
 import { Conversations } from "./lib/conversations.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { createEmohaaClient } from "./lib/emohaa.ts";
-import { createLogger } from "./lib/log.ts";
+import { batchedLines, createLogger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { createAuth } from "./lib/auth.ts";
 import { journalFor, type JournalStore, resolveEntries } from "./lib/journal.ts";
 import { parseTokenList, TokenPool } from "./lib/pool.ts";
 import { loadTokenizer } from "./lib/usage.ts";
+import { createHttp1Fetch } from "./lib/http1.ts";
+import { dial } from "./runtime/dial.ts";
 import { fileJournal, kvJournal } from "./runtime/journal.ts";
-import { exit, onSignal, readArgs, readEnv, serve } from "./runtime/serve.ts";
+import { exit, onSignal, readArgs, readEnv, runtimeName, serve } from "./runtime/serve.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -33,9 +35,11 @@ export async function openJournal(config: ReturnType<typeof loadConfig>): Promis
 
 /** Builds the app from an environment map; exported for entry points other than this file (Deno Deploy). */
 export function buildApp(env: Record<string, string | undefined>, journalStore?: JournalStore) {
-  const config = loadConfig(env);
-  const logger = createLogger(config.logLevel);
-  const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits });
+  const config = loadConfig(env, runtimeName());
+  const lines = batchedLines((text) => console.log(text));
+  const logger = createLogger(config.logLevel, lines.write);
+  const upstreamFetch = config.upstreamClient === "http1" ? createHttp1Fetch(dial) : fetch;
+  const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits, fetch: upstreamFetch });
   let journalFailed = false;
   const journal = journalStore
     ? journalFor(journalStore, () => serverTokens, (err) => {
@@ -86,14 +90,14 @@ export function buildApp(env: Record<string, string | undefined>, journalStore?:
     await Promise.all(found.map((f) => conversations.deleteLeftover(f.token, f.cid)));
     return found.length;
   };
-  return { app, config, logger, conversations, pool, shutdown, recover, reloadTokens: config.serverTokens ? reloadTokens : undefined };
+  return { app, config, logger, flushLogs: lines.flush, conversations, pool, shutdown, recover, reloadTokens: config.serverTokens ? reloadTokens : undefined };
 }
 
 async function main() {
   let built: ReturnType<typeof buildApp>;
   try {
     const env = readEnv();
-    built = buildApp(env, await openJournal(loadConfig(env)));
+    built = buildApp(env, await openJournal(loadConfig(env, runtimeName())));
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`emohaa-free-api: ${err.message}`);
@@ -101,7 +105,7 @@ async function main() {
     }
     throw err;
   }
-  const { app, config, logger, reloadTokens, pool, conversations, shutdown, recover } = built;
+  const { app, config, logger, flushLogs, reloadTokens, pool, conversations, shutdown, recover } = built;
   if (reloadTokens && config.serverTokens?.file) {
     onSignal("SIGHUP", () => {
       try {
@@ -129,6 +133,7 @@ async function main() {
     await until(() => conversations.open === 0, 15_000);
     await conversations.drain();
     logger.info(`stopped; ${conversations.open} conversations left, ${conversations.deleteFailures} deletions failed`);
+    flushLogs();
     exit(0);
   };
   onSignal("SIGTERM", () => void stop("SIGTERM"));
@@ -137,8 +142,8 @@ async function main() {
     (n) => n && logger.info(`deleted ${n} conversations left behind by an earlier process`),
     (err) => logger.error(`cannot read the crash journal: ${err instanceof Error ? err.name : "error"}`),
   );
-  // Warm the tokenizer after listening so start-up stays fast and the first request does not pay for it.
-  loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
+  // The tokenizer (about 50 MB) loads on the first request that counts tokens, unless asked for now.
+  if (config.tokenizerPreload) loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
 }
 
 /**
@@ -146,7 +151,7 @@ async function main() {
  * The Docker image's HEALTHCHECK runs it, so the image needs no shell or curl.
  */
 async function healthcheck(): Promise<number> {
-  const config = loadConfig(readEnv());
+  const config = loadConfig(readEnv(), runtimeName());
   const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host;
   try {
     const res = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${config.port}/ping`, { signal: AbortSignal.timeout(3000) });

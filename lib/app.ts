@@ -5,7 +5,7 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { ChatDeps } from "./chat.ts";
-import { openReply } from "./chat.ts";
+import { CHAT_PATH, completionsHandler, type Edge, isCompletionsRequest, MODEL } from "./completions.ts";
 import { type EmohaaClient, UpstreamError } from "./emohaa.ts";
 import { bearerScheme, chatRequestExamples, documentConfig, errorResponses, streamExample } from "./apidoc.ts";
 import { docsRoutes } from "./docs.ts";
@@ -22,13 +22,10 @@ import {
   TokenCheckResponseSchema,
   TokenStatusSchema,
 } from "./openai.ts";
-import { buildPrompt } from "./prompt.ts";
-import { collectCompletion, streamCompletion } from "./respond.ts";
-import { SSE_HEADERS } from "./sse.ts";
 import type { Auth } from "./auth.ts";
 import type { TokenPool } from "./pool.ts";
 import { isUsableToken, parseBearer } from "./tokens.ts";
-import { Cutter, type Tokenizer } from "./translate.ts";
+import type { Tokenizer } from "./translate.ts";
 
 export interface AppDeps {
   chat: ChatDeps;
@@ -64,11 +61,10 @@ type Env = {
   };
 };
 
-const MODEL = "emohaa";
 
 const chatRoute = createRoute({
   method: "post",
-  path: "/v1/chat/completions",
+  path: CHAT_PATH,
   tags: ["Chat"],
   summary: "Create a chat completion (OpenAI-compatible)",
   operationId: "createChatCompletion",
@@ -160,9 +156,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     },
   });
 
+  const edge = createEdge(deps);
+
   app.use("*", async function requestId(c, next) {
-    const given = c.req.header("x-request-id");
-    const id = given && /^[\w.:-]{1,64}$/.test(given) ? given : `req_${deps.id()}`;
+    const id = edge.requestId(c.req.header("x-request-id"));
     c.set("requestId", id);
     c.header("x-request-id", id);
     await next();
@@ -186,8 +183,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.use(
     "*",
     cors({
-      origin: deps.corsOrigin === "*" ? "*" : deps.corsOrigin.split(",").map((s) => s.trim()),
-      exposeHeaders: ["x-request-id", "retry-after", "x-should-retry"],
+      origin: corsOrigins(deps.corsOrigin),
+      exposeHeaders: EXPOSED_HEADERS,
       maxAge: 86400,
     }),
   );
@@ -204,13 +201,11 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   );
 
   app.onError((err, c) => {
-    const e =
-      err instanceof ApiError ? err : err instanceof HTTPException ? new ApiError(err.status, err.message || "Invalid request", { code: "invalid_request" }) : toApiError(err);
-    if (e.status >= 500 && !(err instanceof ApiError)) deps.logger.error(`unhandled ${err instanceof Error ? err.name : typeof err} on ${c.req.method} ${c.req.path}`);
-    for (const [k, v] of Object.entries(e.headers())) c.header(k, v);
-    c.set("errorCode", e.code);
+    const { error, headers } = edge.render(err, c.req.method, c.req.path);
+    for (const [k, v] of Object.entries(headers)) c.header(k, v);
+    c.set("errorCode", error.code);
     // 499 is nginx's "client closed request": nobody reads it, but it logs honestly.
-    return c.json(e.toJSON(), e.status as 400);
+    return c.json(error.toJSON(), error.status as 400);
   });
 
   app.notFound((c) => {
@@ -218,43 +213,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     return c.json(e.toJSON(), 404);
   });
 
-  // Authentication comes before the body is read: a caller without a valid key learns nothing about validation.
-  app.use(chatRoute.path, async function authenticate(c, next) {
-    if (c.req.method === "POST") c.set("tokens", deps.auth.tokensFor(c.req.header("authorization")));
-    await next();
-  });
-
-  app.openapi(chatRoute, async (c) => {
-    const body = c.req.valid("json");
-    if (body.n != null && body.n !== 1) throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", { code: "unsupported_value", param: "n" });
-    const tokens = c.get("tokens")!;
-    const { prompt } = buildPrompt(body.messages, deps.promptMaxBytes);
-    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
-    const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
-    const stream = body.stream === true;
-    const includeUsage = stream && body.stream_options?.include_usage === true;
-    const tokenizer = maxTokens !== undefined || !stream || includeUsage ? await deps.tokenizer() : undefined;
-    const cutter = new Cutter({ stop, maxTokens, tokenizer });
-    const head = { id: `chatcmpl-${deps.id()}`, created: Math.floor(deps.now() / 1000), model: MODEL };
-    const signal = c.req.raw.signal;
-
-    const { reply, first } = await openReply(deps.chat, tokens, prompt, signal, stream ? deps.keepAliveMs : Infinity, (n) => c.set("attempts", n));
-    const ctx = { head, reply, first, cutter, prompt, tokenizer };
-    if (!stream) {
-      const result = await collectCompletion(ctx);
-      return c.json(result, 200);
-    }
-    let resolveEnd!: (o: { status: number; code: string | null }) => void;
-    c.set("streamEnd", new Promise((r) => (resolveEnd = r)));
-    const metrics = deps.metrics;
-    if (metrics) metrics.streamsInFlight++;
-    const onEnd = (o: { status: number; code: string | null }) => {
-      if (metrics) metrics.streamsInFlight--;
-      resolveEnd(o);
-    };
-    const body$ = streamCompletion(ctx, { includeUsage, keepAliveMs: deps.keepAliveMs, onEnd });
-    return c.body(body$, 200, SSE_HEADERS) as never;
-  });
+  // The chat route is served by lib/completions.ts before the router (see there why); it is declared here for
+  // the OpenAPI document.
+  app.openAPIRegistry.registerPath(chatRoute);
 
   app.openapi(tokenCheckRoute, async (c) => {
     const { token } = c.req.valid("json");
@@ -308,5 +269,32 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   if (deps.homePage) app.get("/", () => deps.homePage!());
   app.route("/", playgroundRoutes());
 
+  // The hot path first: chat completions skip the router (lib/completions.ts); `app.request` in tests goes here too.
+  const completions = completionsHandler({ ...deps, maxBodyBytes: maxBody }, edge);
+  const routed = app.fetch;
+  app.fetch = (req, ...rest) => (isCompletionsRequest(req) ? completions(req) : routed(req, ...rest));
   return app;
+}
+
+const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-should-retry"];
+const corsOrigins = (setting: string) => (setting === "*" ? "*" : setting.split(",").map((s) => s.trim()));
+
+/** Request ids, CORS headers and error rendering, shared by the router and the completions hot path. */
+function createEdge(deps: AppDeps): Edge {
+  const origins = corsOrigins(deps.corsOrigin);
+  const expose = EXPOSED_HEADERS.join(",");
+  return {
+    requestId: (given) => (given && /^[\w.:-]{1,64}$/.test(given) ? given : `req_${deps.id()}`),
+    // What Hono's cors middleware sets on a response that is not a preflight.
+    cors(origin): Record<string, string> {
+      const allow = origins === "*" ? "*" : origin && origins.includes(origin) ? origin : null;
+      return allow ? { "access-control-allow-origin": allow, "access-control-expose-headers": expose } : { "access-control-expose-headers": expose };
+    },
+    render(err, method, path) {
+      const error =
+        err instanceof ApiError ? err : err instanceof HTTPException ? new ApiError(err.status, err.message || "Invalid request", { code: "invalid_request" }) : toApiError(err);
+      if (error.status >= 500 && !(err instanceof ApiError)) deps.logger.error(`unhandled ${err instanceof Error ? err.name : typeof err} on ${method} ${path}`);
+      return { error, headers: error.headers() };
+    },
+  };
 }

@@ -73,13 +73,25 @@ class Attempt {
   ) {
     this.token = lease.token;
     if (clientSignal.aborted) this.ac.abort(clientSignal.reason);
-    else clientSignal.addEventListener("abort", () => this.close(), { once: true });
+    else clientSignal.addEventListener("abort", () => this.clientLeft(clientSignal.reason), { once: true });
     // Shutdown ends the reply like a timeout does: the client gets an error, the conversation is deleted.
-    // The signal lives as long as the server, so the listener is removed in close() (else every request leaks).
-    deps.shutdown?.addEventListener("abort", this.onShutdown, { once: true });
+    if (deps.shutdown) (this.registry = openAttempts(deps.shutdown)).add(this);
   }
 
-  private readonly onShutdown = () => this.expire("shutdown");
+  /** The attempts open under the same shutdown signal (a set: cheaper per request than a listener each). */
+  private readonly registry?: Set<Attempt>;
+  /** Rejects the create wait when the client leaves during it. */
+  private leaving?: (reason: unknown) => void;
+
+  private clientLeft(reason: unknown): void {
+    this.leaving?.(reason ?? new DOMException("The client left", "AbortError"));
+    this.close();
+  }
+
+  /** Called when the server shuts down. */
+  shutdown(): void {
+    this.expire("shutdown");
+  }
 
   /** Creates the conversation. A create already sent is awaited even after the client left, so it can be deleted. */
   async create(clientSignal: AbortSignal): Promise<void> {
@@ -104,19 +116,19 @@ class Attempt {
     await new Promise<void>((resolve, reject) => {
       const settle = (err?: unknown) => {
         clearTimeout(limit);
-        clientSignal.removeEventListener("abort", left);
+        this.leaving = undefined;
         if (err === undefined) resolve();
         else reject(err);
       };
-      const left = () => settle(clientSignal.reason ?? new DOMException("The client left", "AbortError"));
       const limit = setTimeout(
         () => settle(new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, { code: "upstream_timeout" })),
         timeouts.createMs,
       );
       // Observed before anything else: a create that fails after the wait ended is never an unhandled rejection.
       creating.then(() => settle(), settle);
-      if (clientSignal.aborted) return left();
-      clientSignal.addEventListener("abort", left, { once: true });
+      if (clientSignal.aborted) return settle(clientSignal.reason ?? new DOMException("The client left", "AbortError"));
+      // The constructor's listener on the client signal ends this wait (see clientLeft).
+      this.leaving = settle;
     });
   }
 
@@ -223,7 +235,7 @@ class Attempt {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.deps.shutdown?.removeEventListener("abort", this.onShutdown);
+    this.registry?.delete(this);
     clearTimeout(this.timer);
     clearTimeout(this.totalTimer);
     if (!this.finished) {
@@ -233,6 +245,23 @@ class Attempt {
     if (this.cid) this.deps.conversations.delete(this.token, this.cid);
     this.lease.release();
   }
+}
+
+const registries = new WeakMap<AbortSignal, Set<Attempt>>();
+
+/** The open attempts under a shutdown signal, which ends them all when it fires. */
+function openAttempts(shutdown: AbortSignal): Set<Attempt> {
+  let set = registries.get(shutdown);
+  if (!set) {
+    const attempts = (set = new Set());
+    registries.set(shutdown, attempts);
+    const end = () => {
+      for (const a of [...attempts]) a.shutdown();
+    };
+    if (shutdown.aborted) queueMicrotask(end);
+    else shutdown.addEventListener("abort", end, { once: true });
+  }
+  return set;
 }
 
 /** Whether a failure on one token is worth another attempt, and with which token. */

@@ -34,7 +34,12 @@ const EnvSchema = z.object({
   UPSTREAM_MAX_REPLY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   JOURNAL: z.enum(["file", "kv", "off"]).default("file"),
   JOURNAL_FILE: z.string().min(1).optional(),
+  UPSTREAM_CLIENT: z.enum(["auto", "http1", "fetch"]).default("auto"),
+  TOKENIZER_PRELOAD: bool.default(false),
 });
+
+/** Proxy variables the runtimes' fetch honours (and lib/http1.ts does not). */
+const PROXY_VARS = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 /** The parsed, typed configuration. */
 export interface Config {
@@ -60,6 +65,10 @@ export interface Config {
   journal: { kind: "file" | "kv" | "off"; file?: string };
   /** Bounds on one upstream event and a whole reply (characters). */
   upstreamLimits: { maxEventChars: number; maxReplyChars: number };
+  /** How upstream requests go out: lib/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
+  upstreamClient: "http1" | "fetch";
+  /** Load the tokenizer at start-up (about 50 MB) instead of on the first request that counts tokens. */
+  tokenizerPreload: boolean;
   pool: { perToken: number; authCooldownMs: number; failCooldownMs: number; failThreshold: number; queueTimeoutMs: number; queueMax: number };
 }
 
@@ -68,8 +77,11 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Parses an environment map (pure: pass `process.env` or `Deno.env.toObject()`). */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+/**
+ * Parses an environment map (pure: pass `process.env` or `Deno.env.toObject()`). `runtime` picks the upstream
+ * client UPSTREAM_CLIENT=auto means: Bun's own fetch (it does the I/O on another thread), lib/http1.ts elsewhere.
+ */
+export function loadConfig(env: Record<string, string | undefined>, runtime: "bun" | "deno" | "node" = "bun"): Config {
   // Empty strings mean "unset", as in a docker-compose file with `PORT=`.
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = EnvSchema.safeParse(clean);
@@ -110,6 +122,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxBodyBytes: e.MAX_BODY_BYTES,
     journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE },
     upstreamLimits: { maxEventChars: e.UPSTREAM_MAX_EVENT_BYTES, maxReplyChars: e.UPSTREAM_MAX_REPLY_BYTES },
+    upstreamClient: e.UPSTREAM_CLIENT !== "auto" ? e.UPSTREAM_CLIENT : runtime === "bun" || PROXY_VARS.some((v) => clean[v]) ? "fetch" : "http1",
+    tokenizerPreload: e.TOKENIZER_PRELOAD,
     pool: {
       perToken: e.TOKEN_CONCURRENCY,
       authCooldownMs: e.TOKEN_AUTH_COOLDOWN_MS,

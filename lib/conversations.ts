@@ -37,8 +37,11 @@ export class Conversations {
   delete(token: string, cid: string): Promise<void> {
     const p = (async () => {
       for (let i = 0; ; i++) {
+        // A timer cleared when the call settles: AbortSignal.timeout would hold each call's state for 10 s.
+        const limit = new AbortController();
+        const timer = setTimeout(() => limit.abort(new DOMException("The delete request timed out", "TimeoutError")), 10_000);
         try {
-          await this.client.deleteConversation(token, cid, AbortSignal.timeout(10_000));
+          await this.client.deleteConversation(token, cid, limit.signal);
           this.journal?.deleted(token, cid);
           return;
         } catch (err) {
@@ -49,6 +52,8 @@ export class Conversations {
             return;
           }
           await this.sleep(this.retryDelaysMs[i]!);
+        } finally {
+          clearTimeout(timer);
         }
       }
     })().finally(() => {

@@ -38,3 +38,28 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
     debug: (m) => on("debug") && write(`${stamp()} DEBUG ${m}`),
   };
 }
+
+/**
+ * Collects lines and writes them together, at most `flushMs` after the first one: at thousands of requests a
+ * second one write per access-log line was a system call per request. `flush` writes what is pending now
+ * (before the process exits).
+ */
+export function batchedLines(write: (text: string) => void, flushMs = 20): { write(line: string): void; flush(): void } {
+  let pending: string[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (!pending.length) return;
+    const lines = pending;
+    pending = [];
+    write(lines.join("\n"));
+  };
+  return {
+    write(line) {
+      pending.push(line);
+      timer ??= setTimeout(flush, flushMs);
+    },
+    flush,
+  };
+}

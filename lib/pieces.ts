@@ -60,6 +60,9 @@ export interface PieceReader {
   cancel(): void;
 }
 
+/** Whether this runtime's fetch bodies are byte streams (a BYOB reader may be asked for); learned on first use. */
+let byobBodies: boolean | undefined;
+
 /** Bytes read per upstream read when the body lets us bring our own buffer. */
 const READ_BUFFER_BYTES = 16 * 1024;
 
@@ -73,12 +76,16 @@ export function pieceReader(body: ReadableStream<Uint8Array>, maxEventChars: num
   // fresh 64 KiB buffer per read, which at a thousand slow streams is hundreds of megabytes of garbage.
   // Bun's fetch body is not a byte stream: its default reader hands over the bytes it received.
   let byob: ReadableStreamBYOBReader | undefined;
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  try {
-    byob = body.getReader({ mode: "byob" });
-  } catch {
-    reader = body.getReader();
+  if (byobBodies !== false) {
+    try {
+      byob = body.getReader({ mode: "byob" });
+      byobBodies = true;
+    } catch {
+      // Learned once per process: a runtime whose fetch bodies are not byte streams never has them.
+      byobBodies = byobBodies === undefined ? false : byobBodies;
+    }
   }
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = byob ? undefined : body.getReader();
   let buffer: Uint8Array<ArrayBuffer> | undefined = byob ? new Uint8Array(READ_BUFFER_BYTES) : undefined;
   const decoder = new TextDecoder();
   const state: ReplyState = { total: 0, done: false };

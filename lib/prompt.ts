@@ -34,7 +34,9 @@ export function promptLine(m: PromptMessage): string {
 
 /** The size a line takes in the chat URL's query string, plus the joining newline. */
 function urlSize(line: string): number {
-  return encodeURIComponent(line).length + 3;
+  // A lone surrogate (valid in JSON, not in UTF-8) travels as U+FFFD, 9 bytes encoded; encodeURIComponent throws.
+  const text = (line as unknown as { isWellFormed(): boolean }).isWellFormed() ? line : (line as unknown as { toWellFormed(): string }).toWellFormed();
+  return encodeURIComponent(text).length + 3;
 }
 
 export interface BuiltPrompt {

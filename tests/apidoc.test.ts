@@ -53,6 +53,9 @@ describe("GET /openapi.json", () => {
     // The pages and their files are not API operations.
     const notApi = (path: string) => path === "/" || path === "/openapi.json" || path === "/favicon.svg" || /^\/(docs|ui)(\/|$)/.test(path);
     const served = app.routes.filter((r) => r.method !== "ALL" && !notApi(r.path)).map((r) => `${r.method} ${r.path}`);
+    // Chat completions are served before the router (lib/completions.ts): a request proves the route exists.
+    assert.equal((await app.request("/v1/chat/completions", { method: "POST" })).status, 401);
+    served.push("POST /v1/chat/completions");
     const documented = operations(doc).map(([path, method]) => `${method.toUpperCase()} ${path}`);
     assert.ok(served.length >= 4);
     assert.deepEqual([...new Set(served)].sort(), [...documented].sort());

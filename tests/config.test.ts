@@ -23,4 +23,18 @@ describe("loadConfig", () => {
     assert.equal(loadConfig({ PORT: "" }).port, 8000);
     assert.equal(loadConfig({ EMOHAA_BASE_URL: "http://x/echo-prod/" }).baseUrl, "http://x/echo-prod");
   });
+  it("picks the upstream client: Bun's fetch on Bun, lib/http1.ts elsewhere, fetch whenever a proxy is set", () => {
+    assert.equal(loadConfig({}, "bun").upstreamClient, "fetch");
+    assert.equal(loadConfig({}, "deno").upstreamClient, "http1");
+    assert.equal(loadConfig({}, "node").upstreamClient, "http1");
+    assert.equal(loadConfig({ HTTPS_PROXY: "http://proxy:3128" }, "deno").upstreamClient, "fetch");
+    assert.equal(loadConfig({ http_proxy: "http://proxy:3128" }, "node").upstreamClient, "fetch");
+    assert.equal(loadConfig({ UPSTREAM_CLIENT: "http1" }, "bun").upstreamClient, "http1");
+    assert.equal(loadConfig({ UPSTREAM_CLIENT: "fetch" }, "deno").upstreamClient, "fetch");
+    assert.throws(() => loadConfig({ UPSTREAM_CLIENT: "curl" }), (e: unknown) => e instanceof ConfigError && /UPSTREAM_CLIENT/.test(e.message));
+  });
+  it("loads the tokenizer on first use unless TOKENIZER_PRELOAD is set", () => {
+    assert.equal(loadConfig({}).tokenizerPreload, false);
+    assert.equal(loadConfig({ TOKENIZER_PRELOAD: "true" }).tokenizerPreload, true);
+  });
 });

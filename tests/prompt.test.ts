@@ -55,3 +55,11 @@ describe("buildPrompt", () => {
     assert.equal(buildPrompt(msgs, 30).prompt, "user:c");
   });
 });
+
+describe("buildPrompt with text that is not well-formed UTF-16", () => {
+  it("measures a lone surrogate as the replacement character it becomes, instead of throwing", () => {
+    const { prompt } = buildPrompt([{ role: "user", content: "hi \ud800 there" }], 6000);
+    assert.equal(prompt, "user:hi \ud800 there");
+    assert.throws(() => buildPrompt([{ role: "user", content: "\ud800".repeat(700) }], 6000), ApiError);
+  });
+});
