@@ -1,6 +1,6 @@
 // The Emohaa web upstream ("echo-prod"): signed requests to create, chat, delete and list conversations.
+import { createHash } from "node:crypto";
 import type { FetchLike } from "./http1.ts";
-import { md5Hex } from "./md5.ts";
 import { type PieceReader, pieceReader } from "./pieces.ts";
 import { asProblem, maybeJson, upstreamFailure, UpstreamError } from "./upstream-errors.ts";
 
@@ -27,7 +27,7 @@ const USER_AGENT =
 /** The anti-bot signature: X-Xss-Real is md5(`${ts}-_-${id}`). */
 export function sign(ts: number, id: string): { id: string; ts: string; real: string } {
   const t = String(ts);
-  return { id, ts: t, real: md5Hex(`${t}-_-${id}`) };
+  return { id, ts: t, real: createHash("md5").update(`${t}-_-${id}`).digest("hex") };
 }
 
 /** Reads a conversation id from any of the body forms the upstream used: `"id"`, `id`, `{"id": ...}`. */
@@ -44,22 +44,6 @@ export function parseConversationId(body: string): string | null {
   if (typeof value === "number") value = String(value);
   if (typeof value !== "string" || !/^[\w.:-]{1,128}$/.test(value)) return null;
   return value;
-}
-
-// application/x-www-form-urlencoded, byte for byte what URLSearchParams writes (space as "+", only *-._ and
-// alphanumerics bare), without building a URLSearchParams per call.
-const FORM_EXTRA = /[!'()~]|%20/g;
-const FORM_ESCAPES: Record<string, string> = { "!": "%21", "'": "%27", "(": "%28", ")": "%29", "~": "%7E", "%20": "+" };
-function formComponent(s: string): string {
-  // A lone surrogate becomes U+FFFD, as URLSearchParams does (encodeURIComponent would throw).
-  const text = (s as unknown as { isWellFormed(): boolean }).isWellFormed() ? s : (s as unknown as { toWellFormed(): string }).toWellFormed();
-  return encodeURIComponent(text).replace(FORM_EXTRA, (m) => FORM_ESCAPES[m]!);
-}
-/** A query string as URLSearchParams would serialise it. */
-export function formEncode(query: Record<string, string>): string {
-  let out = "";
-  for (const k in query) out += `${out ? "&" : ""}${formComponent(k)}=${formComponent(query[k]!)}`;
-  return out;
 }
 
 function networkFailure(what: string, err: unknown): UpstreamError {
@@ -91,9 +75,14 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
 
   function request(token: string, method: string, path: string, query: Record<string, string>, signal?: AbortSignal, accept?: string) {
     const s = sign(now(), randomId());
-    let q = formEncode(query);
-    if (path === "/chat") q += `&xts=${s.ts}&xid=${formComponent(s.id)}&xreal=${s.real}`;
-    return doFetch(`${base}${path}?${q}`, {
+    // One serialisation of the query (the prompt may be kilobytes): the same bytes URL.searchParams would give.
+    const params = new URLSearchParams(query);
+    if (path === "/chat") {
+      params.set("xts", s.ts);
+      params.set("xid", s.id);
+      params.set("xreal", s.real);
+    }
+    return doFetch(`${base}${path}?${params}`, {
       method,
       signal,
       headers: {

@@ -187,7 +187,9 @@ class Connection {
           }
           this.buf = EMPTY;
           data = joined.subarray(end);
-          if (!this.head(latin1.decode(joined.subarray(0, end)))) return;
+          const taken = this.head(latin1.decode(joined.subarray(0, end)), data);
+          if (taken < 0) return;
+          data = data.subarray(taken);
           break;
         }
         case "length": {
@@ -261,18 +263,21 @@ class Connection {
     }
   }
 
-  /** Parses a response head and sets up its body; false when the exchange failed here. */
-  private head(text: string): boolean {
+  /**
+   * Parses a response head and sets up its body: -1 when the exchange failed here, else how many bytes of
+   * `rest` (what followed the head) it took as a whole body already received.
+   */
+  private head(text: string, rest: Uint8Array): number {
     const ex = this.ex!;
     const lines = text.split(/\r?\n/);
     const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
     if (!m) {
       this.destroy(networkError("The upstream did not answer with HTTP/1.x"));
-      return false;
+      return -1;
     }
     const status = Number(m[2]);
     // Informational heads (100 Continue, 103 Early Hints) precede the real one.
-    if (status >= 100 && status < 200 && status !== 101) return true;
+    if (status >= 100 && status < 200 && status !== 101) return 0;
     const headers = new Headers();
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
@@ -292,11 +297,14 @@ class Connection {
     const length = lengthHeader === null ? NaN : Number(lengthHeader.split(",")[0]);
     if (status < 200 || status > 599 || (lengthHeader !== null && !chunked && !(length >= 0))) {
       this.destroy(networkError("The upstream sent an invalid response head"));
-      return false;
+      return -1;
     }
     const bodyless = ex.method === "HEAD" || NO_BODY_STATUS.has(status);
-    let body: ReadableStream<Uint8Array> | null = null;
-    if (!bodyless) {
+    // A small answer often comes whole with its head (create and delete do): its bytes are the body, no stream.
+    const whole = !bodyless && !chunked && lengthHeader !== null && rest.length >= length;
+    let body: BodyInit | null = null;
+    if (whole) body = rest.slice(0, length) as Uint8Array<ArrayBuffer>;
+    else if (!bodyless) {
       body = new ReadableStream<Uint8Array>({
         start: (c) => {
           ex.body = c;
@@ -317,18 +325,18 @@ class Connection {
       res = new Response(body, { status, statusText: m[3] ?? "", headers });
     } catch (err) {
       this.destroy(networkError("The upstream sent an invalid response head", err));
-      return false;
+      return -1;
     }
     ex.resolve(res);
-    if (bodyless || (lengthHeader !== null && !chunked)) {
-      this.left = bodyless ? 0 : length;
+    if (whole || bodyless || (lengthHeader !== null && !chunked)) {
+      this.left = whole || bodyless ? 0 : length;
       this.state = "length";
     } else if (chunked) this.state = "size";
     else {
       this.state = "close";
       this.keepAlive = false;
     }
-    return true;
+    return whole ? length : 0;
   }
 }
 

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { createEmohaaClient, eventsToPieces, formEncode, parseConversationId, sign, UpstreamError } from "../lib/emohaa.ts";
+import { createEmohaaClient, parseConversationId, sign, UpstreamError } from "../lib/emohaa.ts";
 import { createSimulator } from "../lib/sim.ts";
 import { simFetch } from "./support/sim.ts";
 
@@ -132,23 +132,5 @@ describe("createEmohaaClient", () => {
     assert.equal(sim.state().open, 0);
     assert.equal(sim.state().badSignatures, 0);
     await assert.rejects(client.listConversations("expired-a"), (e: unknown) => e instanceof UpstreamError && e.status === 401);
-  });
-});
-
-describe("eventsToPieces", () => {
-  it("treats an error event as a failure", async () => {
-    const s = new ReadableStream({ start(c) { c.enqueue({ event: "error", data: '{"status":500,"title":"boom"}' }); c.close(); } });
-    await assert.rejects(readAll(s.pipeThrough(eventsToPieces())), (e: unknown) => e instanceof UpstreamError && e.status === 502);
-  });
-});
-
-describe("formEncode", () => {
-  it("writes the same bytes as URLSearchParams, lone surrogates and reserved characters included", () => {
-    const samples = ["", "a b", "user:你好", "!'()~*-._", "%20+&=?#/", "\ud800x", "x\udfff", "emoji 🫂", "line\nbreak\ttab", "\u0000"];
-    for (const a of samples) for (const b of samples) assert.equal(formEncode({ [a || "k"]: b, z: a }), new URLSearchParams({ [a || "k"]: b, z: a }).toString());
-    for (let i = 0; i < 2000; i++) {
-      const s = Array.from({ length: 1 + (i % 12) }, (_, j) => String.fromCharCode((i * 131 + j * 977) % 0xffff)).join("");
-      assert.equal(formEncode({ prompt: s }), new URLSearchParams({ prompt: s }).toString());
-    }
   });
 });
