@@ -24,7 +24,8 @@ RUN case "${TARGETARCH:-}" in \
 FROM gcr.io/distroless/base-debian12:nonroot
 COPY --from=build /emohaa-free-api /app/emohaa-free-api
 USER nonroot
-ENV HOST=0.0.0.0 PORT=8000
+# Bun's fetch opens at most 256 upstream connections at once by default; a stream holds one for its whole reply.
+ENV HOST=0.0.0.0 PORT=8000 BUN_CONFIG_MAX_HTTP_REQUESTS=4096
 EXPOSE 8000
 # The binary checks itself (GET /ping): the image has no curl.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/app/emohaa-free-api", "--healthcheck"]
