@@ -58,7 +58,8 @@ describe("Dockerfile", () => {
     assert.match(stages[1]!, /^gcr\.io\/distroless\/base-debian12:nonroot$/);
     assert.match(df, /^USER nonroot$/m);
     assert.match(df, /^EXPOSE 8000$/m);
-    assert.match(df, /^ENV HOST=0\.0\.0\.0 PORT=8000$/m);
+    // Bun's fetch allows 256 upstream connections by default; each open stream holds one.
+    assert.match(df, /^ENV HOST=0\.0\.0\.0 PORT=8000 BUN_CONFIG_MAX_HTTP_REQUESTS=4096$/m);
     assert.match(df, /^HEALTHCHECK .* CMD \["\/app\/emohaa-free-api", "--healthcheck"\]$/m);
     assert.match(df, /^ENTRYPOINT \["\/app\/emohaa-free-api"\]$/m);
     assert.match(read("server.ts"), /readArgs\(\)\.includes\("--healthcheck"\)/);
