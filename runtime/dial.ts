@@ -3,8 +3,13 @@ import type { Dial, Wire, WireEvents } from "../lib/http1.ts";
 
 declare const Bun: any;
 
+/** What a dialer may be told; `ca` adds a trusted certificate (tests use a self-signed one). */
+export interface DialOptions {
+  ca?: string;
+}
+
 /** Bun.connect: no stream objects between the socket and the parser. Writes the kernel refuses wait for drain. */
-const bunDial: Dial = async (target, events) => {
+const bunDial = (options: DialOptions): Dial => async (target, events) => {
   let pending: Uint8Array | undefined;
   let closed = false;
   const close = (err?: Error) => {
@@ -15,7 +20,7 @@ const bunDial: Dial = async (target, events) => {
   const socket = await Bun.connect({
     hostname: target.hostname,
     port: target.port,
-    tls: target.tls ? { serverName: target.hostname } : undefined,
+    tls: target.tls ? { serverName: target.hostname, ...(options.ca ? { ca: options.ca } : {}) } : undefined,
     socket: {
       data: (_s: unknown, bytes: Uint8Array) => events.data(bytes),
       drain: (s: { write(b: Uint8Array): number }) => {
@@ -57,13 +62,15 @@ const bunDial: Dial = async (target, events) => {
   return wire;
 };
 
-/** node:net / node:tls, for Deno and Node. */
-const nodeDial: Dial = async (target, events: WireEvents) => {
+/** node:net / node:tls, for Deno and Node. Certificates are verified (node:tls's default). */
+const nodeDial = (options: DialOptions): Dial => async (target, events: WireEvents) => {
   const net = await import("node:net");
   const tls = await import("node:tls");
   return new Promise<Wire>((resolve, reject) => {
-    const options = { host: target.hostname, port: target.port };
-    const socket = target.tls ? tls.connect({ ...options, servername: net.isIP(target.hostname) ? undefined : target.hostname }) : net.connect(options);
+    const address = { host: target.hostname, port: target.port };
+    const socket = target.tls
+      ? tls.connect({ ...address, servername: net.isIP(target.hostname) ? undefined : target.hostname, ...(options.ca ? { ca: options.ca } : {}) })
+      : net.connect(address);
     let connected = false;
     let closed = false;
     socket.setNoDelay(true);
@@ -93,5 +100,10 @@ const nodeDial: Dial = async (target, events: WireEvents) => {
   });
 };
 
-/** The dialer for the runtime this process runs on. */
-export const dial: Dial = typeof Bun !== "undefined" ? bunDial : nodeDial;
+/** A dialer for the runtime this process runs on. */
+export function dialer(options: DialOptions = {}): Dial {
+  return typeof Bun !== "undefined" ? bunDial(options) : nodeDial(options);
+}
+
+/** The dialer server.ts uses: the system's trusted certificates only. */
+export const dial: Dial = dialer();

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { after, describe, it } from "node:test";
 import { createEmohaaClient, UpstreamError } from "../lib/emohaa.ts";
 import { createHttp1Fetch } from "../lib/http1.ts";
-import { dial } from "../runtime/dial.ts";
+import { dial, dialer } from "../runtime/dial.ts";
 import { eventually, startSim } from "./support/sim.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -233,5 +235,34 @@ describe("createHttp1Fetch", () => {
     await assert.rejects(f(`${s.url}/`, { method: "GET", headers: { Authorization: "Bearer x\r\nX-Evil: 1" } }), TypeError);
     await sleep(20);
     assert.equal(s.requests.length, 0);
+  });
+
+  it("speaks TLS with the certificate verified: a trusted one works, an untrusted one is refused", async () => {
+    // A self-signed certificate for localhost and 127.0.0.1 (valid until 2036), trusted only where a test says so.
+    const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
+    const cert = fixture("localhost-cert.pem");
+    const open = new Set<Socket>();
+    const server = createTlsServer({ key: fixture("localhost-key.pem"), cert }, (sock) => {
+      sock.on("data", () => sock.write("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret"));
+    });
+    server.on("connection", (sock: Socket) => {
+      open.add(sock);
+      sock.on("close", () => open.delete(sock));
+      sock.on("error", () => {});
+    });
+    server.on("tlsClientError", () => {});
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    stops.push(async () => {
+      for (const sock of open) sock.destroy();
+      await new Promise((r) => server.close(() => r(undefined)));
+    });
+    const port = (server.address() as { port: number }).port;
+    const trusting = createHttp1Fetch(dialer({ ca: cert }));
+    stops.push(async () => trusting.close());
+    for (const host of ["localhost", "127.0.0.1"]) {
+      const res = await trusting(`https://${host}:${port}/`, { method: "GET", headers: {} });
+      assert.equal(await res.text(), "secret", host);
+    }
+    await assert.rejects(get(client(), `https://127.0.0.1:${port}/`), TypeError);
   });
 });
