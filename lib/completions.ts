@@ -78,7 +78,13 @@ async function readBody(req: Request, max: number): Promise<string> {
     }
     parts.push(value);
   }
-  return new TextDecoder().decode(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return new TextDecoder().decode(all);
 }
 
 const tooLarge = (max: number) => new ApiError(413, `Request body is larger than ${max} bytes`, { code: "request_too_large" });

@@ -325,6 +325,33 @@ describe("bounds and timeouts", () => {
     assert.equal(t.sim.state().created, 0);
   });
 
+  it("the body's media type and syntax: 415 for anything but JSON, 400 for malformed JSON; a streamed body is measured as it comes", async () => {
+    const t = testApp();
+    const post = (headers: Record<string, string>, body?: BodyInit) =>
+      t.app.request("/v1/chat/completions", { method: "POST", headers: { authorization: "Bearer live-1", ...headers }, body });
+    const code = async (res: Response) => [res.status, ((await res.json()) as any).error.message];
+    assert.deepEqual(await code(await post({ "content-type": "text/plain" }, JSON.stringify(user("x")))), [415, "Unsupported Media Type"]);
+    assert.deepEqual(await code(await post({}, JSON.stringify(user("x")))), [415, "Unsupported Media Type"]);
+    assert.deepEqual(await code(await post({ "content-type": "application/json" }, "{not json")), [400, "Malformed JSON in request body"]);
+    const ok = await post({ "content-type": "application/json; charset=utf-8" }, JSON.stringify(user("x")));
+    assert.equal(ok.status, 200);
+    // Without a Content-Length (a chunked upload) the limit is counted while reading.
+    const streamed = (text: string) =>
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          const bytes = new TextEncoder().encode(text);
+          for (let i = 0; i < bytes.length; i += 64 * 1024) c.enqueue(bytes.slice(i, i + 64 * 1024));
+          c.close();
+        },
+      });
+    const small = new Request("http://x/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer live-2" }, body: streamed(JSON.stringify(user("ok"))), duplex: "half" } as RequestInit);
+    assert.equal(small.headers.get("content-length"), null);
+    assert.equal((await t.app.fetch(small)).status, 200);
+    const big = new Request("http://x/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer live-3" }, body: streamed(JSON.stringify(user("x".repeat(2 * 1024 * 1024)))), duplex: "half" } as RequestInit);
+    assert.equal((await t.app.fetch(big)).status, 413);
+    await eventually(() => t.sim.state().open === 0);
+  });
+
   it("a hostile upstream event larger than the bound ends the request with 502 and deletes the conversation", async () => {
     const t = testApp();
     const res = await t.chat(user("[[huge:2000000]]"));
