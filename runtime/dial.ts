@@ -1,7 +1,8 @@
-// The dialer lib/http1.ts runs on: Bun's native sockets under Bun, node:net and node:tls under Deno and Node.
+// The dialer lib/http1.ts runs on: each runtime's own sockets (Bun.connect, Deno.connect), node:net under Node.
 import type { Dial, Wire, WireEvents } from "../lib/http1.ts";
 
 declare const Bun: any;
+declare const Deno: any;
 
 /** What a dialer may be told; `ca` adds a trusted certificate (tests use a self-signed one). */
 export interface DialOptions {
@@ -62,7 +63,7 @@ const bunDial = (options: DialOptions): Dial => async (target, events) => {
   return wire;
 };
 
-/** node:net / node:tls, for Deno and Node. Certificates are verified (node:tls's default). */
+/** node:net / node:tls, for Node. Certificates are verified (node:tls's default). */
 const nodeDial = (options: DialOptions): Dial => async (target, events: WireEvents) => {
   const net = await import("node:net");
   const tls = await import("node:tls");
@@ -100,9 +101,59 @@ const nodeDial = (options: DialOptions): Dial => async (target, events: WireEven
   });
 };
 
+/**
+ * Deno.connect / Deno.connectTls: one read buffer per connection, reused for every read (the parser copies what
+ * it keeps), and writes queued so they go out in order.
+ */
+const denoDial = (options: DialOptions): Dial => async (target, events) => {
+  const address = { hostname: target.hostname, port: target.port };
+  const conn = target.tls ? await Deno.connectTls({ ...address, ...(options.ca ? { caCerts: [options.ca] } : {}) }) : await Deno.connect(address);
+  if (!target.tls) conn.setNoDelay(true);
+  let closed = false;
+  const close = (err?: Error) => {
+    if (closed) return;
+    closed = true;
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+    events.close(err);
+  };
+  void (async () => {
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) events.data(buf.subarray(0, n));
+      close();
+    } catch (err) {
+      close(err instanceof Error ? err : new Error(String(err)));
+    }
+  })();
+  let writing: Promise<void> = Promise.resolve();
+  const writeAll = async (bytes: Uint8Array) => {
+    for (let at = 0; at < bytes.length && !closed; ) at += await conn.write(bytes.subarray(at));
+  };
+  return {
+    write(bytes) {
+      writing = writing.then(() => writeAll(bytes)).catch((err) => close(err instanceof Error ? err : new Error(String(err))));
+    },
+    end() {
+      if (closed) return;
+      closed = true;
+      try {
+        conn.close();
+      } catch {
+        // Closed already.
+      }
+    },
+  };
+};
+
 /** A dialer for the runtime this process runs on. */
 export function dialer(options: DialOptions = {}): Dial {
-  return typeof Bun !== "undefined" ? bunDial(options) : nodeDial(options);
+  if (typeof Bun !== "undefined") return bunDial(options);
+  if (typeof Deno !== "undefined") return denoDial(options);
+  return nodeDial(options);
 }
 
 /** The dialer server.ts uses: the system's trusted certificates only. */

@@ -237,10 +237,12 @@ describe("createHttp1Fetch", () => {
     assert.equal(s.requests.length, 0);
   });
 
-  it("speaks TLS with the certificate verified: a trusted one works, an untrusted one is refused", async () => {
-    // A self-signed certificate for localhost and 127.0.0.1 (valid until 2036), trusted only where a test says so.
+  it("speaks TLS with the certificate verified: one from a trusted CA works, the same untrusted is refused", async () => {
+    // A test CA and a certificate it signed for localhost and 127.0.0.1 (valid until 2036): trusted only where a
+    // test says so.
     const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
     const cert = fixture("localhost-cert.pem");
+    const ca = fixture("ca-cert.pem");
     const open = new Set<Socket>();
     const server = createTlsServer({ key: fixture("localhost-key.pem"), cert }, (sock) => {
       sock.on("data", () => sock.write("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret"));
@@ -257,7 +259,7 @@ describe("createHttp1Fetch", () => {
       await new Promise((r) => server.close(() => r(undefined)));
     });
     const port = (server.address() as { port: number }).port;
-    const trusting = createHttp1Fetch(dialer({ ca: cert }));
+    const trusting = createHttp1Fetch(dialer({ ca }));
     stops.push(async () => trusting.close());
     for (const host of ["localhost", "127.0.0.1"]) {
       const res = await trusting(`https://${host}:${port}/`, { method: "GET", headers: {} });
