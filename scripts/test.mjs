@@ -1,8 +1,9 @@
-// Runs the whole suite under Bun and under Deno, then the deployment runs, then prints one line: "N passed, N failed".
+// Runs the whole suite under Bun and under Deno, the tests of Node-only code under Node, then the deployment runs,
+// then prints one line: "N passed, N failed".
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { deployRuns, prepareDeploy } from "./test-deploy.mjs";
 
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
@@ -14,10 +15,29 @@ const only = process.argv.slice(2);
 const runs = [
   { name: "bun", cmd: bin("bun"), args: ["test", "--timeout=60000", ...(only.length ? only : ["tests/"])] },
   { name: "deno", cmd: denoBin, args: ["test", "--allow-all", "--no-check", `--junit-path=${junitPath()}`, ...(only.length ? only : ["tests/"])] },
+  // runtime/dial.ts takes node:net and node:tls only under Node (the Node bundle): those tests run under Node too,
+  // bundled by Bun first because Node 20 cannot run TypeScript. Their fixtures are copied next to them.
+  ...(only.length ? [] : [nodeRun(["tests/http1.test.ts"])]),
 ].filter((r) => !process.env.TEST_RUNTIME || process.env.TEST_RUNTIME === r.name);
-// The end-to-end suite against the built binary, the Node bundle and Deno Deploy's way (see test-deploy.mjs);
-// part of a full run, or alone with TEST_RUNTIME=deploy.
-if (!only.length && (!process.env.TEST_RUNTIME || process.env.TEST_RUNTIME === "deploy")) runs.push(...deployRuns());
+
+function nodeRun(files) {
+  return {
+    name: "node",
+    cmd: process.execPath,
+    args: ["--test", "--test-reporter=tap"],
+    parser: "node",
+    prepare() {
+      const dir = mkdtempSync(join(tmpdir(), "emohaa-node-"));
+      for (const f of files) {
+        const out = join(dir, "tests", basename(f).replace(/\.ts$/, ".mjs"));
+        const r = spawnSync(bin("bun"), ["build", f, "--target=node", `--outfile=${out}`], { encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`bun build ${f}: ${r.stdout}${r.stderr}`);
+        this.args.push(out);
+      }
+      cpSync(new URL("../tests/fixtures", import.meta.url).pathname, join(dir, "tests", "fixtures"), { recursive: true });
+    },
+  };
+}
 let prepared; // the deployment build: undefined until needed, null when it failed
 
 function junitPath() {
@@ -83,6 +103,15 @@ for (const run of runs) {
     }
   }
   if (run.deploy && !prepared) continue;
+  if (run.prepare) {
+    try {
+      run.prepare();
+    } catch (err) {
+      console.log(`=== ${run.name} build FAILED: ${err.message}`);
+      failed++;
+      continue;
+    }
+  }
   const extraEnv = run.env?.(prepared) ?? {};
   console.log(`\n=== ${run.name} ${Object.entries(extraEnv).map(([k, v]) => `${k}=${v} `).join("")}${run.args.join(" ")}`);
   const r = spawnSync(run.cmd, run.args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...extraEnv }, maxBuffer: 256 * 1024 * 1024 });
@@ -94,6 +123,10 @@ for (const run of runs) {
     p = Number(/^\s*(\d+) pass$/m.exec(text)?.[1] ?? 0);
     f = Number(/^\s*(\d+) fail$/m.exec(text)?.[1] ?? 0);
     skipped += Number(/^\s*(\d+) skip$/m.exec(text)?.[1] ?? 0);
+  } else if (run.parser === "node") {
+    p = Number(/^# pass (\d+)$/m.exec(text)?.[1] ?? 0);
+    f = Number(/^# fail (\d+)$/m.exec(text)?.[1] ?? 0);
+    skipped += Number(/^# skipped (\d+)$/m.exec(text)?.[1] ?? 0);
   } else {
     const c = denoCounts(run.args.find((a) => a.startsWith("--junit-path=")).slice("--junit-path=".length));
     p = c.p;
