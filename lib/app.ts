@@ -52,15 +52,10 @@ export interface AppDeps {
 type Env = {
   Variables: {
     requestId: string;
-    /** The Emohaa tokens this request may use, settled before the body is read. */
-    tokens?: readonly string[];
-    attempts?: number;
     /** The error code of a failed request, for the access log. */
     errorCode?: string | null;
-    streamEnd?: Promise<{ status: number; code: string | null }>;
   };
 };
-
 
 const chatRoute = createRoute({
   method: "post",
@@ -171,13 +166,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     // The last matched route's pattern (not the raw path) keeps the metrics' label set bounded.
     const last = routePath(c, -1);
     const route = last === "/*" || last === "*" ? "unmatched" : last;
-    const line = (status: number, code: string | null) => {
-      deps.metrics?.request(route, status);
-      deps.logger.request({ method: c.req.method, path: c.req.path, status, ms: deps.now() - start, attempts: c.get("attempts"), id: c.get("requestId"), code });
-    };
-    const streamEnd = c.get("streamEnd");
-    if (streamEnd) streamEnd.then((o) => line(o.status, o.code));
-    else line(c.res.status, c.get("errorCode") ?? null);
+    const status = c.res.status;
+    deps.metrics?.request(route, status);
+    deps.logger.request({ method: c.req.method, path: c.req.path, status, ms: deps.now() - start, id: c.get("requestId"), code: c.get("errorCode") ?? null });
   });
 
   app.use(
