@@ -38,6 +38,9 @@ function nodeRun(files) {
     },
   };
 }
+// The end-to-end suite against the built binary, the Node bundle and Deno Deploy's way (see test-deploy.mjs);
+// part of a full run, or alone with TEST_RUNTIME=deploy.
+if (!only.length && (!process.env.TEST_RUNTIME || process.env.TEST_RUNTIME === "deploy")) runs.push(...deployRuns());
 let prepared; // the deployment build: undefined until needed, null when it failed
 
 function junitPath() {
