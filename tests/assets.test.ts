@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { BASE_CSP, pageHeaders, serveAsset, sha256Base64, TYPES } from "../lib/assets.ts";
+import { gunzipSync } from "node:zlib";
+import { acceptsGzip, BASE_CSP, pageHeaders, serveAsset, sha256Base64, TYPES } from "../lib/assets.ts";
 
 const get = (headers: Record<string, string> = {}, method = "GET") => new Request("http://x/a.js", { method, headers });
 
@@ -48,6 +49,34 @@ describe("serveAsset", () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("x-extra"), "1");
     assert.equal(await res.text(), "");
+  });
+
+  it("gzips a file of 1 KB or more for a client that takes gzip, with an ETag and 304s of its own", async () => {
+    const big = { type: TYPES.js, body: "console.log('情绪支持');\n".repeat(200) };
+    const plain = await serveAsset(get(), big);
+    assert.equal(plain.headers.get("content-encoding"), null);
+    assert.equal(plain.headers.get("vary"), "accept-encoding");
+    const res = await serveAsset(get({ "accept-encoding": "gzip, deflate, br" }), big);
+    assert.equal(res.headers.get("content-encoding"), "gzip");
+    assert.equal(res.headers.get("vary"), "accept-encoding");
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    assert.ok(bytes.length < big.body.length / 4, `${bytes.length} bytes`);
+    assert.equal(gunzipSync(bytes).toString("utf8"), big.body);
+    const etag = res.headers.get("etag")!;
+    assert.notEqual(etag, plain.headers.get("etag"));
+    assert.equal((await serveAsset(get({ "accept-encoding": "gzip", "if-none-match": etag }), big)).status, 304);
+    // The plain form's ETag does not match the gzipped one, and the reverse.
+    assert.equal((await serveAsset(get({ "accept-encoding": "gzip", "if-none-match": plain.headers.get("etag")! }), big)).status, 200);
+    assert.equal((await serveAsset(get({ "if-none-match": etag }), big)).status, 200);
+    // A small file goes as it is.
+    assert.equal((await serveAsset(get({ "accept-encoding": "gzip" }), asset)).headers.get("content-encoding"), null);
+  });
+});
+
+describe("acceptsGzip", () => {
+  it("reads Accept-Encoding: gzip or *, unless its q is 0", () => {
+    for (const yes of ["gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.8", "*", "GZIP"]) assert.equal(acceptsGzip(yes), true, yes);
+    for (const no of [null, "", "br", "identity", "gzip;q=0", "gzip; q=0.000", "x-gzip-not"]) assert.equal(acceptsGzip(no), false, String(no));
   });
 });
 
