@@ -83,18 +83,34 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
 
   return new ReadableStream<Uint8Array>({
     start(controller) {
+      // The client may be gone before `cancel` is called (Deno errors the body of a closed connection first):
+      // a stream that refuses a write or the close is a client that left, never an exception.
+      const write = (s: string) => {
+        try {
+          controller.enqueue(encoder.encode(s));
+        } catch {
+          end(499, "client_closed");
+        }
+      };
+      const close = () => {
+        try {
+          controller.close();
+        } catch {
+          // Cancelled or errored by the runtime already.
+        }
+      };
       // Frames sent in one turn of the event loop go out as one chunk: one encode, one write.
       let corked: string | undefined;
       const send = (s: string) => {
         if (ended) return;
         lastWrite = Date.now();
         if (corked !== undefined) corked += s;
-        else controller.enqueue(encoder.encode(s));
+        else write(s);
       };
       const uncork = () => {
         const s = corked;
         corked = undefined;
-        if (s && !ended) controller.enqueue(encoder.encode(s));
+        if (s && !ended) write(s);
       };
       ping = setInterval(() => {
         if (Date.now() - lastWrite >= options.keepAliveMs * 0.9) send(PING_FRAME);
@@ -111,7 +127,7 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
           if (parts) send(dataFrame(usageChunk(ctx.head, usage(ctx, parts.join("")))));
           send(DONE_FRAME);
           uncork();
-          if (!ended) controller.close();
+          if (!ended) close();
           end(200, null);
         } catch (err) {
           if (ended) return;
@@ -119,7 +135,7 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
           const e = isAbort(err) ? clientClosed() : toApiError(err);
           send(dataFrame(e.toJSON()));
           uncork();
-          controller.close();
+          close();
           end(e.status, e.code);
         }
       })();

@@ -24,6 +24,7 @@ describe("chaos", () => {
     const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 100_000);
     const report = await runChaos({ url: server.url, requests: Number(process.env.CHAOS_REQUESTS ?? 200), concurrency: 20, seed, hangMs: 15_000 });
     const detail = JSON.stringify({ seed, ...report });
+    if (report.silentTruncation) console.error("SERVER OUTPUT TAIL\n" + server.output().split("\n").filter((l) => !/ (POST|GET) \//.test(l)).slice(-60).join("\n"));
     assert.equal(report.silentTruncation, 0, detail);
     assert.equal(report.hanging, 0, detail);
     assert.ok(report.success > 0 && report.visibleError > 0, detail);
