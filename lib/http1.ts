@@ -206,18 +206,12 @@ class Connection {
           this.deliver(data);
           return;
         case "size": {
-          const joined = concat(this.buf, data);
-          const nl = joined.indexOf(LF);
-          if (nl < 0) {
-            if (joined.length > 1024) return this.destroy(networkError("The upstream sent a malformed chunk size"));
-            this.buf = joined === data ? data.slice() : joined;
-            return;
-          }
-          this.buf = EMPTY;
-          const size = parseInt(latin1.decode(joined.subarray(0, nl)), 16);
-          if (!Number.isFinite(size) || size < 0) return this.destroy(networkError("The upstream sent a malformed chunk size"));
+          const l = this.line(data, 1024);
+          if (l === undefined) return;
+          const size = l ? parseInt(latin1.decode(l[0]), 16) : NaN;
+          if (!l || !Number.isFinite(size) || size < 0) return this.destroy(networkError("The upstream sent a malformed chunk size"));
           this.left = size;
-          data = joined.subarray(nl + 1);
+          data = l[1];
           this.state = size === 0 ? "trailer" : "chunk";
           break;
         }
@@ -232,35 +226,41 @@ class Connection {
         }
         case "chunk-end": {
           // The CRLF after a chunk's data (a bare LF is tolerated).
-          const joined = concat(this.buf, data);
-          const nl = joined.indexOf(LF);
-          if (nl < 0) {
-            if (joined.length > 2) return this.destroy(networkError("The upstream sent a malformed chunk"));
-            this.buf = joined === data ? data.slice() : joined;
-            return;
-          }
-          this.buf = EMPTY;
-          data = joined.subarray(nl + 1);
+          const l = this.line(data, 2);
+          if (l === undefined) return;
+          if (!l) return this.destroy(networkError("The upstream sent a malformed chunk"));
+          data = l[1];
           this.state = "size";
           break;
         }
         case "trailer": {
           // Trailer lines, then an empty line.
-          const joined = concat(this.buf, data);
-          const nl = joined.indexOf(LF);
-          if (nl < 0) {
-            if (joined.length > this.maxHeadBytes) return this.destroy(networkError("The upstream sent trailers that are too large"));
-            this.buf = joined === data ? data.slice() : joined;
-            return;
-          }
-          this.buf = EMPTY;
-          const empty = nl === 0 || (nl === 1 && joined[0] === CR);
-          data = joined.subarray(nl + 1);
-          if (empty) return this.finish(data.length === 0);
+          const l = this.line(data, this.maxHeadBytes);
+          if (l === undefined) return;
+          if (!l) return this.destroy(networkError("The upstream sent trailers that are too large"));
+          data = l[1];
+          if (l[0].length === 0 || (l[0].length === 1 && l[0][0] === CR)) return this.finish(data.length === 0);
           break;
         }
       }
     }
+  }
+
+  /**
+   * The next line of the body's framing (without its LF) and the bytes after it. Undefined: the line is not
+   * complete yet and what came is kept for the next bytes. Null: it is already longer than `max`.
+   */
+  private line(data: Uint8Array, max: number): [line: Uint8Array, rest: Uint8Array] | null | undefined {
+    const joined = concat(this.buf, data);
+    const nl = joined.indexOf(LF);
+    if (nl < 0) {
+      if (joined.length > max) return null;
+      // The socket may reuse `data`'s memory: what is kept is a copy.
+      this.buf = joined === data ? data.slice() : joined;
+      return undefined;
+    }
+    this.buf = EMPTY;
+    return [joined.subarray(0, nl), joined.subarray(nl + 1)];
   }
 
   /**
