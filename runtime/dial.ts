@@ -110,23 +110,29 @@ const denoDial = (options: DialOptions): Dial => async (target, events) => {
   const conn = target.tls ? await Deno.connectTls({ ...address, ...(options.ca ? { caCerts: [options.ca] } : {}) }) : await Deno.connect(address);
   if (!target.tls) conn.setNoDelay(true);
   let closed = false;
-  const close = (err?: Error) => {
-    if (closed) return;
+  /** Closes the connection once; false when it was closed already. */
+  const shut = () => {
+    if (closed) return false;
     closed = true;
     try {
       conn.close();
     } catch {
-      // Closed already.
+      // Closed by the peer already.
     }
-    events.close(err);
+    return true;
   };
+  // A close the peer or a failure caused is told to the owner; one the owner asked for (`end`) is not.
+  const close = (err?: Error) => {
+    if (shut()) events.close(err);
+  };
+  const asError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
   void (async () => {
     const buf = new Uint8Array(16 * 1024);
     try {
       for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) events.data(buf.subarray(0, n));
       close();
     } catch (err) {
-      close(err instanceof Error ? err : new Error(String(err)));
+      close(asError(err));
     }
   })();
   let writing: Promise<void> = Promise.resolve();
@@ -135,17 +141,9 @@ const denoDial = (options: DialOptions): Dial => async (target, events) => {
   };
   return {
     write(bytes) {
-      writing = writing.then(() => writeAll(bytes)).catch((err) => close(err instanceof Error ? err : new Error(String(err))));
+      writing = writing.then(() => writeAll(bytes)).catch((err) => close(asError(err)));
     },
-    end() {
-      if (closed) return;
-      closed = true;
-      try {
-        conn.close();
-      } catch {
-        // Closed already.
-      }
-    },
+    end: () => void shut(),
   };
 };
 
