@@ -10,7 +10,7 @@ import { type EmohaaClient, UpstreamError } from "./emohaa.ts";
 import { bearerScheme, chatRequestExamples, documentConfig, errorResponses, streamExample } from "./apidoc.ts";
 import { docsRoutes } from "./docs.ts";
 import { playgroundRoutes } from "./ui.ts";
-import { ApiError, toApiError } from "./errors.ts";
+import { ApiError, invalidRequest, toApiError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import {
@@ -143,11 +143,7 @@ const tokenStatusRoute = createRoute({
 export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const app = new OpenAPIHono<Env>({
     defaultHook: (result) => {
-      if (!result.success) {
-        const issue = result.error.issues[0]!;
-        const param = issue.path.length ? issue.path.join(".") : null;
-        throw new ApiError(400, `Invalid request${param ? ` at ${param}` : ""}: ${issue.message}`, { code: "invalid_request", param });
-      }
+      if (!result.success) throw invalidRequest(result.error.issues);
     },
   });
 

@@ -7,7 +7,7 @@
 // still declared in the OpenAPI document from the same zod schema that validates here.
 import type { Auth } from "./auth.ts";
 import { type ChatDeps, openReply } from "./chat.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, invalidRequest } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type ChatRequest, ChatRequestSchema } from "./openai.ts";
@@ -105,11 +105,7 @@ async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
     }
   }
   const result = ChatRequestSchema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const param = issue.path.length ? issue.path.join(".") : null;
-    throw new ApiError(400, `Invalid request${param ? ` at ${param}` : ""}: ${issue.message}`, { code: "invalid_request", param });
-  }
+  if (!result.success) throw invalidRequest(result.error.issues);
   return result.data;
 }
 

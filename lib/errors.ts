@@ -77,6 +77,13 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError(500, "Internal server error", { code: "internal_error", cause: err });
 }
 
+/** The 400 for a request body that failed validation: its first issue, with the issue's path as `param`. */
+export function invalidRequest(issues: readonly { path: readonly PropertyKey[]; message: string }[]): ApiError {
+  const issue = issues[0]!;
+  const param = issue.path.length ? issue.path.join(".") : null;
+  return new ApiError(400, `Invalid request${param ? ` at ${param}` : ""}: ${issue.message}`, { code: "invalid_request", param });
+}
+
 /** The error for a request the client itself cancelled (nginx's 499): logged, never read by anyone. */
 export function clientClosed(): ApiError {
   return new ApiError(499, "Client closed the request", { code: "client_closed" });
