@@ -162,9 +162,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     // The last matched route's pattern (not the raw path) keeps the metrics' label set bounded.
     const last = routePath(c, -1);
     const route = last === "/*" || last === "*" ? "unmatched" : last;
-    const status = c.res.status;
-    deps.metrics?.request(route, status);
-    deps.logger.request({ method: c.req.method, path: c.req.path, status, ms: deps.now() - start, id: c.get("requestId"), code: c.get("errorCode") ?? null });
+    edge.record(route, { method: c.req.method, path: c.req.path, status: c.res.status, ms: deps.now() - start, id: c.get("requestId"), code: c.get("errorCode") ?? null });
   });
 
   app.use(
@@ -281,6 +279,10 @@ function createEdge(deps: AppDeps): Edge {
     cors(origin): Record<string, string> {
       const allow = origins === "*" ? "*" : origin && origins.includes(origin) ? origin : null;
       return allow ? { "access-control-allow-origin": allow, "access-control-expose-headers": expose } : { "access-control-expose-headers": expose };
+    },
+    record(route, line) {
+      deps.metrics?.request(route, line.status);
+      deps.logger.request(line);
     },
     render(err, method, path) {
       const error =

@@ -8,7 +8,7 @@
 import type { Auth } from "./auth.ts";
 import { type ChatDeps, openReply } from "./chat.ts";
 import { ApiError, invalidRequest } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger, RequestLine } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type ChatRequest, ChatRequestSchema } from "./openai.ts";
 import { buildPrompt } from "./prompt.ts";
@@ -38,6 +38,8 @@ export interface Edge {
   requestId(given: string | null | undefined): string;
   /** CORS headers of a non-preflight response, as Hono's cors middleware sets them. */
   cors(origin: string | null | undefined): Record<string, string>;
+  /** Records a finished request: the access-log line and the metrics count, under `route` (a route pattern). */
+  record(route: string, line: RequestLine): void;
   /** The one error renderer: status, headers and OpenAI body of anything thrown. */
   render(err: unknown, method: string, path: string): { error: ApiError; headers: Record<string, string> };
 }
@@ -112,10 +114,8 @@ async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
 /** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
 export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Request) => Promise<Response> {
   const route = CHAT_PATH;
-  const line = (id: string, start: number, status: number, code: string | null, attempts: number) => {
-    deps.metrics?.request(route, status);
-    deps.logger.request({ method: "POST", path: route, status, ms: deps.now() - start, attempts, id, code });
-  };
+  const line = (id: string, start: number, status: number, code: string | null, attempts: number) =>
+    edge.record(route, { method: "POST", path: route, status, ms: deps.now() - start, attempts, id, code });
 
   return async (req) => {
     const start = deps.now();
