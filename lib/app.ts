@@ -24,7 +24,7 @@ import {
 } from "./openai.ts";
 import type { Auth } from "./auth.ts";
 import type { TokenPool } from "./pool.ts";
-import { isUsableToken, parseBearer } from "./tokens.ts";
+import { isUsableToken } from "./tokens.ts";
 import type { Tokenizer } from "./translate.ts";
 
 export interface AppDeps {
@@ -246,7 +246,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.openapi(tokenStatusRoute, (c) => {
     const header = c.req.header("authorization");
     // Server-side mode: the pool's own tokens, behind a gateway key. Client mode: only the caller's own tokens.
-    const tokens = deps.auth.serverSide ? deps.auth.tokensFor(header) : parseBearer(header);
+    const tokens = deps.auth.tokensFor(header);
     return c.json({ mode: deps.auth.serverSide ? ("server" as const) : ("client" as const), waiting: deps.pool.waiting, tokens: deps.pool.status(tokens) }, 200);
   });
 

@@ -3,7 +3,7 @@ import type { EmohaaClient, PieceReader } from "./emohaa.ts";
 import { UpstreamError } from "./emohaa.ts";
 import { ApiError, clientClosed } from "./errors.ts";
 import type { Conversations } from "./conversations.ts";
-import type { Lease, Outcome, TokenPool } from "./pool.ts";
+import type { Lease, TokenPool } from "./pool.ts";
 
 export interface ChatTimeouts {
   /** Creating a conversation. */
@@ -212,7 +212,7 @@ class Attempt {
   /** Maps a failure and tells the pool what it says about the account (a client leaving says nothing). */
   fail(err: unknown): ApiError {
     const e = this.mapError(err);
-    if (e instanceof UpstreamError) this.deps.pool.report(this.token, e.kind as Outcome);
+    if (e instanceof UpstreamError) this.deps.pool.report(this.token, e.kind);
     return e;
   }
 

@@ -1,9 +1,10 @@
 // The token pool: per-account health, one stream per account, and a fair bounded queue when all are busy.
 import { createHash } from "node:crypto";
 import { ApiError, clientClosed } from "./errors.ts";
+import type { UpstreamKind } from "./upstream-errors.ts";
 
-/** What happened on an account, as the pool needs to know it. */
-export type Outcome = "ok" | "auth" | "busy" | "rate" | "server" | "network" | "timeout" | "protocol";
+/** What happened on an account, as the pool needs to know it: fine, or the kind of upstream failure. */
+export type Outcome = "ok" | UpstreamKind;
 
 export interface PoolOptions {
   /** Requests in flight per token. */
@@ -106,7 +107,7 @@ export class TokenPool {
     if (!candidates.length) return { exhausted: true };
     const healthy = candidates.filter((t) => (this.entries.get(t)?.coolingUntil ?? 0) <= now);
     // A cooling token is used only when no healthy token is left; the one that cools down first goes first.
-    const usable = healthy.length ? healthy : [...candidates].sort((a, b) => this.entry(a).coolingUntil - this.entry(b).coolingUntil);
+    const usable = healthy.length ? healthy : candidates.sort((a, b) => this.entry(a).coolingUntil - this.entry(b).coolingUntil);
     let best: string | undefined;
     let bestEntry: Entry | undefined;
     for (const t of usable) {
