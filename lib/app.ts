@@ -10,6 +10,7 @@ import { type EmohaaClient, UpstreamError } from "./emohaa.ts";
 import { bearerScheme, chatRequestExamples, documentConfig, errorResponses, streamExample } from "./apidoc.ts";
 import { docsRoutes } from "./docs.ts";
 import { playgroundRoutes } from "./ui.ts";
+import { withDeadline } from "./deadline.ts";
 import { ApiError, invalidRequest, toApiError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -207,17 +208,12 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     let live = false;
     // A token that cannot travel in a header is not alive, and never reaches the upstream.
     if (isUsableToken(token)) {
-      // A timer cleared when the call settles (AbortSignal.timeout would keep the call's state until it fires).
-      const limit = new AbortController();
-      const timer = setTimeout(() => limit.abort(new DOMException("The token check timed out", "TimeoutError")), deps.chat.timeouts.createMs);
       try {
-        await deps.client.listConversations(token, limit.signal);
+        await withDeadline(deps.chat.timeouts.createMs, "token check", (signal) => deps.client.listConversations(token, signal));
         live = true;
       } catch (err) {
         live = false;
         if (err instanceof UpstreamError) deps.pool.report(token, err.kind);
-      } finally {
-        clearTimeout(timer);
       }
       // The check feeds the pool's health state like any request.
       if (live) deps.pool.report(token, "ok");

@@ -3,6 +3,7 @@ import type { EmohaaClient, PieceReader } from "./emohaa.ts";
 import { UpstreamError } from "./emohaa.ts";
 import { ApiError, clientClosed } from "./errors.ts";
 import type { Conversations } from "./conversations.ts";
+import { withDeadline } from "./deadline.ts";
 import type { Lease, TokenPool } from "./pool.ts";
 
 export interface ChatTimeouts {
@@ -96,22 +97,13 @@ class Attempt {
   /** Creates the conversation. A create already sent is awaited even after the client left, so it can be deleted. */
   async create(clientSignal: AbortSignal): Promise<void> {
     const { client, conversations, timeouts } = this.deps;
-    // The request itself may run longer than the client waits: its id is still needed for deletion. Its own
-    // limit is a timer cleared when it settles (AbortSignal.timeout would keep the request's state for minutes).
-    const upstream = new AbortController();
-    const hardLimit = setTimeout(() => upstream.abort(new DOMException("The create request timed out", "TimeoutError")), timeouts.createMs * 4);
-    const creating = client.createConversation(this.token, upstream.signal).then(
-      (cid) => {
-        clearTimeout(hardLimit);
-        conversations.created(this.token, cid);
-        if (this.closed) conversations.delete(this.token, cid);
-        else this.cid = cid;
-      },
-      (err) => {
-        clearTimeout(hardLimit);
-        throw err;
-      },
-    );
+    // The request itself may run longer than the client waits (its id is still needed for deletion), within a
+    // limit of its own.
+    const creating = withDeadline(timeouts.createMs * 4, "create request", (signal) => client.createConversation(this.token, signal)).then((cid) => {
+      conversations.created(this.token, cid);
+      if (this.closed) conversations.delete(this.token, cid);
+      else this.cid = cid;
+    });
     // One wait for three outcomes: created, too slow for this client, or the client left.
     await new Promise<void>((resolve, reject) => {
       const settle = (err?: unknown) => {

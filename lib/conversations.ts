@@ -1,5 +1,6 @@
 // The conversations this process created: each deleted exactly once, with retries, and journalled if asked.
 import type { EmohaaClient } from "./emohaa.ts";
+import { withDeadline } from "./deadline.ts";
 import { UpstreamError } from "./emohaa.ts";
 
 /** Told of each conversation created and deleted, so one left behind by a crash can be deleted on restart. */
@@ -37,11 +38,8 @@ export class Conversations {
   delete(token: string, cid: string): Promise<void> {
     const p = (async () => {
       for (let i = 0; ; i++) {
-        // A timer cleared when the call settles: AbortSignal.timeout would hold each call's state for 10 s.
-        const limit = new AbortController();
-        const timer = setTimeout(() => limit.abort(new DOMException("The delete request timed out", "TimeoutError")), 10_000);
         try {
-          await this.client.deleteConversation(token, cid, limit.signal);
+          await withDeadline(10_000, "delete request", (signal) => this.client.deleteConversation(token, cid, signal));
           this.journal?.deleted(token, cid);
           return;
         } catch (err) {
@@ -52,8 +50,6 @@ export class Conversations {
             return;
           }
           await this.sleep(this.retryDelaysMs[i]!);
-        } finally {
-          clearTimeout(timer);
         }
       }
     })().finally(() => {
