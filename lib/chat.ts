@@ -215,10 +215,6 @@ class Attempt {
     if (this.timedOut === "shutdown") return new ApiError(503, "The server is shutting down; retry the request", { code: "server_shutting_down", retryAfter: 1 });
     if (this.timedOut === "total") return new UpstreamError("timeout", 504, `Emohaa's answer took longer than ${t.totalMs} ms`, { code: "upstream_timeout" });
     if (err instanceof ApiError) return err;
-    // eventsource-parser's bound on one event (maxBufferSize) errors the stream with a ParseError.
-    if (err instanceof Error && err.name === "ParseError") {
-      return new UpstreamError("protocol", 502, "Emohaa sent an event larger than this server accepts", { code: "upstream_event_too_large" });
-    }
     if (this.ac.signal.aborted) return clientClosed();
     return new UpstreamError("network", 502, "Lost the connection to Emohaa", { code: "upstream_unreachable", cause: err });
   }

@@ -30,6 +30,8 @@ function pieceOf(ev: { event?: string; data: string }, state: ReplyState, maxRep
   return ev.data;
 }
 
+const eventTooLarge = () =>
+  new UpstreamError("protocol", 502, "Emohaa sent an event larger than this server accepts", { code: "upstream_event_too_large" });
 const streamCut = () => new UpstreamError("network", 502, "Emohaa's stream ended before the answer was complete", { code: "upstream_stream_cut" });
 
 /**
@@ -82,7 +84,7 @@ export function pieceReader(body: ReadableStream<Uint8Array>, maxEventChars: num
       byobBodies = true;
     } catch {
       // Learned once per process: a runtime whose fetch bodies are not byte streams never has them.
-      byobBodies = byobBodies === undefined ? false : byobBodies;
+      byobBodies ??= false;
     }
   }
   const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = byob ? undefined : body.getReader();
@@ -104,7 +106,7 @@ export function pieceReader(body: ReadableStream<Uint8Array>, maxEventChars: num
     },
     // Only an event over the bound is fatal; junk lines are skipped, as EventSourceParserStream does.
     onError(err) {
-      if (err.type === "max-buffer-size-exceeded") failure ??= err;
+      if (err.type === "max-buffer-size-exceeded") failure ??= eventTooLarge();
     },
     maxBufferSize: maxEventChars,
   });

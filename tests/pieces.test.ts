@@ -53,7 +53,7 @@ describe("pieceReader", () => {
     await assert.rejects(readAll(pieceReader(body([bytes('event: error\ndata: {"status":500,"title":"boom"}\n\n')]), 1024)), (e: unknown) => e instanceof UpstreamError && e.status === 502);
     // The bound is on what an event holds while incomplete: it arrives over more than one read.
     const huge = [bytes(`data: ${"x".repeat(5000)}`), bytes("\n\n"), bytes("data: [DONE]\n\n")];
-    await assert.rejects(readAll(pieceReader(body(huge), 1024)), (e: unknown) => e instanceof Error && e.name === "ParseError");
+    await assert.rejects(readAll(pieceReader(body(huge), 1024)), (e: unknown) => e instanceof UpstreamError && e.status === 502 && e.code === "upstream_event_too_large");
     await assert.rejects(
       readAll(pieceReader(body([bytes("data: 12345\n\n".repeat(10))]), 1024, 30)),
       (e: unknown) => e instanceof UpstreamError && e.code === "upstream_reply_too_large",
