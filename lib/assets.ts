@@ -15,6 +15,9 @@ export const TYPES = {
   svg: "image/svg+xml; charset=utf-8",
 } as const;
 
+/** A bundled file without its trailing sourceMappingURL comment (`//#` or CSS's block form): maps are not served. */
+export const noSourceMap = (text: string) => text.replace(/\n?\/[/*]# sourceMappingURL=\S+\s*(\*\/)?\s*$/, "\n");
+
 /** The SHA-256 of a text, base64: for ETags and CSP hashes. */
 export async function sha256Base64(text: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));

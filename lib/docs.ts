@@ -2,10 +2,9 @@
 import { Hono } from "hono";
 import bundle from "../node_modules/swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
 import css from "../node_modules/swagger-ui-dist/swagger-ui.css" with { type: "text" };
-import { type Asset, BASE_CSP, pageHeaders, serveAsset, TYPES } from "./assets.ts";
+import { type Asset, BASE_CSP, noSourceMap, pageHeaders, serveAsset, TYPES } from "./assets.ts";
 
 /** Drops the source map comment: the maps are not served, and a devtools request for one would 404. */
-const noSourceMap = (text: string) => text.replace(/\n?\/[/*]# sourceMappingURL=\S+\s*(\*\/)?\s*$/, "\n");
 
 // URLs are relative so the page also works behind a reverse proxy that mounts the server under a path.
 const PAGE: Asset = {
@@ -70,13 +69,13 @@ const ASSETS: Record<string, Asset> = {
   "docs.css": EXTRA_CSS,
 };
 
-/** The policy of /docs: the same as the playground's, without exceptions (Swagger UI sets styles through the DOM, which CSP allows). */
-const DOCS_CSP = { ...BASE_CSP };
+/** The headers of /docs: the base policy, without exceptions (Swagger UI sets styles through the DOM, which CSP allows). */
+const DOCS_HEADERS = pageHeaders(BASE_CSP);
 
 /** Routes of the API docs: `GET /docs` and its assets under `/docs/`. */
 export function docsRoutes(): Hono {
   const app = new Hono();
-  app.get("/docs", (c) => serveAsset(c.req.raw, PAGE, pageHeaders(DOCS_CSP)));
+  app.get("/docs", (c) => serveAsset(c.req.raw, PAGE, DOCS_HEADERS));
   app.get("/docs/", (c) => c.redirect("../docs", 301));
   app.get("/docs/:file", (c) => {
     const asset = ASSETS[c.req.param("file")];

@@ -8,10 +8,9 @@ import clientJs from "../ui/client.js" with { type: "text" };
 import favicon from "../ui/favicon.svg" with { type: "text" };
 import i18nJs from "../ui/i18n.js" with { type: "text" };
 import styleCss from "../ui/style.css" with { type: "text" };
-import { type Asset, BASE_CSP, pageHeaders, serveAsset, sha256Base64, TYPES } from "./assets.ts";
+import { type Asset, BASE_CSP, noSourceMap, pageHeaders, serveAsset, sha256Base64, TYPES } from "./assets.ts";
 
 /** Drops the source map comment: the maps are not served, and a devtools request for one would 404. */
-const noSourceMap = (text: string) => text.replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, "\n");
 
 const UI: Record<string, Asset> = {
   "app.js": { type: TYPES.js, body: appJs },
