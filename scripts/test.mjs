@@ -18,7 +18,15 @@ const runs = [
   // runtime/dial.ts takes node:net and node:tls only under Node (the Node bundle): those tests run under Node too,
   // bundled by Bun first because Node 20 cannot run TypeScript. Their fixtures are copied next to them.
   ...(only.length ? [] : [nodeRun(["tests/http1.test.ts"])]),
-].filter((r) => !process.env.TEST_RUNTIME || process.env.TEST_RUNTIME === r.name);
+  // The end-to-end suite against the built binary, the Node bundle and Deno Deploy's way (see test-deploy.mjs);
+  // part of a full run, or alone with TEST_RUNTIME=deploy.
+  ...(only.length ? [] : deployRuns()),
+].filter((r) => !process.env.TEST_RUNTIME || process.env.TEST_RUNTIME === (r.deploy ? "deploy" : r.name));
+if (!runs.length) {
+  console.error(`Nothing to run: TEST_RUNTIME=${process.env.TEST_RUNTIME} names no run (bun, deno, node, deploy)`);
+  console.log("\n0 passed, 1 failed");
+  process.exit(1);
+}
 
 function nodeRun(files) {
   return {
@@ -38,9 +46,6 @@ function nodeRun(files) {
     },
   };
 }
-// The end-to-end suite against the built binary, the Node bundle and Deno Deploy's way (see test-deploy.mjs);
-// part of a full run, or alone with TEST_RUNTIME=deploy.
-if (!only.length && (!process.env.TEST_RUNTIME || process.env.TEST_RUNTIME === "deploy")) runs.push(...deployRuns());
 let prepared; // the deployment build: undefined until needed, null when it failed
 
 function junitPath() {
