@@ -15,11 +15,11 @@ after(async () => {
 });
 
 /** Writes `head` (and `body`) on a fresh TCP connection; resolves with everything read until the server closes. */
-function raw(url: string, head: string, body = "", opts: { leaveAfterMs?: number } = {}): Promise<string> {
+function raw(url: string, head: string, body = "", opts: { leaveAfterMs?: number; localAddress?: string } = {}): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     let out = "";
-    const socket = connect(Number(port), hostname, () => {
+    const socket = connect({ port: Number(port), host: hostname, localAddress: opts.localAddress }, () => {
       socket.write(head + body);
       if (opts.leaveAfterMs !== undefined) setTimeout(() => socket.destroy(), opts.leaveAfterMs);
     });
@@ -177,5 +177,11 @@ describe("HTTP edge, server-side tokens (all expired)", () => {
     assert.deepEqual(await first.json(), { live: true });
     assert.equal((await check(server.url, "live-tc2", key)).status, 200);
     assert.equal((await check(server.url, "live-tc2", { ...key, "x-forwarded-for": "192.0.2.1" })).status, 429);
+    // The budget is the peer address's: another loopback address (Linux routes all of 127/8 locally) has its own.
+    const body = JSON.stringify({ token: "live-tc2" });
+    const head = `POST /token/check HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer gk-edge\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+    assert.equal(statusOf(await raw(server.url, head, body, { localAddress: "127.0.0.2" })), 200);
+    assert.equal(statusOf(await raw(server.url, head, body, { localAddress: "127.0.0.2" })), 200);
+    assert.equal(statusOf(await raw(server.url, head, body, { localAddress: "127.0.0.2" })), 429);
   });
 });
