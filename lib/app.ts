@@ -211,13 +211,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   );
 
   // Before the body is read: a caller without a key or over its budget costs no more than its headers.
-  const checks = new RateLimiter({ ...(deps.tokenCheckLimit ?? { perMinute: 1, burst: 10 }), now: deps.now });
+  const { perMinute, burst } = deps.tokenCheckLimit ?? { perMinute: 1, burst: 10 };
+  const checks = new RateLimiter({ perMinute, burst, now: deps.now });
   app.use("/token/check", async function tokenCheckGuard(c, next) {
     if (c.req.method === "POST") {
       deps.auth.requireKey(c.req.header("authorization"));
       const wait = checks.take(clientKey(c.env?.remoteAddress, c.req.header("x-forwarded-for"), deps.trustProxy ?? false));
       if (wait) {
-        const { perMinute, burst } = deps.tokenCheckLimit ?? { perMinute: 1, burst: 10 };
         throw new ApiError(429, `Too many token checks from this address (${perMinute} per minute, bursts of ${burst}); retry in ${wait} s`, {
           code: "rate_limit_exceeded",
           retryAfter: wait,

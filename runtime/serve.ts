@@ -1,12 +1,12 @@
 // The one runtime-specific file: serve a fetch handler with Bun.serve, Deno.serve or (Node) @hono/node-server.
 
 /** What the runtime knows about a request besides the request: the peer's address (rate limits). */
-export interface RequestInfo {
+export interface ClientInfo {
   remoteAddress?: string;
 }
 
 /** A fetch handler; `info` is given on every runtime, but handlers must work without it (tests, platforms). */
-export type FetchHandler = (req: Request, info?: RequestInfo) => Response | Promise<Response>;
+export type FetchHandler = (req: Request, info?: ClientInfo) => Response | Promise<Response>;
 
 export interface Served {
   /** The port actually bound (useful with port 0). */
@@ -32,7 +32,8 @@ export async function serve(fetch: FetchHandler, options: { port: number; hostna
     const Bun = (globalThis as any).Bun;
     // idleTimeout 0: streams may be silent between keep-alives for longer than Bun's 10 s default.
     const server = Bun.serve({
-      fetch: (req: Request, srv: any) => fetch(req, { remoteAddress: srv.requestIP(req)?.address }),
+      // A getter: only the routes that limit per client pay for the lookup, not the chat hot path.
+      fetch: (req: Request, srv: any) => fetch(req, { get remoteAddress() { return srv.requestIP(req)?.address; } }),
       port: options.port,
       hostname: options.hostname,
       idleTimeout: 0,
