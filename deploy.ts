@@ -17,7 +17,8 @@ const { app, config, logger } = built;
 
 /** The `deno serve` contract: a fetch handler, plus a listen hook that prints the usual start-up line. */
 export default {
-  fetch: (req: Request) => app.fetch(req),
+  // `deno serve` tells the peer's address like Deno.serve does (the /token/check limit counts per address).
+  fetch: (req: Request, info?: { remoteAddr?: { hostname?: string } }) => app.fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
   onListen(addr: { hostname?: string; port?: number }) {
     const host = !addr.hostname || addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
     console.log(`emohaa-free-api listening on http://${host}:${addr.port} (upstream ${config.baseUrl})`);

@@ -66,7 +66,7 @@ export function buildApp(env: Record<string, string | undefined>, journalStore?:
       throw new ConfigError(`Invalid EMOHAA_TOKENS_FILE=${JSON.stringify(config.serverTokens.file)}: cannot read the file`);
     }
   }
-  const auth = createAuth({ serverTokens: config.serverTokens ? () => serverTokens : undefined, apiKeys: config.apiKeys });
+  const auth = createAuth({ serverTokens: config.serverTokens ? () => serverTokens : undefined, apiKeys: config.apiKeys, metricsKey: config.metricsKey });
   const app = createApp({
     chat: { client, pool, conversations, timeouts: config.timeouts, maxAttempts: config.maxAttempts, sleep, shutdown: shutdown.signal, onFirstPiece: (s) => metrics.firstPiece(s) },
     auth,
@@ -79,6 +79,8 @@ export function buildApp(env: Record<string, string | undefined>, journalStore?:
     corsOrigin: config.corsOrigin,
     maxBodyBytes: config.maxBodyBytes,
     metrics,
+    tokenCheckLimit: config.tokenCheckLimit,
+    trustProxy: config.trustProxy,
     now: Date.now,
     id: () => crypto.randomUUID().replaceAll("-", ""),
   });

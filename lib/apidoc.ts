@@ -18,7 +18,7 @@ const ERRORS: Record<number, { description: string; examples: Record<string, { s
     },
   },
   401: {
-    description: "Missing bearer token, or every token was rejected by Emohaa (expired or invalid)",
+    description: "Missing bearer token or wrong API key, or (client mode) every token was rejected by Emohaa (expired or invalid)",
     examples: {
       expired: err("Emohaa rejected the token (expired or invalid) while trying to create a conversation", "authentication_error", "invalid_token"),
       missing: err("Missing bearer token: send `Authorization: Bearer TOKEN` (several tokens separated by commas)", "authentication_error", "missing_token"),
@@ -42,6 +42,13 @@ const ERRORS: Record<number, { description: string; examples: Record<string, { s
       failed: err("Emohaa failed to create a conversation (upstream status 500)", "upstream_error", "upstream_error"),
     },
   },
+  503: {
+    description: "Server-side mode: Emohaa rejected every server token tried (the server's accounts are unavailable), or the server is shutting down",
+    examples: {
+      accounts: err("The server's Emohaa accounts are unavailable: Emohaa rejected every token tried (expired or invalid)", "server_error", "accounts_unavailable"),
+      shutdown: err("The server is shutting down; retry the request", "server_error", "server_shutting_down"),
+    },
+  },
   504: {
     description: "Emohaa did not answer in time",
     examples: { timeout: err("Emohaa sent nothing within 60000 ms", "timeout_error", "upstream_timeout") },
@@ -58,6 +65,13 @@ export function errorResponses(...statuses: (keyof typeof ERRORS)[]) {
       return [s, { description: e.description, ...(s === 429 ? { headers: RETRY_AFTER } : {}), content: { "application/json": { schema: ErrorSchema, examples: e.examples } } }];
     }),
   );
+}
+
+/** One error response with a description and example of its own: for routes whose failures are not the chat route's. */
+export function errorResponse<S extends number>(status: S, description: string, example: { summary?: string; value: ErrorBody }) {
+  const headers = status === 429 ? { headers: RETRY_AFTER } : {};
+  const response = { description, ...headers, content: { "application/json": { schema: ErrorSchema, examples: { example } } } };
+  return { [status]: response } as Record<S, typeof response>;
 }
 
 /** Example bodies of a chat completion request. */

@@ -1,13 +1,13 @@
 // createApp(deps): the HTTP surface — routes, CORS, request ids, logging and the one error renderer.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { ChatDeps } from "./chat.ts";
 import { CHAT_PATH, completionsHandler, type Edge, isCompletionsRequest, MODEL } from "./completions.ts";
 import { type EmohaaClient, UpstreamError } from "./emohaa.ts";
-import { bearerScheme, chatRequestExamples, documentConfig, errorResponses, streamExample } from "./apidoc.ts";
+import { bearerScheme, chatRequestExamples, documentConfig, errorResponse, errorResponses, streamExample } from "./apidoc.ts";
+import { readBody } from "./body.ts";
 import { docsRoutes } from "./docs.ts";
 import { playgroundRoutes } from "./ui.ts";
 import { withDeadline } from "./deadline.ts";
@@ -25,6 +25,7 @@ import {
 } from "./openai.ts";
 import type { Auth } from "./auth.ts";
 import type { TokenPool } from "./pool.ts";
+import { clientKey, RateLimiter } from "./ratelimit.ts";
 import { isUsableToken } from "./tokens.ts";
 import type { Tokenizer } from "./translate.ts";
 
@@ -48,15 +49,30 @@ export interface AppDeps {
   id: () => string;
   /** A page to serve at `/` instead of the built-in playground. */
   homePage?: () => Response | Promise<Response>;
+  /** POST /token/check per client address: checks per minute and at once (default 1 and 10). */
+  tokenCheckLimit?: { perMinute: number; burst: number };
+  /** Take the client's address from X-Forwarded-For's last entry (behind one reverse proxy). */
+  trustProxy?: boolean;
+}
+
+/** What the runtime tells about a request besides the request itself: `app.fetch(req, info)` (runtime/serve.ts). */
+export interface ClientInfo {
+  /** The peer's IP address; absent (tests, some platforms): every client shares the key "unknown". */
+  remoteAddress?: string;
 }
 
 type Env = {
+  // Undefined when the caller passes none (`app.request` in tests): read it as `c.env?.`.
+  Bindings: ClientInfo;
   Variables: {
     requestId: string;
     /** The error code of a failed request, for the access log. */
     errorCode?: string | null;
   };
 };
+
+/** A bearer that some configurations require and others do not (see the route's description). */
+const OPTIONAL_BEARER: Record<string, string[]>[] = [{}, { bearer: [] }];
 
 const chatRoute = createRoute({
   method: "post",
@@ -78,7 +94,7 @@ const chatRoute = createRoute({
         "text/event-stream": { schema: ChunkSchema, examples: { stream: { summary: "A streamed reply, as sent on the wire", value: streamExample } } },
       },
     },
-    ...errorResponses(400, 401, 429, 500, 502, 504),
+    ...errorResponses(400, 401, 429, 500, 502, 503, 504),
   },
 });
 
@@ -88,11 +104,21 @@ const tokenCheckRoute = createRoute({
   tags: ["Tokens"],
   summary: "Check whether an Emohaa token is alive",
   operationId: "checkToken",
-  description: "Upstream errors and timeouts answer `live: false`. Do not call it often (the original advised at most every 10 minutes).",
+  description:
+    "Upstream errors and timeouts answer `live: false`. Limited per client address (`TOKEN_CHECK_RATE` per minute, bursts of " +
+    "`TOKEN_CHECK_BURST`; the original advised one check per token every 10 minutes). When the server holds the tokens " +
+    "(EMOHAA_TOKENS) it needs a gateway key.",
+  security: OPTIONAL_BEARER,
   request: { body: { required: true, content: { "application/json": { schema: TokenCheckRequestSchema } } } },
   responses: {
     200: { description: "Whether the token is alive", content: { "application/json": { schema: TokenCheckResponseSchema } } },
     ...errorResponses(400),
+    ...errorResponse(401, "Server-side mode: a missing or wrong API key", {
+      value: { error: { message: "Invalid API key: this server holds the Emohaa tokens; send one of its API_KEYS as the bearer", type: "authentication_error", param: null, code: "invalid_api_key" } },
+    }),
+    ...errorResponse(429, "Too many checks from this client address; `retry-after` says when the next one is allowed", {
+      value: { error: { message: "Too many token checks from this address (1 per minute, bursts of 10); retry in 42 s", type: "rate_limit_error", param: null, code: "rate_limit_exceeded" } },
+    }),
   },
 });
 
@@ -120,8 +146,17 @@ const metricsRoute = createRoute({
   tags: ["Health"],
   summary: "Prometheus metrics",
   operationId: "metrics",
-  description: "Requests by route and status, streams in flight, upstream time to first piece, open conversations, token pool states. Counts only.",
-  responses: { 200: { description: "Prometheus text format 0.0.4", content: { "text/plain": { schema: z.string() } } } },
+  description:
+    "Requests by route and status, streams in flight, upstream time to first piece, open conversations, token pool states. " +
+    "Counts only. Needs `METRICS_KEY` as the bearer when that is set; otherwise a gateway key when the server holds the " +
+    "tokens, and nothing in client mode.",
+  security: OPTIONAL_BEARER,
+  responses: {
+    200: { description: "Prometheus text format 0.0.4", content: { "text/plain": { schema: z.string() } } },
+    ...errorResponse(401, "A missing or wrong METRICS_KEY, or in server-side mode API key", {
+      value: { error: { message: "Invalid metrics key: send METRICS_KEY as the bearer", type: "authentication_error", param: null, code: "invalid_api_key" } },
+    }),
+  },
 });
 
 const tokenStatusRoute = createRoute({
@@ -175,16 +210,30 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     }),
   );
 
+  // Before the body is read: a caller without a key or over its budget costs no more than its headers.
+  const { perMinute, burst } = deps.tokenCheckLimit ?? { perMinute: 1, burst: 10 };
+  const checks = new RateLimiter({ perMinute, burst, now: deps.now });
+  app.use("/token/check", async function tokenCheckGuard(c, next) {
+    if (c.req.method === "POST") {
+      deps.auth.requireKey(c.req.header("authorization"));
+      const wait = checks.take(clientKey(c.env?.remoteAddress, c.req.header("x-forwarded-for"), deps.trustProxy ?? false));
+      if (wait) {
+        throw new ApiError(429, `Too many token checks from this address (${perMinute} per minute, bursts of ${burst}); retry in ${wait} s`, {
+          code: "rate_limit_exceeded",
+          retryAfter: wait,
+        });
+      }
+    }
+    await next();
+  });
+
   const maxBody = deps.maxBodyBytes ?? 1024 * 1024;
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: maxBody,
-      onError: () => {
-        throw new ApiError(413, `Request body is larger than ${maxBody} bytes`, { code: "request_too_large" });
-      },
-    }),
-  );
+  // The whole body, read once within the bound; a client that leaves mid-body is a 499 (lib/body.ts).
+  app.use("*", async function body(c, next) {
+    const raw = c.req.raw;
+    if (raw.body && raw.method !== "GET" && raw.method !== "HEAD") c.req.raw = new Request(raw, { body: await readBody(raw, maxBody) });
+    await next();
+  });
 
   app.onError((err, c) => {
     const { error, headers } = edge.render(err, c.req.method, c.req.path);
@@ -230,6 +279,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   if (deps.metrics) {
     const metrics = deps.metrics;
     app.openapi(metricsRoute, (c) => {
+      deps.auth.requireMetricsKey(c.req.header("authorization"));
       const text = metrics.render({
         conversationsOpen: deps.chat.conversations.open,
         deletionsFailed: deps.chat.conversations.deleteFailures,
@@ -258,8 +308,26 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   // The hot path first: chat completions skip the router (lib/completions.ts); `app.request` in tests goes here too.
   const completions = completionsHandler({ ...deps, maxBodyBytes: maxBody }, edge);
   const routed = app.fetch;
-  app.fetch = (req, ...rest) => (isCompletionsRequest(req) ? completions(req) : routed(req, ...rest));
+  app.fetch = (req, info, ctx) => {
+    // Deno builds the request's URL from the Host header, so `Host: x/metrics?` would route `GET /ping` to /metrics
+    // (and Bun gives a relative URL): a Host that is not host[:port] never reaches a route.
+    const host = req.headers.get("host");
+    if (host !== null && !VALID_HOST.test(host)) return badHost(req, edge);
+    return isCompletionsRequest(req) ? completions(req) : routed(req, info, ctx);
+  };
   return app;
+}
+
+/** A Host header: a name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
+const VALID_HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/** The 400 for a bad Host header, logged without the path: the runtime built the URL from that Host. */
+function badHost(req: Request, edge: Edge): Response {
+  const id = edge.requestId(req.headers.get("x-request-id"));
+  const error = new ApiError(400, "Invalid Host header: expected host[:port]", { code: "invalid_request" });
+  edge.record("unmatched", { method: req.method, path: "-", status: 400, ms: 0, id, code: error.code });
+  const headers = { "content-type": "application/json", "x-request-id": id, ...edge.cors(req.headers.get("origin")), ...error.headers() };
+  return new Response(JSON.stringify(error.toJSON()), { status: 400, headers });
 }
 
 const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-should-retry"];
@@ -271,10 +339,13 @@ function createEdge(deps: AppDeps): Edge {
   const expose = EXPOSED_HEADERS.join(",");
   return {
     requestId: (given) => (given && /^[\w.:-]{1,64}$/.test(given) ? given : `req_${deps.id()}`),
-    // What Hono's cors middleware sets on a response that is not a preflight.
+    // What Hono's cors middleware sets on a response that is not a preflight: with a list of origins the answer
+    // depends on the Origin header, so caches must key on it (`vary`).
     cors(origin): Record<string, string> {
-      const allow = origins === "*" ? "*" : origin && origins.includes(origin) ? origin : null;
-      return allow ? { "access-control-allow-origin": allow, "access-control-expose-headers": expose } : { "access-control-expose-headers": expose };
+      if (origins === "*") return { "access-control-allow-origin": "*", "access-control-expose-headers": expose };
+      const h: Record<string, string> = { "access-control-expose-headers": expose, vary: "Origin" };
+      if (origin && origins.includes(origin)) h["access-control-allow-origin"] = origin;
+      return h;
     },
     record(route, line) {
       deps.metrics?.request(route, line.status);

@@ -6,6 +6,7 @@
 // log, metrics, the one error renderer) and app.ts hands it the requests before Hono sees them. The route is
 // still declared in the OpenAPI document from the same zod schema that validates here.
 import type { Auth } from "./auth.ts";
+import { readBody } from "./body.ts";
 import { type ChatDeps, openReply } from "./chat.ts";
 import { ApiError, invalidRequest } from "./errors.ts";
 import type { Logger, RequestLine } from "./log.ts";
@@ -15,6 +16,7 @@ import { buildPrompt } from "./prompt.ts";
 import { collectCompletion, streamCompletion } from "./respond.ts";
 import { SSE_HEADERS } from "./sse.ts";
 import { Cutter, type Tokenizer } from "./translate.ts";
+import { UpstreamError } from "./upstream-errors.ts";
 
 export const CHAT_PATH = "/v1/chat/completions";
 export const MODEL = "emohaa";
@@ -59,45 +61,13 @@ export function isCompletionsRequest(req: Request): boolean {
   return end - start === CHAT_PATH.length && url.startsWith(CHAT_PATH, start);
 }
 
-/** Reads the body within `max` bytes (413 beyond), as text. */
-async function readBody(req: Request, max: number): Promise<string> {
-  const length = req.headers.get("content-length");
-  if (length !== null && !req.headers.has("transfer-encoding")) {
-    if (parseInt(length, 10) > max) throw tooLarge(max);
-    return req.text();
-  }
-  if (!req.body) return "";
-  const reader = req.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > max) {
-      reader.cancel().catch(() => {});
-      throw tooLarge(max);
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return new TextDecoder().decode(all);
-}
-
-const tooLarge = (max: number) => new ApiError(413, `Request body is larger than ${max} bytes`, { code: "request_too_large" });
-
 /** Validates a request body the way the OpenAPI route declares it; throws the 4xx a client should see. */
 async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
   const type = req.headers.get("content-type");
   if (type ? !JSON_REQUEST.test(type) : req.body !== null && req.headers.get("content-length") !== "0") {
     throw new ApiError(415, "Unsupported Media Type", { code: "invalid_request" });
   }
-  const text = await readBody(req, max);
+  const text = new TextDecoder().decode(await readBody(req, max));
   let value: unknown = {};
   if (type && JSON_MEDIA.test(type.split(";")[0]!.trim())) {
     try {
@@ -109,6 +79,15 @@ async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
   const result = ChatRequestSchema.safeParse(value);
   if (!result.success) throw invalidRequest(result.error.issues);
   return result.data;
+}
+
+/**
+ * With server-side tokens, Emohaa rejecting them is the server's problem, not the caller's: a 401 would read as
+ * "your API key is wrong". A client's own rejected token stays a 401.
+ */
+function ownAccountsError(err: unknown): unknown {
+  if (!(err instanceof UpstreamError) || err.kind !== "auth") return err;
+  return new ApiError(503, "The server's Emohaa accounts are unavailable: Emohaa rejected every token tried (expired or invalid)", { code: "accounts_unavailable" });
 }
 
 /** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
@@ -155,7 +134,7 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       });
       return new Response(body$, { status: 200, headers: Object.assign(headers, SSE_HEADERS) });
     } catch (err) {
-      const { error, headers: extra } = edge.render(err, "POST", route);
+      const { error, headers: extra } = edge.render(deps.auth.serverSide ? ownAccountsError(err) : err, "POST", route);
       line(id, start, error.status, error.code, attempts);
       Object.assign(headers, extra);
       headers["content-type"] = "application/json";

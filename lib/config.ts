@@ -36,6 +36,10 @@ const EnvSchema = z.object({
   JOURNAL_FILE: z.string().min(1).optional(),
   UPSTREAM_CLIENT: z.enum(["auto", "http1", "fetch"]).default("auto"),
   TOKENIZER_PRELOAD: bool.default(false),
+  TOKEN_CHECK_RATE: int(1, 100_000).default(1),
+  TOKEN_CHECK_BURST: int(1, 100_000).default(10),
+  TRUST_PROXY: bool.default(false),
+  METRICS_KEY: z.string().min(1).optional(),
 });
 
 /** Proxy variables the runtimes' fetch honours (and lib/http1.ts does not). */
@@ -70,6 +74,12 @@ export interface Config {
   /** Load the tokenizer at start-up (about 50 MB) instead of on the first request that counts tokens. */
   tokenizerPreload: boolean;
   pool: { perToken: number; authCooldownMs: number; failCooldownMs: number; failThreshold: number; queueTimeoutMs: number; queueMax: number };
+  /** POST /token/check per client: checks per minute, and at once. */
+  tokenCheckLimit: { perMinute: number; burst: number };
+  /** Take the client's address from the last X-Forwarded-For entry (behind a reverse proxy). */
+  trustProxy: boolean;
+  /** The bearer /metrics wants; absent: a gateway key in server-side mode, none in client mode. */
+  metricsKey?: string;
 }
 
 /** Raised for a bad environment; its message names the variable. */
@@ -98,6 +108,12 @@ export function loadConfig(env: Record<string, string | undefined>, runtime: "bu
     throw new ConfigError(
       `Invalid ${e.EMOHAA_TOKENS !== undefined ? "EMOHAA_TOKENS" : "EMOHAA_TOKENS_FILE"} without API_KEYS: anyone reaching this port ` +
         "could use these Emohaa accounts. Set API_KEYS=key1,key2 (clients send one as their bearer), or ALLOW_ANONYMOUS=true to accept that",
+    );
+  }
+  if (serverSide && apiKeys.length === 0 && e.ALLOW_ANONYMOUS && e.CORS_ORIGIN.trim() === "*") {
+    throw new ConfigError(
+      'Invalid ALLOW_ANONYMOUS=true with CORS_ORIGIN="*": any web page could spend these Emohaa accounts from its visitors\' ' +
+        "browsers. Set CORS_ORIGIN to the origins of your own sites (CORS_ORIGIN=https://chat.example.com), or set API_KEYS",
     );
   }
   return {
@@ -132,5 +148,8 @@ export function loadConfig(env: Record<string, string | undefined>, runtime: "bu
       queueTimeoutMs: e.QUEUE_TIMEOUT_MS,
       queueMax: e.QUEUE_MAX,
     },
+    tokenCheckLimit: { perMinute: e.TOKEN_CHECK_RATE, burst: e.TOKEN_CHECK_BURST },
+    trustProxy: e.TRUST_PROXY,
+    metricsKey: e.METRICS_KEY,
   };
 }

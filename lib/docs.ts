@@ -62,12 +62,13 @@ html.dark-mode body { background: #1b1b1b; }
 `,
 };
 
-const ASSETS: Record<string, Asset> = {
-  "swagger-ui-bundle.js": { type: TYPES.js, body: noSourceMap(bundle) },
-  "swagger-ui.css": { type: TYPES.css, body: noSourceMap(css) },
-  "init.js": INIT,
-  "docs.css": EXTRA_CSS,
-};
+// A Map, not an object: a file name from the URL must not find `constructor` or `__proto__` up the prototype chain.
+const ASSETS = new Map<string, Asset>([
+  ["swagger-ui-bundle.js", { type: TYPES.js, body: noSourceMap(bundle) }],
+  ["swagger-ui.css", { type: TYPES.css, body: noSourceMap(css) }],
+  ["init.js", INIT],
+  ["docs.css", EXTRA_CSS],
+]);
 
 /** The headers of /docs: the base policy, without exceptions (Swagger UI sets styles through the DOM, which CSP allows). */
 const DOCS_HEADERS = pageHeaders(BASE_CSP);
@@ -78,7 +79,7 @@ export function docsRoutes(): Hono {
   app.get("/docs", (c) => serveAsset(c.req.raw, PAGE, DOCS_HEADERS));
   app.get("/docs/", (c) => c.redirect("../docs", 301));
   app.get("/docs/:file", (c) => {
-    const asset = ASSETS[c.req.param("file")];
+    const asset = ASSETS.get(c.req.param("file"));
     return asset ? serveAsset(c.req.raw, asset) : c.notFound();
   });
   return app;

@@ -12,18 +12,19 @@ import { type Asset, BASE_CSP, noSourceMap, pageHeaders, serveAsset, sha256Base6
 
 /** Drops the source map comment: the maps are not served, and a devtools request for one would 404. */
 
-const UI: Record<string, Asset> = {
-  "app.js": { type: TYPES.js, body: appJs },
-  "client.js": { type: TYPES.js, body: clientJs },
-  "i18n.js": { type: TYPES.js, body: i18nJs },
-  "style.css": { type: TYPES.css, body: styleCss },
-};
+// Maps, not objects: a file name from the URL must not find `toString` or `__proto__` up the prototype chain.
+const UI = new Map<string, Asset>([
+  ["app.js", { type: TYPES.js, body: appJs }],
+  ["client.js", { type: TYPES.js, body: clientJs }],
+  ["i18n.js", { type: TYPES.js, body: i18nJs }],
+  ["style.css", { type: TYPES.css, body: styleCss }],
+]);
 
-const VENDOR: Record<string, Asset> = {
-  "preact.mjs": { type: TYPES.js, body: noSourceMap(preact) },
-  "hooks.mjs": { type: TYPES.js, body: noSourceMap(preactHooks) },
-  "htm.mjs": { type: TYPES.js, body: noSourceMap(htm) },
-};
+const VENDOR = new Map<string, Asset>([
+  ["preact.mjs", { type: TYPES.js, body: noSourceMap(preact) }],
+  ["hooks.mjs", { type: TYPES.js, body: noSourceMap(preactHooks) }],
+  ["htm.mjs", { type: TYPES.js, body: noSourceMap(htm) }],
+]);
 
 /** The app icon, also used by /docs. */
 const FAVICON: Asset = { type: TYPES.svg, body: favicon };
@@ -76,11 +77,11 @@ export function playgroundRoutes(): Hono {
     return serveAsset(c.req.raw, asset, headers);
   });
   app.get("/ui/vendor/:file", (c) => {
-    const asset = VENDOR[c.req.param("file")];
+    const asset = VENDOR.get(c.req.param("file"));
     return asset ? serveAsset(c.req.raw, asset) : c.notFound();
   });
   app.get("/ui/:file", (c) => {
-    const asset = UI[c.req.param("file")];
+    const asset = UI.get(c.req.param("file"));
     return asset ? serveAsset(c.req.raw, asset) : c.notFound();
   });
   app.get("/favicon.svg", (c) => serveAsset(c.req.raw, FAVICON));

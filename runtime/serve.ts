@@ -1,6 +1,12 @@
 // The one runtime-specific file: serve a fetch handler with Bun.serve, Deno.serve or (Node) @hono/node-server.
 
-export type FetchHandler = (req: Request) => Response | Promise<Response>;
+/** What the runtime knows about a request besides the request: the peer's address (rate limits). */
+export interface ClientInfo {
+  remoteAddress?: string;
+}
+
+/** A fetch handler; `info` is given on every runtime, but handlers must work without it (tests, platforms). */
+export type FetchHandler = (req: Request, info?: ClientInfo) => Response | Promise<Response>;
 
 export interface Served {
   /** The port actually bound (useful with port 0). */
@@ -25,7 +31,13 @@ export async function serve(fetch: FetchHandler, options: { port: number; hostna
   if (runtime === "bun") {
     const Bun = (globalThis as any).Bun;
     // idleTimeout 0: streams may be silent between keep-alives for longer than Bun's 10 s default.
-    const server = Bun.serve({ fetch, port: options.port, hostname: options.hostname, idleTimeout: 0 });
+    const server = Bun.serve({
+      // A getter: only the routes that limit per client pay for the lookup, not the chat hot path.
+      fetch: (req: Request, srv: any) => fetch(req, { get remoteAddress() { return srv.requestIP(req)?.address; } }),
+      port: options.port,
+      hostname: options.hostname,
+      idleTimeout: 0,
+    });
     return { port: server.port, hostname: options.hostname, stop: async (force) => void (await server.stop(force)) };
   }
   if (runtime === "deno") {
@@ -33,7 +45,7 @@ export async function serve(fetch: FetchHandler, options: { port: number; hostna
     let bound = options.port;
     const server = Deno.serve(
       { port: options.port, hostname: options.hostname, signal: ac.signal, onListen: (addr: { port: number }) => (bound = addr.port) },
-      fetch,
+      (req: Request, info: { remoteAddr?: { hostname?: string } }) => fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
     );
     return {
       port: server.addr?.port ?? bound,
@@ -56,7 +68,8 @@ export async function serve(fetch: FetchHandler, options: { port: number; hostna
 async function serveNode(fetch: FetchHandler, options: { port: number; hostname: string }): Promise<Served> {
   const { serve: nodeServe } = await import("@hono/node-server");
   return new Promise((resolve, reject) => {
-    const server = nodeServe({ fetch, port: options.port, hostname: options.hostname }, (info) => {
+    const handler = (req: Request, env: { incoming?: { socket?: { remoteAddress?: string } } }) => fetch(req, { remoteAddress: env?.incoming?.socket?.remoteAddress });
+    const server = nodeServe({ fetch: handler, port: options.port, hostname: options.hostname }, (info) => {
       server.off("error", reject);
       resolve({
         port: info.port,

@@ -242,6 +242,15 @@ describe("errors", () => {
     assert.deepEqual(Object.keys(t.sim.state().callsByToken), ["live-server"]);
   });
 
+  it("server-side tokens all rejected by Emohaa: a right key gets 503 accounts_unavailable, not a 401", async () => {
+    const t = testApp({ serverTokens: ["expired-s1", "expired-s2"], apiKeys: ["right-key"] });
+    const res = await t.chat(user("hi"), "right-key");
+    assert.equal(res.status, 503);
+    assert.equal(((await res.json()) as any).error.code, "accounts_unavailable");
+    // A client's own dead token is the client's problem: still a 401.
+    assert.equal((await testApp().chat(user("hi"), "expired-c1")).status, 401);
+  });
+
   it("the access log names the error code of a failed request", async () => {
     const t = testApp();
     await t.chat(user("x"), "expired-code");
@@ -285,6 +294,17 @@ describe("other routes", () => {
     const bad = await check({ nope: 1 });
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as any).error.param, "token");
+  });
+
+  it("POST /token/check is limited per client address; without one (app.request) every caller shares one budget", async () => {
+    const t = testApp({ tokenCheckLimit: { perMinute: 1, burst: 2 } });
+    const check = (remoteAddress?: string) =>
+      t.app.request("/token/check", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: "live-1" }) }, remoteAddress ? { remoteAddress } : undefined);
+    assert.deepEqual([(await check("192.0.2.1")).status, (await check("192.0.2.1")).status, (await check("192.0.2.1")).status], [200, 200, 429]);
+    assert.equal((await check("192.0.2.2")).status, 200);
+    assert.deepEqual([(await check()).status, (await check()).status, (await check()).status], [200, 200, 429]);
+    // Refused checks never reach the upstream.
+    assert.equal(t.sim.state().callsByToken["live-1"], 5);
   });
 
   it("CORS: preflight without auth reflects requested headers; errors carry the origin header", async () => {

@@ -37,4 +37,22 @@ describe("loadConfig", () => {
     assert.equal(loadConfig({}).tokenizerPreload, false);
     assert.equal(loadConfig({ TOKENIZER_PRELOAD: "true" }).tokenizerPreload, true);
   });
+  it("limits /token/check per client: 1 per minute, bursts of 10, unless set", () => {
+    assert.deepEqual(loadConfig({}).tokenCheckLimit, { perMinute: 1, burst: 10 });
+    assert.deepEqual(loadConfig({ TOKEN_CHECK_RATE: "6", TOKEN_CHECK_BURST: "20" }).tokenCheckLimit, { perMinute: 6, burst: 20 });
+    assert.throws(() => loadConfig({ TOKEN_CHECK_RATE: "0" }), (e: unknown) => e instanceof ConfigError && /TOKEN_CHECK_RATE/.test(e.message));
+    assert.equal(loadConfig({}).trustProxy, false);
+    assert.equal(loadConfig({ TRUST_PROXY: "true" }).trustProxy, true);
+    assert.equal(loadConfig({}).metricsKey, undefined);
+    assert.equal(loadConfig({ METRICS_KEY: "m" }).metricsKey, "m");
+  });
+  it("refuses anonymous server-side tokens open to every web page (ALLOW_ANONYMOUS with CORS_ORIGIN=*)", () => {
+    const anon = { EMOHAA_TOKENS: "t", ALLOW_ANONYMOUS: "true" };
+    for (const env of [anon, { ...anon, CORS_ORIGIN: " * " }]) {
+      assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && /ALLOW_ANONYMOUS/.test(e.message) && /CORS_ORIGIN/.test(e.message));
+    }
+    assert.equal(loadConfig({ ...anon, CORS_ORIGIN: "https://chat.example" }).allowAnonymous, true);
+    // With gateway keys a web page needs a key anyway.
+    assert.equal(loadConfig({ ...anon, API_KEYS: "k" }).corsOrigin, "*");
+  });
 });

@@ -59,8 +59,11 @@ describe("GET /docs", () => {
 
   it("answers an unknown docs file with the JSON 404", async () => {
     const { app } = testApp();
-    const res = await app.request("/docs/nope.js");
-    assert.equal(res.status, 404);
-    assert.equal(((await res.json()) as any).error.code, "not_found");
+    // Names an object would find up its prototype chain are unknown files too.
+    for (const path of ["/docs/nope.js", "/docs/constructor", "/docs/__proto__", "/docs/toString"]) {
+      const res = await app.request(path);
+      assert.equal(res.status, 404, path);
+      assert.equal(((await res.json()) as any).error.code, "not_found");
+    }
   });
 });

@@ -68,7 +68,7 @@ describe("GET /", () => {
 
   it("answers unknown UI files with the JSON 404", async () => {
     const { app } = testApp();
-    for (const path of ["/ui/nope.js", "/ui/vendor/react.mjs", "/ui/../lib/app.ts"]) {
+    for (const path of ["/ui/nope.js", "/ui/vendor/react.mjs", "/ui/../lib/app.ts", "/ui/toString", "/ui/__proto__", "/ui/vendor/constructor"]) {
       const res = await app.request(path);
       assert.equal(res.status, 404, path);
     }

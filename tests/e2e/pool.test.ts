@@ -89,9 +89,11 @@ describe("token pool (client tokens)", () => {
 });
 
 describe("server-side tokens", () => {
-  it("refuses to start without API_KEYS unless ALLOW_ANONYMOUS=true", async () => {
+  it("refuses to start without API_KEYS unless ALLOW_ANONYMOUS=true, and then not with CORS_ORIGIN=*", async () => {
     await assert.rejects(startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-x" }), /API_KEYS/);
-    const anon = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-anon", ALLOW_ANONYMOUS: "true" });
+    // Any web page could spend the accounts from its visitors' browsers.
+    await assert.rejects(startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-x", ALLOW_ANONYMOUS: "true" }), /ALLOW_ANONYMOUS.*CORS_ORIGIN/);
+    const anon = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-anon", ALLOW_ANONYMOUS: "true", CORS_ORIGIN: "https://chat.example" });
     try {
       assert.equal((await chat(anon.url, "anything")).status, 200);
     } finally {
@@ -109,8 +111,9 @@ describe("server-side tokens", () => {
       const wrong = await chat(server.url, "gk-wrong");
       assert.equal(wrong.status, 401);
       assert.equal(((await wrong.json()) as any).error.code, "invalid_api_key");
+      // The key is right; the server's own account is what Emohaa rejected.
       const expired = await chat(server.url, "gk-two");
-      assert.equal(expired.status, 401);
+      assert.equal(expired.status, 503);
       const body = await expired.text();
       assert.ok(!body.includes("expired-file1") && !body.includes("gk-two"));
 

@@ -30,6 +30,7 @@ export interface TestAppOptions {
   pool?: Partial<PoolOptions>;
   serverTokens?: string[];
   apiKeys?: string[];
+  tokenCheckLimit?: { perMinute: number; burst: number };
 }
 
 export function testApp(opts: TestAppOptions = {}): TestApp {
@@ -54,6 +55,7 @@ export function testApp(opts: TestAppOptions = {}): TestApp {
     promptMaxBytes: opts.promptMaxBytes ?? 6000,
     keepAliveMs: opts.keepAliveMs ?? 15_000,
     corsOrigin: "*",
+    tokenCheckLimit: opts.tokenCheckLimit,
     now: Date.now,
     id: () => `t${++n}`,
   });
