@@ -62,7 +62,8 @@ export class ApiError extends Error {
     const h: Record<string, string> = {};
     if (this.retryAfter !== undefined) h["retry-after"] = String(Math.max(1, Math.ceil(this.retryAfter)));
     // Permanent failures must not be retried by SDKs that retry every 5xx; transient ones may be.
-    if (this.status === 401 || this.status === 403 || this.status === 400) h["x-should-retry"] = "false";
+    // A server whose every account was rejected will not recover within an SDK's retry window either.
+    if (this.status === 401 || this.status === 403 || this.status === 400 || this.code === "accounts_unavailable") h["x-should-retry"] = "false";
     return h;
   }
 }

@@ -246,6 +246,8 @@ describe("errors", () => {
     const t = testApp({ serverTokens: ["expired-s1", "expired-s2"], apiKeys: ["right-key"] });
     const res = await t.chat(user("hi"), "right-key");
     assert.equal(res.status, 503);
+    // SDKs retry a 503 unless told not to; accounts Emohaa rejected will not come back within their retries.
+    assert.equal(res.headers.get("x-should-retry"), "false");
     assert.equal(((await res.json()) as any).error.code, "accounts_unavailable");
     // A client's own dead token is the client's problem: still a 401.
     assert.equal((await testApp().chat(user("hi"), "expired-c1")).status, 401);
