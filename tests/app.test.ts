@@ -97,6 +97,9 @@ describe("POST /v1/chat/completions (stream)", () => {
   it("never sends an empty-choices chunk without include_usage", async () => {
     const t = testApp();
     const events = await sseEvents(await t.chat({ stream: true, ...user("hi") }));
+    // A stream of only an error frame would pass the loop below: it must be a whole reply.
+    assert.equal(events.at(-1), "[DONE]");
+    assert.ok(events.length >= 4, `role, content, finish and [DONE] expected, got ${events.length} events`);
     for (const e of events.slice(0, -1)) assert.equal(JSON.parse(e).choices.length, 1);
   });
 

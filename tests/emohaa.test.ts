@@ -34,6 +34,12 @@ describe("sign", () => {
     assert.equal(s.real, createHash("md5").update("1700000000000-_-0.123").digest("hex"));
     assert.match(s.real, /^[0-9a-f]{32}$/);
   });
+  it("matches fixed vectors computed outside the project (md5sum of `ts-_-id`)", () => {
+    // `echo -n "1700000000000-_-0.123" | md5sum`: the simulator checks signatures with sign() too, so only vectors
+    // made by another tool can catch a wrong formula.
+    assert.equal(sign(1700000000000, "0.123").real, "1151ed01231a91e95bd9c108ac381da1");
+    assert.equal(sign(1712345678901, "0.8412735913049321").real, "9cf5512d7cdcbe50ea63b6ecab02d300");
+  });
 });
 
 describe("parseConversationId", () => {

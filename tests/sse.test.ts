@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { createParser } from "eventsource-parser";
 import { contentFramer, dataFrame } from "../lib/sse.ts";
 import { deltaChunk } from "../lib/translate.ts";
 
@@ -11,9 +12,12 @@ describe("contentFramer", () => {
       assert.equal(frame(piece), dataFrame(deltaChunk(head, { content: piece })));
     }
   });
-  it("frames are one line of JSON ended by a blank line, LF only", () => {
-    const f = contentFramer({ id: "a", created: 1, model: "emohaa" })("line1\r\nline2");
-    assert.match(f, /^data: [^\n]*\n\n$/);
-    assert.ok(!f.includes("\r"));
+  it("a piece holding line breaks and frame syntax stays one event with that exact text", () => {
+    const piece = "line1\r\nline2\n\ndata: [DONE]\n\nevent: error\rdata: {}";
+    const events: string[] = [];
+    const parser = createParser({ onEvent: (e) => events.push(e.data) });
+    parser.feed(contentFramer({ id: "a", created: 1, model: "emohaa" })(piece));
+    assert.equal(events.length, 1);
+    assert.equal(JSON.parse(events[0]!).choices[0].delta.content, piece);
   });
 });
