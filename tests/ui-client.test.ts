@@ -31,6 +31,47 @@ describe("parseTokens and maskToken", () => {
   });
 });
 
+describe("checkToken", () => {
+  const answer = (res: () => Response, seen: { url?: string; init?: RequestInit }[] = []) => async (url: string, init: RequestInit) => {
+    seen.push({ url, init });
+    return res();
+  };
+  const json = (value: unknown, status = 200, headers = {}) => new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json", ...headers } });
+
+  it("posts the token with the page's bearer, as the chat sends it, and reads live or expired", async () => {
+    const seen: { url?: string; init?: RequestInit }[] = [];
+    const live = await client.checkToken("t1", { base: "/p/", bearer: ["t1", "t2"], fetchFn: answer(() => json({ live: true }), seen) });
+    assert.deepEqual(live, { state: "live" });
+    assert.equal(seen[0]!.url, "/p/token/check");
+    assert.equal(seen[0]!.init!.method, "POST");
+    assert.equal((seen[0]!.init!.headers as Record<string, string>).authorization, "Bearer t1,t2");
+    assert.deepEqual(JSON.parse(String(seen[0]!.init!.body)), { token: "t1" });
+    // A server that holds the tokens: the bearer is its gateway key.
+    const gateway: { init?: RequestInit }[] = [];
+    assert.deepEqual(await client.checkToken("gw-key", { bearer: ["gw-key"], fetchFn: answer(() => json({ live: false }), gateway) }), { state: "expired" });
+    assert.equal((gateway[0]!.init!.headers as Record<string, string>).authorization, "Bearer gw-key");
+  });
+
+  it("sends no Authorization header without a bearer", async () => {
+    const seen: { init?: RequestInit }[] = [];
+    await client.checkToken("t", { fetchFn: answer(() => json({ live: true }), seen) });
+    assert.equal((seen[0]!.init!.headers as Record<string, string>).authorization, undefined);
+  });
+
+  it("says a 429 is a limit, with the server's retry-after, apart from a failed check", async () => {
+    const limit = { error: { message: "Too many token checks from this address (1 per minute, bursts of 10); retry in 42 s", type: "rate_limit_error", param: null, code: "rate_limit_exceeded" } };
+    assert.deepEqual(await client.checkToken("t", { fetchFn: answer(() => json(limit, 429, { "retry-after": "42" })) }), { state: "limited", retryAfter: 42 });
+    assert.deepEqual(await client.checkToken("t", { fetchFn: answer(() => json(limit, 429)) }), { state: "limited", retryAfter: null });
+    const wrongKey = { error: { message: "Invalid API key", type: "authentication_error", param: null, code: "invalid_api_key" } };
+    assert.deepEqual(await client.checkToken("t", { fetchFn: answer(() => json(wrongKey, 401)) }), { state: "error" });
+    assert.deepEqual(await client.checkToken("t", { fetchFn: answer(() => new Response("<html>Bad gateway</html>", { status: 502 })) }), { state: "error" });
+    const down = async () => {
+      throw new TypeError("fetch failed");
+    };
+    assert.deepEqual(await client.checkToken("t", { fetchFn: down }), { state: "error" });
+  });
+});
+
 describe("chatBody", () => {
   it("asks for a stream with the usage chunk, the system message first when there is one", () => {
     const messages = [{ role: "user", content: "hi" }];
@@ -65,6 +106,22 @@ describe("sseData", () => {
     const out = [];
     for await (const v of client.sseData(stream)) out.push(v);
     assert.deepEqual(out, [{ a: 1 }, { b: 2 }, { c: "é" }]);
+  });
+});
+
+describe("sseData with eventsource-parser", () => {
+  const read = async (...pieces: string[]) => {
+    const out = [];
+    for await (const v of client.sseData(body(...pieces))) out.push(v);
+    return out;
+  };
+
+  it("reads CR-only line ends, a byte order mark, event and id fields, and an empty data field", async () => {
+    assert.deepEqual(await read("\uFEFFdata: {\"a\":1}\r\r", "event: message\nid: 7\ndata: {\"b\":2}\n\n", "data:\n\n", "data:{\"c\":3}\n\n"), [{ a: 1 }, { b: 2 }, { c: 3 }]);
+  });
+
+  it("does not yield an event the stream cut before its blank line", async () => {
+    assert.deepEqual(await read(sse({ a: 1 }), 'data: {"b":'), [{ a: 1 }]);
   });
 });
 
@@ -242,7 +299,10 @@ describe("fetchPoolStatus", () => {
         ["expire…en-1", "…09bc", "cooling", 0, "2030-01-01T00:10:00.000Z", "auth"],
       ],
     );
-    assert.equal(new Set(rows.map((r: any) => r.key)).size, 2);
+    assert.deepEqual(
+      rows.map((r: any) => r.key),
+      ["…3fa2", "…09bc"],
+    );
     const server = client.poolRows({ kind: "ok", status: { ...status, mode: "server" }, tokens: ["gateway-key-1"] });
     assert.deepEqual(
       server.map((r: any) => [r.name, r.label]),
@@ -253,6 +313,20 @@ describe("fetchPoolStatus", () => {
     );
     // The gateway key is never shown as if it were one of the pool's tokens.
     assert.ok(!JSON.stringify(server).includes("gateway"));
+  });
+});
+
+describe("poolRows keys", () => {
+  const row = (label: string) => ({ label, state: "healthy", inFlight: 0, coolingUntil: null, lastError: null });
+  const keys = (labels: string[]) => client.poolRows({ kind: "ok", status: { mode: "server", waiting: 0, tokens: labels.map(row) } }).map((r: any) => r.key);
+
+  it("keys a row by its label, so a row keeps its key when one before it goes", () => {
+    assert.deepEqual(keys(["…aaaa", "…bbbb", "…cccc"]), ["…aaaa", "…bbbb", "…cccc"]);
+    assert.deepEqual(keys(["…bbbb", "…cccc"]), ["…bbbb", "…cccc"]);
+  });
+
+  it("tells apart two tokens whose labels are alike", () => {
+    assert.deepEqual(keys(["…aaaa", "…bbbb", "…aaaa"]), ["…aaaa", "…bbbb", "…aaaa#2"]);
   });
 });
 

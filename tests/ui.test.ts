@@ -1,10 +1,19 @@
+// The playground's files as the server serves them: the page, its policy, and every module it imports.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { sha256Base64 } from "../lib/assets.ts";
 import { IMPORT_MAP } from "../lib/ui.ts";
 import { testApp } from "./support/app.ts";
 
 /** The static imports of an ES module: `import x from "s"`, `export {..} from "s"`, `import "s"`. */
+const uiDir = new URL("../ui/", import.meta.url);
+/** The files in ui/, as a developer adds them. */
+const uiFiles = readdirSync(uiDir).sort();
+
 const importsOf = (js: string) => [...js.matchAll(/(?:^|[;\s}])(?:import|export)\s*(?:[\w*{}\s,$]+?\s*from\s*)?["']([^"']+)["']/g)].map((m) => m[1]!);
 
 describe("GET /", () => {
@@ -26,7 +35,7 @@ describe("GET /", () => {
     assert.equal([...html.matchAll(/<script(?! type="importmap")(?![^>]*\bsrc=)[^>]*>/g)].length, 0, "no other inline script");
   });
 
-  it("serves every module the page imports, following the import map through Preact, hooks and htm", async () => {
+  it("serves every module the page imports, following the import map through Preact, hooks, htm and eventsource-parser", async () => {
     const { app } = testApp();
     const html = await (await app.request("/")).text();
     const { imports } = JSON.parse(IMPORT_MAP) as { imports: Record<string, string> };
@@ -47,10 +56,45 @@ describe("GET /", () => {
         queue.push(new URL(mapped ?? spec, mapped ? base : url).href);
       }
     }
-    assert.deepEqual(
-      [...seen].map((u) => new URL(u).pathname).sort(),
-      ["/ui/app.js", "/ui/client.js", "/ui/i18n.js", "/ui/vendor/hooks.mjs", "/ui/vendor/htm.mjs", "/ui/vendor/preact.mjs"],
-    );
+    const vendored = Object.values(imports).map((u) => new URL(u, base).pathname);
+    const modules = uiFiles.filter((f) => f.endsWith(".js")).map((f) => `/ui/${f}`);
+    // Every module in ui/ is part of the page (none left behind), and nothing else is loaded but the import map's.
+    assert.deepEqual([...seen].map((u) => new URL(u).pathname).sort(), [...modules, ...vendored].sort());
+    // The page preloads all of them but its entry, so the browser need not walk the import graph level by level.
+    const preloads = [...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => new URL(m[1]!, base).pathname);
+    assert.deepEqual(preloads.sort(), [...seen].map((u) => new URL(u).pathname).filter((p) => p !== "/ui/app.js").sort());
+  });
+
+  it("serves every file of ui/ as it is on disk: a module added there but not embedded fails here", async () => {
+    const { app } = testApp();
+    assert.ok(uiFiles.length > 5, "ui/ was read");
+    for (const file of uiFiles) {
+      // The icon is served at the root, where browsers look for it.
+      const res = await app.request(file === "favicon.svg" ? "/favicon.svg" : `/ui/${file}`);
+      assert.equal(res.status, 200, file);
+      assert.equal(await res.text(), readFileSync(new URL(file, uiDir), "utf8"), file);
+    }
+  });
+
+  it("serves eventsource-parser as an ES module without imports of its own, which parses an event stream", async () => {
+    const { app } = testApp();
+    const res = await app.request("/ui/vendor/eventsource-parser.mjs");
+    assert.equal(res.status, 200);
+    const js = await res.text();
+    assert.deepEqual(importsOf(js), [], "nothing the browser would have to resolve");
+    assert.doesNotMatch(js, /sourceMappingURL/);
+    // Loaded as the browser loads it: a module file, alone.
+    const dir = mkdtempSync(join(tmpdir(), "emohaa-ui-"));
+    try {
+      writeFileSync(join(dir, "eventsource-parser.mjs"), js);
+      const { createParser } = await import(pathToFileURL(join(dir, "eventsource-parser.mjs")).href);
+      const events: string[] = [];
+      const parser = createParser({ onEvent: (e: { data: string }) => events.push(e.data) });
+      for (const piece of ["data: {\"a\"", ":1}\r\n\r\n: ping\n\nda", "ta: [DONE]\n\n"]) parser.feed(piece);
+      assert.deepEqual(events, ['{"a":1}', "[DONE]"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("serves the stylesheet and icon the page links, and revalidates with ETags", async () => {

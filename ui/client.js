@@ -1,5 +1,6 @@
 // The playground's side of the API: tokens, token checks, the account pool, the streamed chat, errors and "copy as curl".
 // No DOM here, and `fetch` is a parameter, so the same code runs in tests.
+import { createParser } from "eventsource-parser";
 
 /** Where the tokens are kept: this browser's localStorage, nowhere else. */
 export const STORAGE_KEY = "emohaa-playground.tokens";
@@ -14,15 +15,35 @@ export function maskToken(token) {
   return token.length <= 12 ? `${token.slice(0, 3)}…` : `${token.slice(0, 6)}…${token.slice(-4)}`;
 }
 
-/** Asks the server whether `token` is alive: "live", "expired", or "error" when the check itself failed. */
-export async function checkToken(token, { fetchFn = fetch, base = "" } = {}) {
+/** The Authorization header for the page's bearer: the tokens, or the gateway key of a server that holds them. */
+function authorization(bearer) {
+  return bearer.length ? { authorization: `Bearer ${bearer.join(",")}` } : {};
+}
+
+/**
+ * Asks the server whether `token` is alive, with the page's `bearer` (what the chat sends: a server that holds the
+ * tokens wants its gateway key). Resolves with `{ state }`: "live", "expired", "limited" (too many checks from this
+ * address, with the server's `retryAfter` in seconds when it says), or "error" when the check itself failed.
+ */
+export async function checkToken(token, { fetchFn = fetch, base = "", bearer = [] } = {}) {
   try {
-    const res = await fetchFn(`${base}token/check`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) });
-    if (!res.ok) return "error";
+    const res = await fetchFn(`${base}token/check`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...authorization(bearer) },
+      body: JSON.stringify({ token }),
+    });
+    if (res.status === 429) {
+      await res.body?.cancel();
+      return { state: "limited", retryAfter: Number(res.headers.get("retry-after")) || null };
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      return { state: "error" };
+    }
     const body = await res.json();
-    return body.live === true ? "live" : "expired";
+    return { state: body.live === true ? "live" : "expired" };
   } catch {
-    return "error";
+    return { state: "error" };
   }
 }
 
@@ -82,21 +103,16 @@ export async function errorFromResponse(res) {
 /** The JSON values of an SSE body's `data:` fields, up to `[DONE]`; comments (keep-alives) are skipped. */
 export async function* sseData(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
+  // The events one read completed, handed out before the next read.
+  const ready = [];
+  const parser = createParser({ onEvent: (event) => ready.push(event.data) });
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
-        const event = buffer.slice(0, end);
-        buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
-        const data = event
-          .split(/\r?\n/)
-          .filter((l) => l.startsWith("data:"))
-          .map((l) => l.slice(5).replace(/^ /, ""))
-          .join("\n");
+      parser.feed(value);
+      while (ready.length) {
+        const data = ready.shift();
         if (!data) continue;
         if (data === "[DONE]") return;
         yield JSON.parse(data);
@@ -119,7 +135,7 @@ export async function streamChat({ tokens, body, signal, onDelta = () => {}, fet
     res = await fetchFn(`${base}v1/chat/completions`, {
       method: "POST",
       // No tokens: no header, and the server says what it needs (a token, or its own API key when it holds the tokens).
-      headers: tokens.length ? { "content-type": "application/json", authorization: `Bearer ${tokens.join(",")}` } : { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...authorization(tokens) },
       body: JSON.stringify(body),
       signal,
     });
@@ -190,7 +206,7 @@ export async function fetchPoolStatus(tokens, { fetchFn = fetch, base = "", sign
   let res;
   try {
     res = await fetchFn(`${base}v1/tokens/status`, {
-      headers: tokens.length ? { authorization: `Bearer ${tokens.join(",")}` } : {},
+      headers: authorization(tokens),
       cache: "no-store",
       signal,
     });
@@ -220,8 +236,10 @@ export async function fetchPoolStatus(tokens, { fetchFn = fetch, base = "", sign
 export function poolRows(result) {
   const { status, tokens = [] } = result;
   const named = status.mode === "client" && status.tokens.length === tokens.length;
+  // A row's key is its label; two tokens whose hashes end alike get "#2", "#3" (keys by identity, not position).
+  const seen = new Map();
   return status.tokens.map((tk, i) => ({
-    key: `${i}:${tk.label}`,
+    key: keyOnce(seen, String(tk.label)),
     name: named ? maskToken(tokens[i]) : null,
     label: String(tk.label),
     state: tk.state,
@@ -229,6 +247,13 @@ export function poolRows(result) {
     coolingUntil: tk.coolingUntil ?? null,
     lastError: tk.lastError ?? null,
   }));
+}
+
+/** `label`, or `label#n` for its n-th use in `seen`. */
+function keyOnce(seen, label) {
+  const n = (seen.get(label) ?? 0) + 1;
+  seen.set(label, n);
+  return n === 1 ? label : `${label}#${n}`;
 }
 
 /** A time of day for people, in local time: "14:03:09" ("" for a missing or invalid date). */

@@ -188,6 +188,49 @@ describe("playground in Chromium", () => {
     }
   });
 
+  it("in server-side mode, checks with the gateway key as the bearer, and tells a rate limit from a failed check", opts, async () => {
+    const held = await startServer({
+      EMOHAA_BASE_URL: sim.baseUrl,
+      LOG_LEVEL: "error",
+      EMOHAA_TOKENS: "live-check-srv-1",
+      API_KEYS: "gw-check-key",
+      JOURNAL: "off",
+      TOKEN_CHECK_RATE: "1",
+      TOKEN_CHECK_BURST: "1",
+    });
+    const w = await openPage(browser, new URL(held.url).origin);
+    const { page } = w;
+    try {
+      await page.goto(`${held.url}/`);
+      await page.getByLabel("Tokens", { exact: true }).fill("gw-check-key");
+      const item = page.locator(".token-list li");
+      const check = async () => {
+        const [response] = await Promise.all([page.waitForResponse((r) => r.url().endsWith("/token/check")), page.getByRole("button", { name: "Check" }).click()]);
+        await page.locator('.token-list li:not([data-state="checking"])').waitFor();
+        assert.equal(await response.request().headerValue("authorization"), "Bearer gw-check-key");
+        return response;
+      };
+
+      // The key opens the check: the server answers, and the page shows its answer, not "check failed".
+      assert.equal((await check()).status(), 200);
+      assert.notEqual(await item.getAttribute("data-state"), "error");
+      assert.notEqual(await item.locator(".badge").textContent(), "check failed");
+
+      // The second check within the minute is over the budget of one: the page says so, and when to retry.
+      const limited = await check();
+      assert.equal(limited.status(), 429);
+      const wait = Number(await limited.headerValue("retry-after"));
+      assert.ok(wait > 0);
+      await page.locator('.token-list li[data-state="limited"]').waitFor();
+      assert.equal(await item.locator(".badge").textContent(), `too many checks, retry in ${wait} s`);
+      assert.deepEqual(w.errors.filter((e) => !/status of 429/.test(e)), []);
+      assert.deepEqual(w.foreign(), []);
+    } finally {
+      await w.context.close();
+      await held.kill();
+    }
+  });
+
   it("streams a reply that grows before it completes, then shows timings and usage, over several turns", opts, async () => {
     const w = await playground("live-stream-1");
     const { page } = w;
