@@ -199,3 +199,32 @@ for (const client of ["http1", "fetch"] as const) {
     });
   });
 }
+
+describe("through a proxy (UPSTREAM_CLIENT=auto with HTTP_PROXY set: the runtime's fetch)", () => {
+  let proxy: Served;
+  let proxied: string[] = [];
+  let gateway: RunningServer;
+  before(async () => {
+    // A forward proxy: requests arrive with the upstream's absolute URL; the simulator answers them.
+    proxy = await serve((req) => {
+      proxied.push(`${req.method} ${new URL(req.url).pathname}`);
+      return sim.sim.fetch(req);
+    }, { port: 0, hostname: "127.0.0.1" });
+    // The upstream's name resolves nowhere: only the proxy can reach it (Deno sends loopback addresses direct).
+    gateway = await startServer({ EMOHAA_BASE_URL: "http://emohaa.invalid/echo-prod", HTTP_PROXY: `http://127.0.0.1:${proxy.port}`, NO_PROXY: "", no_proxy: "" });
+  });
+  after(async () => {
+    await gateway?.kill();
+    await proxy?.stop(true);
+  });
+
+  it("sends create, chat and delete through the proxy, chats included", async () => {
+    proxied = [];
+    const res = await chat(gateway.url, "live-proxy", "[[reply:through]]", true);
+    assert.equal(res.status, 200, `${await res.clone().text()} ${JSON.stringify(proxied)}\n${gateway.output().slice(-2000)}`);
+    assert.match(await res.text(), /through/);
+    await eventually(() => proxied.some((r) => r.startsWith("DELETE")), 5000, "deletion");
+    assert.deepEqual(proxied.map((r) => r.replace(/^(\w+) .*\//, "$1 /")), ["GET /id", "GET /chat", "DELETE /conv"]);
+  });
+});
+
