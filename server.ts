@@ -13,7 +13,7 @@ import { journalFor, type JournalStore, resolveEntries } from "./lib/journal.ts"
 import { parseTokenList, TokenPool } from "./lib/pool.ts";
 import { loadTokenizer } from "./lib/usage.ts";
 import { createHttp1Fetch } from "./lib/http1.ts";
-import { dial } from "./runtime/dial.ts";
+import { dial, runtimeFetch } from "./runtime/dial.ts";
 import { fileJournal, kvJournal } from "./runtime/journal.ts";
 import { exit, onSignal, readArgs, readEnv, runtimeName, serve } from "./runtime/serve.ts";
 
@@ -38,7 +38,7 @@ export function buildApp(env: Record<string, string | undefined>, journalStore?:
   const config = loadConfig(env, runtimeName());
   const lines = batchedLines((text) => console.log(text));
   const logger = createLogger(config.logLevel, lines.write);
-  const upstreamFetch = config.upstreamClient === "http1" ? createHttp1Fetch(dial) : fetch;
+  const upstreamFetch = config.upstreamClient === "http1" ? createHttp1Fetch(dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs }) : runtimeFetch();
   const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits, fetch: upstreamFetch });
   let journalFailed = false;
   const journal = journalStore

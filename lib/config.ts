@@ -35,6 +35,7 @@ const EnvSchema = z.object({
   JOURNAL: z.enum(["file", "kv", "off"]).default("file"),
   JOURNAL_FILE: z.string().min(1).optional(),
   UPSTREAM_CLIENT: z.enum(["auto", "http1", "fetch"]).default("auto"),
+  UPSTREAM_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   TOKENIZER_PRELOAD: bool.default(false),
   TOKEN_CHECK_RATE: int(1, 100_000).default(1),
   TOKEN_CHECK_BURST: int(1, 100_000).default(10),
@@ -71,6 +72,8 @@ export interface Config {
   upstreamLimits: { maxEventChars: number; maxReplyChars: number };
   /** How upstream requests go out: lib/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
   upstreamClient: "http1" | "fetch";
+  /** How long lib/http1.ts waits for a new upstream connection (TLS included). */
+  upstreamConnectTimeoutMs: number;
   /** Load the tokenizer at start-up (about 50 MB) instead of on the first request that counts tokens. */
   tokenizerPreload: boolean;
   pool: { perToken: number; authCooldownMs: number; failCooldownMs: number; failThreshold: number; queueTimeoutMs: number; queueMax: number };
@@ -88,10 +91,14 @@ export class ConfigError extends Error {
 }
 
 /**
- * Parses an environment map (pure: pass `process.env` or `Deno.env.toObject()`). `runtime` picks the upstream
- * client UPSTREAM_CLIENT=auto means: Bun's own fetch (it does the I/O on another thread), lib/http1.ts elsewhere.
+ * Parses an environment map (pure: pass `process.env` or `Deno.env.toObject()`). UPSTREAM_CLIENT=auto means
+ * lib/http1.ts on every runtime, and the runtime's fetch only when a proxy variable is set (only fetch honours
+ * one). Not Bun's fetch by default: it runs at most 256 requests at once unless BUN_CONFIG_MAX_HTTP_REQUESTS was
+ * set when the process started (set later, from the process itself, it is ignored), so 1,000 streams would queue
+ * behind each other; lib/http1.ts has no such cap, never follows a redirect, and sends a chat at most once.
+ * `runtime` is kept for callers and tests: the rule is the same on each.
  */
-export function loadConfig(env: Record<string, string | undefined>, runtime: "bun" | "deno" | "node" = "bun"): Config {
+export function loadConfig(env: Record<string, string | undefined>, _runtime: "bun" | "deno" | "node" = "bun"): Config {
   // Empty strings mean "unset", as in a docker-compose file with `PORT=`.
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = EnvSchema.safeParse(clean);
@@ -138,7 +145,8 @@ export function loadConfig(env: Record<string, string | undefined>, runtime: "bu
     maxBodyBytes: e.MAX_BODY_BYTES,
     journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE },
     upstreamLimits: { maxEventChars: e.UPSTREAM_MAX_EVENT_BYTES, maxReplyChars: e.UPSTREAM_MAX_REPLY_BYTES },
-    upstreamClient: e.UPSTREAM_CLIENT !== "auto" ? e.UPSTREAM_CLIENT : runtime === "bun" || PROXY_VARS.some((v) => clean[v]) ? "fetch" : "http1",
+    upstreamClient: e.UPSTREAM_CLIENT !== "auto" ? e.UPSTREAM_CLIENT : PROXY_VARS.some((v) => clean[v]) ? "fetch" : "http1",
+    upstreamConnectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
     tokenizerPreload: e.TOKENIZER_PRELOAD,
     pool: {
       perToken: e.TOKEN_CONCURRENCY,

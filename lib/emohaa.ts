@@ -9,7 +9,10 @@ export { upstreamFailure, UpstreamError, type UpstreamKind } from "./upstream-er
 
 export interface EmohaaClientOptions {
   baseUrl: string;
-  /** The runtime's fetch, or lib/http1.ts's lean client (server.ts chooses). */
+  /**
+   * lib/http1.ts's lean client, or the runtime's fetch through runtime/dial.ts's `runtimeFetch` (server.ts
+   * chooses). It must follow no redirect and send no request marked not idempotent twice.
+   */
   fetch?: FetchLike;
   /** Milliseconds since the epoch; injected for tests. */
   now?: () => number;
@@ -46,6 +49,9 @@ export function parseConversationId(body: string): string | null {
   return value;
 }
 
+/** A 3xx, or the opaque answer a browser-like fetch gives for one under `redirect: "manual"`. */
+const isRedirect = (res: Response) => res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400);
+
 function networkFailure(what: string, err: unknown): UpstreamError {
   return new UpstreamError("network", 502, `Cannot reach Emohaa to ${what}`, { code: "upstream_unreachable", cause: err });
 }
@@ -73,6 +79,11 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
   const maxEventChars = options.limits?.maxEventChars ?? 256 * 1024;
   const maxReplyChars = options.limits?.maxReplyChars ?? 1024 * 1024;
 
+  /**
+   * Sends one signed request. Redirects are never followed: the headers carry the token and the browser's
+   * identity, and a redirect could take them to any host. Only deleting and listing may be sent twice by the
+   * transport: a chat or a new conversation sent twice happens twice.
+   */
   function request(token: string, method: string, path: string, query: Record<string, string>, signal?: AbortSignal, accept?: string) {
     const s = sign(now(), randomId());
     // One serialisation of the query (the prompt may be kilobytes): the same bytes URL.searchParams would give.
@@ -85,6 +96,8 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     return doFetch(`${base}${path}?${params}`, {
       method,
       signal,
+      redirect: "manual",
+      idempotent: path === "/conv" || path === "/convs",
       headers: {
         Authorization: `Bearer ${token}`,
         Accept: accept ?? "application/json, text/plain, */*",
@@ -108,6 +121,10 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
       if (signal?.aborted) throw err;
       throw networkFailure(what, err);
     }
+    if (isRedirect(res)) {
+      res.body?.cancel().catch(() => {});
+      throw upstreamFailure(res.status || 302, what, null);
+    }
     let text: string;
     try {
       text = await res.text();
@@ -118,7 +135,7 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     const problem = asProblem(maybeJson(text));
     // The upstream may send a problem body with HTTP 200: its own status field wins.
     const status = !res.ok ? res.status : problem?.status && problem.status >= 400 ? problem.status : 0;
-    if (status) throw upstreamFailure(status, what, problem, res.headers.get("retry-after"));
+    if (status) throw upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token });
     return text;
   }
 
@@ -131,13 +148,17 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
       if (signal?.aborted) throw err;
       throw networkFailure(what, err);
     }
+    if (isRedirect(res)) {
+      res.body?.cancel().catch(() => {});
+      throw upstreamFailure(res.status || 302, what, null);
+    }
     const type = res.headers.get("content-type") ?? "";
     if (!res.ok || !type.includes("text/event-stream") || !res.body) {
       const problem = asProblem(maybeJson(await res.text().catch(() => "")));
       const status = !res.ok ? res.status : problem?.status && problem.status >= 400 ? problem.status : 502;
-      throw upstreamFailure(status, what, problem, res.headers.get("retry-after"));
+      throw upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token });
     }
-    return pieceReader(res.body, maxEventChars, maxReplyChars);
+    return pieceReader(res.body, maxEventChars, maxReplyChars, token);
   }
 
   return {

@@ -4,8 +4,9 @@
 // HTTP thread and back, with Request, Headers and body-stream objects on each side). Three upstream calls per
 // completion made it a third of the gateway's CPU. This client stays on the event loop, writes one request string,
 // and parses the response bytes itself. It does only what the upstream client needs: GET and DELETE without a
-// body, Content-Length, chunked and close-delimited bodies, no redirects (the upstream sends none), no compression
-// (it asks for none). Proxies are the runtime fetch's job: server.ts uses fetch when a proxy is configured.
+// body, Content-Length, chunked and close-delimited bodies, no redirects (a 3xx is handed back as it is, never
+// followed), no compression (it asks for none). Proxies are the runtime fetch's job: server.ts uses fetch when a
+// proxy is configured.
 
 /** The bytes-level connection a dialer gives: write, and end (which also discards what is not yet written). */
 export interface Wire {
@@ -19,11 +20,29 @@ export interface WireEvents {
   close(err?: Error): void;
 }
 
-/** Opens a TCP (or TLS) connection; rejects when it cannot. Runtime-specific: see runtime/dial.ts. */
-export type Dial = (target: { hostname: string; port: number; tls: boolean }, events: WireEvents) => Promise<Wire>;
+/**
+ * Opens a TCP (or TLS) connection; rejects when it cannot. Runtime-specific: see runtime/dial.ts. `signal` aborts a
+ * connect still under way where the runtime can (the caller stops waiting either way, and ends a late connection).
+ */
+export type Dial = (target: { hostname: string; port: number; tls: boolean }, events: WireEvents, signal?: AbortSignal) => Promise<Wire>;
+
+/** What the upstream client asks of a request, beyond fetch's own fields. */
+export interface FetchInit {
+  method: string;
+  headers: Record<string, string>;
+  signal?: AbortSignal;
+  /** Upstream calls never follow a redirect: a 3xx comes back as the response (fetch's "manual"). */
+  redirect?: "manual";
+  /**
+   * Whether sending the request twice does no harm. Only such a request is sent again when a kept-alive
+   * connection fails before any byte of the answer: for one that is not (a chat, a new conversation) the server may
+   * have acted on it and its answer may be what the failure swallowed.
+   */
+  idempotent?: boolean;
+}
 
 /** The part of fetch the upstream client uses. */
-export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; signal?: AbortSignal }) => Promise<Response>;
+export type FetchLike = (url: string, init: FetchInit) => Promise<Response>;
 
 export interface Http1Options {
   /** An idle connection older than this is not reused (servers close idle keep-alive connections; default 4 s). */
@@ -32,6 +51,8 @@ export interface Http1Options {
   maxIdle?: number;
   /** Largest response head accepted (default 64 KiB). */
   maxHeadBytes?: number;
+  /** How long a new connection may take to open, TLS included (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 const CR = 13;
@@ -345,6 +366,7 @@ export function createHttp1Fetch(dial: Dial, options: Http1Options = {}): FetchL
   const idleMs = options.idleMs ?? 4000;
   const maxIdle = options.maxIdle ?? 256;
   const maxHeadBytes = options.maxHeadBytes ?? 64 * 1024;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const idle = new Map<string, Connection[]>();
 
   function take(key: string): Connection | undefined {
@@ -357,19 +379,54 @@ export function createHttp1Fetch(dial: Dial, options: Http1Options = {}): FetchL
     return undefined;
   }
 
-  async function open(key: string, target: { hostname: string; port: number; tls: boolean }): Promise<Connection> {
+  /**
+   * Opens a connection. The wait ends at once when `signal` aborts or the connect timeout passes, whatever the
+   * dialer does: a connect that hangs (a full backlog, a black-holed address) holds nothing but its own socket,
+   * which is ended as soon as it opens.
+   */
+  async function open(key: string, target: { hostname: string; port: number; tls: boolean }, signal?: AbortSignal): Promise<Connection> {
     const conn = new Connection((c) => {
       c.idleSince = Date.now();
       const list = idle.get(key) ?? idle.set(key, []).get(key)!;
       if (list.length >= maxIdle) c.destroy(undefined);
       else list.push(c);
     }, maxHeadBytes);
+    const where = `${target.hostname}:${target.port}`;
+    const giveUp = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = networkError(`Cannot connect to ${where} within ${connectTimeoutMs} ms`);
+        giveUp.abort(err);
+        reject(err);
+      }, connectTimeoutMs);
+      onAbort = () => {
+        giveUp.abort(signal!.reason);
+        reject(signal!.reason ?? new DOMException("The operation was aborted", "AbortError"));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    const dialing = dial(target, { data: (b) => conn.feed(b), close: (err) => conn.closed(err) }, giveUp.signal).then(
+      (wire) => {
+        conn.wire = wire;
+        // Opened after the wait was given up: nobody will use it.
+        if (giveUp.signal.aborted) conn.destroy(undefined);
+        return conn;
+      },
+      (err) => {
+        throw giveUp.signal.aborted ? giveUp.signal.reason : networkError(`Cannot connect to ${where}`, err);
+      },
+    );
     try {
-      conn.wire = await dial(target, { data: (b) => conn.feed(b), close: (err) => conn.closed(err) });
-    } catch (err) {
-      throw networkError(`Cannot connect to ${target.hostname}:${target.port}`, err);
+      return await Promise.race([dialing, stopped]);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort!);
+      // The losing side of the race must not become an unhandled rejection.
+      dialing.catch(() => {});
+      stopped.catch(() => {});
     }
-    return conn;
   }
 
   /** Sends the request on `conn`; `ex.answered` tells afterwards whether any byte of an answer came. */
@@ -386,7 +443,7 @@ export function createHttp1Fetch(dial: Dial, options: Http1Options = {}): FetchL
     return { ex, response };
   }
 
-  const fetchLike = async (url: string, init: { method: string; headers: Record<string, string>; signal?: AbortSignal }): Promise<Response> => {
+  const fetchLike = async (url: string, init: FetchInit): Promise<Response> => {
     const { signal } = init;
     signal?.throwIfAborted();
     const u = new URL(url);
@@ -408,11 +465,12 @@ export function createHttp1Fetch(dial: Dial, options: Http1Options = {}): FetchL
         return await response;
       } catch (err) {
         // A kept-alive connection the server closed just before our request: nothing was answered, so the
-        // request never ran; once more on a fresh connection (what browsers and undici do).
-        if (signal?.aborted || !(err instanceof TypeError) || ex.answered) throw err;
+        // request most likely never ran; once more on a fresh connection (what undici does), but only when running
+        // it twice would do no harm: "nothing answered" is also what a server that acted and then reset looks like.
+        if (signal?.aborted || !(err instanceof TypeError) || ex.answered || !init.idempotent) throw err;
       }
     }
-    const conn = await open(key, target);
+    const conn = await open(key, target, signal);
     if (signal?.aborted) {
       conn.destroy(undefined);
       signal.throwIfAborted();

@@ -15,6 +15,10 @@ import { sign } from "./emohaa.ts";
  * - `malformed` junk lines, comments, CRLF line ends and empty events around the real pieces
  * - `delfail`   deleting fails with 500 twice per conversation, then succeeds
  * - `hang`      creating a conversation never answers
+ * - `leaky…`    a hostile upstream whose errors quote the token (plain, URL-encoded, after `Bearer`, in a URL and as
+ *               `token=`): `leakycreate` creating fails with 500, `leakychat` the chat call fails with 500,
+ *               `leakyevent` the stream sends one piece and then an `event: error`, `leakydel` deleting always
+ *               fails with 500, `leakylist` listing conversations fails with 500
  * Any account has one stream at a time: a second concurrent chat gets 429 "another request is in progress".
  *
  * Directives in the prompt shape the reply: `[[pieces:N]]` N pieces, `[[delay:MS]]` a gap before each piece,
@@ -22,7 +26,8 @@ import { sign } from "./emohaa.ts";
  * without it an instant reply leaves in one burst), `[[reply:TEXT]]` exactly TEXT, `[[split]]` send each
  * piece's bytes in two writes cut inside a character,
  * `[[echo]]` reply with the prompt itself, `[[multiline]]` pieces holding newlines, `[[huge:N]]` one event of
- * N characters before the reply (a hostile upstream).
+ * N characters before the reply, sent in 64 KiB writes (a hostile upstream), `[[hugeone:N]]` the same event
+ * complete in a single write.
  */
 export interface SimState {
   created: number;
@@ -61,6 +66,16 @@ interface Conv {
 
 const problem = (status: number, title: string, detail = "", http = status, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify({ status, title, detail }), { status: http, headers: { "content-type": "application/problem+json", ...headers } });
+
+/** The error a `leaky…` account gets: every way an upstream might quote the request's token back. */
+const leakyProblem = (token: string) =>
+  JSON.stringify({
+    status: 500,
+    title: `Internal error for Bearer ${token}`,
+    detail: `GET https://upstream.invalid/chat?token=${encodeURIComponent(token)} failed: token=${token} (${token}) is not allowed`,
+  });
+const leaky = (token: string, call: "create" | "chat" | "event" | "del" | "list") =>
+  token.startsWith(`leaky${call}`) ? new Response(leakyProblem(token), { status: 500, headers: { "content-type": "application/problem+json" } }) : undefined;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -147,6 +162,8 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
             return;
           }
           if (malformed) write(": comment\r\n\r\nevent: message\r\nretry: 10\r\n\r\ngarbage line without colon\n\n");
+          const hugeOne = Number(directive(prompt, "hugeone") ?? 0);
+          if (hugeOne) write(`data: ${"x".repeat(hugeOne)}\n\n`);
           const huge = Number(directive(prompt, "huge") ?? 0);
           if (huge) {
             // A hostile upstream: one endless event, sent in 64 KiB writes.
@@ -177,6 +194,12 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
               controller.enqueue(bytes.slice(at));
             } else write(frame);
             if (malformed && i === 0) write("data:\n\n");
+            if (i === 0 && token.startsWith("leakyevent")) {
+              write(`event: error\ndata: ${leakyProblem(token)}\n\n`);
+              controller.close();
+              finish(false);
+              return;
+            }
           }
           write("data: [DONE]\n\n");
           controller.close();
@@ -226,6 +249,8 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
         return problem(504, "Gateway Timeout");
       }
       if (token.startsWith("create500")) return problem(500, "Internal Server Error", "cannot create");
+      const leak = leaky(token, "create");
+      if (leak) return leak;
       const id = `conv-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
       convs.set(id, { token, deleted: false, deleteFailures: 0 });
       s.created++;
@@ -242,6 +267,8 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
       const conv = convs.get(q.get("cid") ?? "");
       if (!conv || conv.deleted || conv.token !== token) return problem(404, "Not Found", "no such conversation");
       if (token.startsWith("chat500")) return problem(500, "Internal Server Error", "model failed");
+      const leak = leaky(token, "chat");
+      if (leak) return leak;
       if (streaming.get(token)) return problem(429, "Too Many Requests", "another request is in progress", 429, { "retry-after": "1" });
       const prompt = q.get("prompt") ?? "";
       s.prompts.push(prompt);
@@ -256,6 +283,8 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
         s.badDeletes++;
         return problem(404, "Not Found", "no such conversation");
       }
+      const leak = leaky(token, "del");
+      if (leak) return leak;
       if (token.startsWith("delfail") && conv.deleteFailures < 2) {
         conv.deleteFailures++;
         return problem(500, "Internal Server Error", "try again");
@@ -266,6 +295,8 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
       return Response.json({ status: 200, title: "OK" });
     }
     if (path === "/convs" && req.method === "GET") {
+      const leak = leaky(token, "list");
+      if (leak) return leak;
       return Response.json([...convs.entries()].filter(([, c]) => c.token === token && !c.deleted).map(([id]) => ({ id, role: "echo" })));
     }
     return problem(404, "Not Found", `no route ${req.method} ${path}`);

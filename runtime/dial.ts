@@ -1,5 +1,6 @@
-// The dialer lib/http1.ts runs on: each runtime's own sockets (Bun.connect, Deno.connect), node:net under Node.
-import type { Dial, Wire, WireEvents } from "../lib/http1.ts";
+// The dialer lib/http1.ts runs on: each runtime's own sockets (Bun.connect, Deno.connect), node:net under Node;
+// and the runtime's own fetch as the upstream client's transport where a proxy needs it.
+import type { Dial, FetchInit, FetchLike, Wire, WireEvents } from "../lib/http1.ts";
 
 declare const Bun: any;
 declare const Deno: any;
@@ -9,7 +10,10 @@ export interface DialOptions {
   ca?: string;
 }
 
-/** Bun.connect: no stream objects between the socket and the parser. Writes the kernel refuses wait for drain. */
+/**
+ * Bun.connect: no stream objects between the socket and the parser. Writes the kernel refuses wait for drain.
+ * A connect under way cannot be cancelled: lib/http1.ts stops waiting for it and ends the socket once it opens.
+ */
 const bunDial = (options: DialOptions): Dial => async (target, events) => {
   let pending: Uint8Array | undefined;
   let closed = false;
@@ -64,7 +68,7 @@ const bunDial = (options: DialOptions): Dial => async (target, events) => {
 };
 
 /** node:net / node:tls, for Node. Certificates are verified (node:tls's default). */
-const nodeDial = (options: DialOptions): Dial => async (target, events: WireEvents) => {
+const nodeDial = (options: DialOptions): Dial => async (target, events: WireEvents, signal) => {
   const net = await import("node:net");
   const tls = await import("node:tls");
   return new Promise<Wire>((resolve, reject) => {
@@ -75,8 +79,14 @@ const nodeDial = (options: DialOptions): Dial => async (target, events: WireEven
     let connected = false;
     let closed = false;
     socket.setNoDelay(true);
+    const onAbort = () => {
+      socket.destroy();
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
     socket.once(target.tls ? "secureConnect" : "connect", () => {
       connected = true;
+      signal?.removeEventListener("abort", onAbort);
       resolve({
         write: (bytes) => void socket.write(bytes),
         end() {
@@ -105,8 +115,10 @@ const nodeDial = (options: DialOptions): Dial => async (target, events: WireEven
  * Deno.connect / Deno.connectTls: one read buffer per connection, reused for every read (the parser copies what
  * it keeps), and writes queued so they go out in order.
  */
-const denoDial = (options: DialOptions): Dial => async (target, events) => {
-  const address = { hostname: target.hostname, port: target.port };
+const denoDial = (options: DialOptions): Dial => async (target, events, signal) => {
+  // Deno.connect stops a connect under way when the signal aborts (Deno.connectTls has no signal: lib/http1.ts
+  // stops waiting for it and ends the connection once it opens).
+  const address = { hostname: target.hostname, port: target.port, ...(target.tls ? {} : { signal }) };
   const conn = target.tls ? await Deno.connectTls({ ...address, ...(options.ca ? { caCerts: [options.ca] } : {}) }) : await Deno.connect(address);
   if (!target.tls) conn.setNoDelay(true);
   let closed = false;
@@ -146,6 +158,30 @@ const denoDial = (options: DialOptions): Dial => async (target, events) => {
     end: () => void shut(),
   };
 };
+
+/**
+ * The runtime's fetch as the upstream client's transport (used where a proxy is configured: only fetch honours
+ * one). Two things fetch does on its own are turned off: following redirects (`redirect: "manual"` is passed
+ * through) and sending a request again when a kept-alive connection fails before any byte of the answer. Both
+ * Bun's and Deno's fetch do that for any method, and a chat sent twice lands twice in one conversation: a request
+ * that is not idempotent goes out on a connection of its own instead (Bun: `keepalive: false`; Deno: a client
+ * that keeps no idle connections), which costs it a new connection (and TLS handshake) each time.
+ */
+export function runtimeFetch(): FetchLike {
+  let unpooled: unknown;
+  return (url: string, init: FetchInit) => {
+    const { idempotent, ...rest } = init;
+    if (idempotent) return fetch(url, rest);
+    if (typeof Bun !== "undefined") return fetch(url, { ...rest, keepalive: false });
+    // Deno Deploy may not offer custom clients: there the platform's fetch is what there is.
+    if (typeof Deno !== "undefined" && typeof Deno.createHttpClient === "function") {
+      unpooled ??= Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+      return fetch(url, { ...rest, client: unpooled } as RequestInit);
+    }
+    // Node's fetch (undici) was measured sending nothing twice.
+    return fetch(url, rest);
+  };
+}
 
 /** A dialer for the runtime this process runs on. */
 export function dialer(options: DialOptions = {}): Dial {

@@ -23,15 +23,22 @@ describe("loadConfig", () => {
     assert.equal(loadConfig({ PORT: "" }).port, 8000);
     assert.equal(loadConfig({ EMOHAA_BASE_URL: "http://x/echo-prod/" }).baseUrl, "http://x/echo-prod");
   });
-  it("picks the upstream client: Bun's fetch on Bun, lib/http1.ts elsewhere, fetch whenever a proxy is set", () => {
-    assert.equal(loadConfig({}, "bun").upstreamClient, "fetch");
-    assert.equal(loadConfig({}, "deno").upstreamClient, "http1");
-    assert.equal(loadConfig({}, "node").upstreamClient, "http1");
-    assert.equal(loadConfig({ HTTPS_PROXY: "http://proxy:3128" }, "deno").upstreamClient, "fetch");
-    assert.equal(loadConfig({ http_proxy: "http://proxy:3128" }, "node").upstreamClient, "fetch");
-    assert.equal(loadConfig({ UPSTREAM_CLIENT: "http1" }, "bun").upstreamClient, "http1");
+  it("picks the upstream client: lib/http1.ts on every runtime, the runtime's fetch whenever a proxy is set", () => {
+    for (const runtime of ["bun", "deno", "node"] as const) {
+      assert.equal(loadConfig({}, runtime).upstreamClient, "http1", runtime);
+      for (const proxy of ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]) {
+        assert.equal(loadConfig({ [proxy]: "http://proxy:3128" }, runtime).upstreamClient, "fetch", `${runtime} ${proxy}`);
+      }
+      assert.equal(loadConfig({ HTTPS_PROXY: "" }, runtime).upstreamClient, "http1", `${runtime} empty proxy`);
+    }
+    assert.equal(loadConfig({ UPSTREAM_CLIENT: "http1", HTTPS_PROXY: "http://proxy:3128" }, "bun").upstreamClient, "http1");
     assert.equal(loadConfig({ UPSTREAM_CLIENT: "fetch" }, "deno").upstreamClient, "fetch");
     assert.throws(() => loadConfig({ UPSTREAM_CLIENT: "curl" }), (e: unknown) => e instanceof ConfigError && /UPSTREAM_CLIENT/.test(e.message));
+  });
+  it("bounds the upstream connect wait, 10 s by default", () => {
+    assert.equal(loadConfig({}).upstreamConnectTimeoutMs, 10_000);
+    assert.equal(loadConfig({ UPSTREAM_CONNECT_TIMEOUT_MS: "2500" }).upstreamConnectTimeoutMs, 2500);
+    assert.throws(() => loadConfig({ UPSTREAM_CONNECT_TIMEOUT_MS: "0" }), (e: unknown) => e instanceof ConfigError && /UPSTREAM_CONNECT_TIMEOUT_MS/.test(e.message));
   });
   it("loads the tokenizer on first use unless TOKENIZER_PRELOAD is set", () => {
     assert.equal(loadConfig({}).tokenizerPreload, false);

@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { after, describe, it } from "node:test";
 import { createEmohaaClient, UpstreamError } from "../lib/emohaa.ts";
-import { createHttp1Fetch } from "../lib/http1.ts";
+import { createHttp1Fetch, type Dial, type Wire } from "../lib/http1.ts";
 import { dial, dialer } from "../runtime/dial.ts";
 import { eventually, startSim } from "./support/sim.ts";
 
@@ -158,9 +158,60 @@ describe("createHttp1Fetch", () => {
       else sock.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     });
     const f = client();
-    for (let i = 0; i < 3; i++) assert.equal(await (await get(f, `${s.url}/`)).text(), "ok");
+    const idempotentGet = (url: string) => f(url, { method: "GET", headers: {}, idempotent: true });
+    for (let i = 0; i < 3; i++) assert.equal(await (await idempotentGet(`${s.url}/`)).text(), "ok");
     assert.equal(s.connections, 3);
     assert.equal(s.requests.length, 5); // two requests met a dying connection and went again
+    // A request not marked idempotent is never sent twice: the failure is the caller's to handle.
+    await assert.rejects(get(f, `${s.url}/`), TypeError);
+    assert.equal(s.requests.length, 6);
+  });
+
+  for (const written of [true, false]) {
+    const when = written ? "after writing its head and first piece" : "before anything arrived (what it wrote is lost with the reset)";
+    it(`sends a chat once when the upstream resets the connection ${when}`, async () => {
+      // The upstream creates conversations normally; a chat gets a reset: after its head and first piece, or with
+      // nothing before it, which is what a client sees when the reset overtakes the bytes written before it.
+      const s = await serverFor((sock, request) => {
+        if (request.startsWith("GET /chat")) {
+          if (written) sock.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n");
+          sock.resetAndDestroy();
+        } else sock.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nconv-1");
+      });
+      const api = createEmohaaClient({ baseUrl: s.url, fetch: client() });
+      for (let i = 0; i < 3; i++) {
+        const cid = await api.createConversation("live-h1");
+        await assert.rejects(
+          api.openChat("live-h1", cid, "hello").then(async (r) => {
+            for (let p = await r.read(); p; p = await r.read());
+          }),
+          // Before the head (an UpstreamError) or in the body (the transport's TypeError): a failure either way.
+          (e: unknown) => e instanceof UpstreamError || e instanceof TypeError,
+        );
+      }
+      assert.equal(s.requests.filter((r) => r.startsWith("GET /chat")).length, 3);
+      assert.equal(s.requests.filter((r) => r.startsWith("GET /generate/id")).length, 3);
+    });
+  }
+
+  it("gives up a connect that never completes: at once when aborted, after the connect timeout otherwise", async () => {
+    const late: { resolve(w: Wire): void; signal?: AbortSignal }[] = [];
+    const hanging: Dial = (_target, _events, signal) => new Promise<Wire>((resolve) => void late.push({ resolve, signal }));
+    const f = createHttp1Fetch(hanging, { connectTimeoutMs: 300 });
+    const ac = new AbortController();
+    const aborted = f("http://127.0.0.1:9/chat", { method: "GET", headers: {}, signal: ac.signal });
+    await eventually(() => late.length === 1);
+    ac.abort();
+    await assert.rejects(aborted, (e: unknown) => e instanceof Error && e.name === "AbortError");
+    // The dialer was told, and a connection that opens after all is ended at once.
+    assert.equal(late[0]!.signal?.aborted, true);
+    let ended = 0;
+    late[0]!.resolve({ write() {}, end: () => void ended++ });
+    await eventually(() => ended === 1);
+    const t0 = Date.now();
+    await assert.rejects(f("http://127.0.0.1:9/generate/id", { method: "GET", headers: {} }), (e: unknown) => e instanceof TypeError && /within 300 ms/.test(e.message));
+    assert.ok(Date.now() - t0 >= 250);
+    assert.equal(late[1]!.signal?.aborted, true);
   });
 
   it("aborting before the head rejects with the signal's reason and ends the connection", async () => {

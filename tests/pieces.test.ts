@@ -54,10 +54,27 @@ describe("pieceReader", () => {
     // The bound is on what an event holds while incomplete: it arrives over more than one read.
     const huge = [bytes(`data: ${"x".repeat(5000)}`), bytes("\n\n"), bytes("data: [DONE]\n\n")];
     await assert.rejects(readAll(pieceReader(body(huge), 1024)), (e: unknown) => e instanceof UpstreamError && e.status === 502 && e.code === "upstream_event_too_large");
+    // The same event complete in one read, and one in a read of its own next to a normal piece.
+    for (const chunks of [[bytes(`data: ${"x".repeat(5000)}\n\ndata: [DONE]\n\n`)], [bytes(`data: a\n\ndata: ${"x".repeat(1025)}\n\n`)]]) {
+      for (const byte of [false, true]) {
+        await assert.rejects(readAll(pieceReader(body(chunks, byte), 1024)), (e: unknown) => e instanceof UpstreamError && e.code === "upstream_event_too_large");
+      }
+    }
+    assert.deepEqual((await readAll(pieceReader(body([bytes(`data: ${"x".repeat(1024)}\n\ndata: [DONE]\n\n`)]), 1024))).flat(), ["x".repeat(1024)]);
     await assert.rejects(
       readAll(pieceReader(body([bytes("data: 12345\n\n".repeat(10))]), 1024, 30)),
       (e: unknown) => e instanceof UpstreamError && e.code === "upstream_reply_too_large",
     );
+  });
+
+  it("an error event that quotes the request's token passes on neither the token nor its URL", async () => {
+    const token = "acct-7d1e93b0c4";
+    const ev = `event: error\ndata: ${JSON.stringify({ status: 500, title: `Bearer ${token}`, detail: `GET https://x.invalid/chat?token=${token} failed for ${token}` })}\n\n`;
+    await assert.rejects(readAll(pieceReader(body([bytes(ev)]), 1024, Infinity, token)), (e: unknown) => {
+      assert.ok(e instanceof UpstreamError && e.status === 502);
+      assert.ok(!e.message.includes(token) && !e.message.includes("x.invalid"), e.message);
+      return true;
+    });
   });
 
   it("readNow gives what already arrived without waiting, undefined before anything did", async () => {
@@ -89,5 +106,7 @@ describe("eventsToPieces", () => {
     assert.deepEqual(await run([{ data: "a" }, { data: "b" }, { data: "[DONE]" }, { data: "late" }]), ["a", "b"]);
     await assert.rejects(run([{ data: "a" }]), (e: unknown) => e instanceof UpstreamError && e.code === "upstream_stream_cut");
     await assert.rejects(run([{ event: "error", data: '{"status":500,"title":"boom"}' }]), (e: unknown) => e instanceof UpstreamError && e.status === 502);
+    const big = new ReadableStream({ start(c) { c.enqueue({ data: "x".repeat(101) }); c.close(); } }).pipeThrough(eventsToPieces(Infinity, 100));
+    await assert.rejects(big.getReader().read(), (e: unknown) => e instanceof UpstreamError && e.code === "upstream_event_too_large");
   });
 });
