@@ -52,6 +52,33 @@ export function parseConversationId(body: string): string | null {
 /** A 3xx, or the opaque answer a browser-like fetch gives for one under `redirect: "manual"`. */
 const isRedirect = (res: Response) => res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400);
 
+/** How much of an error answer is read: problem bodies are small, and only their first characters are shown. */
+const ERROR_BODY_MAX_BYTES = 16 * 1024;
+
+/**
+ * Reads a body as text within `maxBytes`. Beyond it the rest is cancelled, and the answer is either refused
+ * (`strict`: an upstream_reply_too_large error) or cut there.
+ */
+export async function boundedText(res: Response, maxBytes: number, strict = true): Promise<string> {
+  const length = Number(res.headers.get("content-length") ?? NaN);
+  if (!res.body || (length >= 0 && length <= maxBytes)) return res.text();
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text + decoder.decode();
+    size += value.length;
+    if (size > maxBytes) {
+      reader.cancel().catch(() => {});
+      if (strict) throw new UpstreamError("protocol", 502, `Emohaa's answer exceeded ${maxBytes} bytes`, { code: "upstream_reply_too_large" });
+      return text + decoder.decode(value.subarray(0, value.length - (size - maxBytes)));
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+}
+
 function networkFailure(what: string, err: unknown): UpstreamError {
   return new UpstreamError("network", 502, `Cannot reach Emohaa to ${what}`, { code: "upstream_unreachable", cause: err });
 }
@@ -127,8 +154,9 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     }
     let text: string;
     try {
-      text = await res.text();
+      text = await boundedText(res, maxReplyChars);
     } catch (err) {
+      if (err instanceof UpstreamError) throw err;
       if (signal?.aborted) throw err;
       throw networkFailure(what, err);
     }
@@ -154,7 +182,8 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     }
     const type = res.headers.get("content-type") ?? "";
     if (!res.ok || !type.includes("text/event-stream") || !res.body) {
-      const problem = asProblem(maybeJson(await res.text().catch(() => "")));
+      // An error body is read only as far as a problem body can reach: a hostile upstream cannot make us hold more.
+      const problem = asProblem(maybeJson(await boundedText(res, ERROR_BODY_MAX_BYTES, false).catch(() => "")));
       const status = !res.ok ? res.status : problem?.status && problem.status >= 400 ? problem.status : 502;
       throw upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token });
     }

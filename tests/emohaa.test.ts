@@ -122,6 +122,20 @@ describe("createEmohaaClient", () => {
     }
   });
 
+  it("reads an answer only within its bound: an endless body is refused, an endless error body is cut", async () => {
+    let pulled = 0;
+    const endless = (type: string, status = 200) =>
+      new Response(new ReadableStream({ pull(c) { pulled++; c.enqueue(new TextEncoder().encode(`{"status":${status},"title":"x` + "y".repeat(8192))); } }), { status, headers: { "content-type": type } });
+    const { f } = fakeFetch((url) => (url.pathname === "/generate/id" ? endless("application/json") : endless("application/problem+json", 500)));
+    const client = createEmohaaClient({ baseUrl: "http://up", fetch: f, limits: { maxReplyChars: 64 * 1024 } });
+    await assert.rejects(client.createConversation("tok"), (e: any) => e instanceof UpstreamError && e.code === "upstream_reply_too_large");
+    assert.ok(pulled < 20, `read ${pulled} chunks of an endless body`);
+    pulled = 0;
+    // The error body is cut at its bound; what was read is still not a whole problem body, so the status rules.
+    await assert.rejects(client.openChat("tok", "c1", "hi"), (e: any) => e instanceof UpstreamError && e.kind === "server");
+    assert.ok(pulled < 20, `read ${pulled} chunks of an endless error body`);
+  });
+
   it("maps a network failure to 502 upstream_unreachable", async () => {
     const client = createEmohaaClient({ baseUrl: "http://up", fetch: (async () => { throw new TypeError("connection refused"); }) as unknown as typeof fetch });
     await assert.rejects(client.createConversation("T"), (e: unknown) => e instanceof UpstreamError && e.status === 502 && e.code === "upstream_unreachable");
