@@ -36,6 +36,10 @@ const EnvSchema = z.object({
   JOURNAL_FILE: z.string().min(1).optional(),
   UPSTREAM_CLIENT: z.enum(["auto", "http1", "fetch"]).default("auto"),
   TOKENIZER_PRELOAD: bool.default(false),
+  HTTP_HEADER_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  HTTP_BODY_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  HTTP_IDLE_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  MAX_CONNECTIONS: int(1, 1_000_000).optional(),
 });
 
 /** Proxy variables the runtimes' fetch honours (and lib/http1.ts does not). */
@@ -69,6 +73,11 @@ export interface Config {
   upstreamClient: "http1" | "fetch";
   /** Load the tokenizer at start-up (about 50 MB) instead of on the first request that counts tokens. */
   tokenizerPreload: boolean;
+  /**
+   * Client connections: a whole request head, a whole request body (and unread response bytes), an idle
+   * keep-alive wait; the cap on open connections (absent: from the descriptor limit, see runtime/serve.ts).
+   */
+  http: { headerTimeoutMs: number; bodyTimeoutMs: number; idleTimeoutMs: number; maxConnections?: number };
   pool: { perToken: number; authCooldownMs: number; failCooldownMs: number; failThreshold: number; queueTimeoutMs: number; queueMax: number };
 }
 
@@ -124,6 +133,12 @@ export function loadConfig(env: Record<string, string | undefined>, runtime: "bu
     upstreamLimits: { maxEventChars: e.UPSTREAM_MAX_EVENT_BYTES, maxReplyChars: e.UPSTREAM_MAX_REPLY_BYTES },
     upstreamClient: e.UPSTREAM_CLIENT !== "auto" ? e.UPSTREAM_CLIENT : runtime === "bun" || PROXY_VARS.some((v) => clean[v]) ? "fetch" : "http1",
     tokenizerPreload: e.TOKENIZER_PRELOAD,
+    http: {
+      headerTimeoutMs: e.HTTP_HEADER_TIMEOUT_MS,
+      bodyTimeoutMs: e.HTTP_BODY_TIMEOUT_MS,
+      idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
+      maxConnections: e.MAX_CONNECTIONS,
+    },
     pool: {
       perToken: e.TOKEN_CONCURRENCY,
       authCooldownMs: e.TOKEN_AUTH_COOLDOWN_MS,
