@@ -34,7 +34,7 @@ export interface HttpServerOptions {
   bodyTimeoutMs: number;
   /** A keep-alive connection with no request is closed after this. */
   idleTimeoutMs: number;
-  /** Open connections at most; beyond, one not serving a request is evicted (or the new one refused). */
+  /** Open connections at most; nearing it, one not serving a request is evicted (or, if all are, the new one refused). */
   maxConnections: number;
   /** Largest request head (431 beyond; default 32 KiB). */
   maxHeadBytes?: number;
@@ -44,6 +44,11 @@ export interface HttpServerOptions {
   evictGraceMs?: number;
   /** A connection reading a body is not evicted before its head is this old (default 1 s). */
   bodyGraceMs?: number;
+  /**
+   * How long an evicted or refused socket stays open, paused, before it is closed (default 250 ms; 0: at once,
+   * for a listener that stops accepting by itself when descriptors run short).
+   */
+  lingerMs?: number;
   /** The host used for HTTP/1.0 requests without a Host header. */
   defaultHost: string;
   /** Logs a server-side failure (never client data). */
@@ -56,6 +61,11 @@ export interface HttpServer {
   accept(wire: ServerWire): ConnectionEvents;
   /** Open connections. */
   readonly size: number;
+  /**
+   * Closes one connection that is not serving a request, at once: for a listener whose accept failed for want of
+   * descriptors. False when there was none.
+   */
+  shed(): boolean;
   /** Graceful: idle connections close, requests in flight finish, then their connections close. Force: all close now. */
   stop(force?: boolean): Promise<void>;
 }
@@ -90,7 +100,7 @@ const NOT_YET = Symbol("not yet");
  * Settles a few microtask turns from now: a read of a stream that already ended settles before it (Bun's takes one
  * turn), a read that waits for more data does not. No timer: a stream's first piece is never held back.
  */
-const soon = () => Promise.resolve().then(() => undefined).then(() => undefined).then(() => NOT_YET);
+const soon = (): Promise<typeof NOT_YET> => Promise.resolve().then(() => undefined).then(() => undefined).then(() => NOT_YET);
 
 /** A parse failure of a request head: the status to answer with before closing. */
 class HeadError extends Error {
@@ -250,6 +260,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
   const maxUrlBytes = options.maxUrlBytes ?? 8192;
   const evictGraceMs = options.evictGraceMs ?? 20;
   const bodyGraceMs = options.bodyGraceMs ?? 1000;
+  const lingerMs = options.lingerMs ?? 250;
   const all = new Set<Conn>();
   // Evictable connections, oldest first (a Set iterates in insertion order; a connection re-enters at the end).
   const idle = new Set<Conn>();
@@ -330,13 +341,17 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       reading.delete(this);
     }
 
-    /** Ends the connection now: the request's signal aborts, its body stream errors, its response is cancelled. */
-    destroy(): void {
+    /**
+     * Ends the connection now: the request's signal aborts, its body stream errors, its response is cancelled.
+     * `linger`: an evicted connection's socket is closed a little later (see retire).
+     */
+    destroy(linger = false): void {
       if (this.state === "closed") return;
       this.state = "closed";
       this.unlist();
       all.delete(this);
-      this.wire.end();
+      if (linger) retire(this.wire);
+      else this.wire.end();
       this.abort?.abort(new DOMException("The client closed the connection", "AbortError"));
       try {
         this.body?.error(new TypeError("The client closed the connection"));
@@ -739,20 +754,43 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
     }
   }
 
-  /** Makes room for one more connection: false when every open one is serving a request (or too new to judge). */
+  /**
+   * Makes room for one more connection: evicts the idle connection that has waited longest, else the connection
+   * that has been reading its request longest. From three quarters of the cap on, only one old enough to have sent
+   * something is evicted (a new connection has not been read yet: its request may be whole in the kernel) and the
+   * newcomer is taken without evicting when there is none; at the cap, the oldest is evicted whatever its age.
+   * Connections serving a request are never evicted (nor, for a grace, ones reading a body). False: all are serving.
+   */
+  const softCap = Math.max(1, Math.floor((options.maxConnections * 3) / 4));
+  /**
+   * Evicted and refused sockets are closed after a short delay (paused meanwhile), a bounded number at a time.
+   * Why: a hostile client reconnects the moment it is closed, and each reconnect at the cap evicts another
+   * connection; closed at once, that loop turns thousands of times a second and pushes out a real client's new
+   * connection before its request (sent a few milliseconds after connecting on a busy machine) is read.
+   */
+  const lingering = { count: 0, max: Math.max(4, Math.floor(options.maxConnections / 4)) };
+  const retire = (wire: ServerWire) => {
+    if (lingerMs <= 0 || lingering.count >= lingering.max) return wire.end();
+    lingering.count++;
+    wire.pause();
+    setTimeout(() => {
+      lingering.count--;
+      wire.end();
+    }, lingerMs);
+  };
   const evict = (t: number): boolean => {
     for (const c of idle) {
-      c.destroy();
+      c.destroy(true);
       return true;
     }
+    const full = all.size >= options.maxConnections;
     for (const c of reading) {
-      // Oldest first: once one is within the shorter grace, so are all after it.
-      if (t - c.since < evictGraceMs) return false;
+      if (t - c.since < evictGraceMs && !full) return true;
       if (c.state === "busy" && t - c.since < bodyGraceMs) continue;
-      c.destroy();
+      c.destroy(true);
       return true;
     }
-    return false;
+    return !full;
   };
 
   const refusedEvents: ConnectionEvents = { data() {}, drain() {}, close() {} };
@@ -760,9 +798,9 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
   return {
     accept(wire) {
       const t = now();
-      if (stopping || (all.size >= options.maxConnections && !evict(t))) {
+      if (stopping || (all.size >= softCap && !evict(t))) {
         wire.write(REFUSED);
-        wire.end();
+        retire(wire);
         return refusedEvents;
       }
       const conn = new Conn(wire, t);
@@ -772,6 +810,11 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
     },
     get size() {
       return all.size;
+    },
+    shed() {
+      for (const c of idle) return c.destroy(), true;
+      for (const c of reading) if (c.state !== "busy") return c.destroy(), true;
+      return false;
     },
     stop(force) {
       stopping = true;
@@ -800,10 +843,11 @@ function chunkBytes(data: Uint8Array): Uint8Array {
 }
 
 /**
- * The default connection cap for a soft limit on open descriptors: half of what is left after a reserve for the
- * runtime's own descriptors, so each client connection can have an upstream connection too.
+ * The default connection cap for a soft limit on open descriptors: two thirds of what is left after 32 for the
+ * runtime's own (Deno holds about 25), the last third for upstream connections (one per request in flight, and
+ * those are bounded by the token pool when the server holds the tokens) and files.
  */
 export function defaultMaxConnections(softFdLimit: number | undefined): number {
   if (!softFdLimit || !Number.isFinite(softFdLimit)) return 4096;
-  return Math.max(16, Math.floor((softFdLimit - 32) / 2));
+  return Math.max(16, Math.floor(((softFdLimit - 32) * 2) / 3));
 }

@@ -17,12 +17,14 @@ export interface ListenOptions {
   accept(wire: ServerWire): ConnectionEvents;
   /** Logs a failure to accept (no client data in it). */
   onError(message: string): void;
+  /** Closes a connection not serving a request, to free a descriptor when accepting failed (false: none). */
+  shed(): boolean;
 }
 
 /** Bytes queued in user space before a write reports backpressure. */
 const HIGH_WATER = 64 * 1024;
 /** How long accepting pauses after a failure (out of descriptors: evictions and timeouts free some meanwhile). */
-const ACCEPT_BACKOFF_MS = 50;
+const ACCEPT_BACKOFF_MS = 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Logs an accept failure at most once a minute: a descriptor shortage fails every accept until it passes. */
@@ -132,7 +134,9 @@ function denoListen(options: ListenOptions): Listener {
       } catch (err) {
         if (closed) return;
         failed(err);
-        await sleep(ACCEPT_BACKOFF_MS);
+        // Out of descriptors: one from a connection not serving a request, else a short wait for one to close.
+        if (!options.shed()) await sleep(ACCEPT_BACKOFF_MS);
+        else await sleep(0);
         continue;
       }
       handleDeno(conn, options.accept);
@@ -283,7 +287,10 @@ async function nodeListen(options: ListenOptions): Promise<Listener> {
       resolve();
     });
   });
-  server.on("error", failed);
+  server.on("error", (err) => {
+    failed(err);
+    options.shed();
+  });
   const address = server.address();
   return { port: typeof address === "object" && address ? address.port : options.port, close: () => void server.close() };
 }

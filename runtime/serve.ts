@@ -54,7 +54,7 @@ export async function serve(fetch: FetchHandler, options: ServeOptions): Promise
     defaultHost: options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname,
     onError,
   });
-  const listener = await listen({ port: options.port, hostname: options.hostname, accept: server.accept, onError });
+  const listener = await listen({ port: options.port, hostname: options.hostname, accept: server.accept, onError, shed: server.shed });
   return {
     port: listener.port,
     hostname: options.hostname,
