@@ -172,7 +172,7 @@ describe("at the descriptor limit", { skip: !existsSync("/usr/bin/prlimit") && "
     const p = Number(new URL(limited.url).port);
     const script = new URL("../support/attacker.ts", import.meta.url).pathname;
     const args = runtimeName() === "deno" ? ["run", "--allow-net", script] : ["run", script];
-    const attacker = spawn(process.execPath, [...args, String(p), process.env.ATTACKERS ?? "90"], { stdio: ["ignore", "pipe", "inherit"] });
+    const attacker = spawn(process.execPath, [...args, String(p), "90"], { stdio: ["ignore", "pipe", "inherit"] });
     try {
       await new Promise((r) => attacker.stdout!.once("data", r));
       await sleep(500);
