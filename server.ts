@@ -117,7 +117,7 @@ async function main() {
       }
     });
   }
-  const served = await serve(app.fetch, { port: config.port, hostname: config.host });
+  const served = await serve(app.fetch, { port: config.port, hostname: config.host, limits: config.http, onError: (m) => logger.error(m) });
   const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   console.log(`emohaa-free-api listening on http://${shown}:${served.port} (upstream ${config.baseUrl})`);
   const until = async (done: () => boolean, ms: number) => {

@@ -41,6 +41,10 @@ const EnvSchema = z.object({
   TOKEN_CHECK_BURST: int(1, 100_000).default(10),
   TRUST_PROXY: bool.default(false),
   METRICS_KEY: z.string().min(1).optional(),
+  HTTP_HEADER_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  HTTP_BODY_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  HTTP_IDLE_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  MAX_CONNECTIONS: int(1, 1_000_000).optional(),
 });
 
 /** Proxy variables the runtimes' fetch honours (and lib/http1.ts does not). */
@@ -76,6 +80,11 @@ export interface Config {
   upstreamConnectTimeoutMs: number;
   /** Load the tokenizer at start-up (about 50 MB) instead of on the first request that counts tokens. */
   tokenizerPreload: boolean;
+  /**
+   * Client connections: a whole request head, a whole request body (and unread response bytes), an idle
+   * keep-alive wait; the cap on open connections (absent: from the descriptor limit, see runtime/serve.ts).
+   */
+  http: { headerTimeoutMs: number; bodyTimeoutMs: number; idleTimeoutMs: number; maxConnections?: number };
   pool: { perToken: number; authCooldownMs: number; failCooldownMs: number; failThreshold: number; queueTimeoutMs: number; queueMax: number };
   /** POST /token/check per client: checks per minute, and at once. */
   tokenCheckLimit: { perMinute: number; burst: number };
@@ -148,6 +157,12 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     upstreamClient: e.UPSTREAM_CLIENT !== "auto" ? e.UPSTREAM_CLIENT : PROXY_VARS.some((v) => clean[v]) ? "fetch" : "http1",
     upstreamConnectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
     tokenizerPreload: e.TOKENIZER_PRELOAD,
+    http: {
+      headerTimeoutMs: e.HTTP_HEADER_TIMEOUT_MS,
+      bodyTimeoutMs: e.HTTP_BODY_TIMEOUT_MS,
+      idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
+      maxConnections: e.MAX_CONNECTIONS,
+    },
     pool: {
       perToken: e.TOKEN_CONCURRENCY,
       authCooldownMs: e.TOKEN_AUTH_COOLDOWN_MS,

@@ -1,4 +1,7 @@
-// The one runtime-specific file: serve a fetch handler with Bun.serve, Deno.serve or (Node) @hono/node-server.
+// Serving a fetch handler: the project's own HTTP/1.1 server (lib/http-server.ts) on each runtime's sockets, or the
+// runtime's server (serveNative) for the upstream simulator; and the other per-runtime process helpers.
+import { createHttpServer, defaultMaxConnections } from "../lib/http-server.ts";
+import { listen, softFdLimit } from "./listen.ts";
 
 /** What the runtime knows about a request besides the request: the peer's address (rate limits). */
 export interface ClientInfo {
@@ -25,8 +28,51 @@ export function runtimeName(): "bun" | "deno" | "node" {
   return "node";
 }
 
-/** Serves `fetch` on `hostname:port`. */
-export async function serve(fetch: FetchHandler, options: { port: number; hostname: string }): Promise<Served> {
+/** Connection limits of the server (see lib/config.ts); each has a default. */
+export interface ConnectionLimits {
+  headerTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  /** Default: from the soft limit on open descriptors (see defaultMaxConnections). */
+  maxConnections?: number;
+}
+
+export interface ServeOptions {
+  port: number;
+  hostname: string;
+  limits?: ConnectionLimits;
+  /** Where failures to accept connections are logged (default: stderr). */
+  onError?(message: string): void;
+}
+
+/**
+ * Serves `fetch` on `hostname:port` with lib/http-server.ts: head, body and idle timeouts, a connection cap with
+ * eviction, and accept failures (out of descriptors) logged and retried, on Bun, Deno and Node alike.
+ */
+export async function serve(fetch: FetchHandler, options: ServeOptions): Promise<Served> {
+  const limits = options.limits ?? {};
+  const onError = options.onError ?? ((m: string) => console.error(`emohaa-free-api: ${m}`));
+  const server = createHttpServer(fetch, {
+    headerTimeoutMs: limits.headerTimeoutMs ?? 10_000,
+    bodyTimeoutMs: limits.bodyTimeoutMs ?? 30_000,
+    idleTimeoutMs: limits.idleTimeoutMs ?? 5_000,
+    maxConnections: limits.maxConnections ?? defaultMaxConnections(await softFdLimit()),
+    defaultHost: options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname,
+    onError,
+  });
+  const listener = await listen({ port: options.port, hostname: options.hostname, accept: server.accept, onError, shed: server.shed });
+  return {
+    port: listener.port,
+    hostname: options.hostname,
+    stop: async (force) => {
+      listener.close();
+      await server.stop(force);
+    },
+  };
+}
+
+/** Serves `fetch` with the runtime's own server (Bun.serve, Deno.serve, @hono/node-server): the simulator uses it. */
+export async function serveNative(fetch: FetchHandler, options: { port: number; hostname: string }): Promise<Served> {
   const runtime = runtimeName();
   if (runtime === "bun") {
     const Bun = (globalThis as any).Bun;

@@ -1,13 +1,13 @@
 // Demo: the upstream simulator and the gateway wired to it, so anyone can try the API with no Emohaa account.
 import { buildApp } from "../server.ts";
 import { createSimulator } from "../lib/sim.ts";
-import { readEnv, serve } from "../runtime/serve.ts";
+import { readEnv, serve, serveNative } from "../runtime/serve.ts";
 
 const env = readEnv();
 const sim = createSimulator();
-const upstream = await serve(sim.fetch, { port: 0, hostname: "127.0.0.1" });
+const upstream = await serveNative(sim.fetch, { port: 0, hostname: "127.0.0.1" });
 const { app, config } = buildApp({ ...env, EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod` });
-const served = await serve(app.fetch, { port: config.port, hostname: config.host });
+const served = await serve(app.fetch, { port: config.port, hostname: config.host, limits: config.http });
 const url = `http://localhost:${served.port}`;
 console.log(`
   emohaa-free-api DEMO: answers come from a local SIMULATOR of Emohaa, not the real service.

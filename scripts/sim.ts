@@ -1,6 +1,6 @@
 // Runs the upstream simulator on its own: `bun run scripts/sim.ts` (SIM_PORT, default 8001).
 import { createSimulator } from "../lib/sim.ts";
-import { readEnv, serve } from "../runtime/serve.ts";
+import { readEnv, serveNative as serve } from "../runtime/serve.ts";
 
 const env = readEnv();
 const sim = createSimulator();

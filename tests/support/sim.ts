@@ -1,6 +1,6 @@
 // Test support: the simulator on a real loopback port, and a fetch that calls it in-process.
 import { createSimulator, type Simulator } from "../../lib/sim.ts";
-import { serve } from "../../runtime/serve.ts";
+import { serveNative as serve } from "../../runtime/serve.ts";
 
 export interface RunningSim {
   sim: Simulator;

@@ -1,0 +1,855 @@
+// A strict HTTP/1.1 server over raw connections: parsing, timeouts and the connection cap, with no runtime in it.
+//
+// Why not the runtime's server: Bun.serve, Deno.serve and node:http give no control over connections that the
+// open Internet needs. None has a head timeout that trickled bytes cannot reset together with streams that may stay
+// silent for minutes, none caps open connections with a choice of whom to drop, and Deno's exits when accept()
+// runs out of descriptors. Here a connection is always in one state, each state has its own deadline (or, while a
+// response is written, none), and at the cap a new connection evicts one that is not serving a request.
+// The listeners (Bun.listen, Deno.listen, node:net) are in runtime/listen.ts; they only move bytes.
+
+/** The bytes-level connection a listener gives. */
+export interface ServerWire {
+  /** Writes bytes; false when the kernel did not take them all (a `drain` event follows). */
+  write(data: Uint8Array): boolean;
+  /** Closes the connection (what was written still goes out where the runtime can). */
+  end(): void;
+  /** Stops reading (backpressure on a request body, or pipelined requests piling up). */
+  pause(): void;
+  resume(): void;
+  /** The peer's address, where the listener knows it (rate limits per client). */
+  readonly remoteAddress?: string;
+}
+
+/** What a listener tells the server about one connection. `close` comes once, also for a peer's FIN. */
+export interface ConnectionEvents {
+  data(bytes: Uint8Array): void;
+  drain(): void;
+  close(): void;
+}
+
+export type Handler = (req: Request, info: { remoteAddress?: string }) => Response | Promise<Response>;
+
+export interface HttpServerOptions {
+  /** A request head must arrive whole within this, from its first byte (or from the connection's opening). */
+  headerTimeoutMs: number;
+  /** A request body must arrive whole within this, from the end of its head. */
+  bodyTimeoutMs: number;
+  /** A keep-alive connection with no request is closed after this. */
+  idleTimeoutMs: number;
+  /** Open connections at most; nearing it, one not serving a request is evicted (or, if all are, the new one refused). */
+  maxConnections: number;
+  /** Largest request head (431 beyond; default 32 KiB). */
+  maxHeadBytes?: number;
+  /** Longest request target (414 beyond; default 8 KiB). */
+  maxUrlBytes?: number;
+  /** A connection reading its head is not evicted before it is this old (it has had no chance to send; default 20 ms). */
+  evictGraceMs?: number;
+  /** A connection reading a body is not evicted before its head is this old (default 1 s). */
+  bodyGraceMs?: number;
+  /**
+   * How long an evicted or refused socket stays open, paused, before it is closed (default 250 ms; 0: at once,
+   * for a listener that stops accepting by itself when descriptors run short).
+   */
+  lingerMs?: number;
+  /** The host used for HTTP/1.0 requests without a Host header. */
+  defaultHost: string;
+  /** Logs a server-side failure (never client data). */
+  onError?(message: string): void;
+  now?(): number;
+}
+
+export interface HttpServer {
+  /** A new connection from a listener: returns where its events go. */
+  accept(wire: ServerWire): ConnectionEvents;
+  /** Open connections. */
+  readonly size: number;
+  /**
+   * Closes one connection that is not serving a request, at once: for a listener whose accept failed for want of
+   * descriptors. False when there was none.
+   */
+  shed(): boolean;
+  /** Graceful: idle connections close, requests in flight finish, then their connections close. Force: all close now. */
+  stop(force?: boolean): Promise<void>;
+}
+
+const CR = 13;
+const LF = 10;
+const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Field values: visible characters, obs-text, space and tab; nothing else (no NUL, CR, LF or other controls). */
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** A request target: visible ASCII only, no fragment. */
+const BAD_TARGET = /[^\x21-\x7e]|#/;
+/** Host: a reg-name, an IPv4 or a bracketed IPv6 literal, and a port. No '/', '?', '#', '@', spaces or controls. */
+const HOST = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?$/;
+const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
+const REASONS: Record<number, string> = {
+  200: "OK", 201: "Created", 204: "No Content", 206: "Partial Content", 301: "Moved Permanently", 302: "Found",
+  304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+  405: "Method Not Allowed", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
+  415: "Unsupported Media Type", 417: "Expectation Failed", 422: "Unprocessable Content", 429: "Too Many Requests",
+  431: "Request Header Fields Too Large", 499: "Client Closed Request", 500: "Internal Server Error",
+  501: "Not Implemented", 505: "HTTP Version Not Supported", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+};
+/** A body cancelled by the handler is still read and dropped up to this much, so the connection can be kept. */
+const DISCARD_MAX_BYTES = 256 * 1024;
+/** Queued request-body bytes before the socket is paused. */
+const BODY_STRATEGY: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, size: (c) => c!.byteLength };
+const NOT_YET = Symbol("not yet");
+/**
+ * Settles a few microtask turns from now: a read of a stream that already ended settles before it (Bun's takes one
+ * turn), a read that waits for more data does not. No timer: a stream's first piece is never held back.
+ */
+const soon = (): Promise<typeof NOT_YET> => Promise.resolve().then(() => undefined).then(() => undefined).then(() => NOT_YET);
+
+/** A parse failure of a request head: the status to answer with before closing. */
+class HeadError extends Error {
+  constructor(readonly status: 400 | 414 | 417 | 431 | 505) {
+    super(REASONS[status]);
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (!a.length) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Where a head ends (the index after CRLF CRLF), or -1. A bare LF is found too and rejected by the parser. */
+function headEnd(bytes: Uint8Array, from: number): number {
+  for (let i = bytes.indexOf(LF, from); i >= 0; i = bytes.indexOf(LF, i + 1)) {
+    if (bytes[i + 1] === LF) return i + 2;
+    if (bytes[i + 1] === CR && bytes[i + 2] === LF) return i + 3;
+  }
+  return -1;
+}
+
+/** A parsed request head. */
+export interface RequestHead {
+  method: string;
+  target: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minor: 0 | 1;
+  headers: [string, string][];
+  host: string;
+  /** -1: no body; a length; or "chunked". */
+  body: number | "chunked";
+  keepAlive: boolean;
+  expectContinue: boolean;
+}
+
+/**
+ * Parses a request head (the text up to and including its blank line), strictly: CRLF line ends only, no obs-fold,
+ * token field names with no space before the colon, no control characters, one valid Host, Content-Length digits
+ * only and never together with Transfer-Encoding, which may only be `chunked`. Throws HeadError.
+ */
+export function parseHead(text: string, defaultHost: string, maxUrlBytes = 8192): RequestHead {
+  const lines = text.split("\r\n");
+  // The text ends with CRLF CRLF: two empty strings at the end. Any other LF is a bare one.
+  if (lines.length < 3 || lines[lines.length - 1] !== "" || lines[lines.length - 2] !== "") throw new HeadError(400);
+  const first = lines[0]!;
+  const sp1 = first.indexOf(" ");
+  const sp2 = first.lastIndexOf(" ");
+  if (sp1 <= 0 || sp2 === sp1) throw new HeadError(400);
+  const method = first.slice(0, sp1);
+  const target = first.slice(sp1 + 1, sp2);
+  const version = first.slice(sp2 + 1);
+  if (!TOKEN.test(method)) throw new HeadError(400);
+  if (target.length > maxUrlBytes) throw new HeadError(414);
+  if (!target || BAD_TARGET.test(target) || first.includes("\n") || first.includes("\r")) throw new HeadError(400);
+  let minor: 0 | 1;
+  if (version === "HTTP/1.1") minor = 1;
+  else if (version === "HTTP/1.0") minor = 0;
+  else throw new HeadError(version.startsWith("HTTP/") ? 505 : 400);
+  const headers: [string, string][] = [];
+  let host: string | undefined;
+  let hosts = 0;
+  let length: string | undefined;
+  let te: string | undefined;
+  let connection = "";
+  let expect: string | undefined;
+  for (let i = 1; i < lines.length - 2; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(":");
+    // obs-fold (a line starting with space or tab), a missing colon, or space before it: all 400.
+    if (colon <= 0) throw new HeadError(400);
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) throw new HeadError(400);
+    const value = line.slice(colon + 1).trim();
+    if (BAD_VALUE.test(value)) throw new HeadError(400);
+    headers.push([name, value]);
+    switch (name.length === 4 || name.length > 9 ? name.toLowerCase() : "") {
+      case "host":
+        host = value;
+        hosts++;
+        break;
+      case "content-length":
+        if (length !== undefined && length !== value) throw new HeadError(400);
+        length = value;
+        break;
+      case "transfer-encoding":
+        te = te === undefined ? value : `${te}, ${value}`;
+        break;
+      case "connection":
+        connection += `,${value.toLowerCase()}`;
+        break;
+    }
+    if (name.length === 6 && name.toLowerCase() === "expect") expect = value.toLowerCase();
+  }
+  if (hosts > 1 || (minor === 1 && hosts === 0)) throw new HeadError(400);
+  if (host !== undefined && !HOST.test(host)) throw new HeadError(400);
+  let body: number | "chunked" = -1;
+  if (te !== undefined) {
+    if (length !== undefined || minor === 0) throw new HeadError(400);
+    if (te.toLowerCase() !== "chunked") throw new HeadError(400);
+    body = "chunked";
+  } else if (length !== undefined) {
+    if (!/^[0-9]{1,15}$/.test(length)) throw new HeadError(400);
+    body = Number(length);
+  }
+  if (expect !== undefined && expect !== "100-continue") throw new HeadError(417);
+  const keepAlive = minor === 1 ? !/(?:^|,)\s*close\s*(?:,|$)/.test(connection) : /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(connection);
+  return { method, target, minor, headers, host: host || defaultHost, body, keepAlive, expectContinue: expect !== undefined && minor === 1 };
+}
+
+/** The URL of a request: origin-form targets, or absolute-form ones whose authority is checked like a Host. */
+function requestUrl(head: RequestHead): string {
+  const t = head.target;
+  if (t.charCodeAt(0) === 47 /* / */) return `http://${head.host}${t}`;
+  const m = /^https?:\/\/([^/?]*)([/?].*)?$/i.exec(t);
+  if (m && HOST.test(m[1]!)) return `http://${m[1]}${m[2] ?? "/"}`;
+  if (t === "*" && head.method === "OPTIONS") return `http://${head.host}/`;
+  throw new HeadError(400);
+}
+
+type State =
+  /** Waiting for the first byte of a request (a fresh connection, or a kept-alive one after a response). */
+  | "idle"
+  /** Reading a request head. */
+  | "head"
+  /** A request is being handled (its body may still be arriving). */
+  | "busy"
+  | "closed";
+
+type BodyState = "none" | "length" | "size" | "chunk" | "chunk-end" | "trailer" | "done";
+
+/** A simple response the server writes itself (errors before a request reaches the handler). */
+function plain(status: number, extra = ""): Uint8Array {
+  const body = REASONS[status] ?? "Error";
+  return encoder.encode(`HTTP/1.1 ${status} ${body}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n${extra}\r\n${body}`);
+}
+const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
+const LAST_CHUNK = encoder.encode("0\r\n\r\n");
+const REFUSED = plain(503, "Retry-After: 1\r\n");
+
+/** Bytes of a head string: UTF-8 is the same as Latin-1 for ASCII, the common case; header values may be Latin-1. */
+function headBytes(text: string): Uint8Array {
+  // eslint-disable-next-line no-control-regex
+  if (!/[^\x00-\x7f]/.test(text)) return encoder.encode(text);
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
+  return out;
+}
+
+/** Builds the server; a listener feeds it connections. */
+export function createHttpServer(handler: Handler, options: HttpServerOptions): HttpServer {
+  const now = options.now ?? Date.now;
+  const maxHeadBytes = options.maxHeadBytes ?? 32 * 1024;
+  const maxUrlBytes = options.maxUrlBytes ?? 8192;
+  const evictGraceMs = options.evictGraceMs ?? 20;
+  const bodyGraceMs = options.bodyGraceMs ?? 1000;
+  const lingerMs = options.lingerMs ?? 250;
+  const all = new Set<Conn>();
+  // Evictable connections, oldest first (a Set iterates in insertion order; a connection re-enters at the end).
+  const idle = new Set<Conn>();
+  const reading = new Set<Conn>();
+  let stopping = false;
+  let stopped: (() => void) | undefined;
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+  let date = "";
+  let dateAt = 0;
+
+  /** The Date header, formatted at most once a second. */
+  const dateHeader = (t: number) => {
+    if (t - dateAt >= 1000 || !date) {
+      dateAt = t - (t % 1000);
+      date = new Date(t).toUTCString();
+    }
+    return date;
+  };
+
+  /** Closes what is past its deadline; one timer for every connection instead of one per connection. */
+  const sweep = () => {
+    const t = now();
+    for (const c of all) c.check(t);
+  };
+
+  class Conn {
+    state: State = "idle";
+    /** When the current state's deadline runs from (the connection's opening, the head's first byte, the body's start). */
+    since: number;
+    /** The deadline of the current state, or Infinity while a response is written. */
+    deadline: number;
+    /** While written bytes wait for the client to read them: when it must have. */
+    writeDeadline = Infinity;
+    buf: Uint8Array = EMPTY;
+    paused = false;
+    // The request being handled.
+    head?: RequestHead;
+    abort?: AbortController;
+    bodyState: BodyState = "none";
+    bodyLeft = 0;
+    body?: ReadableStreamDefaultController<Uint8Array>;
+    /** The handler cancelled the body: what is left is read and dropped, up to a bound. */
+    discarding = 0;
+    continueSent = false;
+    responding = false;
+    keepAlive = true;
+    drainWaiters: (() => void)[] = [];
+    /** The response body's reader, to cancel when the client goes away. */
+    reader?: ReadableStreamDefaultReader<Uint8Array>;
+
+    constructor(readonly wire: ServerWire, t: number) {
+      this.since = t;
+      // A fresh connection has the head's whole time to send it: a silent one is closed like a slow head.
+      this.deadline = t + options.headerTimeoutMs;
+      reading.add(this);
+    }
+
+    isClosed(): boolean {
+      return this.state === "closed";
+    }
+
+    /** The client went away (or the connection failed). */
+    close(): void {
+      this.destroy();
+    }
+
+    check(t: number): void {
+      // A client that leaves written bytes unread for the body's time: a slow reader holds the connection no longer.
+      if (t >= this.writeDeadline) return this.destroy();
+      if (t < this.deadline) return;
+      if (this.state === "head") this.fail(408);
+      else this.destroy();
+    }
+
+    /** Leaves the evictable sets. */
+    private unlist(): void {
+      idle.delete(this);
+      reading.delete(this);
+    }
+
+    /**
+     * Ends the connection now: the request's signal aborts, its body stream errors, its response is cancelled.
+     * `linger`: an evicted connection's socket is closed a little later (see retire).
+     */
+    destroy(linger = false): void {
+      if (this.state === "closed") return;
+      this.state = "closed";
+      this.unlist();
+      all.delete(this);
+      if (linger) retire(this.wire);
+      else this.wire.end();
+      this.abort?.abort(new DOMException("The client closed the connection", "AbortError"));
+      try {
+        this.body?.error(new TypeError("The client closed the connection"));
+      } catch {
+        // Closed already.
+      }
+      this.body = undefined;
+      this.reader?.cancel().catch(() => {});
+      for (const w of this.drainWaiters.splice(0)) w();
+      if (stopping && all.size === 0) stopped?.();
+    }
+
+    /** Answers a bad or late request head with `status` and closes. */
+    fail(status: number): void {
+      this.wire.write(plain(status));
+      this.destroy();
+    }
+
+    write(bytes: Uint8Array): Promise<void> | undefined {
+      if (this.state === "closed" || this.wire.write(bytes)) return undefined;
+      if (this.writeDeadline === Infinity) this.writeDeadline = now() + options.bodyTimeoutMs;
+      return new Promise((r) => this.drainWaiters.push(r));
+    }
+
+    drain(): void {
+      this.writeDeadline = Infinity;
+      for (const w of this.drainWaiters.splice(0)) w();
+    }
+
+    data(bytes: Uint8Array): void {
+      if (this.state === "closed") return;
+      if (this.state === "busy") {
+        if (this.bodyState !== "done" && this.bodyState !== "none") return this.bodyBytes(bytes);
+        // A pipelined request while one is handled: kept (a copy: the listener may reuse its buffer) for later.
+        this.buf = concat(this.buf, bytes.slice());
+        if (this.buf.length > maxHeadBytes && !this.paused) {
+          this.paused = true;
+          this.wire.pause();
+        }
+        return;
+      }
+      if (this.state === "idle") {
+        this.state = "head";
+        idle.delete(this);
+        if (!reading.has(this)) {
+          this.since = now();
+          this.deadline = this.since + options.headerTimeoutMs;
+          reading.add(this);
+        }
+      }
+      this.parse(bytes, true);
+    }
+
+    /** Looks for a request head in what was kept plus `bytes`, and starts the request when it is whole. */
+    private parse(bytes: Uint8Array, copy: boolean): void {
+      const from = Math.max(0, this.buf.length - 3);
+      const joined = concat(this.buf, bytes);
+      const end = headEnd(joined, from);
+      if (end < 0) {
+        if (joined.length > maxHeadBytes) return this.fail(431);
+        this.buf = joined === bytes && copy ? bytes.slice() : joined;
+        return;
+      }
+      if (end > maxHeadBytes) return this.fail(431);
+      let head: RequestHead;
+      let url: string;
+      try {
+        head = parseHead(latin1.decode(joined.subarray(0, end)), options.defaultHost, maxUrlBytes);
+        url = requestUrl(head);
+      } catch (err) {
+        if (err instanceof HeadError) return this.fail(err.status);
+        throw err;
+      }
+      const rest = joined.subarray(end);
+      this.buf = EMPTY;
+      this.start(head, url, rest, copy && joined === bytes);
+    }
+
+    private start(head: RequestHead, url: string, rest: Uint8Array, restShared: boolean): void {
+      this.state = "busy";
+      this.head = head;
+      this.keepAlive = head.keepAlive && !stopping;
+      this.continueSent = false;
+      this.responding = false;
+      this.discarding = 0;
+      const t = now();
+      const abort = (this.abort = new AbortController());
+      let body: BodyInit | null = null;
+      const method = head.method;
+      if (head.body === -1 || head.body === 0) {
+        this.bodyState = "none";
+        this.unlist();
+        this.deadline = Infinity;
+        this.leftover(rest, restShared);
+      } else if (typeof head.body === "number" && rest.length >= head.body) {
+        // The whole body came with its head (small JSON requests do): its bytes, no stream.
+        this.bodyState = "none";
+        body = rest.slice(0, head.body);
+        this.unlist();
+        this.deadline = Infinity;
+        this.leftover(rest.subarray(head.body), restShared);
+      } else {
+        this.bodyState = head.body === "chunked" ? "size" : "length";
+        this.bodyLeft = head.body === "chunked" ? 0 : head.body;
+        this.since = t;
+        this.deadline = t + options.bodyTimeoutMs;
+        // Still evictable past a grace: it holds a connection without having asked for anything yet.
+        reading.delete(this);
+        reading.add(this);
+        body = new ReadableStream<Uint8Array>(
+          {
+            start: (c) => {
+              this.body = c;
+            },
+            pull: () => {
+              if (head.expectContinue && !this.continueSent && !this.responding) {
+                this.continueSent = true;
+                this.wire.write(CONTINUE);
+              }
+              if (this.paused) {
+                this.paused = false;
+                this.wire.resume();
+              }
+            },
+            cancel: () => {
+              this.body = undefined;
+              this.discarding = DISCARD_MAX_BYTES;
+            },
+          },
+          BODY_STRATEGY,
+        );
+        if (rest.length) this.bodyBytes(rest);
+      }
+      let req: Request;
+      try {
+        req = new Request(url, { method, headers: head.headers, body, signal: abort.signal, duplex: "half" } as RequestInit);
+      } catch {
+        return this.fail(400);
+      }
+      let res: Response | Promise<Response>;
+      try {
+        res = handler(req, this.wire);
+      } catch (err) {
+        res = Promise.reject(err);
+      }
+      void this.respond(res);
+    }
+
+    /** Bytes after a request without a body left to read: the next pipelined request, kept for later. */
+    private leftover(rest: Uint8Array, shared: boolean): void {
+      if (rest.length) this.buf = shared ? rest.slice() : rest;
+    }
+
+    /** Request-body bytes: Content-Length or chunked framing, into the body stream. */
+    private bodyBytes(bytes: Uint8Array): void {
+      let data = bytes;
+      while (data.length && this.state === "busy") {
+        switch (this.bodyState) {
+          case "length": {
+            const n = Math.min(this.bodyLeft, data.length);
+            this.deliver(data.subarray(0, n));
+            this.bodyLeft -= n;
+            data = data.subarray(n);
+            if (this.bodyLeft === 0) return this.bodyDone(data);
+            break;
+          }
+          case "size": {
+            const l = this.line(data, 1024);
+            if (l === undefined) return;
+            // Hex digits, then optionally chunk extensions (ignored); nothing else.
+            const m = l && /^([0-9A-Fa-f]{1,8})(?:;[^\r]*)?\r$/.exec(latin1.decode(l[0]));
+            if (!m) return this.bodyError();
+            this.bodyLeft = parseInt(m[1]!, 16);
+            this.bodyState = this.bodyLeft === 0 ? "trailer" : "chunk";
+            data = l[1];
+            break;
+          }
+          case "chunk": {
+            const n = Math.min(this.bodyLeft, data.length);
+            this.deliver(data.subarray(0, n));
+            this.bodyLeft -= n;
+            data = data.subarray(n);
+            if (this.bodyLeft === 0) this.bodyState = "chunk-end";
+            break;
+          }
+          case "chunk-end": {
+            const l = this.line(data, 2);
+            if (l === undefined) return;
+            if (!l || l[0].length !== 1 || l[0][0] !== CR) return this.bodyError();
+            data = l[1];
+            this.bodyState = "size";
+            break;
+          }
+          case "trailer": {
+            const l = this.line(data, maxHeadBytes);
+            if (l === undefined) return;
+            if (!l || l[0][l[0].length - 1] !== CR) return this.bodyError();
+            data = l[1];
+            if (l[0].length === 1) return this.bodyDone(data);
+            break;
+          }
+          default:
+            return;
+        }
+      }
+    }
+
+    /** The next line of chunked framing (without its LF) and the bytes after it; undefined: incomplete; null: too long. */
+    private line(data: Uint8Array, max: number): [Uint8Array, Uint8Array] | null | undefined {
+      const joined = concat(this.buf, data);
+      const nl = joined.indexOf(LF);
+      if (nl < 0) {
+        if (joined.length > max) return null;
+        this.buf = joined === data ? data.slice() : joined;
+        return undefined;
+      }
+      this.buf = EMPTY;
+      return [joined.subarray(0, nl), joined.subarray(nl + 1)];
+    }
+
+    private deliver(bytes: Uint8Array): void {
+      if (!bytes.length) return;
+      const c = this.body;
+      if (c) {
+        // The listener may reuse its read buffer after this call: the stream gets its own copy.
+        c.enqueue(bytes.slice());
+        if ((c.desiredSize ?? 1) <= 0 && !this.paused) {
+          this.paused = true;
+          this.wire.pause();
+        }
+      } else if ((this.discarding -= bytes.length) < 0) {
+        // Too much left of a body nobody reads: the connection ends with the response.
+        this.keepAlive = false;
+        this.destroyAfterResponse();
+      }
+    }
+
+    private destroyAfterResponse(): void {
+      if (!this.responding || this.finished) this.destroy();
+      else this.keepAlive = false;
+    }
+
+    private bodyDone(rest: Uint8Array): void {
+      this.bodyState = "done";
+      this.deadline = Infinity;
+      reading.delete(this);
+      try {
+        this.body?.close();
+      } catch {
+        // Cancelled.
+      }
+      this.body = undefined;
+      if (this.paused) {
+        this.paused = false;
+        this.wire.resume();
+      }
+      if (rest.length) this.buf = rest.slice();
+      if (this.finished) this.next();
+    }
+
+    /** Malformed chunked framing: the body errors and the connection ends once the handler has answered. */
+    private bodyError(): void {
+      try {
+        this.body?.error(new TypeError("Malformed chunked request body"));
+      } catch {
+        // Cancelled.
+      }
+      this.body = undefined;
+      this.bodyState = "done";
+      this.deadline = Infinity;
+      reading.delete(this);
+      this.keepAlive = false;
+      if (!this.responding || this.finished) this.destroy();
+    }
+
+    /** Set when the response has been written in full. */
+    private finished = false;
+
+    private async respond(pending: Response | Promise<Response>): Promise<void> {
+      this.finished = false;
+      let res: Response;
+      try {
+        res = await pending;
+        if (!(res instanceof Response)) throw new TypeError("The handler did not return a Response");
+      } catch {
+        options.onError?.("request handler failed");
+        res = new Response("Internal Server Error", { status: 500 });
+      }
+      if (this.isClosed()) {
+        res.body?.cancel().catch(() => {});
+        return;
+      }
+      this.responding = true;
+      const head = this.head!;
+      // A client told to wait for 100 Continue that never got it may never send its body: the connection ends.
+      if (head.expectContinue && !this.continueSent && this.bodyState !== "done" && this.bodyState !== "none") this.keepAlive = false;
+      const status = res.status;
+      const bodyless = head.method === "HEAD" || NO_BODY_STATUS.has(status) || status < 200;
+      let text = `HTTP/1.1 ${status} ${res.statusText || REASONS[status] || ""}\r\n`;
+      let appLength: string | null = null;
+      for (const [name, value] of res.headers) {
+        const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : "";
+        if (lower === "content-length") appLength = value;
+        else if (lower !== "transfer-encoding" && lower !== "connection" && lower !== "keep-alive") text += `${name}: ${value}\r\n`;
+      }
+      if (!res.headers.has("date")) text += `Date: ${dateHeader(now())}\r\n`;
+      if (stopping) this.keepAlive = false;
+      const connection = () => (this.keepAlive ? (head.minor === 0 ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n");
+      try {
+        if (bodyless || !res.body) {
+          res.body?.cancel().catch(() => {});
+          if (head.method === "HEAD" && appLength !== null) text += `Content-Length: ${appLength}\r\n`;
+          else if (!NO_BODY_STATUS.has(status) && status >= 200) text += "Content-Length: 0\r\n";
+          await this.write(headBytes(text + connection() + "\r\n"));
+        } else {
+          const reader = (this.reader = res.body.getReader());
+          const first = await reader.read();
+          if (this.isClosed()) return;
+          // A body already whole after its first piece (every non-stream answer): one write with its length.
+          const secondRead = first.done ? undefined : reader.read();
+          const second = secondRead ? await Promise.race([secondRead, soon()]) : first;
+          if (this.isClosed()) return;
+          if (second !== NOT_YET && second.done) {
+            const body = first.done ? EMPTY : first.value;
+            const h = headBytes(`${text}Content-Length: ${body.length}\r\n${connection()}\r\n`);
+            await this.write(body.length ? concat(h, body) : h);
+          } else {
+            const w = this.write(headBytes(`${text}Transfer-Encoding: chunked\r\n${connection()}\r\n`));
+            if (w) await w;
+            let chunk = first;
+            let next = secondRead!;
+            for (;;) {
+              if (!chunk.done && chunk.value.length) {
+                const w = this.write(chunkBytes(chunk.value));
+                if (w) await w;
+              }
+              if (this.isClosed()) return;
+              chunk = await next;
+              if (chunk.done) break;
+              next = reader.read();
+            }
+            if (this.isClosed()) return;
+            await this.write(LAST_CHUNK);
+          }
+          this.reader = undefined;
+        }
+      } catch {
+        // The response body failed mid-way: the client sees a truncated (unterminated) chunked body.
+        this.destroy();
+        return;
+      }
+      if (this.isClosed()) return;
+      this.finished = true;
+      this.abort = undefined;
+      if (this.bodyState === "done" || this.bodyState === "none") this.next();
+      else if (!this.keepAlive) this.destroy();
+      else if (this.body) {
+        // The handler answered without reading the whole body: the rest is dropped as it comes, within a bound
+        // (bodyDone then moves on to the next request).
+        const c = this.body;
+        this.body = undefined;
+        this.discarding = DISCARD_MAX_BYTES;
+        try {
+          c.error(new TypeError("The response was sent before the body was read"));
+        } catch {
+          // Closed.
+        }
+        if (this.paused) {
+          this.paused = false;
+          this.wire.resume();
+        }
+      }
+    }
+
+    /** After a response: the next request (pipelined bytes kept, or an idle wait), or the end of the connection. */
+    private next(): void {
+      if (!this.keepAlive || stopping) return this.destroy();
+      this.state = "idle";
+      this.head = undefined;
+      this.responding = false;
+      this.finished = false;
+      this.bodyState = "none";
+      const t = now();
+      this.since = t;
+      this.deadline = t + options.idleTimeoutMs;
+      idle.add(this);
+      if (this.paused) {
+        this.paused = false;
+        this.wire.resume();
+      }
+      if (this.buf.length) {
+        const kept = this.buf;
+        this.buf = EMPTY;
+        this.state = "head";
+        idle.delete(this);
+        this.deadline = t + options.headerTimeoutMs;
+        reading.add(this);
+        this.parse(kept, false);
+      }
+    }
+  }
+
+  /**
+   * Makes room for one more connection: evicts the idle connection that has waited longest, else the connection
+   * that has been reading its request longest. From three quarters of the cap on, only one old enough to have sent
+   * something is evicted (a new connection has not been read yet: its request may be whole in the kernel) and the
+   * newcomer is taken without evicting when there is none; at the cap, the oldest is evicted whatever its age.
+   * Connections serving a request are never evicted (nor, for a grace, ones reading a body). False: all are serving.
+   */
+  const softCap = Math.max(1, Math.floor((options.maxConnections * 3) / 4));
+  /**
+   * Evicted and refused sockets are closed after a short delay (paused meanwhile), a bounded number at a time.
+   * Why: a hostile client reconnects the moment it is closed, and each reconnect at the cap evicts another
+   * connection; closed at once, that loop turns thousands of times a second and pushes out a real client's new
+   * connection before its request (sent a few milliseconds after connecting on a busy machine) is read.
+   */
+  const lingering = { count: 0, max: Math.max(4, Math.floor(options.maxConnections / 4)) };
+  const retire = (wire: ServerWire) => {
+    if (lingerMs <= 0 || lingering.count >= lingering.max) return wire.end();
+    lingering.count++;
+    wire.pause();
+    setTimeout(() => {
+      lingering.count--;
+      wire.end();
+    }, lingerMs);
+  };
+  const evict = (t: number): boolean => {
+    for (const c of idle) {
+      c.destroy(true);
+      return true;
+    }
+    const full = all.size >= options.maxConnections;
+    for (const c of reading) {
+      if (t - c.since < evictGraceMs && !full) return true;
+      if (c.state === "busy" && t - c.since < bodyGraceMs) continue;
+      c.destroy(true);
+      return true;
+    }
+    return !full;
+  };
+
+  const refusedEvents: ConnectionEvents = { data() {}, drain() {}, close() {} };
+
+  return {
+    accept(wire) {
+      const t = now();
+      if (stopping || (all.size >= softCap && !evict(t))) {
+        wire.write(REFUSED);
+        retire(wire);
+        return refusedEvents;
+      }
+      const conn = new Conn(wire, t);
+      all.add(conn);
+      sweeper ??= setInterval(sweep, 250);
+      return conn;
+    },
+    get size() {
+      return all.size;
+    },
+    shed() {
+      for (const c of idle) return c.destroy(), true;
+      for (const c of reading) if (c.state !== "busy") return c.destroy(), true;
+      return false;
+    },
+    stop(force) {
+      stopping = true;
+      const done = new Promise<void>((r) => (stopped = r));
+      for (const c of all) if (force || c.state !== "busy") c.destroy();
+      if (all.size === 0) stopped!();
+      return done.finally(() => {
+        clearInterval(sweeper);
+        sweeper = undefined;
+      });
+    },
+  };
+}
+
+/** One chunk of a chunked body: size line, data, CRLF, in one buffer (one write). */
+function chunkBytes(data: Uint8Array): Uint8Array {
+  const size = data.length.toString(16);
+  const out = new Uint8Array(size.length + 4 + data.length);
+  for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i);
+  out[size.length] = CR;
+  out[size.length + 1] = LF;
+  out.set(data, size.length + 2);
+  out[out.length - 2] = CR;
+  out[out.length - 1] = LF;
+  return out;
+}
+
+/**
+ * The default connection cap for a soft limit on open descriptors: two thirds of what is left after 32 for the
+ * runtime's own (Deno holds about 25), the last third for upstream connections (one per request in flight, and
+ * those are bounded by the token pool when the server holds the tokens) and files.
+ */
+export function defaultMaxConnections(softFdLimit: number | undefined): number {
+  if (!softFdLimit || !Number.isFinite(softFdLimit)) return 4096;
+  return Math.max(16, Math.floor(((softFdLimit - 32) * 2) / 3));
+}
