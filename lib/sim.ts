@@ -22,7 +22,8 @@ import { sign } from "./emohaa.ts";
  * without it an instant reply leaves in one burst), `[[reply:TEXT]]` exactly TEXT, `[[split]]` send each
  * piece's bytes in two writes cut inside a character,
  * `[[echo]]` reply with the prompt itself, `[[multiline]]` pieces holding newlines, `[[huge:N]]` one event of
- * N characters before the reply (a hostile upstream).
+ * N characters before the reply (a hostile upstream), `[[repeat:TEXT:N]]` TEXT N times over (a reply too long
+ * for the prompt to carry; with `[[pieces:N]]` it comes in N pieces, e.g. 3 x 50,000 `b`).
  */
 export interface SimState {
   created: number;
@@ -107,9 +108,12 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
   }
 
   function reply(prompt: string): string[] {
-    const text = directive(prompt, "echo") !== undefined ? prompt : (directive(prompt, "reply") ?? DEFAULT_REPLY);
+    const repeat = /^(.*):(\d+)$/s.exec(directive(prompt, "repeat") ?? "");
+    const text = repeat
+      ? repeat[1]!.repeat(Number(repeat[2]))
+      : directive(prompt, "echo") !== undefined ? prompt : (directive(prompt, "reply") ?? DEFAULT_REPLY);
     const n = Number(directive(prompt, "pieces") ?? 0) || Math.max(1, Math.ceil([...text].length / 3));
-    if (directive(prompt, "pieces") && directive(prompt, "reply") === undefined && directive(prompt, "echo") === undefined) {
+    if (directive(prompt, "pieces") && !repeat && directive(prompt, "reply") === undefined && directive(prompt, "echo") === undefined) {
       return Array.from({ length: n }, (_, i) => `片${i % 10}`);
     }
     const pieces = splitPieces(text, n);

@@ -15,6 +15,7 @@ export interface Usage {
 export interface Tokenizer {
   encode(text: string): number[];
   decode(tokens: number[]): string;
+  /** Never more than the UTF-8 length of `text` (true of any tokenizer over bytes). */
   count(text: string): number;
   /**
    * The last index of `text` (0 if none) where it may be split so that the parts count to the same as the
@@ -36,8 +37,15 @@ export interface CutResult {
   finish?: FinishReason;
 }
 
-/** How much sent text the cutter keeps uncounted-exactly before it moves the count up to a boundary. */
-const OPEN_MAX = 1024;
+/** Bytes of `text` in UTF-8: no tokenizer that works on bytes gives more tokens than that. */
+function utf8Bytes(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 || (c & 0xfc00) === 0xd800 || (c & 0xfc00) === 0xdc00 ? 1 : 2;
+  }
+  return n;
+}
 
 /**
  * Cuts a reply at the first stop sequence (even one split across pieces) or at `maxTokens` tokens.
@@ -50,9 +58,8 @@ export class Cutter {
   private held = "";
   /** Tokens of the text sent before `open`, counted exactly, piece by piece. */
   private closedTokens = 0;
-  /** The text sent since the last boundary (see Tokenizer.boundary), and a count of it that is never too low. */
+  /** The text sent since the last boundary (see Tokenizer.boundary), not yet counted. */
   private open = "";
-  private openEstimate = 0;
   private finished = false;
 
   constructor(options: CutOptions) {
@@ -136,33 +143,28 @@ export class Cutter {
 
   /**
    * Returns the part of `text` that still fits in max_tokens if the reply would exceed it, else null (and takes
-   * `text` as sent). Only the text since the last boundary (about OPEN_MAX characters at most) is encoded again,
-   * so a long reply costs the same per character as a short one. Per-piece counts slightly over-estimate, so the
-   * exact count of that text is only taken when the estimate crosses the limit: cheap while far from it, exact at
-   * the cut.
+   * `text` as sent). The text up to the last boundary (see Tokenizer.boundary) is counted once, exactly; the
+   * rest (short: a part of a word) is bounded by its UTF-8 length until it is counted, so each character is
+   * counted once however the reply is split into pieces. Only when the bound crosses the limit is the text since
+   * the last boundary encoded, to cut it exactly.
    */
   private cutAtTokens(text: string): string | null {
     const tk = this.tokenizer!;
     const room = this.maxTokens! - this.closedTokens;
     const open = this.open + text;
-    this.openEstimate += tk.count(text);
-    if (this.openEstimate > room) {
+    const at = tk.boundary(open);
+    const closed = at > 0 ? tk.count(open.slice(0, at)) : 0;
+    const rest = at > 0 ? open.slice(at) : open;
+    if (closed + utf8Bytes(rest) > room) {
       const tokens = tk.encode(open);
       if (tokens.length > room) {
         // A cut may end inside a multi-byte character: drop the replacement character it decodes to.
         const prefix = tk.decode(tokens.slice(0, Math.max(0, room))).replace(/\uFFFD+$/, "");
         return prefix.length > this.open.length && open.startsWith(prefix) ? prefix.slice(this.open.length) : "";
       }
-      this.openEstimate = tokens.length;
     }
-    // Now and then (not per piece: that would count everything twice) the counted part moves up to a boundary.
-    const at = open.length > OPEN_MAX ? tk.boundary(open) : 0;
-    if (at > 0) {
-      const rest = open.slice(at);
-      this.closedTokens += tk.count(open.slice(0, at));
-      this.openEstimate = tk.count(rest);
-      this.open = rest;
-    } else this.open = open;
+    this.closedTokens += closed;
+    this.open = rest;
     return null;
   }
 }

@@ -11,8 +11,8 @@ import type { Tokenizer } from "./translate.ts";
  */
 export const PIECE_MAX = 256;
 
-/** Characters counted between two turns of the event loop in `countInTurns` (well under a millisecond of work). */
-export const TURN_CHARS = 2048;
+/** Characters counted between two turns of the event loop: about a millisecond of work, a few for gibberish. */
+export const TURN_CHARS = 512;
 
 // JavaScript's `\s` (the tokenizer's pattern uses it) as a char code test.
 const isSpace = (c: number) =>
