@@ -111,10 +111,19 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
       const stream = body.stream === true;
       const includeUsage = stream && body.stream_options?.include_usage === true;
-      const tokenizer = maxTokens !== undefined || !stream || includeUsage ? await deps.tokenizer() : undefined;
-      const cutter = new Cutter({ stop, maxTokens, tokenizer });
+      // The tokenizer (loaded on first use) loads while the upstream answers, and is awaited only where needed:
+      // the cutter needs it for the first piece, usage at the end.
+      const tokenizer = maxTokens !== undefined || !stream || includeUsage ? deps.tokenizer() : undefined;
+      tokenizer?.catch(() => {}); // observed where it is awaited; never an unhandled rejection
       const head = { id: `chatcmpl-${deps.id()}`, created: Math.floor(deps.now() / 1000), model: MODEL };
       const { reply, first } = await openReply(deps.chat, tokens, prompt, req.signal, stream ? deps.keepAliveMs : Infinity, (n) => (attempts = n));
+      let cutter: Cutter;
+      try {
+        cutter = new Cutter({ stop, maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
+      } catch (err) {
+        reply.close();
+        throw err;
+      }
       const ctx = { head, reply, first, cutter, prompt, tokenizer };
       if (!stream) {
         const result = await collectCompletion(ctx);

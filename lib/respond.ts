@@ -2,7 +2,8 @@
 import type { Reply } from "./chat.ts";
 import { clientClosed, isAbort, toApiError } from "./errors.ts";
 import { contentFramer, dataFrame, DONE_FRAME, PING_FRAME } from "./sse.ts";
-import { completion, type ChunkHead, Cutter, deltaChunk, type FinishReason, type Tokenizer, usageChunk, usageOf } from "./translate.ts";
+import { completion, type ChunkHead, Cutter, deltaChunk, type FinishReason, type Tokenizer, type Usage, usageChunk, usageOf } from "./translate.ts";
+import { countInTurns, nextTurn, TURN_CHARS } from "./usage.ts";
 
 export interface ReplyContext {
   head: ChunkHead;
@@ -11,21 +12,52 @@ export interface ReplyContext {
   first: string | null | undefined;
   cutter: Cutter;
   prompt: string;
-  /** Loaded only when usage must be counted. */
-  tokenizer?: Tokenizer;
+  /** Loading (in parallel with the upstream's answer) when usage must be counted; awaited only then. */
+  tokenizer?: Promise<Tokenizer>;
 }
 
-/** Reads the reply through the cutter, calling `emit` for each piece of text; returns how it finished. */
+// A cutter that counts tokens is given a long piece a slice at a time; each push also costs a call's overhead.
+const PUSH_COST = 32;
+
+/**
+ * Reads the reply through the cutter, calling `emit` for each piece of text; returns how it finished. A cutter
+ * that counts tokens (max_tokens) gets the event loop a turn after every TURN_CHARS characters or so, however
+ * they arrive (one huge piece, or thousands already received), so counting never holds other requests up long.
+ */
 async function pump(ctx: ReplyContext, emit: (text: string) => void): Promise<FinishReason> {
   const { reply, cutter } = ctx;
+  let work = 0;
   let piece = ctx.first === undefined ? await reply.read() : ctx.first;
   while (piece !== null) {
     if (cutter.passThrough) {
       if (piece) emit(piece);
-    } else {
+    } else if (!cutter.counts) {
       const r = cutter.push(piece);
       if (r.emit) emit(r.emit);
       if (r.finish) return r.finish;
+    } else {
+      let out = "";
+      let at = 0;
+      do {
+        let end = Math.min(piece.length, at + TURN_CHARS);
+        // Never between the two halves of a surrogate pair.
+        if ((piece.charCodeAt(end) & 0xfc00) === 0xdc00) end++;
+        const r = cutter.push(end - at === piece.length ? piece : piece.slice(at, end));
+        out += r.emit;
+        if (r.finish) {
+          if (out) emit(out);
+          return r.finish;
+        }
+        work += end - at + PUSH_COST;
+        at = end;
+        if (work >= TURN_CHARS) {
+          work = 0;
+          if (out) emit(out);
+          out = "";
+          await nextTurn();
+        }
+      } while (at < piece.length);
+      if (out) emit(out);
     }
     // What has already arrived (often the end) is taken without a round through the event loop.
     const now = reply.readNow();
@@ -36,21 +68,38 @@ async function pump(ctx: ReplyContext, emit: (text: string) => void): Promise<Fi
   return r.finish ?? "stop";
 }
 
-function usage(ctx: ReplyContext, content: string) {
-  const tk = ctx.tokenizer!;
-  return usageOf(tk.count(ctx.prompt), tk.count(content));
+/** The tokenizer as soon as it has loaded (set a microtask after), for counts that need not wait a turn. */
+function whenLoaded(ctx: ReplyContext): { tokenizer?: Tokenizer } {
+  const loaded: { tokenizer?: Tokenizer } = {};
+  ctx.tokenizer?.then((tk) => (loaded.tokenizer = tk), () => {});
+  return loaded;
+}
+
+/**
+ * The usage of a reply. Short texts with the tokenizer loaded are counted at once (a reply that arrived whole
+ * still leaves in one write); others a slice at a time, with turns of the event loop between.
+ */
+function usage(ctx: ReplyContext, loaded: { tokenizer?: Tokenizer }, content: string): Usage | Promise<Usage> {
+  const tk = loaded.tokenizer;
+  if (tk && ctx.prompt.length + content.length <= 2 * TURN_CHARS) return usageOf(tk.count(ctx.prompt), tk.count(content));
+  return (async () => {
+    const tk = await ctx.tokenizer!;
+    return usageOf(await countInTurns(tk, ctx.prompt), await countInTurns(tk, content));
+  })();
 }
 
 /** Reads the whole reply into a `chat.completion`. A failure part-way is an error, never a partial 200. */
 export async function collectCompletion(ctx: ReplyContext) {
+  const loaded = whenLoaded(ctx);
   const parts: string[] = [];
+  let finish: FinishReason;
   try {
-    const finish = await pump(ctx, (t) => parts.push(t));
-    const content = parts.join("");
-    return completion(ctx.head, content, finish, usage(ctx, content));
+    finish = await pump(ctx, (t) => parts.push(t));
   } finally {
     ctx.reply.close();
   }
+  const content = parts.join("");
+  return completion(ctx.head, content, finish, await usage(ctx, loaded, content));
 }
 
 export interface StreamOptions {
@@ -69,6 +118,7 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
   const encoder = new TextEncoder();
   const frame = contentFramer(ctx.head);
   const parts: string[] | undefined = options.includeUsage ? [] : undefined;
+  const loaded = whenLoaded(ctx);
   let ended = false;
   let lastWrite = Date.now();
   let ping: ReturnType<typeof setInterval> | undefined;
@@ -122,9 +172,12 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
             parts?.push(t);
             send(frame(t));
           });
+          ctx.reply.close();
+          const counting = parts && usage(ctx, loaded, parts.join(""));
+          const counted = counting instanceof Promise ? await counting : counting;
           corked ??= "";
           send(dataFrame(deltaChunk(ctx.head, {}, finish)));
-          if (parts) send(dataFrame(usageChunk(ctx.head, usage(ctx, parts.join("")))));
+          if (counted) send(dataFrame(usageChunk(ctx.head, counted)));
           send(DONE_FRAME);
           uncork();
           if (!ended) close();

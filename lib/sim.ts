@@ -27,7 +27,8 @@ import { sign } from "./emohaa.ts";
  * piece's bytes in two writes cut inside a character,
  * `[[echo]]` reply with the prompt itself, `[[multiline]]` pieces holding newlines, `[[huge:N]]` one event of
  * N characters before the reply, sent in 64 KiB writes (a hostile upstream), `[[hugeone:N]]` the same event
- * complete in a single write.
+ * complete in a single write, `[[repeat:TEXT:N]]` TEXT N times over (a reply too long for the prompt to carry;
+ * with `[[pieces:N]]` it comes in N pieces, e.g. 3 x 50,000 `b`).
  */
 export interface SimState {
   created: number;
@@ -122,9 +123,12 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
   }
 
   function reply(prompt: string): string[] {
-    const text = directive(prompt, "echo") !== undefined ? prompt : (directive(prompt, "reply") ?? DEFAULT_REPLY);
+    const repeat = /^(.*):(\d+)$/s.exec(directive(prompt, "repeat") ?? "");
+    const text = repeat
+      ? repeat[1]!.repeat(Number(repeat[2]))
+      : directive(prompt, "echo") !== undefined ? prompt : (directive(prompt, "reply") ?? DEFAULT_REPLY);
     const n = Number(directive(prompt, "pieces") ?? 0) || Math.max(1, Math.ceil([...text].length / 3));
-    if (directive(prompt, "pieces") && directive(prompt, "reply") === undefined && directive(prompt, "echo") === undefined) {
+    if (directive(prompt, "pieces") && !repeat && directive(prompt, "reply") === undefined && directive(prompt, "echo") === undefined) {
       return Array.from({ length: n }, (_, i) => `片${i % 10}`);
     }
     const pieces = splitPieces(text, n);

@@ -8,11 +8,20 @@ export interface Usage {
   total_tokens: number;
 }
 
-/** The token counting the cutter needs (a real tokenizer in production, anything in tests). */
+/**
+ * The token counting the cutter and usage need (a real tokenizer in production, anything in tests). Every
+ * method costs a bounded amount per character, whatever the text (see lib/usage.ts).
+ */
 export interface Tokenizer {
   encode(text: string): number[];
   decode(tokens: number[]): string;
+  /** Never more than the UTF-8 length of `text` (true of any tokenizer over bytes). */
   count(text: string): number;
+  /**
+   * The last index of `text` (0 if none) where it may be split so that the parts count to the same as the
+   * whole, for a `text` that starts at such a place: lets a long text be counted a piece at a time.
+   */
+  boundary(text: string): number;
 }
 
 export interface CutOptions {
@@ -28,6 +37,16 @@ export interface CutResult {
   finish?: FinishReason;
 }
 
+/** Bytes of `text` in UTF-8: no tokenizer that works on bytes gives more tokens than that. */
+function utf8Bytes(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 || (c & 0xfc00) === 0xd800 || (c & 0xfc00) === 0xdc00 ? 1 : 2;
+  }
+  return n;
+}
+
 /**
  * Cuts a reply at the first stop sequence (even one split across pieces) or at `maxTokens` tokens.
  * Text that could be the start of a stop sequence is held back until the next piece decides it.
@@ -37,22 +56,27 @@ export class Cutter {
   private readonly maxTokens?: number;
   private readonly tokenizer?: Tokenizer;
   private held = "";
-  private emitted = "";
-  private estimate = 0;
+  /** Tokens of the text sent before `open`, counted exactly, piece by piece. */
+  private closedTokens = 0;
+  /** The text sent since the last boundary (see Tokenizer.boundary), not yet counted. */
+  private open = "";
   private finished = false;
-  private readonly keepText: boolean;
 
   constructor(options: CutOptions) {
     this.stop = options.stop.filter((s) => s.length > 0);
     this.maxTokens = options.maxTokens;
     this.tokenizer = options.tokenizer;
     if (this.maxTokens !== undefined && !this.tokenizer) throw new Error("Cannot cut at max_tokens without a tokenizer");
-    this.keepText = this.maxTokens !== undefined;
   }
 
   /** True when neither stop nor max_tokens applies: pieces pass through untouched. */
   get passThrough(): boolean {
     return this.stop.length === 0 && this.maxTokens === undefined;
+  }
+
+  /** True when pieces are counted (max_tokens): each costs tokenizer work in proportion to its length. */
+  get counts(): boolean {
+    return this.maxTokens !== undefined;
   }
 
   /** Feeds one upstream piece. */
@@ -82,7 +106,6 @@ export class Cutter {
       if (cut !== null) return this.end(cut, "length");
     }
     if (finish) return this.end(text, finish);
-    if (this.keepText) this.emitted += text;
     return { emit: text };
   }
 
@@ -119,22 +142,30 @@ export class Cutter {
   }
 
   /**
-   * Returns the part of `text` that still fits in max_tokens if the reply would exceed it, else null.
-   * Per-piece counts slightly over-estimate, so the exact count of the whole reply is only taken when the
-   * estimate crosses the limit: cheap for long replies, exact at the cut.
+   * Returns the part of `text` that still fits in max_tokens if the reply would exceed it, else null (and takes
+   * `text` as sent). The text up to the last boundary (see Tokenizer.boundary) is counted once, exactly; the
+   * rest (short: a part of a word) is bounded by its UTF-8 length until it is counted, so each character is
+   * counted once however the reply is split into pieces. Only when the bound crosses the limit is the text since
+   * the last boundary encoded, to cut it exactly.
    */
   private cutAtTokens(text: string): string | null {
     const tk = this.tokenizer!;
-    const limit = this.maxTokens!;
-    this.estimate += tk.count(text);
-    if (this.estimate <= limit) return null;
-    const whole = this.emitted + text;
-    const tokens = tk.encode(whole);
-    this.estimate = tokens.length;
-    if (tokens.length <= limit) return null;
-    // A cut may end inside a multi-byte character: drop the replacement character it decodes to.
-    const prefix = tk.decode(tokens.slice(0, limit)).replace(/\uFFFD+$/, "");
-    return prefix.length > this.emitted.length && whole.startsWith(prefix) ? prefix.slice(this.emitted.length) : "";
+    const room = this.maxTokens! - this.closedTokens;
+    const open = this.open + text;
+    const at = tk.boundary(open);
+    const closed = at > 0 ? tk.count(open.slice(0, at)) : 0;
+    const rest = at > 0 ? open.slice(at) : open;
+    if (closed + utf8Bytes(rest) > room) {
+      const tokens = tk.encode(open);
+      if (tokens.length > room) {
+        // A cut may end inside a multi-byte character: drop the replacement character it decodes to.
+        const prefix = tk.decode(tokens.slice(0, Math.max(0, room))).replace(/\uFFFD+$/, "");
+        return prefix.length > this.open.length && open.startsWith(prefix) ? prefix.slice(this.open.length) : "";
+      }
+    }
+    this.closedTokens += closed;
+    this.open = rest;
+    return null;
   }
 }
 

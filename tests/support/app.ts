@@ -8,6 +8,7 @@ import { Metrics } from "../../lib/metrics.ts";
 import { createSimulator, type Simulator } from "../../lib/sim.ts";
 import { createAuth } from "../../lib/auth.ts";
 import { type PoolOptions, TokenPool } from "../../lib/pool.ts";
+import type { Tokenizer } from "../../lib/translate.ts";
 import { loadTokenizer } from "../../lib/usage.ts";
 import { simFetch } from "./sim.ts";
 
@@ -31,6 +32,8 @@ export interface TestAppOptions {
   serverTokens?: string[];
   apiKeys?: string[];
   tokenCheckLimit?: { perMinute: number; burst: number };
+  /** The tokenizer loader (default: the real one). */
+  tokenizer?: () => Promise<Tokenizer>;
 }
 
 export function testApp(opts: TestAppOptions = {}): TestApp {
@@ -51,7 +54,7 @@ export function testApp(opts: TestAppOptions = {}): TestApp {
     pool,
     client,
     logger: createLogger("debug", (l) => logs.push(l)),
-    tokenizer: loadTokenizer,
+    tokenizer: opts.tokenizer ?? loadTokenizer,
     promptMaxBytes: opts.promptMaxBytes ?? 6000,
     keepAliveMs: opts.keepAliveMs ?? 15_000,
     corsOrigin: "*",
