@@ -1,5 +1,5 @@
 // Journal stores: an append-only file (sync writes survive kill -9) in a private directory, or Deno KV where there is no disk.
-import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { type JournalEntry, type JournalStore, replayJournal } from "../lib/journal.ts";
 
@@ -10,7 +10,11 @@ export class JournalFileError extends Error {
   override name = "JournalFileError";
 }
 
-const { O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDWR, O_WRONLY } = constants;
+const { O_APPEND, O_CREAT, O_EXCL, O_RDWR, O_WRONLY } = constants;
+// Windows has neither (nor POSIX owners and modes: the checks below that need them are skipped there).
+const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+const O_NONBLOCK = constants.O_NONBLOCK ?? 0;
+const posix = process.platform !== "win32";
 const myUid = () => process.getuid?.();
 
 /**
@@ -52,8 +56,8 @@ function openChecked(path: string, flags: number): number {
     if (st.ino !== now.ino || st.dev !== now.dev) fail("it was replaced while being opened");
     const uid = myUid();
     if (uid !== undefined && st.uid !== uid) fail(`it is owned by another user (uid ${st.uid})`);
-    if (st.mode & 0o022) fail(`others may write it (mode ${(st.mode & 0o777).toString(8)})`);
-    if ((st.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
+    if (posix && st.mode & 0o022) fail(`others may write it (mode ${(st.mode & 0o777).toString(8)})`);
+    if (posix && (st.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
     return fd;
   } catch (err) {
     closeSync(fd);
@@ -74,7 +78,8 @@ function withJournal<T>(path: string, flags: number, f: (fd: number) => T): T {
 /**
  * The directory for the default journal, created 0700: `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else
  * `$XDG_STATE_HOME/emohaa-free-api`, else `~/.local/state/emohaa-free-api`. Refused (JournalFileError) when it is
- * not a directory of this user that no one else may write.
+ * not a directory of this user that no one else may write. A link to one is fine (systemd's `DynamicUser=` makes
+ * the state directory a link into /var/lib/private): the check is on the directory it leads to.
  */
 export function journalDirectory(env: Record<string, string | undefined>, home: string): string {
   const systemd = env.STATE_DIRECTORY?.split(":")[0];
@@ -85,11 +90,11 @@ export function journalDirectory(env: Record<string, string | undefined>, home: 
   } catch (err) {
     throw new JournalFileError(`cannot create its directory ${dir} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
   }
-  const st = lstatSync(dir);
+  const st = statSync(dir);
   const uid = myUid();
   if (!st.isDirectory()) throw new JournalFileError(`${dir} is not a directory`);
   if (uid !== undefined && st.uid !== uid) throw new JournalFileError(`its directory ${dir} is owned by another user (uid ${st.uid})`);
-  if (st.mode & 0o022) throw new JournalFileError(`others may write its directory ${dir} (mode ${(st.mode & 0o777).toString(8)})`);
+  if (posix && st.mode & 0o022) throw new JournalFileError(`others may write its directory ${dir} (mode ${(st.mode & 0o777).toString(8)})`);
   return dir;
 }
 

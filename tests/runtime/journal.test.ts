@@ -126,14 +126,19 @@ describe("journalDirectory", () => {
     assert.equal(journalDirectory({ STATE_DIRECTORY: systemd, XDG_STATE_HOME: join(base, "xdg") }, base), systemd);
   });
 
-  it("refuses a directory others may write, or a symbolic link in its place", () => {
+  it("refuses a directory others may write, directly or through a link; follows a link to a private one (systemd's layout)", () => {
     const base = scratch();
     mkdirSync(join(base, "open", "emohaa-free-api"), { recursive: true });
     chmodSync(join(base, "open", "emohaa-free-api"), 0o777);
     assert.throws(() => journalDirectory({ XDG_STATE_HOME: join(base, "open") }, base), /others may write/);
     mkdirSync(join(base, "linked"));
-    symlinkSync(base, join(base, "linked", "emohaa-free-api"));
-    assert.throws(() => journalDirectory({ XDG_STATE_HOME: join(base, "linked") }, base), /not a directory/);
+    symlinkSync(join(base, "open", "emohaa-free-api"), join(base, "linked", "emohaa-free-api"));
+    assert.throws(() => journalDirectory({ XDG_STATE_HOME: join(base, "linked") }, base), /others may write/);
+    mkdirSync(join(base, "private", "emohaa-free-api"), { recursive: true, mode: 0o700 });
+    symlinkSync(join(base, "private", "emohaa-free-api"), join(base, "state"));
+    assert.equal(journalDirectory({ STATE_DIRECTORY: join(base, "state") }, base), join(base, "state"));
+    writeFileSync(join(base, "file"), "");
+    assert.throws(() => journalDirectory({ STATE_DIRECTORY: join(base, "file") }, base), /cannot create|not a directory/);
   });
 });
 
