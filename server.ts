@@ -113,7 +113,7 @@ export function buildApp(
     await Promise.all(found.map((f) => conversations.deleteLeftover(f.token, f.cid)));
     return found.length;
   };
-  return { app, config, logger, flushLogs: lines.flush, conversations, pool, shutdown, recover, reloadTokens: config.serverTokens ? reloadTokens : undefined };
+  return { app, config, logger, printLine: lines.write, flushLogs: lines.flush, conversations, pool, shutdown, recover, reloadTokens: config.serverTokens ? reloadTokens : undefined };
 }
 
 async function main() {
@@ -130,7 +130,7 @@ async function main() {
     }
     throw err;
   }
-  const { app, config, logger, flushLogs, reloadTokens, pool, conversations, shutdown, recover } = built;
+  const { app, config, logger, printLine, flushLogs, reloadTokens, pool, conversations, shutdown, recover } = built;
   if (reloadTokens && config.serverTokens?.file) {
     onSignal("SIGHUP", () => {
       try {
@@ -142,7 +142,8 @@ async function main() {
   }
   const served = await serve(app.fetch, { port: config.port, hostname: config.host });
   const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
-  console.log(`emohaa-free-api listening on http://${shown}:${served.port} (upstream ${displayUrl(config.baseUrl)})`);
+  // Through the log's writer, at every level: a console.log to a stdout nobody reads would hold the server here.
+  printLine(`emohaa-free-api listening on http://${shown}:${served.port} (upstream ${displayUrl(config.baseUrl)})`);
   const until = async (done: () => boolean, ms: number) => {
     for (const end = Date.now() + ms; !done() && Date.now() < end; ) await sleep(25);
   };
