@@ -1,13 +1,19 @@
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileJournal, journalDirectory, JournalFileError, journalName } from "../../runtime/journal.ts";
 
 const mode = (path: string) => statSync(path).mode & 0o777;
-const scratch = () => mkdtempSync(join(tmpdir(), "emohaa-journal-unit-"));
+const scratches: string[] = [];
+const scratch = () => {
+  const dir = mkdtempSync(join(tmpdir(), "emohaa-journal-unit-"));
+  scratches.push(dir);
+  return dir;
+};
+after(() => scratches.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 const isRoot = process.getuid?.() === 0;
 const entry = (cid: string) => ({ cid, index: 0, hash: "h" });
 
