@@ -1,5 +1,6 @@
 // Deno Deploy entry: `deno serve deploy.ts` (what Deno Deploy runs) serves this module's default export.
 import { ConfigError } from "./lib/config.ts";
+import { displayUrl } from "./lib/log.ts";
 import { loadTokenizer } from "./lib/usage.ts";
 import { readEnv } from "./runtime/serve.ts";
 import { buildApp } from "./server.ts";
@@ -21,7 +22,7 @@ export default {
   fetch: (req: Request, info?: { remoteAddr?: { hostname?: string } }) => app.fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
   onListen(addr: { hostname?: string; port?: number }) {
     const host = !addr.hostname || addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
-    console.log(`emohaa-free-api listening on http://${host}:${addr.port} (upstream ${config.baseUrl})`);
+    console.log(`emohaa-free-api listening on http://${host}:${addr.port} (upstream ${displayUrl(config.baseUrl)})`);
     if (config.tokenizerPreload) loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
   },
 };

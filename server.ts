@@ -1,12 +1,12 @@
 // Composition root: environment -> config -> upstream client, token pool -> createApp -> serve.
 import { readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { createApp } from "./lib/app.ts";
 import { Conversations } from "./lib/conversations.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { createEmohaaClient } from "./lib/emohaa.ts";
-import { batchedLines, createLogger } from "./lib/log.ts";
+import { batchedLines, createLogger, displayUrl } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { createAuth } from "./lib/auth.ts";
 import { journalFor, type JournalStore, resolveEntries } from "./lib/journal.ts";
@@ -14,29 +14,52 @@ import { parseTokenList, TokenPool } from "./lib/pool.ts";
 import { loadTokenizer } from "./lib/usage.ts";
 import { createHttp1Fetch } from "./lib/http1.ts";
 import { dial, runtimeFetch } from "./runtime/dial.ts";
-import { fileJournal, kvJournal } from "./runtime/journal.ts";
+import { fileJournal, journalDirectory, JournalFileError, journalName, kvJournal } from "./runtime/journal.ts";
 import { exit, onSignal, readArgs, readEnv, runtimeName, serve } from "./runtime/serve.ts";
+import { stdoutWriter } from "./runtime/stdout.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Opens the crash journal the configuration asks for. Only a server holding the tokens keeps one: the journal
- * names tokens by pool position, and a client's own token is never written anywhere.
+ * names tokens by pool position, and a client's own token is never written anywhere. The file is `JOURNAL_FILE`,
+ * else one in a private state directory (runtime/journal.ts); one that is not this user's own regular file
+ * stops the start.
  */
-export async function openJournal(config: ReturnType<typeof loadConfig>): Promise<JournalStore | undefined> {
+export async function openJournal(config: ReturnType<typeof loadConfig>, env: Record<string, string | undefined> = {}): Promise<JournalStore | undefined> {
   if (!config.serverTokens || config.journal.kind === "off") return undefined;
   if (config.journal.kind === "kv") {
     return kvJournal().catch((err) => {
       throw new ConfigError(`Invalid JOURNAL=kv: ${err instanceof Error ? err.message : "Deno KV cannot be opened"} (run with --unstable-kv, or use JOURNAL=file)`);
     });
   }
-  return fileJournal(config.journal.file ?? join(tmpdir(), `emohaa-free-api-${config.port}.journal`));
+  let path = config.journal.file;
+  try {
+    if (path) return fileJournal(path);
+    const { name, perProcess } = journalName(config.port);
+    path = join(journalDirectory(env, homedir()), name);
+    return fileJournal(path, { perProcess });
+  } catch (err) {
+    if (!(err instanceof JournalFileError)) throw err;
+    const what = config.journal.file ? `Invalid JOURNAL_FILE=${JSON.stringify(path)}` : `Cannot use the crash journal ${path ?? "directory"}`;
+    throw new ConfigError(`${what}: ${err.message}; it must be a regular file of this user that no one else may write (set JOURNAL_FILE, or JOURNAL=off)`);
+  }
 }
 
-/** Builds the app from an environment map; exported for entry points other than this file (Deno Deploy). */
-export function buildApp(env: Record<string, string | undefined>, journalStore?: JournalStore) {
+/**
+ * Builds the app from an environment map; exported for entry points other than this file (Deno Deploy).
+ * `writeLog` receives batches of log lines; the platforms' entries keep console.log, main() writes stdout without
+ * blocking (runtime/stdout.ts).
+ */
+export function buildApp(
+  env: Record<string, string | undefined>,
+  journalStore?: JournalStore,
+  writeLog: (text: string) => void | Promise<void> = (text) => console.log(text.slice(0, -1)),
+) {
   const config = loadConfig(env, runtimeName());
-  const lines = batchedLines((text) => console.log(text));
+  const lines = batchedLines(writeLog, {
+    onDropped: (n) => logger.error(`${n} log lines dropped: the log output was not being read`),
+  });
   const logger = createLogger(config.logLevel, lines.write);
   const upstreamFetch = config.upstreamClient === "http1" ? createHttp1Fetch(dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs }) : runtimeFetch();
   const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits, fetch: upstreamFetch });
@@ -50,7 +73,7 @@ export function buildApp(env: Record<string, string | undefined>, journalStore?:
   const conversations = new Conversations(client, sleep, undefined, journal);
   const pool = new TokenPool(config.pool);
   const shutdown = new AbortController();
-  const metrics = new Metrics();
+  const metrics = new Metrics({ logLinesDropped: () => lines.dropped });
   // Server-side tokens: the inline list plus the file's, re-read on SIGHUP (see main).
   let serverTokens: string[] = [];
   const reloadTokens = () => {
@@ -92,14 +115,16 @@ export function buildApp(env: Record<string, string | undefined>, journalStore?:
     await Promise.all(found.map((f) => conversations.deleteLeftover(f.token, f.cid)));
     return found.length;
   };
-  return { app, config, logger, flushLogs: lines.flush, conversations, pool, shutdown, recover, reloadTokens: config.serverTokens ? reloadTokens : undefined };
+  return { app, config, logger, printLine: lines.write, flushLogs: lines.flush, conversations, pool, shutdown, recover, reloadTokens: config.serverTokens ? reloadTokens : undefined };
 }
 
 async function main() {
   let built: ReturnType<typeof buildApp>;
+  let journal: JournalStore | undefined;
   try {
     const env = readEnv();
-    built = buildApp(env, await openJournal(loadConfig(env, runtimeName())));
+    journal = await openJournal(loadConfig(env, runtimeName()), env);
+    built = buildApp(env, journal, stdoutWriter());
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`emohaa-free-api: ${err.message}`);
@@ -107,7 +132,7 @@ async function main() {
     }
     throw err;
   }
-  const { app, config, logger, flushLogs, reloadTokens, pool, conversations, shutdown, recover } = built;
+  const { app, config, logger, printLine, flushLogs, reloadTokens, pool, conversations, shutdown, recover } = built;
   if (reloadTokens && config.serverTokens?.file) {
     onSignal("SIGHUP", () => {
       try {
@@ -119,7 +144,8 @@ async function main() {
   }
   const served = await serve(app.fetch, { port: config.port, hostname: config.host, limits: config.http, onError: (m) => logger.error(m) });
   const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
-  console.log(`emohaa-free-api listening on http://${shown}:${served.port} (upstream ${config.baseUrl})`);
+  // Through the log's writer, at every level: a console.log to a stdout nobody reads would hold the server here.
+  printLine(`emohaa-free-api listening on http://${shown}:${served.port} (upstream ${displayUrl(config.baseUrl)})`);
   const until = async (done: () => boolean, ms: number) => {
     for (const end = Date.now() + ms; !done() && Date.now() < end; ) await sleep(25);
   };
@@ -134,8 +160,14 @@ async function main() {
     shutdown.abort();
     await until(() => conversations.open === 0, 15_000);
     await conversations.drain();
+    try {
+      journal?.end?.();
+    } catch (err) {
+      logger.error(`cannot remove the crash journal: ${err instanceof Error ? err.name : "error"}`);
+    }
     logger.info(`stopped; ${conversations.open} conversations left, ${conversations.deleteFailures} deletions failed`);
-    flushLogs();
+    // A reader that stopped reading gets a moment, not a hang.
+    await Promise.race([flushLogs(), sleep(2000)]);
     exit(0);
   };
   onSignal("SIGTERM", () => void stop("SIGTERM"));

@@ -15,6 +15,8 @@ export interface JournalStore {
   load(): Promise<JournalEntry[]>;
   add(entry: JournalEntry): void | Promise<void>;
   remove(cid: string): void | Promise<void>;
+  /** Called at a clean shutdown, after every conversation was deleted. */
+  end?(): void;
 }
 
 /**

@@ -22,44 +22,161 @@ export interface Logger {
   debug(message: string): void;
 }
 
-/** A logger writing to `write` (stdout in production, an array in tests). */
+/**
+ * Characters that would let a client forge or colour log lines: C0 and C1 controls (newline, carriage return, ESC
+ * for ANSI sequences), DEL and the Unicode line and paragraph separators.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** Escapes control characters as `\xNN` (`\u2028`), so that one call writes exactly one visible line. */
+export function escapeControl(text: string): string {
+  return text.replace(CONTROL, (ch) => {
+    const code = ch.charCodeAt(0);
+    return code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, "0")}`;
+  });
+}
+
+/**
+ * A request path as the access log shows it: spaces and control characters percent-encoded again (the router
+ * hands the path decoded), so a path can neither start a new line nor pose as the line's other fields.
+ */
+export function logPath(path: string): string {
+  return path.replace(/[\u0000-\u0020\u007f-\u009f\u2028\u2029]/g, (ch) => encodeURIComponent(ch));
+}
+
+/** A URL fit to print: no user name or password and no query string or fragment (either may hold a secret). */
+export function displayUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = "";
+    u.password = "";
+    u.search = "";
+    u.hash = "";
+    return escapeControl(u.href);
+  } catch {
+    return "(not a valid URL)";
+  }
+}
+
+/**
+ * A logger writing to `write` (stdout in production, an array in tests). Every line goes through
+ * `escapeControl`: what a client controls (the path, a method, an error's name) cannot add a line.
+ */
 export function createLogger(level: LogLevel, write: (line: string) => void = (l) => console.log(l)): Logger {
   const on = (l: LogLevel) => RANK[level] >= RANK[l];
   const stamp = () => new Date().toISOString();
+  const out = (line: string) => write(escapeControl(line));
   return {
     request(r) {
       const l: LogLevel = r.status >= 500 ? "error" : "info";
       if (!on(l)) return;
       const extra = (r.attempts ? ` attempts=${r.attempts}` : "") + (r.code ? ` code=${r.code}` : "");
-      write(`${stamp()} ${r.method} ${r.path} ${r.status} ${r.ms}ms${extra} id=${r.id}`);
+      out(`${stamp()} ${r.method} ${logPath(r.path)} ${r.status} ${r.ms}ms${extra} id=${r.id}`);
     },
-    info: (m) => on("info") && write(`${stamp()} ${m}`),
-    error: (m) => on("error") && write(`${stamp()} ERROR ${m}`),
-    debug: (m) => on("debug") && write(`${stamp()} DEBUG ${m}`),
+    info: (m) => on("info") && out(`${stamp()} ${m}`),
+    error: (m) => on("error") && out(`${stamp()} ERROR ${m}`),
+    debug: (m) => on("debug") && out(`${stamp()} DEBUG ${m}`),
   };
+}
+
+/** Lines waiting for a slow or stalled reader, and what was dropped meanwhile. */
+export interface LineBuffer {
+  /** Queues one line (without its newline); drops it when the buffer is full. */
+  write(line: string): void;
+  /** Writes everything pending; resolves once written (or failed). */
+  flush(): Promise<void>;
+  /** Lines dropped since start because the buffer was full or a write failed. */
+  readonly dropped: number;
+}
+
+export interface LineBufferOptions {
+  /** How long the first line of a batch waits for company (default 20 ms). */
+  flushMs?: number;
+  /** Most characters held, in flight or pending (default 1 MiB); lines beyond are dropped and counted. */
+  maxChars?: number;
+  /** Called once per stall, after the first write that succeeds following drops, with how many were dropped. */
+  onDropped?: (count: number) => void;
 }
 
 /**
  * Collects lines and writes them together, at most `flushMs` after the first one: at thousands of requests a
- * second one write per access-log line was a system call per request. `flush` writes what is pending now
- * (before the process exits).
+ * second one write per access-log line was a system call per request. `write` may return a promise (an
+ * asynchronous write to a pipe nobody reads may take minutes): one write is outstanding at a time, lines arriving
+ * meanwhile wait in a bounded buffer, and past its bound they are dropped and counted. Logging never makes a
+ * request wait.
  */
-export function batchedLines(write: (text: string) => void, flushMs = 20): { write(line: string): void; flush(): void } {
+export function batchedLines(write: (text: string) => void | Promise<void>, options: LineBufferOptions = {}): LineBuffer {
+  const { flushMs = 20, maxChars = 1024 * 1024, onDropped } = options;
   let pending: string[] = [];
+  let pendingChars = 0;
+  let inFlight: Promise<void> | undefined;
+  let inFlightChars = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const flush = () => {
+  let dropped = 0;
+  let unreported = 0;
+  let reporting = false;
+  const start = () => {
     clearTimeout(timer);
     timer = undefined;
-    if (!pending.length) return;
+    if (inFlight || !pending.length) return;
     const lines = pending;
+    inFlightChars = pendingChars;
     pending = [];
-    write(lines.join("\n"));
+    pendingChars = 0;
+    let written: void | Promise<void>;
+    try {
+      written = write(lines.join("\n") + "\n");
+    } catch (err) {
+      written = Promise.reject(err);
+    }
+    inFlight = Promise.resolve(written).then(
+      () => {
+        inFlight = undefined;
+        inFlightChars = 0;
+        if (unreported && onDropped) {
+          const n = unreported;
+          unreported = 0;
+          // The buffer is likely still full: the report itself gets past the bound.
+          reporting = true;
+          try {
+            onDropped(n);
+          } finally {
+            reporting = false;
+          }
+        }
+        start();
+      },
+      () => {
+        // Nowhere to report it: the log itself failed. The lines count as dropped.
+        inFlight = undefined;
+        inFlightChars = 0;
+        dropped += lines.length;
+        unreported += lines.length;
+        start();
+      },
+    );
   };
   return {
     write(line) {
+      const chars = line.length + 1;
+      if (!reporting && pendingChars + inFlightChars + chars > maxChars) {
+        dropped++;
+        unreported++;
+        return;
+      }
       pending.push(line);
-      timer ??= setTimeout(flush, flushMs);
+      pendingChars += chars;
+      if (!inFlight) timer ??= setTimeout(start, flushMs);
     },
-    flush,
+    async flush() {
+      start();
+      while (inFlight) {
+        await inFlight;
+        start();
+      }
+    },
+    get dropped() {
+      return dropped;
+    },
   };
 }

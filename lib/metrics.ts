@@ -17,6 +17,9 @@ export class Metrics {
   private firstPieceSum = 0;
   streamsInFlight = 0;
 
+  /** `logLinesDropped`: how many log lines were dropped because stdout's reader fell behind (lib/log.ts). */
+  constructor(private readonly sources: { logLinesDropped?: () => number } = {}) {}
+
   /** Counts a finished request by route pattern (not raw path, to bound the label set) and status. */
   request(route: string, status: number): void {
     const key = `${route}\u0000${status}`;
@@ -49,6 +52,7 @@ export class Metrics {
     out.push("# HELP emohaa_tokens Tokens known to the pool by state.", "# TYPE emohaa_tokens gauge");
     for (const state of ["healthy", "cooling", "busy"] as const) out.push(`emohaa_tokens{state="${state}"} ${s.pool[state]}`);
     out.push("# HELP emohaa_queue_waiting Requests waiting for a free account.", "# TYPE emohaa_queue_waiting gauge", `emohaa_queue_waiting ${s.pool.waiting}`);
+    out.push("# HELP emohaa_log_lines_dropped_total Log lines dropped because the reader of the log output fell behind.", "# TYPE emohaa_log_lines_dropped_total counter", `emohaa_log_lines_dropped_total ${this.sources.logLinesDropped?.() ?? 0}`);
     return out.join("\n") + "\n";
   }
 }

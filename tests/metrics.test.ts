@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { eventually } from "./support/sim.ts";
 import { sseEvents, testApp, user } from "./support/app.ts";
+import { Metrics } from "../lib/metrics.ts";
 
 /** Parses Prometheus text into `name{labels}` -> value, checking every line is well formed. */
 function parse(text: string): Map<string, number> {
@@ -38,5 +39,17 @@ describe("GET /metrics", () => {
     assert.equal(m.get('emohaa_tokens{state="cooling"}'), 1);
     assert.equal(m.get('emohaa_tokens{state="healthy"}'), 1);
     assert.ok(!text.includes("expired-m") && !text.includes("live-1"));
+  });
+});
+
+describe("Metrics", () => {
+  it("reports the log lines dropped by the log's writer, 0 when it is not wired", () => {
+    const snapshot = { conversationsOpen: 0, deletionsFailed: 0, pool: { healthy: 0, cooling: 0, busy: 0, waiting: 0 } };
+    let dropped = 7;
+    const m = new Metrics({ logLinesDropped: () => dropped });
+    assert.equal(parse(m.render(snapshot)).get("emohaa_log_lines_dropped_total"), 7);
+    dropped = 9;
+    assert.equal(parse(m.render(snapshot)).get("emohaa_log_lines_dropped_total"), 9);
+    assert.equal(parse(new Metrics().render(snapshot)).get("emohaa_log_lines_dropped_total"), 0);
   });
 });

@@ -1,9 +1,10 @@
 // End to end: kill -9 with streams open, restart, and the crash journal deletes every conversation left behind.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { replayJournal } from "../../lib/journal.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { signalsApply, startServer } from "../support/server.ts";
 
@@ -43,5 +44,72 @@ describe("crash journal", { skip: !signalsApply && "no process signals where thi
     } finally {
       await second.kill();
     }
+  });
+
+  const env = (extra: Record<string, string>) => ({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-j1,live-j2", API_KEYS: "key-j", ...extra });
+  const openStream = (url: string) =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer key-j" },
+      body: JSON.stringify({ stream: true, messages: [{ role: "user", content: "[[pieces:50]] [[delay:100]]" }] }),
+    }).then((r) => r.text()).catch(() => "cut");
+  const mode = (path: string) => statSync(path).mode & 0o777;
+  const refused = (extra: Record<string, string>) =>
+    startServer(env(extra)).then(
+      async (s) => (await s.kill(), "started"),
+      (err: Error) => err.message,
+    );
+
+  it("a symbolic link planted at JOURNAL_FILE: the server refuses to start, naming JOURNAL_FILE, and the target is untouched", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "emohaa-journal-"));
+    const target = join(dir, "victim");
+    writeFileSync(target, "+ 0 planted c-planted\nimportant data\n", { mode: 0o600 });
+    const file = join(dir, "journal");
+    symlinkSync(target, file);
+    const message = await refused({ JOURNAL_FILE: file });
+    assert.match(message, /exited with 1 before listening/);
+    assert.match(message, /Invalid JOURNAL_FILE=.*symbolic link/);
+    assert.equal(readFileSync(target, "utf8"), "+ 0 planted c-planted\nimportant data\n");
+    assert.equal(sim.sim.state().open, 0);
+  });
+
+  it("a JOURNAL_FILE others may write (0666), or another user's: refused at start-up", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "emohaa-journal-"));
+    const open = join(dir, "open");
+    writeFileSync(open, "");
+    chmodSync(open, 0o666);
+    assert.match(await refused({ JOURNAL_FILE: open }), /Invalid JOURNAL_FILE=.*others may write/);
+    if (process.getuid?.() === 0) {
+      const theirs = join(dir, "theirs");
+      writeFileSync(theirs, "", { mode: 0o600 });
+      chownSync(theirs, 65534, 65534);
+      assert.match(await refused({ JOURNAL_FILE: theirs }), /Invalid JOURNAL_FILE=.*owned by another user/);
+    }
+  });
+
+  it("by default: a 0700 directory under XDG_STATE_HOME, a 0600 file per port-0 process, removed at a clean shutdown", async () => {
+    const state = mkdtempSync(join(tmpdir(), "emohaa-state-"));
+    const dir = join(state, "emohaa-free-api");
+    const a = await startServer(env({ XDG_STATE_HOME: state }));
+    const b = await startServer(env({ XDG_STATE_HOME: state }));
+    try {
+      const streams = [openStream(a.url), openStream(b.url)];
+      await eventually(() => sim.sim.state().openStreams === 2, 15_000, "2 streams open");
+      assert.equal(mode(dir), 0o700);
+      const files = readdirSync(dir);
+      assert.equal(files.length, 2, "two port-0 servers, two journals");
+      for (const f of files) {
+        assert.equal(mode(join(dir, f)), 0o600);
+        // One stream each still open (a busy account may have been tried first and its conversation deleted).
+        assert.equal(replayJournal(readFileSync(join(dir, f), "utf8")).length, 1);
+      }
+      await Promise.all(streams);
+    } finally {
+      assert.equal(await a.kill(), 0);
+      assert.equal(await b.kill(), 0);
+    }
+    await eventually(() => sim.sim.state().open === 0, 15_000, "conversations deleted");
+    assert.deepEqual(readdirSync(dir), []);
+    assert.ok(existsSync(dir));
   });
 });

@@ -1,6 +1,8 @@
 // Test support: the real server as a child process, under the runtime running the tests.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { runtimeName } from "../../runtime/serve.ts";
 
 /** False where the way of running has no process signals (Deno Deploy's `deno serve`). */
@@ -12,6 +14,10 @@ export interface RunningServer {
   pid: number;
   /** Everything the process printed (stdout and stderr). */
   output(): string;
+  /** Stops reading the process's stdout (a paused terminal, a stuck log shipper): its pipe fills up. */
+  pauseOutput(): void;
+  /** Reads its stdout again. */
+  resumeOutput(): void;
   /** Sends a signal without waiting. */
   signal(signal: NodeJS.Signals): void;
   /** Throws if the output so far holds a test token, gateway key or message text. */
@@ -23,6 +29,20 @@ export interface RunningServer {
 }
 
 const root = new URL("../../", import.meta.url).pathname;
+
+let stateHome: string | undefined;
+/**
+ * One XDG_STATE_HOME for the servers of this test process, removed when it exits: servers holding tokens keep
+ * their crash journal there (runtime/journal.ts), not in the home directory of whoever runs the tests.
+ */
+function testStateHome(): string {
+  if (!stateHome) {
+    const dir = mkdtempSync(join(tmpdir(), "emohaa-state-"));
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    stateHome = dir;
+  }
+  return stateHome;
+}
 
 /** The command that runs `server.ts` on this runtime (`bun run` or `deno run`), or a given command. */
 export function serverCommand(): string[] {
@@ -44,7 +64,7 @@ export async function startServer(
   const child = spawn(command[0]!, command.slice(1), {
     cwd,
     // The most verbose level by default: every run is also a privacy check (see assertPrivate).
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", ...env },
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", XDG_STATE_HOME: testStateHome(), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -70,6 +90,8 @@ export async function startServer(
     url,
     pid: child.pid!,
     output: () => out,
+    pauseOutput: () => void child.stdout!.pause(),
+    resumeOutput: () => void child.stdout!.resume(),
     // process.kill, not child.kill: Deno's child.kill ignores every call after the first.
     signal: (signal) => void process.kill(child.pid!, signal),
     assertPrivate: () => assertPrivate(out),
