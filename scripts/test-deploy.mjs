@@ -63,6 +63,8 @@ export function deployRuns() {
       E2E_CWD: p.fresh,
       // Deno Deploy sends no SIGHUP or SIGTERM to an isolate: the tests of signal handling do not apply.
       E2E_NO_SIGNALS: "1",
+      // The platform's server owns the connections there (Deno Deploy): the tests of this project's server do not apply.
+      E2E_PLATFORM_SERVES: "1",
     })),
     // A generous per-test timeout: qemu and a first `deno install` are slow on a busy 2-core CI machine.
     bunTest("artifacts", ["--timeout=120000", "./tests/deploy/artifacts.check.ts"], (p) => ({ DEPLOY_DENO: p.deno })),
