@@ -95,6 +95,8 @@ if (!process.env.REDIS_URL && runs.some((r) => r.name === "bun" || r.name === "d
     try {
       redis = await startRedis({ bin: redisBin });
       process.env.REDIS_URL = redis.url;
+      // Should this script die before its end, the server goes with it (by its PID, never by name).
+      process.on("exit", () => redis && process.kill(redis.pid, "SIGKILL"));
       console.log(`=== redis-server ${redis.url} (pid ${redis.pid})`);
     } catch (err) {
       console.log(`=== redis-server did not start (${err.message}): the Redis tests skip`);
@@ -164,5 +166,6 @@ for (const run of runs) {
   failed += f;
 }
 await redis?.stop();
+redis = undefined;
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed ? 1 : 0);

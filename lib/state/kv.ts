@@ -68,6 +68,7 @@ const LOCKED_RETRIES = 30;
  * A store on Deno KV. Round trips: take, free, renew, reportHealth and cas read once and commit once (more only
  * on conflict); every other call is one read or one write. Every KV call is retried with jitter when a local
  * SQLite file answers `TypeError: database is locked`, up to a bound, then rejects `conflict`: never a crash.
+ * `close()` stops this store's watcher and poll but leaves `kv` open: whoever opened it closes it.
  */
 export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
   const meter = new Meter("kv", options.timeoutMs);

@@ -165,6 +165,9 @@ export function redactUrl(url: string): string {
  * nobody would free.
  *
  * Round trips: one per call (EVALSHA, falling back to EVAL once per script after a server restart).
+ *
+ * A call that timed out may still run on the server later: a late `take` leaves a lease nobody renews, which
+ * lapses within its TTL; a `free` that failed leaves the lease until its TTL. Neither outlives LEASE_TTL_MS.
  */
 export async function redisStore(options: RedisStoreOptions): Promise<StateStore> {
   const meter = new Meter("redis", options.timeoutMs);

@@ -44,7 +44,15 @@ const backends: Backend[] = [
       const path = join(tmp, "state.sqlite3");
       const prefix = `t${uid()}`;
       // Separate Deno.openKv handles on one file: separate SQLite connections, as separate processes have.
-      return Promise.all(Array.from({ length: n }, async () => kvStore(await openKv(path), { prefix, pollMs: 50 })));
+      return Promise.all(
+        Array.from({ length: n }, async () => {
+          const kv = await openKv(path);
+          const store = kvStore(kv, { prefix, pollMs: 50 });
+          let open = true;
+          const close = () => store.close().finally(() => open && ((open = false), kv.close()));
+          return { ...store, close };
+        }),
+      );
     },
   },
   {
