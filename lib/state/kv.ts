@@ -61,6 +61,8 @@ export interface KvStoreOptions extends StoreOptions {
 
 // Deno KV's getMany reads at most 10 keys; more are read in parallel chunks (one round trip of latency).
 const GET_MANY_MAX = 10;
+// Deno Deploy's limit of checks in one atomic operation.
+const ATOMIC_CHECKS_MAX = 100;
 // A local SQLite file shared by processes answers "database is locked" while another one writes.
 const LOCKED_RETRIES = 30;
 
@@ -201,15 +203,17 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
 
     renew(owner, refs, ttlMs = LEASE_TTL_MS) {
       const op = "renew leases";
-      return meter.run(op, () =>
+      // One atomic operation checks at most 100 keys: more accounts renew in parallel commits of 100.
+      const accounts = [...new Set(refs.map((r) => r.account))];
+      const chunks: string[][] = [];
+      for (let i = 0; i < accounts.length; i += ATOMIC_CHECKS_MAX) chunks.push(accounts.slice(i, i + ATOMIC_CHECKS_MAX));
+      const renewChunk = (chunk: string[]) =>
         optimistic(op, async () => {
-          if (!refs.length) return { result: [] as string[] };
-          const accounts = [...new Set(refs.map((r) => r.account))];
-          const entries = await getMany(op, accounts.map(leaseKey));
+          const entries = await getMany(op, chunk.map(leaseKey));
           const t = now();
           const lost: string[] = [];
           let commit = kv.atomic();
-          accounts.forEach((a, i) => {
+          chunk.forEach((a, i) => {
             const e = entries[i]!;
             const slots = live(slotsOf(e), t);
             for (const r of refs.filter((r) => r.account === a)) {
@@ -220,8 +224,8 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
             commit = putSlots(commit.check({ key: e.key, versionstamp: e.versionstamp }), e.key, slots, t);
           });
           return { commit, result: lost };
-        }),
-      );
+        });
+      return meter.run(op, async () => (await Promise.all(chunks.map(renewChunk))).flat());
     },
 
     inFlight(accounts) {
