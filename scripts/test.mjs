@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { ensureRedisServer, startRedis } from "./redis.mjs";
 import { deployRuns, prepareDeploy } from "./test-deploy.mjs";
 
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
@@ -86,6 +87,23 @@ function typecheck() {
   return { p, f };
 }
 
+// One throwaway redis-server for the Bun and Deno runs (the shared-state tests), unless REDIS_URL names one.
+let redis;
+if (!process.env.REDIS_URL && runs.some((r) => r.name === "bun" || r.name === "deno")) {
+  const redisBin = ensureRedisServer();
+  if (redisBin) {
+    try {
+      redis = await startRedis({ bin: redisBin });
+      process.env.REDIS_URL = redis.url;
+      // Should this script die before its end, the server goes with it (by its PID, never by name).
+      process.on("exit", () => redis && process.kill(redis.pid, "SIGKILL"));
+      console.log(`=== redis-server ${redis.url} (pid ${redis.pid})`);
+    } catch (err) {
+      console.log(`=== redis-server did not start (${err.message}): the Redis tests skip`);
+    }
+  }
+}
+
 let passed = 0;
 let skipped = 0;
 let failed = 0;
@@ -147,5 +165,7 @@ for (const run of runs) {
   passed += p;
   failed += f;
 }
+await redis?.stop();
+redis = undefined;
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed ? 1 : 0);
