@@ -1,7 +1,7 @@
 // Deno Deploy entry: `deno serve deploy.ts` (what Deno Deploy runs) serves this module's default export.
 import { ConfigError } from "./lib/config.ts";
-import { displayUrl } from "./lib/log.ts";
-import { loadTokenizer } from "./lib/usage.ts";
+import { displayUrl } from "./lib/http/log.ts";
+import { loadTokenizer } from "./lib/openai/tokenizer.ts";
 import { readEnv } from "./runtime/serve.ts";
 import { buildApp } from "./server.ts";
 

@@ -5,14 +5,14 @@
 //   bun bench/reference.ts lib PORT UPSTREAM   the gateway's own lib/ (pool, failover, watchdogs, translation,
 //                                              streaming) behind a bare Bun.serve: all of server.ts but Hono, zod,
 //                                              middleware and the access log
-import { openReply } from "../lib/chat.ts";
-import { Conversations } from "../lib/conversations.ts";
-import { createEmohaaClient, sign } from "../lib/emohaa.ts";
-import { TokenPool } from "../lib/pool.ts";
-import { buildPrompt } from "../lib/prompt.ts";
-import { streamCompletion } from "../lib/respond.ts";
-import { SSE_HEADERS } from "../lib/sse.ts";
-import { Cutter } from "../lib/translate.ts";
+import { openReply } from "../lib/chat/reply.ts";
+import { Conversations } from "../lib/chat/conversations.ts";
+import { createEmohaaClient, sign } from "../lib/upstream/emohaa.ts";
+import { TokenPool } from "../lib/chat/pool.ts";
+import { buildPrompt } from "../lib/openai/prompt.ts";
+import { streamCompletion } from "../lib/chat/respond.ts";
+import { SSE_HEADERS } from "../lib/openai/sse.ts";
+import { Cutter } from "../lib/openai/translate.ts";
 
 const [mode, port, upstream] = process.argv.slice(2) as ["io" | "lib", string, string];
 const encoder = new TextEncoder();

@@ -47,7 +47,7 @@ const EnvSchema = z.object({
   MAX_CONNECTIONS: int(1, 1_000_000).optional(),
 });
 
-/** Proxy variables the runtimes' fetch honours (and lib/http1.ts does not). */
+/** Proxy variables the runtimes' fetch honours (and lib/upstream/http1.ts does not). */
 const PROXY_VARS = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 /** The parsed, typed configuration. */
@@ -74,9 +74,9 @@ export interface Config {
   journal: { kind: "file" | "kv" | "off"; file?: string };
   /** Bounds on one upstream event and a whole reply (characters). */
   upstreamLimits: { maxEventChars: number; maxReplyChars: number };
-  /** How upstream requests go out: lib/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
+  /** How upstream requests go out: lib/upstream/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
   upstreamClient: "http1" | "fetch";
-  /** How long lib/http1.ts waits for a new upstream connection (TLS included). */
+  /** How long lib/upstream/http1.ts waits for a new upstream connection (TLS included). */
   upstreamConnectTimeoutMs: number;
   /** Load the tokenizer at start-up (about 50 MB) instead of on the first request that counts tokens. */
   tokenizerPreload: boolean;
@@ -101,10 +101,10 @@ export class ConfigError extends Error {
 
 /**
  * Parses an environment map (pure: pass `process.env` or `Deno.env.toObject()`). UPSTREAM_CLIENT=auto means
- * lib/http1.ts on every runtime, and the runtime's fetch only when a proxy variable is set (only fetch honours
+ * lib/upstream/http1.ts on every runtime, and the runtime's fetch only when a proxy variable is set (only fetch honours
  * one). Not Bun's fetch by default: it runs at most 256 requests at once unless BUN_CONFIG_MAX_HTTP_REQUESTS was
  * set when the process started (set later, from the process itself, it is ignored), so 1,000 streams would queue
- * behind each other; lib/http1.ts has no such cap, never follows a redirect, and sends a chat at most once.
+ * behind each other; lib/upstream/http1.ts has no such cap, never follows a redirect, and sends a chat at most once.
  * `runtime` is kept for callers and tests: the rule is the same on each.
  */
 export function loadConfig(env: Record<string, string | undefined>, _runtime: "bun" | "deno" | "node" = "bun"): Config {

@@ -1,7 +1,7 @@
 // Journal stores: an append-only file (sync writes survive kill -9) in a private directory, or Deno KV where there is no disk.
 import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { type JournalEntry, type JournalStore, replayJournal } from "../lib/journal.ts";
+import { type JournalEntry, type JournalStore, replayJournal } from "../lib/chat/journal.ts";
 
 declare const Deno: any;
 

@@ -1,6 +1,6 @@
 // Demo: the upstream simulator and the gateway wired to it, so anyone can try the API with no Emohaa account.
 import { buildApp } from "../server.ts";
-import { createSimulator } from "../lib/sim.ts";
+import { createSimulator } from "../sim/simulator.ts";
 import { readEnv, serve, serveNative } from "../runtime/serve.ts";
 
 const env = readEnv();

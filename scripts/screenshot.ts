@@ -1,7 +1,7 @@
 // `bun run scripts/screenshot.ts`: screenshots of the playground (against the simulator) into docs/, for the README.
 import { chromium } from "playwright-core";
 import { buildApp } from "../server.ts";
-import { createSimulator } from "../lib/sim.ts";
+import { createSimulator } from "../sim/simulator.ts";
 import { readEnv, serve } from "../runtime/serve.ts";
 
 const env = readEnv();

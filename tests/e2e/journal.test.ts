@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { replayJournal } from "../../lib/journal.ts";
+import { replayJournal } from "../../lib/chat/journal.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { signalsApply, startServer } from "../support/server.ts";
 

@@ -1,15 +1,15 @@
 // Test support: the app wired to an in-process simulator, driven through app.request().
-import { createApp } from "../../lib/app.ts";
-import type { ChatTimeouts } from "../../lib/chat.ts";
-import { Conversations } from "../../lib/conversations.ts";
-import { createEmohaaClient } from "../../lib/emohaa.ts";
-import { createLogger } from "../../lib/log.ts";
-import { Metrics } from "../../lib/metrics.ts";
-import { createSimulator, type Simulator } from "../../lib/sim.ts";
-import { createAuth } from "../../lib/auth.ts";
-import { type PoolOptions, TokenPool } from "../../lib/pool.ts";
-import type { Tokenizer } from "../../lib/translate.ts";
-import { loadTokenizer } from "../../lib/usage.ts";
+import { createApp } from "../../lib/http/app.ts";
+import type { ChatTimeouts } from "../../lib/chat/reply.ts";
+import { Conversations } from "../../lib/chat/conversations.ts";
+import { createEmohaaClient } from "../../lib/upstream/emohaa.ts";
+import { createLogger } from "../../lib/http/log.ts";
+import { Metrics } from "../../lib/http/metrics.ts";
+import { createSimulator, type Simulator } from "../../sim/simulator.ts";
+import { createAuth } from "../../lib/http/auth.ts";
+import { type PoolOptions, TokenPool } from "../../lib/chat/pool.ts";
+import type { Tokenizer } from "../../lib/openai/translate.ts";
+import { loadTokenizer } from "../../lib/openai/tokenizer.ts";
 import { simFetch } from "./sim.ts";
 
 export interface TestApp {
