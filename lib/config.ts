@@ -34,6 +34,7 @@ const EnvSchema = z.object({
   UPSTREAM_MAX_REPLY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   JOURNAL: z.enum(["file", "kv", "off"]).default("file"),
   JOURNAL_FILE: z.string().min(1).optional(),
+  JOURNAL_KV_PATH: z.string().min(1).optional(),
   UPSTREAM_CLIENT: z.enum(["auto", "http1", "fetch"]).default("auto"),
   UPSTREAM_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   TOKENIZER_PRELOAD: bool.default(false),
@@ -70,8 +71,11 @@ export interface Config {
   shutdownGraceMs: number;
   /** Request bodies larger than this are a 413. */
   maxBodyBytes: number;
-  /** Crash journal of open conversations (server-side tokens only): where it lives. */
-  journal: { kind: "file" | "kv" | "off"; file?: string };
+  /**
+   * Crash journal of open conversations (server-side tokens only): where it lives. `kvPath`: with `kind: "kv"`,
+   * the Deno KV database file (a local SQLite file; absent: Deno's default database, the platform's on Deno Deploy).
+   */
+  journal: { kind: "file" | "kv" | "off"; file?: string; kvPath?: string };
   /** Bounds on one upstream event and a whole reply (characters). */
   upstreamLimits: { maxEventChars: number; maxReplyChars: number };
   /** How upstream requests go out: lib/upstream/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
@@ -152,7 +156,7 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     allowAnonymous: e.ALLOW_ANONYMOUS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
-    journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE },
+    journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE, kvPath: e.JOURNAL_KV_PATH },
     upstreamLimits: { maxEventChars: e.UPSTREAM_MAX_EVENT_BYTES, maxReplyChars: e.UPSTREAM_MAX_REPLY_BYTES },
     upstreamClient: e.UPSTREAM_CLIENT !== "auto" ? e.UPSTREAM_CLIENT : PROXY_VARS.some((v) => clean[v]) ? "fetch" : "http1",
     upstreamConnectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,

@@ -20,11 +20,12 @@ import {
   TokenCheckRequestSchema,
   TokenCheckResponseSchema,
 } from "../../lib/http/schemas.ts";
-import { testApp } from "../support/app.ts";
+import { type TestApp, testApp } from "../support/app.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
-async function documentOf(app = testApp().app): Promise<any> {
+async function documentOf(given?: TestApp["app"]): Promise<any> {
+  const app = given ?? (await testApp()).app;
   const res = await app.request("/openapi.json");
   assert.equal(res.status, 200);
   return res.json();
@@ -48,7 +49,7 @@ describe("GET /openapi.json", () => {
   });
 
   it("documents every API route the app serves", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     const doc = await documentOf(app);
     // The pages and their files are not API operations.
     const notApi = (path: string) => path === "/" || path === "/openapi.json" || path === "/favicon.svg" || /^\/(docs|ui)(\/|$)/.test(path);
@@ -201,7 +202,7 @@ export const notANumber = (c: ChatCompletion): string => c.usage.total_tokens;
       for (const line of [2, 3, 4]) assert.match(bad.stdout, new RegExp(`wrong\\.ts\\(${line},`), bad.stdout);
 
       // The client works against the server too.
-      const { app } = testApp();
+      const { app } = await testApp();
       const client = await import(pathToFileURL(join(dir, "client.ts")).href);
       const api = client.createClient("http://gateway", (url: string, init?: RequestInit) => Promise.resolve(app.request(url, init)), ["live-typed-1"]);
       const completion = await api.chat({ messages: [{ role: "user", content: "[[reply:typed hello]]" }] });
@@ -220,7 +221,7 @@ export const notANumber = (c: ChatCompletion): string => c.usage.total_tokens;
   });
 });
 
-function createFailing(client: any, app: ReturnType<typeof testApp>["app"]) {
+function createFailing(client: any, app: TestApp["app"]) {
   const api = client.createClient("http://gateway", (url: string, init?: RequestInit) => Promise.resolve(app.request(url, init)), ["expired-typed-2"]);
   return api.chat({ messages: [{ role: "user", content: "hi" }] });
 }

@@ -7,7 +7,7 @@ import { parseBearer } from "../../lib/http/bearer.ts";
 import { ApiError } from "../../lib/http/errors.ts";
 import { testApp } from "../support/app.ts";
 
-const t = testApp();
+const t = await testApp();
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
 
 async function assertSane(res: Response) {

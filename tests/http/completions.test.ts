@@ -17,7 +17,7 @@ describe("completionsHandler and the tokenizer", () => {
   for (const [what, extra] of [["a non-stream request", {}], ["max_tokens", { max_tokens: 5 }], ["include_usage", { stream: true, stream_options: { include_usage: true } }]] as const) {
     it(`${what}: the upstream is asked while the tokenizer still loads`, async () => {
       const tk = heldTokenizer();
-      const t = testApp({ tokenizer: tk.load });
+      const t = await testApp({ tokenizer: tk.load });
       const pending = t.chat({ messages: [{ role: "user", content: "hi" }], ...extra });
       await eventually(() => t.sim.state().chats === 1, 3000, "the upstream chat while the tokenizer loads");
       assert.equal(tk.calls, 1);
@@ -33,14 +33,14 @@ describe("completionsHandler and the tokenizer", () => {
 
   it("a stream without usage or max_tokens never loads the tokenizer", async () => {
     const tk = heldTokenizer();
-    const t = testApp({ tokenizer: tk.load });
+    const t = await testApp({ tokenizer: tk.load });
     const res = await t.chat({ messages: [{ role: "user", content: "hi" }], stream: true });
     assert.ok((await res.text()).endsWith("data: [DONE]\n\n"));
     assert.equal(tk.calls, 0);
   });
 
   it("a tokenizer that fails to load is a 500, and the conversation opened meanwhile is deleted", async () => {
-    const t = testApp({ tokenizer: () => Promise.reject(new Error("Cannot load the tokenizer")) });
+    const t = await testApp({ tokenizer: () => Promise.reject(new Error("Cannot load the tokenizer")) });
     const res = await t.chat({ messages: [{ role: "user", content: "hi" }], max_tokens: 5 });
     assert.equal(res.status, 500);
     assert.equal(t.sim.state().created, 1);

@@ -18,7 +18,7 @@ function parse(text: string): Map<string, number> {
 
 describe("GET /metrics", () => {
   it("counts requests by route and status, first-piece latency, conversations and pool states after a run", async () => {
-    const t = testApp();
+    const t = await testApp();
     await t.chat(user("hi"));
     await sseEvents(await t.chat({ stream: true, ...user("hi") }));
     await t.chat(user("hi"), "expired-m");

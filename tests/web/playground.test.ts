@@ -18,7 +18,7 @@ const importsOf = (js: string) => [...js.matchAll(/(?:^|[;\s}])(?:import|export)
 
 describe("GET /", () => {
   it("is the playground page, with a policy that allows its import map by hash and nothing from elsewhere", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     const res = await app.request("/");
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8");
@@ -36,7 +36,7 @@ describe("GET /", () => {
   });
 
   it("serves every module the page imports, following the import map through Preact, hooks, htm and eventsource-parser", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     const html = await (await app.request("/")).text();
     const { imports } = JSON.parse(IMPORT_MAP) as { imports: Record<string, string> };
     const base = "http://x/";
@@ -66,7 +66,7 @@ describe("GET /", () => {
   });
 
   it("serves every file of ui/ as it is on disk: a module added there but not embedded fails here", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     assert.ok(uiFiles.length > 5, "ui/ was read");
     for (const file of uiFiles) {
       // The icon is served at the root, where browsers look for it.
@@ -77,7 +77,7 @@ describe("GET /", () => {
   });
 
   it("serves eventsource-parser as an ES module without imports of its own, which parses an event stream", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     const res = await app.request("/ui/vendor/eventsource-parser.mjs");
     assert.equal(res.status, 200);
     const js = await res.text();
@@ -98,7 +98,7 @@ describe("GET /", () => {
   });
 
   it("serves the stylesheet and icon the page links, and revalidates with ETags", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     const css = await app.request("/ui/style.css");
     assert.equal(css.headers.get("content-type"), "text/css; charset=utf-8");
     assert.match(await css.text(), /prefers-color-scheme: dark/);
@@ -111,7 +111,7 @@ describe("GET /", () => {
   });
 
   it("answers unknown UI files with the JSON 404", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     for (const path of ["/ui/nope.js", "/ui/vendor/react.mjs", "/ui/../lib/app.ts", "/ui/toString", "/ui/__proto__", "/ui/vendor/constructor"]) {
       const res = await app.request(path);
       assert.equal(res.status, 404, path);

@@ -7,7 +7,7 @@ const root = new URL("../../", import.meta.url).pathname;
 
 describe("GET /docs", () => {
   it("is an HTML page that only loads its own files, with a strict policy and no referrer", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     const res = await app.request("/docs");
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8");
@@ -31,7 +31,7 @@ describe("GET /docs", () => {
   });
 
   it("serves Swagger UI from the swagger-ui-dist package compiled in, without source map links", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     const bundle = await (await app.request("/docs/swagger-ui-bundle.js")).text();
     const dist = readFileSync(`${root}node_modules/swagger-ui-dist/swagger-ui-bundle.js`, "utf8");
     assert.ok(bundle.length > 1_000_000);
@@ -43,7 +43,7 @@ describe("GET /docs", () => {
   });
 
   it("starts Swagger UI on this server's document, with no validator badge (it would call validator.swagger.io)", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     const init = await (await app.request("/docs/init.js")).text();
     assert.match(init, /new URL\("\.\.\/openapi\.json", document\.currentScript\.src\)/);
     assert.match(init, /validatorUrl: null/);
@@ -51,14 +51,14 @@ describe("GET /docs", () => {
   });
 
   it("redirects /docs/ to /docs, so the relative asset URLs resolve", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     const res = await app.request("/docs/");
     assert.equal(res.status, 301);
     assert.equal(new URL(res.headers.get("location")!, "http://x/docs/").pathname, "/docs");
   });
 
   it("answers an unknown docs file with the JSON 404", async () => {
-    const { app } = testApp();
+    const { app } = await testApp();
     // Names an object would find up its prototype chain are unknown files too.
     for (const path of ["/docs/nope.js", "/docs/constructor", "/docs/__proto__", "/docs/toString"]) {
       const res = await app.request(path);
