@@ -11,7 +11,10 @@ let gateway: Gateway;
 try {
   // Deno Deploy is not reachable from where this is tested: its upstream calls use the platform's fetch. It has no
   // disk to write a journal file to: the crash journal is kept when asked for, in Deno KV (JOURNAL=kv).
-  gateway = await start({ UPSTREAM_CLIENT: "fetch", JOURNAL: "off", ...env }, { ...runtimeParts(env), writeLog: consoleWriter });
+  gateway = await start({ UPSTREAM_CLIENT: "fetch", JOURNAL: "off", ...env }, {
+    ...runtimeParts(env),
+    writeLog: consoleWriter,
+  });
 } catch (err) {
   // Same message as server.ts; the platform shows it in the deployment's logs.
   if (err instanceof ConfigError) console.error(`emohaa-free-api: ${err.message}`);
@@ -24,10 +27,15 @@ void recover();
 /** The `deno serve` contract: a fetch handler, plus a listen hook that prints the usual start-up line. */
 export default {
   // `deno serve` tells the peer's address like Deno.serve does (the /token/check limit counts per address).
-  fetch: (req: Request, info?: { remoteAddr?: { hostname?: string } }) => app.fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
+  fetch: (req: Request, info?: { remoteAddr?: { hostname?: string } }) =>
+    app.fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
   onListen(addr: { hostname?: string; port?: number }) {
     const host = !addr.hostname || addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
     console.log(`emohaa-free-api listening on http://${host}:${addr.port} (upstream ${displayUrl(config.baseUrl)})`);
-    if (config.tokenizerPreload) loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
+    if (config.tokenizerPreload) {
+      loadTokenizer().catch((err) =>
+        logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`)
+      );
+    }
   },
 };

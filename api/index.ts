@@ -6,7 +6,10 @@ import { readEnv } from "../runtime/serve.ts";
 const env = readEnv();
 // Vercel is not reachable from where this is tested: its upstream calls use the platform's fetch. A function has
 // no lasting disk, so no crash journal unless one is asked for.
-const { app, recover } = await start({ UPSTREAM_CLIENT: "fetch", JOURNAL: "off", ...env }, { ...runtimeParts(env), writeLog: consoleWriter });
+const { app, recover } = await start({ UPSTREAM_CLIENT: "fetch", JOURNAL: "off", ...env }, {
+  ...runtimeParts(env),
+  writeLog: consoleWriter,
+});
 void recover();
 
 /** Vercel's web-standard function export: a `fetch` handler. */

@@ -80,12 +80,18 @@ export interface Gateway {
  * upstream client, token pool, conversations, auth, logging and metrics into the app. Recovery from the journal
  * is the entry's to start (`recover`), once it is ready to serve.
  */
-export async function start(env: Record<string, string | undefined>, runtime: RuntimeParts, overrides: StartOverrides = {}): Promise<Gateway> {
+export async function start(
+  env: Record<string, string | undefined>,
+  runtime: RuntimeParts,
+  overrides: StartOverrides = {},
+): Promise<Gateway> {
   const parsed = loadConfig(env, runtime.name);
   const config = overrides.config ? overrides.config(parsed) : parsed;
   const lines = overrides.logLine
     ? { write: overrides.logLine, flush: async () => {}, dropped: 0 }
-    : batchedLines(runtime.writeLog, { onDropped: (n) => logger.error(`${n} log lines dropped: the log output was not being read`) });
+    : batchedLines(runtime.writeLog, {
+      onDropped: (n) => logger.error(`${n} log lines dropped: the log output was not being read`),
+    });
   const logger = createLogger(config.logLevel, lines.write);
   // Only a server holding the tokens keeps a journal: it names tokens by pool position, and a client's own
   // token is never written anywhere.
@@ -102,18 +108,26 @@ export async function start(env: Record<string, string | undefined>, runtime: Ru
     try {
       reloadTokens();
     } catch {
-      throw new ConfigError(`Invalid EMOHAA_TOKENS_FILE=${JSON.stringify(config.serverTokens.file)}: cannot read the file`);
+      throw new ConfigError(
+        `Invalid EMOHAA_TOKENS_FILE=${JSON.stringify(config.serverTokens.file)}: cannot read the file`,
+      );
     }
   }
 
-  const upstreamFetch = config.upstreamClient === "http1" ? createHttp1Fetch(runtime.dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs }) : runtime.fetch;
+  const upstreamFetch = config.upstreamClient === "http1"
+    ? createHttp1Fetch(runtime.dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs })
+    : runtime.fetch;
   const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits, fetch: upstreamFetch });
   let journalFailed = false;
   const journal = store
     ? journalFor(store, () => serverTokens, (err) => {
-        if (!journalFailed) logger.error(`crash journal write failed (${err instanceof Error ? err.name : "error"}); conversations are still deleted`);
-        journalFailed = true;
-      })
+      if (!journalFailed) {
+        logger.error(
+          `crash journal write failed (${err instanceof Error ? err.name : "error"}); conversations are still deleted`,
+        );
+      }
+      journalFailed = true;
+    })
     : undefined;
   const conversations = new Conversations(client, runtime.sleep, overrides.deleteRetryDelaysMs, journal);
   const pool = new TokenPool(config.pool);
@@ -129,7 +143,11 @@ export async function start(env: Record<string, string | undefined>, runtime: Ru
     shutdown: shutdown.signal,
     onFirstPiece: (s) => metrics.firstPiece(s),
   };
-  const auth = createAuth({ serverTokens: config.serverTokens ? () => serverTokens : undefined, apiKeys: config.apiKeys, metricsKey: config.metricsKey });
+  const auth = createAuth({
+    serverTokens: config.serverTokens ? () => serverTokens : undefined,
+    apiKeys: config.apiKeys,
+    metricsKey: config.metricsKey,
+  });
   const app = createApp({
     chat,
     auth,

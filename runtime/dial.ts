@@ -190,5 +190,5 @@ export function dialer(options: DialOptions = {}): Dial {
   return nodeDial(options);
 }
 
-/** The dialer server.ts uses: the system's trusted certificates only. */
+/** The dialer the entries use (runtime/parts.ts): the system's trusted certificates only. */
 export const dial: Dial = dialer();

@@ -178,7 +178,12 @@ export async function openJournal(config: Config, env: Record<string, string | u
     return fileJournal(path, { perProcess });
   } catch (err) {
     if (!(err instanceof JournalFileError)) throw err;
-    const what = config.journal.file ? `Invalid JOURNAL_FILE=${JSON.stringify(path)}` : `Cannot use the crash journal ${path ?? "directory"}`;
-    throw new ConfigError(`${what}: ${err.message}; it must be a regular file of this user that no one else may write (set JOURNAL_FILE, or JOURNAL=off)`);
+    const what = config.journal.file
+      ? `Invalid JOURNAL_FILE=${JSON.stringify(path)}`
+      : `Cannot use the crash journal ${path ?? "directory"}`;
+    throw new ConfigError(
+      `${what}: ${err.message}; it must be a regular file of this user that no one else may write ` +
+        "(set JOURNAL_FILE, or JOURNAL=off)",
+    );
   }
 }

@@ -56,7 +56,10 @@ describe("start", () => {
     assert.equal(g.config.baseUrl, BASE);
     assert.equal(g.config.promptMaxBytes, 777);
     assert.equal(g.chat.maxAttempts, 3);
-    await assert.rejects(start({ MAX_ATTEMPTS: "0" }, runtime), (err: Error) => err instanceof ConfigError && /^Invalid MAX_ATTEMPTS="0"/.test(err.message));
+    await assert.rejects(
+      start({ MAX_ATTEMPTS: "0" }, runtime),
+      (err: Error) => err instanceof ConfigError && /^Invalid MAX_ATTEMPTS="0"/.test(err.message),
+    );
   });
 
   it("serves chats through the runtime's fetch, with the runtime's ids", async () => {
@@ -89,7 +92,9 @@ describe("start", () => {
     const store = memoryJournal([{ cid, index: 0, hash: tokenHash("live-s1") }, gone]);
     const { runtime, opened } = parts(sim, store);
     const logs: string[] = [];
-    const g = await start({ ...serverSide, JOURNAL: "kv", JOURNAL_KV_PATH: "/kv.sqlite3" }, runtime, { logLine: (l) => logs.push(l) });
+    const g = await start({ ...serverSide, JOURNAL: "kv", JOURNAL_KV_PATH: "/kv.sqlite3" }, runtime, {
+      logLine: (l) => logs.push(l),
+    });
     assert.deepEqual(opened.map((c) => c.journal), [{ kind: "kv", file: undefined, kvPath: "/kv.sqlite3" }]);
     assert.equal(g.journal, store);
     assert.equal(sim.state().open, 1);
@@ -116,7 +121,8 @@ describe("start", () => {
     assert.equal(g.reloadTokens?.(), 3);
     await assert.rejects(
       start({ ...serverSide, EMOHAA_TOKENS_FILE: "/missing.txt" }, runtime),
-      (err: Error) => err instanceof ConfigError && err.message === 'Invalid EMOHAA_TOKENS_FILE="/missing.txt": cannot read the file',
+      (err: Error) =>
+        err instanceof ConfigError && err.message === 'Invalid EMOHAA_TOKENS_FILE="/missing.txt": cannot read the file',
     );
   });
 

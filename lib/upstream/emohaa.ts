@@ -10,7 +10,7 @@ export { upstreamFailure, UpstreamError, type UpstreamKind } from "./errors.ts";
 export interface EmohaaClientOptions {
   baseUrl: string;
   /**
-   * lib/upstream/http1.ts's lean client, or the runtime's fetch through runtime/dial.ts's `runtimeFetch` (server.ts
+   * lib/upstream/http1.ts's lean client, or the runtime's fetch through runtime/dial.ts's `runtimeFetch` (lib/start.ts
    * chooses). It must follow no redirect and send no request marked not idempotent twice.
    */
   fetch?: FetchLike;

@@ -5,7 +5,7 @@
 // completion made it a third of the gateway's CPU. This client stays on the event loop, writes one request string,
 // and parses the response bytes itself. It does only what the upstream client needs: GET and DELETE without a
 // body, Content-Length, chunked and close-delimited bodies, no redirects (a 3xx is handed back as it is, never
-// followed), no compression (it asks for none). Proxies are the runtime fetch's job: server.ts uses fetch when a
+// followed), no compression (it asks for none). Proxies are the runtime fetch's job: lib/start.ts uses fetch when a
 // proxy is configured.
 
 /** The bytes-level connection a dialer gives: write, and end (which also discards what is not yet written). */

@@ -119,7 +119,7 @@ describe("crash journal", { skip: !signalsApply && "no process signals where thi
 
 const root = new URL("../../", import.meta.url).pathname;
 const deno = join(root, "node_modules", "deno", "deno");
-/** Where deploy.ts runs: under the plain suites and the `deno serve` deployment run; not the binary's or the bundle's. */
+/** Where deploy.ts runs: the plain suites and the `deno serve` deployment run; not the binary's or the bundle's. */
 const deployApplies = existsSync(deno) && (!process.env.E2E_COMMAND || / serve /.test(process.env.E2E_COMMAND));
 
 /** The entries of a Deno KV journal, read by a separate Deno process while the server may hold the database open. */
@@ -131,13 +131,23 @@ console.log(JSON.stringify(out)); kv.close();`;
   return JSON.parse(stdout);
 }
 
-describe("crash journal in Deno KV, deploy.ts under deno serve", { skip: !deployApplies && "deploy.ts does not run here" }, () => {
-  // A local KV database needs read and write permission for its file; on Deno Deploy the platform's KV needs none.
-  const denoServe = [deno, "serve", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys", "--port", "0", "--host", "127.0.0.1", "deploy.ts"];
+const skipDeploy = !deployApplies && "deploy.ts does not run here";
 
-  it("JOURNAL=kv: kill -9 with streams open, restart: 0 conversations left; the database never holds a token", async () => {
+describe("crash journal in Deno KV, deploy.ts under deno serve", { skip: skipDeploy }, () => {
+  // A local KV database needs read and write permission for its file; on Deno Deploy the platform's KV needs none.
+  const allow = ["--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys"];
+  const denoServe = [deno, "serve", ...allow, "--port", "0", "--host", "127.0.0.1", "deploy.ts"];
+  const secrets = ["live-k1", "live-k2", "live-k3", "key-k"];
+
+  it("JOURNAL=kv: kill -9 with streams open, restart: 0 conversations left; no token in the database", async () => {
     const dir = mkdtempSync(join(tmpdir(), "emohaa-kv-"));
-    const env = { EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-k1,live-k2,live-k3", API_KEYS: "key-k", JOURNAL: "kv", JOURNAL_KV_PATH: join(dir, "journal.sqlite3") };
+    const env = {
+      EMOHAA_BASE_URL: sim.baseUrl,
+      EMOHAA_TOKENS: "live-k1,live-k2,live-k3",
+      API_KEYS: "key-k",
+      JOURNAL: "kv",
+      JOURNAL_KV_PATH: join(dir, "journal.sqlite3"),
+    };
     const first = await startServer(env, denoServe);
     const streams = Array.from({ length: 3 }, () =>
       fetch(`${first.url}/v1/chat/completions`, {
@@ -149,14 +159,15 @@ describe("crash journal in Deno KV, deploy.ts under deno serve", { skip: !deploy
     await eventually(() => sim.sim.state().openStreams === 3, 15_000, "3 streams open");
     // Deno KV writes in the background (a file journal's appends are synchronous): wait until all three are in.
     let entries: JournalEntry[] = [];
-    await eventually(async () => (entries = await kvJournalEntries(env.JOURNAL_KV_PATH)).length === 3, 15_000, "3 journal entries");
-    for (const secret of ["live-k1", "live-k2", "live-k3", "key-k"]) assert.ok(!JSON.stringify(entries).includes(secret));
+    const written = async () => (entries = await kvJournalEntries(env.JOURNAL_KV_PATH)).length === 3;
+    await eventually(written, 15_000, "3 journal entries");
+    for (const secret of secrets) assert.ok(!JSON.stringify(entries).includes(secret));
     assert.equal(await first.kill("SIGKILL"), null);
     await Promise.all(streams);
     assert.equal(sim.sim.state().open, 3);
     for (const file of readdirSync(dir)) {
       const bytes = readFileSync(join(dir, file)).toString("latin1");
-      for (const secret of ["live-k1", "live-k2", "live-k3", "key-k"]) assert.ok(!bytes.includes(secret), `${file} holds ${secret}`);
+      for (const secret of secrets) assert.ok(!bytes.includes(secret), `${file} holds ${secret}`);
     }
 
     const second = await startServer(env, denoServe);
