@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import net from "node:net";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
-import { type RunningServer, serverCommand, startServer } from "../support/server.ts";
+import { ownHttpServer, type RunningServer, serverCommand, startServer } from "../support/server.ts";
 import { runtimeName } from "../../runtime/serve.ts";
 
 let sim: RunningSim;
@@ -56,7 +56,9 @@ async function exchange(request: string): Promise<string> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe(`connection handling (${serverCommand().join(" ")})`, () => {
+const platformServes = !ownHttpServer && "the platform's HTTP server serves here, not lib/http/server.ts";
+
+describe(`connection handling (${serverCommand().join(" ")})`, { skip: platformServes }, () => {
   it("a silent connection is closed within the head timeout", async () => {
     const c = raw();
     const at = await c.closed;
@@ -165,7 +167,7 @@ describe(`connection handling (${serverCommand().join(" ")})`, () => {
   });
 });
 
-describe("at the descriptor limit", { skip: !existsSync("/usr/bin/prlimit") && "no prlimit here" }, () => {
+describe("at the descriptor limit", { skip: platformServes || (!existsSync("/usr/bin/prlimit") && "no prlimit here") }, () => {
   it("90 attacker connections held and reopened under nofile=96 leave /ping answering within a second", async () => {
     const command = serverCommand();
     const limited = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, LOG_LEVEL: "error" }, ["/usr/bin/prlimit", "--nofile=96:96", ...command]);

@@ -8,6 +8,12 @@ import { runtimeName } from "../../runtime/serve.ts";
 /** False where the way of running has no process signals (Deno Deploy's `deno serve`). */
 export const signalsApply = process.env.E2E_NO_SIGNALS !== "1";
 
+/**
+ * False where the platform serves HTTP (`deno serve deploy.ts`, as on Deno Deploy): the project's own HTTP/1.1
+ * server (lib/http/server.ts), its timeouts and its connection cap are not in the way of the requests there.
+ */
+export const ownHttpServer = !(process.env.E2E_COMMAND ?? "").split(" ").includes("serve");
+
 export interface RunningServer {
   url: string;
   /** The server's process id (for memory readings). */
