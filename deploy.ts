@@ -1,28 +1,41 @@
 // Deno Deploy entry: `deno serve deploy.ts` (what Deno Deploy runs) serves this module's default export.
 import { ConfigError } from "./lib/config.ts";
-import { displayUrl } from "./lib/log.ts";
-import { loadTokenizer } from "./lib/usage.ts";
+import { displayUrl } from "./lib/http/log.ts";
+import { loadTokenizer } from "./lib/openai/tokenizer.ts";
+import { type Gateway, start } from "./lib/start.ts";
+import { consoleWriter, runtimeParts } from "./runtime/parts.ts";
 import { readEnv } from "./runtime/serve.ts";
-import { buildApp } from "./server.ts";
 
-let built: ReturnType<typeof buildApp>;
+const env = readEnv();
+let gateway: Gateway;
 try {
-  // Deno Deploy is not reachable from where this is tested: its upstream calls use the platform's fetch.
-  built = buildApp({ UPSTREAM_CLIENT: "fetch", ...readEnv() });
+  // Deno Deploy is not reachable from where this is tested: its upstream calls use the platform's fetch. It has no
+  // disk to write a journal file to: the crash journal is kept when asked for, in Deno KV (JOURNAL=kv).
+  gateway = await start({ UPSTREAM_CLIENT: "fetch", JOURNAL: "off", ...env }, {
+    ...runtimeParts(env),
+    writeLog: consoleWriter,
+  });
 } catch (err) {
   // Same message as server.ts; the platform shows it in the deployment's logs.
   if (err instanceof ConfigError) console.error(`emohaa-free-api: ${err.message}`);
   throw err;
 }
-const { app, config, logger } = built;
+const { app, config, logger, recover } = gateway;
+// What an earlier isolate left when it was killed mid-stream; an isolate gets no signal to clean up before.
+void recover();
 
 /** The `deno serve` contract: a fetch handler, plus a listen hook that prints the usual start-up line. */
 export default {
   // `deno serve` tells the peer's address like Deno.serve does (the /token/check limit counts per address).
-  fetch: (req: Request, info?: { remoteAddr?: { hostname?: string } }) => app.fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
+  fetch: (req: Request, info?: { remoteAddr?: { hostname?: string } }) =>
+    app.fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
   onListen(addr: { hostname?: string; port?: number }) {
     const host = !addr.hostname || addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
     console.log(`emohaa-free-api listening on http://${host}:${addr.port} (upstream ${displayUrl(config.baseUrl)})`);
-    if (config.tokenizerPreload) loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
+    if (config.tokenizerPreload) {
+      loadTokenizer().catch((err) =>
+        logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`)
+      );
+    }
   },
 };

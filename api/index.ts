@@ -1,9 +1,16 @@
 // Vercel entry: one function (on Vercel's Bun runtime, see vercel.json) that every path is rewritten to.
+import { start } from "../lib/start.ts";
+import { consoleWriter, runtimeParts } from "../runtime/parts.ts";
 import { readEnv } from "../runtime/serve.ts";
-import { buildApp } from "../server.ts";
 
-// Vercel is not reachable from where this is tested: its upstream calls use the platform's fetch.
-const { app } = buildApp({ UPSTREAM_CLIENT: "fetch", ...readEnv() });
+const env = readEnv();
+// Vercel is not reachable from where this is tested: its upstream calls use the platform's fetch. A function has
+// no lasting disk, so no crash journal unless one is asked for.
+const { app, recover } = await start({ UPSTREAM_CLIENT: "fetch", JOURNAL: "off", ...env }, {
+  ...runtimeParts(env),
+  writeLog: consoleWriter,
+});
+void recover();
 
 /** Vercel's web-standard function export: a `fetch` handler. */
 export default {

@@ -5,7 +5,7 @@
 // Per request it does as little as it can: its own HTTP/1.1 client (bench/http.ts) instead of fetch, no JSON
 // parsing of frames, no text decoding of streams; it only looks for the first content piece (for time to first
 // piece), counts pieces, and checks the stream's last bytes for its end.
-import { sign } from "../lib/emohaa.ts";
+import { sign } from "../lib/upstream/emohaa.ts";
 import { Pool } from "./http.ts";
 
 /** What to run; see bench/run.ts. */

@@ -5,14 +5,14 @@
 //   bun bench/reference.ts lib PORT UPSTREAM   the gateway's own lib/ (pool, failover, watchdogs, translation,
 //                                              streaming) behind a bare Bun.serve: all of server.ts but Hono, zod,
 //                                              middleware and the access log
-import { openReply } from "../lib/chat.ts";
-import { Conversations } from "../lib/conversations.ts";
-import { createEmohaaClient, sign } from "../lib/emohaa.ts";
-import { TokenPool } from "../lib/pool.ts";
-import { buildPrompt } from "../lib/prompt.ts";
-import { streamCompletion } from "../lib/respond.ts";
-import { SSE_HEADERS } from "../lib/sse.ts";
-import { Cutter } from "../lib/translate.ts";
+import { openReply } from "../lib/chat/reply.ts";
+import { streamCompletion } from "../lib/chat/respond.ts";
+import { buildPrompt } from "../lib/openai/prompt.ts";
+import { SSE_HEADERS } from "../lib/openai/sse.ts";
+import { Cutter } from "../lib/openai/translate.ts";
+import { start } from "../lib/start.ts";
+import { sign } from "../lib/upstream/emohaa.ts";
+import { runtimeParts } from "../runtime/parts.ts";
 
 const [mode, port, upstream] = process.argv.slice(2) as ["io" | "lib", string, string];
 const encoder = new TextEncoder();
@@ -47,23 +47,24 @@ async function io(req: Request): Promise<Response> {
   );
 }
 
-/** The gateway's lib with the defaults of server.ts, without the HTTP framework around it. */
-function lib(): (req: Request) => Promise<Response> {
-  const client = createEmohaaClient({ baseUrl: upstream });
-  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-  const conversations = new Conversations(client, sleep);
-  const pool = new TokenPool({ perToken: 1, authCooldownMs: 600_000, failCooldownMs: 30_000, failThreshold: 2, queueTimeoutMs: 30_000, queueMax: 1000 });
-  const deps = { client, pool, conversations, timeouts: { createMs: 15_000, firstPieceMs: 60_000, idleMs: 60_000, totalMs: 300_000 }, maxAttempts: 3, sleep };
+/**
+ * The gateway's lib as lib/start.ts wires it, with the defaults of lib/config.ts, without the HTTP framework
+ * around it. Upstream calls use the global fetch as it is (no keep-alive rules), as every published measurement
+ * of this reference did.
+ */
+async function lib(): Promise<(req: Request) => Promise<Response>> {
+  const env = { EMOHAA_BASE_URL: upstream, UPSTREAM_CLIENT: "fetch", LOG_LEVEL: "silent" };
+  const { chat, config } = await start(env, { ...runtimeParts(env), fetch });
   let n = 0;
   return async (req) => {
     const body = (await req.json()) as { messages: { role: string; content: string }[] };
-    const { prompt } = buildPrompt(body.messages, 6000);
+    const { prompt } = buildPrompt(body.messages, config.promptMaxBytes);
     const head = { id: `chatcmpl-${++n}`, created: Math.floor(Date.now() / 1000), model: "emohaa" };
-    const { reply, first } = await openReply(deps, [req.headers.get("authorization")!.slice(7)], prompt, req.signal, 15_000);
-    const stream = streamCompletion({ head, reply, first, cutter: new Cutter({ stop: [] }), prompt }, { includeUsage: false, keepAliveMs: 15_000 });
+    const { reply, first } = await openReply(chat, [req.headers.get("authorization")!.slice(7)], prompt, req.signal, config.keepAliveMs);
+    const stream = streamCompletion({ head, reply, first, cutter: new Cutter({ stop: [] }), prompt }, { includeUsage: false, keepAliveMs: config.keepAliveMs });
     return new Response(stream, { headers: SSE_HEADERS });
   };
 }
 
-const server = Bun.serve({ port: Number(port), hostname: "127.0.0.1", idleTimeout: 0, fetch: mode === "io" ? io : lib() });
+const server = Bun.serve({ port: Number(port), hostname: "127.0.0.1", idleTimeout: 0, fetch: mode === "io" ? io : await lib() });
 console.log(`reference server (${mode}) listening on http://127.0.0.1:${server.port}`);

@@ -34,6 +34,7 @@ const EnvSchema = z.object({
   UPSTREAM_MAX_REPLY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   JOURNAL: z.enum(["file", "kv", "off"]).default("file"),
   JOURNAL_FILE: z.string().min(1).optional(),
+  JOURNAL_KV_PATH: z.string().min(1).optional(),
   UPSTREAM_CLIENT: z.enum(["auto", "http1", "fetch"]).default("auto"),
   UPSTREAM_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   TOKENIZER_PRELOAD: bool.default(false),
@@ -47,7 +48,7 @@ const EnvSchema = z.object({
   MAX_CONNECTIONS: int(1, 1_000_000).optional(),
 });
 
-/** Proxy variables the runtimes' fetch honours (and lib/http1.ts does not). */
+/** Proxy variables the runtimes' fetch honours (and lib/upstream/http1.ts does not). */
 const PROXY_VARS = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 /** The parsed, typed configuration. */
@@ -70,13 +71,16 @@ export interface Config {
   shutdownGraceMs: number;
   /** Request bodies larger than this are a 413. */
   maxBodyBytes: number;
-  /** Crash journal of open conversations (server-side tokens only): where it lives. */
-  journal: { kind: "file" | "kv" | "off"; file?: string };
+  /**
+   * Crash journal of open conversations (server-side tokens only): where it lives. `kvPath`: with `kind: "kv"`,
+   * the Deno KV database file (a local SQLite file; absent: Deno's default database, the platform's on Deno Deploy).
+   */
+  journal: { kind: "file" | "kv" | "off"; file?: string; kvPath?: string };
   /** Bounds on one upstream event and a whole reply (characters). */
   upstreamLimits: { maxEventChars: number; maxReplyChars: number };
-  /** How upstream requests go out: lib/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
+  /** How upstream requests go out: lib/upstream/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
   upstreamClient: "http1" | "fetch";
-  /** How long lib/http1.ts waits for a new upstream connection (TLS included). */
+  /** How long lib/upstream/http1.ts waits for a new upstream connection (TLS included). */
   upstreamConnectTimeoutMs: number;
   /** Load the tokenizer at start-up (about 50 MB) instead of on the first request that counts tokens. */
   tokenizerPreload: boolean;
@@ -101,10 +105,10 @@ export class ConfigError extends Error {
 
 /**
  * Parses an environment map (pure: pass `process.env` or `Deno.env.toObject()`). UPSTREAM_CLIENT=auto means
- * lib/http1.ts on every runtime, and the runtime's fetch only when a proxy variable is set (only fetch honours
+ * lib/upstream/http1.ts on every runtime, and the runtime's fetch only when a proxy variable is set (only fetch honours
  * one). Not Bun's fetch by default: it runs at most 256 requests at once unless BUN_CONFIG_MAX_HTTP_REQUESTS was
  * set when the process started (set later, from the process itself, it is ignored), so 1,000 streams would queue
- * behind each other; lib/http1.ts has no such cap, never follows a redirect, and sends a chat at most once.
+ * behind each other; lib/upstream/http1.ts has no such cap, never follows a redirect, and sends a chat at most once.
  * `runtime` is kept for callers and tests: the rule is the same on each.
  */
 export function loadConfig(env: Record<string, string | undefined>, _runtime: "bun" | "deno" | "node" = "bun"): Config {
@@ -152,7 +156,7 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     allowAnonymous: e.ALLOW_ANONYMOUS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
-    journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE },
+    journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE, kvPath: e.JOURNAL_KV_PATH },
     upstreamLimits: { maxEventChars: e.UPSTREAM_MAX_EVENT_BYTES, maxReplyChars: e.UPSTREAM_MAX_REPLY_BYTES },
     upstreamClient: e.UPSTREAM_CLIENT !== "auto" ? e.UPSTREAM_CLIENT : PROXY_VARS.some((v) => clean[v]) ? "fetch" : "http1",
     upstreamConnectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,

@@ -1,6 +1,6 @@
-// The dialer lib/http1.ts runs on: each runtime's own sockets (Bun.connect, Deno.connect), node:net under Node;
+// The dialer lib/upstream/http1.ts runs on: each runtime's own sockets (Bun.connect, Deno.connect), node:net under Node;
 // and the runtime's own fetch as the upstream client's transport where a proxy needs it.
-import type { Dial, FetchInit, FetchLike, Wire, WireEvents } from "../lib/http1.ts";
+import type { Dial, FetchInit, FetchLike, Wire, WireEvents } from "../lib/upstream/http1.ts";
 
 declare const Bun: any;
 declare const Deno: any;
@@ -12,7 +12,7 @@ export interface DialOptions {
 
 /**
  * Bun.connect: no stream objects between the socket and the parser. Writes the kernel refuses wait for drain.
- * A connect under way cannot be cancelled: lib/http1.ts stops waiting for it and ends the socket once it opens.
+ * A connect under way cannot be cancelled: lib/upstream/http1.ts stops waiting for it and ends the socket once it opens.
  */
 const bunDial = (options: DialOptions): Dial => async (target, events) => {
   let pending: Uint8Array | undefined;
@@ -116,7 +116,7 @@ const nodeDial = (options: DialOptions): Dial => async (target, events: WireEven
  * it keeps), and writes queued so they go out in order.
  */
 const denoDial = (options: DialOptions): Dial => async (target, events, signal) => {
-  // Deno.connect stops a connect under way when the signal aborts (Deno.connectTls has no signal: lib/http1.ts
+  // Deno.connect stops a connect under way when the signal aborts (Deno.connectTls has no signal: lib/upstream/http1.ts
   // stops waiting for it and ends the connection once it opens).
   const address = { hostname: target.hostname, port: target.port, ...(target.tls ? {} : { signal }) };
   const conn = target.tls ? await Deno.connectTls({ ...address, ...(options.ca ? { caCerts: [options.ca] } : {}) }) : await Deno.connect(address);
@@ -190,5 +190,5 @@ export function dialer(options: DialOptions = {}): Dial {
   return nodeDial(options);
 }
 
-/** The dialer server.ts uses: the system's trusted certificates only. */
+/** The dialer the entries use (runtime/parts.ts): the system's trusted certificates only. */
 export const dial: Dial = dialer();

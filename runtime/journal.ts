@@ -1,11 +1,13 @@
 // Journal stores: an append-only file (sync writes survive kill -9) in a private directory, or Deno KV where there is no disk.
 import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
-import { type JournalEntry, type JournalStore, replayJournal } from "../lib/journal.ts";
+import { type JournalEntry, type JournalStore, replayJournal } from "../lib/chat/journal.ts";
+import { type Config, ConfigError } from "../lib/config.ts";
 
 declare const Deno: any;
 
-/** Why a journal file or its directory cannot be used; server.ts turns it into a start-up error naming JOURNAL_FILE. */
+/** Why a journal file or its directory cannot be used; `openJournal` turns it into a start-up error naming JOURNAL_FILE. */
 export class JournalFileError extends Error {
   override name = "JournalFileError";
 }
@@ -136,10 +138,14 @@ export function fileJournal(path: string, options: { perProcess?: boolean } = {}
   };
 }
 
-/** Deno KV (on Deno Deploy, or `deno run --unstable-kv`): one key per open conversation. */
-export async function kvJournal(): Promise<JournalStore> {
+/**
+ * Deno KV (on Deno Deploy, or on Deno with KV enabled: deno.json's `"unstable": ["kv"]`, or `--unstable-kv`): one
+ * key per open conversation. `path`: a local database file (Deno then needs --allow-read and --allow-write for it);
+ * absent: Deno's default database, the platform's own on Deno Deploy.
+ */
+export async function kvJournal(path?: string): Promise<JournalStore> {
   if (typeof Deno === "undefined" || typeof Deno.openKv !== "function") throw new Error("Deno KV is not available on this runtime");
-  const kv = await Deno.openKv();
+  const kv = await Deno.openKv(path);
   return {
     async load() {
       const out: JournalEntry[] = [];
@@ -149,4 +155,35 @@ export async function kvJournal(): Promise<JournalStore> {
     add: async (e: JournalEntry) => void (await kv.set(["emohaa-journal", e.cid], e)),
     remove: async (cid: string) => void (await kv.delete(["emohaa-journal", cid])),
   };
+}
+
+/**
+ * Opens the crash journal `config` names (lib/start.ts asks only with server-side tokens and a journal not `off`):
+ * Deno KV, `JOURNAL_FILE`, else a file in the private state directory `env` points to (see `journalDirectory`).
+ * What cannot be used stops the start: a ConfigError naming the setting.
+ */
+export async function openJournal(config: Config, env: Record<string, string | undefined>): Promise<JournalStore> {
+  if (config.journal.kind === "kv") {
+    return kvJournal(config.journal.kvPath).catch((err) => {
+      const what = config.journal.kvPath ? `JOURNAL_KV_PATH=${JSON.stringify(config.journal.kvPath)}` : "JOURNAL=kv";
+      const why = err instanceof Error ? err.message : "Deno KV cannot be opened";
+      throw new ConfigError(`Invalid ${what}: ${why} (run with --unstable-kv, or use JOURNAL=file)`);
+    });
+  }
+  let path = config.journal.file;
+  try {
+    if (path) return fileJournal(path);
+    const { name, perProcess } = journalName(config.port);
+    path = join(journalDirectory(env, homedir()), name);
+    return fileJournal(path, { perProcess });
+  } catch (err) {
+    if (!(err instanceof JournalFileError)) throw err;
+    const what = config.journal.file
+      ? `Invalid JOURNAL_FILE=${JSON.stringify(path)}`
+      : `Cannot use the crash journal ${path ?? "directory"}`;
+    throw new ConfigError(
+      `${what}: ${err.message}; it must be a regular file of this user that no one else may write ` +
+        "(set JOURNAL_FILE, or JOURNAL=off)",
+    );
+  }
 }

@@ -1,5 +1,5 @@
-// The listeners lib/http-server.ts runs on: Bun.listen, Deno.listen, node:net. They only accept and move bytes.
-import type { ConnectionEvents, ServerWire } from "../lib/http-server.ts";
+// The listeners lib/http/server.ts runs on: Bun.listen, Deno.listen, node:net. They only accept and move bytes.
+import type { ConnectionEvents, ServerWire } from "../lib/http/server.ts";
 
 declare const Bun: any;
 declare const Deno: any;

@@ -1,6 +1,6 @@
-// Serving a fetch handler: the project's own HTTP/1.1 server (lib/http-server.ts) on each runtime's sockets, or the
+// Serving a fetch handler: the project's own HTTP/1.1 server (lib/http/server.ts) on each runtime's sockets, or the
 // runtime's server (serveNative) for the upstream simulator; and the other per-runtime process helpers.
-import { createHttpServer, defaultMaxConnections } from "../lib/http-server.ts";
+import { createHttpServer, defaultMaxConnections } from "../lib/http/server.ts";
 import { listen, softFdLimit } from "./listen.ts";
 
 /** What the runtime knows about a request besides the request: the peer's address (rate limits). */
@@ -46,7 +46,7 @@ export interface ServeOptions {
 }
 
 /**
- * Serves `fetch` on `hostname:port` with lib/http-server.ts: head, body and idle timeouts, a connection cap with
+ * Serves `fetch` on `hostname:port` with lib/http/server.ts: head, body and idle timeouts, a connection cap with
  * eviction, and accept failures (out of descriptors) logged and retried, on Bun, Deno and Node alike.
  */
 export async function serve(fetch: FetchHandler, options: ServeOptions): Promise<Served> {

@@ -9,7 +9,7 @@ const RETRY_MS = 50;
 /**
  * An asynchronous writer for stdout: the returned promise settles once all of `text` is written, however long a
  * stalled reader makes that take; nothing blocks meanwhile. Call it with one write outstanding at a time
- * (lib/log.ts's `batchedLines` does).
+ * (lib/http/log.ts's `batchedLines` does).
  *
  * Why two ways: node:fs's asynchronous `write` runs on a worker thread on Bun and Node, but Deno's runs it on the
  * main thread, so a full pipe froze the whole Deno server; `Deno.stdout.write` waits off the main thread there.

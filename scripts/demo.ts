@@ -1,12 +1,15 @@
 // Demo: the upstream simulator and the gateway wired to it, so anyone can try the API with no Emohaa account.
-import { buildApp } from "../server.ts";
-import { createSimulator } from "../lib/sim.ts";
+import { start } from "../lib/start.ts";
+import { consoleWriter, runtimeParts } from "../runtime/parts.ts";
 import { readEnv, serve, serveNative } from "../runtime/serve.ts";
+import { createSimulator } from "../sim/simulator.ts";
 
 const env = readEnv();
 const sim = createSimulator();
 const upstream = await serveNative(sim.fetch, { port: 0, hostname: "127.0.0.1" });
-const { app, config } = buildApp({ ...env, EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod` });
+// No crash journal: the simulator's conversations end with this process.
+const gatewayEnv = { ...env, EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod`, JOURNAL: "off" };
+const { app, config } = await start(gatewayEnv, { ...runtimeParts(env), writeLog: consoleWriter });
 const served = await serve(app.fetch, { port: config.port, hostname: config.host, limits: config.http });
 const url = `http://localhost:${served.port}`;
 console.log(`

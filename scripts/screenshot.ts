@@ -1,13 +1,14 @@
 // `bun run scripts/screenshot.ts`: screenshots of the playground (against the simulator) into docs/, for the README.
 import { chromium } from "playwright-core";
-import { buildApp } from "../server.ts";
-import { createSimulator } from "../lib/sim.ts";
+import { start } from "../lib/start.ts";
+import { consoleWriter, runtimeParts } from "../runtime/parts.ts";
 import { readEnv, serve } from "../runtime/serve.ts";
+import { createSimulator } from "../sim/simulator.ts";
 
 const env = readEnv();
 const sim = createSimulator();
 const upstream = await serve(sim.fetch, { port: 0, hostname: "127.0.0.1" });
-const { app } = buildApp({ EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod`, LOG_LEVEL: "error" });
+const { app } = await start({ EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod`, LOG_LEVEL: "error" }, { ...runtimeParts(env), writeLog: consoleWriter });
 const gateway = await serve(app.fetch, { port: 0, hostname: "127.0.0.1" });
 const url = `http://127.0.0.1:${gateway.port}/`;
 const docs = new URL("../docs/", import.meta.url).pathname;

@@ -1,5 +1,5 @@
 // Runs the upstream simulator on its own: `bun run scripts/sim.ts` (SIM_PORT, default 8001).
-import { createSimulator } from "../lib/sim.ts";
+import { createSimulator } from "../sim/simulator.ts";
 import { readEnv, serveNative as serve } from "../runtime/serve.ts";
 
 const env = readEnv();

@@ -18,6 +18,9 @@ export function freshCopy() {
   if (git.status === 0) {
     for (const file of git.stdout.split("\0").filter(Boolean)) {
       if (!existsSync(join(root, file))) continue; // deleted in the working tree
+      // A node_modules that is a link (a git worktree sharing another checkout's) is not ignored by "node_modules/":
+      // copied, it would be that checkout's own, and `deno install` in the copy would rewrite it.
+      if (/^(node_modules|dist)(\/|$)/.test(file)) continue;
       mkdirSync(dirname(join(dir, file)), { recursive: true });
       cpSync(join(root, file), join(dir, file));
     }

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { ensureRedisServer, startRedis } from "./redis.mjs";
 import { deployRuns, prepareDeploy } from "./test-deploy.mjs";
 
@@ -17,8 +17,9 @@ const runs = [
   { name: "bun", cmd: bin("bun"), args: ["test", "--timeout=60000", ...(only.length ? only : ["tests/"])] },
   { name: "deno", cmd: denoBin, args: ["test", "--allow-all", "--no-check", `--junit-path=${junitPath()}`, ...(only.length ? only : ["tests/"])] },
   // runtime/dial.ts takes node:net and node:tls only under Node (the Node bundle): those tests run under Node too,
-  // bundled by Bun first because Node 20 cannot run TypeScript. Their fixtures are copied next to them.
-  ...(only.length ? [] : [nodeRun(["tests/http1.test.ts"])]),
+  // bundled by Bun first because Node 20 cannot run TypeScript. Each keeps its path under tests/, and the fixtures
+  // are copied to tests/fixtures beside them, so the tests find them where they do in the repository.
+  ...(only.length ? [] : [nodeRun(["tests/upstream/http1.test.ts"])]),
   // The end-to-end suite against the built binary, the Node bundle and Deno Deploy's way (see test-deploy.mjs);
   // part of a full run, or alone with TEST_RUNTIME=deploy.
   ...(only.length ? [] : deployRuns()),
@@ -38,7 +39,7 @@ function nodeRun(files) {
     prepare() {
       const dir = mkdtempSync(join(tmpdir(), "emohaa-node-"));
       for (const f of files) {
-        const out = join(dir, "tests", basename(f).replace(/\.ts$/, ".mjs"));
+        const out = join(dir, f.replace(/\.ts$/, ".mjs"));
         const r = spawnSync(bin("bun"), ["build", f, "--target=node", `--outfile=${out}`], { encoding: "utf8" });
         if (r.status !== 0) throw new Error(`bun build ${f}: ${r.stdout}${r.stderr}`);
         this.args.push(out);

@@ -23,7 +23,7 @@ describe("loadConfig", () => {
     assert.equal(loadConfig({ PORT: "" }).port, 8000);
     assert.equal(loadConfig({ EMOHAA_BASE_URL: "http://x/echo-prod/" }).baseUrl, "http://x/echo-prod");
   });
-  it("picks the upstream client: lib/http1.ts on every runtime, the runtime's fetch whenever a proxy is set", () => {
+  it("picks the upstream client: lib/upstream/http1.ts on every runtime, the runtime's fetch whenever a proxy is set", () => {
     for (const runtime of ["bun", "deno", "node"] as const) {
       assert.equal(loadConfig({}, runtime).upstreamClient, "http1", runtime);
       for (const proxy of ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]) {

@@ -3,7 +3,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preac
 import { fetchPoolStatus, formatClock, POOL_POLL_MS, poolPollDue, poolRows } from "./client.js";
 import { base, html, t } from "./page.js";
 
-/** The pool's last error kinds (lib/pool.ts Outcome), in words. */
+/** The pool's last error kinds (lib/chat/pool.ts Outcome), in words. */
 const POOL_ERRORS = {
   auth: "poolErrAuth",
   busy: "poolErrBusy",

@@ -56,7 +56,7 @@ async function exchange(request: string): Promise<string> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const platformServes = !ownServer && "the platform's server owns the connections in this way of running";
+const platformServes = !ownServer && "the platform's HTTP server serves here, not lib/http/server.ts";
 
 describe(`connection handling (${serverCommand().join(" ")})`, { skip: platformServes }, () => {
   it("a silent connection is closed within the head timeout", async () => {

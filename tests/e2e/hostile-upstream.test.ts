@@ -1,4 +1,4 @@
-// End to end: the real server against hostile upstreams, with each upstream client (lib/http1.ts and the runtime's
+// End to end: the real server against hostile upstreams, with each upstream client (lib/upstream/http1.ts and the runtime's
 // fetch): errors that quote the token, redirects to another host, resets right after a chat was answered, and an
 // event over the size bound that arrives whole.
 import { after, before, describe, it } from "node:test";

@@ -1,10 +1,13 @@
-// End to end: kill -9 with streams open, restart, and the crash journal deletes every conversation left behind.
+// End to end: kill -9 with streams open, restart, and the crash journal deletes every conversation left behind: the
+// server with its journal file, and deploy.ts under `deno serve` (Deno Deploy's way) with its journal in Deno KV.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { replayJournal } from "../../lib/journal.ts";
+import { promisify } from "node:util";
+import { type JournalEntry, replayJournal } from "../../lib/chat/journal.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { signalsApply, startServer } from "../support/server.ts";
 
@@ -111,5 +114,71 @@ describe("crash journal", { skip: !signalsApply && "no process signals where thi
     await eventually(() => sim.sim.state().open === 0, 15_000, "conversations deleted");
     assert.deepEqual(readdirSync(dir), []);
     assert.ok(existsSync(dir));
+  });
+});
+
+const root = new URL("../../", import.meta.url).pathname;
+const deno = join(root, "node_modules", "deno", "deno");
+/** Where deploy.ts runs: the plain suites and the `deno serve` deployment run; not the binary's or the bundle's. */
+const deployApplies = existsSync(deno) && (!process.env.E2E_COMMAND || / serve /.test(process.env.E2E_COMMAND));
+
+/** The entries of a Deno KV journal, read by a separate Deno process while the server may hold the database open. */
+async function kvJournalEntries(path: string): Promise<JournalEntry[]> {
+  const script = `const kv = await Deno.openKv(${JSON.stringify(path)}); const out = [];
+for await (const e of kv.list({ prefix: ["emohaa-journal"] })) out.push(e.value);
+console.log(JSON.stringify(out)); kv.close();`;
+  const { stdout } = await promisify(execFile)(deno, ["eval", "--unstable-kv", script], { cwd: tmpdir() });
+  return JSON.parse(stdout);
+}
+
+const skipDeploy = !deployApplies && "deploy.ts does not run here";
+
+describe("crash journal in Deno KV, deploy.ts under deno serve", { skip: skipDeploy }, () => {
+  // A local KV database needs read and write permission for its file; on Deno Deploy the platform's KV needs none.
+  const allow = ["--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys"];
+  const denoServe = [deno, "serve", ...allow, "--port", "0", "--host", "127.0.0.1", "deploy.ts"];
+  const secrets = ["live-k1", "live-k2", "live-k3", "key-k"];
+
+  it("JOURNAL=kv: kill -9 with streams open, restart: 0 conversations left; no token in the database", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "emohaa-kv-"));
+    const env = {
+      EMOHAA_BASE_URL: sim.baseUrl,
+      EMOHAA_TOKENS: "live-k1,live-k2,live-k3",
+      API_KEYS: "key-k",
+      JOURNAL: "kv",
+      JOURNAL_KV_PATH: join(dir, "journal.sqlite3"),
+    };
+    const first = await startServer(env, denoServe);
+    const streams = Array.from({ length: 3 }, () =>
+      fetch(`${first.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer key-k" },
+        body: JSON.stringify({ stream: true, messages: [{ role: "user", content: "[[pieces:500]] [[delay:100]]" }] }),
+      }).then((r) => r.text()).catch(() => "cut"),
+    );
+    await eventually(() => sim.sim.state().openStreams === 3, 15_000, "3 streams open");
+    // Deno KV writes in the background (a file journal's appends are synchronous): wait until all three are in.
+    let entries: JournalEntry[] = [];
+    const written = async () => (entries = await kvJournalEntries(env.JOURNAL_KV_PATH)).length === 3;
+    await eventually(written, 15_000, "3 journal entries");
+    for (const secret of secrets) assert.ok(!JSON.stringify(entries).includes(secret));
+    assert.equal(await first.kill("SIGKILL"), null);
+    await Promise.all(streams);
+    assert.equal(sim.sim.state().open, 3);
+    for (const file of readdirSync(dir)) {
+      const bytes = readFileSync(join(dir, file)).toString("latin1");
+      for (const secret of secrets) assert.ok(!bytes.includes(secret), `${file} holds ${secret}`);
+    }
+
+    const second = await startServer(env, denoServe);
+    try {
+      await eventually(() => sim.sim.state().open === 0, 15_000, "leftovers deleted").catch((err) => {
+        throw new Error(`${err.message}; ${sim.sim.state().open} open; output:\n${second.output()}`);
+      });
+      assert.equal(sim.sim.state().badDeletes, 0);
+      await eventually(() => second.output().includes("deleted 3 conversations left behind"), 5000, "log line");
+    } finally {
+      await second.kill("SIGKILL");
+    }
   });
 });

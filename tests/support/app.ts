@@ -1,23 +1,18 @@
-// Test support: the app wired to an in-process simulator, driven through app.request().
-import { createApp } from "../../lib/app.ts";
-import type { ChatTimeouts } from "../../lib/chat.ts";
-import { Conversations } from "../../lib/conversations.ts";
-import { createEmohaaClient } from "../../lib/emohaa.ts";
-import { createLogger } from "../../lib/log.ts";
-import { Metrics } from "../../lib/metrics.ts";
-import { createSimulator, type Simulator } from "../../lib/sim.ts";
-import { createAuth } from "../../lib/auth.ts";
-import { type PoolOptions, TokenPool } from "../../lib/pool.ts";
-import type { Tokenizer } from "../../lib/translate.ts";
-import { loadTokenizer } from "../../lib/usage.ts";
+// Test support: the app wired to an in-process simulator by lib/start.ts, driven through app.request().
+import type { ChatTimeouts } from "../../lib/chat/reply.ts";
+import type { PoolOptions } from "../../lib/chat/pool.ts";
+import type { Tokenizer } from "../../lib/openai/translate.ts";
+import { type Gateway, start } from "../../lib/start.ts";
+import { runtimeParts } from "../../runtime/parts.ts";
+import { createSimulator, type Simulator } from "../../sim/simulator.ts";
 import { simFetch } from "./sim.ts";
 
 export interface TestApp {
-  app: ReturnType<typeof createApp>;
+  app: Gateway["app"];
   sim: Simulator;
-  conversations: Conversations;
-  pool: TokenPool;
-  metrics: Metrics;
+  conversations: Gateway["conversations"];
+  pool: Gateway["pool"];
+  metrics: Gateway["metrics"];
   logs: string[];
   /** POSTs JSON to the chat route with the given tokens. */
   chat(body: unknown, tokens?: string, headers?: Record<string, string>): Promise<Response>;
@@ -36,32 +31,33 @@ export interface TestAppOptions {
   tokenizer?: () => Promise<Tokenizer>;
 }
 
-export function testApp(opts: TestAppOptions = {}): TestApp {
+/**
+ * The gateway as every entry starts it (lib/start.ts), with the simulator's fetch as the transport, every log
+ * line kept at debug level, ids `t1`, `t2`, ..., and waits short enough for tests.
+ */
+export async function testApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const sim = createSimulator();
-  const client = createEmohaaClient({ baseUrl: "http://sim/echo-prod", fetch: simFetch(sim), limits: { maxEventChars: 256 * 1024, maxReplyChars: 64 * 1024 } });
-  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-  const conversations = new Conversations(client, sleep, [5, 10, 20]);
   const logs: string[] = [];
-  const timeouts = { createMs: 2000, firstPieceMs: 2000, idleMs: 2000, totalMs: 10_000, ...opts.timeouts };
   let n = 0;
-  const pool = new TokenPool({ perToken: 1, authCooldownMs: 600_000, failCooldownMs: 30_000, failThreshold: 2, queueTimeoutMs: 5000, queueMax: 100, ...opts.pool });
-  const serverTokens = opts.serverTokens;
-  const metrics = new Metrics();
-  const app = createApp({
-    chat: { client, pool, conversations, timeouts, maxAttempts: opts.maxAttempts ?? 3, sleep, onFirstPiece: (s) => metrics.firstPiece(s) },
-    metrics,
-    auth: createAuth({ serverTokens: serverTokens ? () => serverTokens : undefined, apiKeys: opts.apiKeys ?? [] }),
-    pool,
-    client,
-    logger: createLogger("debug", (l) => logs.push(l)),
-    tokenizer: opts.tokenizer ?? loadTokenizer,
-    promptMaxBytes: opts.promptMaxBytes ?? 6000,
-    keepAliveMs: opts.keepAliveMs ?? 15_000,
-    corsOrigin: "*",
-    tokenCheckLimit: opts.tokenCheckLimit,
-    now: Date.now,
-    id: () => `t${++n}`,
+  const env = { EMOHAA_BASE_URL: "http://sim/echo-prod", UPSTREAM_CLIENT: "fetch", LOG_LEVEL: "debug", JOURNAL: "off" };
+  const g = await start(env, { ...runtimeParts(env), fetch: simFetch(sim), id: () => `t${++n}` }, {
+    config: (c) => ({
+      ...c,
+      timeouts: { createMs: 2000, firstPieceMs: 2000, idleMs: 2000, totalMs: 10_000, ...opts.timeouts },
+      promptMaxBytes: opts.promptMaxBytes ?? c.promptMaxBytes,
+      keepAliveMs: opts.keepAliveMs ?? c.keepAliveMs,
+      maxAttempts: opts.maxAttempts ?? c.maxAttempts,
+      pool: { ...c.pool, queueTimeoutMs: 5000, queueMax: 100, ...opts.pool },
+      serverTokens: opts.serverTokens ? { inline: opts.serverTokens } : undefined,
+      apiKeys: opts.apiKeys ?? [],
+      tokenCheckLimit: opts.tokenCheckLimit ?? c.tokenCheckLimit,
+      upstreamLimits: { ...c.upstreamLimits, maxReplyChars: 64 * 1024 },
+    }),
+    deleteRetryDelaysMs: [5, 10, 20],
+    tokenizer: opts.tokenizer,
+    logLine: (l) => logs.push(l),
   });
+  const { app, conversations, pool, metrics } = g;
   return {
     app,
     sim,

@@ -7,7 +7,7 @@ import { runtimeName } from "../../runtime/serve.ts";
 
 /** False where the way of running has no process signals (Deno Deploy's `deno serve`). */
 export const signalsApply = process.env.E2E_NO_SIGNALS !== "1";
-/** False where the platform's server, not lib's HTTP/1.1 server, owns the connections (`deno serve`, Deno Deploy). */
+/** False where the platform's server, not lib/http/server.ts, owns the connections (`deno serve`, as on Deno Deploy). */
 export const ownServer = process.env.E2E_PLATFORM_SERVES !== "1";
 
 export interface RunningServer {

@@ -1,5 +1,5 @@
 // Test support: the simulator on a real loopback port, and a fetch that calls it in-process.
-import { createSimulator, type Simulator } from "../../lib/sim.ts";
+import { createSimulator, type Simulator } from "../../sim/simulator.ts";
 import { serveNative as serve } from "../../runtime/serve.ts";
 
 export interface RunningSim {

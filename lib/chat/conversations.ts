@@ -1,0 +1,67 @@
+// The conversations this process created: each deleted exactly once, with retries, and journalled if asked.
+import type { EmohaaClient } from "../upstream/emohaa.ts";
+import { withDeadline } from "./deadline.ts";
+import { UpstreamError } from "../upstream/emohaa.ts";
+
+/** Told of each conversation created and deleted, so one left behind by a crash can be deleted on restart. */
+export interface ConversationJournal {
+  created(token: string, cid: string): void;
+  deleted(token: string, cid: string): void;
+}
+
+/** Tracks open conversations and deletes them in the background, retrying with backoff. */
+export class Conversations {
+  open = 0;
+  deleteFailures = 0;
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly client: EmohaaClient,
+    private readonly sleep: (ms: number) => Promise<void>,
+    private readonly retryDelaysMs: readonly number[] = [200, 1000, 3000],
+    private readonly journal?: ConversationJournal,
+  ) {}
+
+  /** Records a conversation the upstream created; `delete` must follow exactly once. */
+  created(token: string, cid: string): void {
+    this.open++;
+    this.journal?.created(token, cid);
+  }
+
+  /** Deletes a conversation an earlier process left behind (found in the journal). */
+  deleteLeftover(token: string, cid: string): Promise<void> {
+    this.open++;
+    return this.delete(token, cid);
+  }
+
+  /** Deletes a conversation in the background, retrying with backoff; settles exactly once. */
+  delete(token: string, cid: string): Promise<void> {
+    const p = (async () => {
+      for (let i = 0; ; i++) {
+        try {
+          await withDeadline(10_000, "delete request", (signal) => this.client.deleteConversation(token, cid, signal));
+          this.journal?.deleted(token, cid);
+          return;
+        } catch (err) {
+          // A token rejected now cannot delete later either; a journalled entry stays for the next start.
+          const permanent = err instanceof UpstreamError && (err.kind === "auth" || err.kind === "protocol");
+          if (permanent || i >= this.retryDelaysMs.length) {
+            this.deleteFailures++;
+            return;
+          }
+          await this.sleep(this.retryDelaysMs[i]!);
+        }
+      }
+    })().finally(() => {
+      this.open--;
+      this.pending.delete(p);
+    });
+    this.pending.add(p);
+    return p;
+  }
+
+  /** Resolves when every deletion started so far has settled. */
+  async drain(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+}

@@ -1,0 +1,359 @@
+// The chat use case: pick a token, create a conversation, stream the reply, fail over, always delete.
+import type { EmohaaClient, PieceReader } from "../upstream/emohaa.ts";
+import { UpstreamError } from "../upstream/emohaa.ts";
+import { ApiError, clientClosed } from "../http/errors.ts";
+import type { Conversations } from "./conversations.ts";
+import { withDeadline } from "./deadline.ts";
+import type { Lease, TokenPool } from "./pool.ts";
+
+export interface ChatTimeouts {
+  /** Creating a conversation. */
+  createMs: number;
+  /** From opening the chat to its first piece. */
+  firstPieceMs: number;
+  /** Between two pieces. */
+  idleMs: number;
+  /** The whole reply. */
+  totalMs: number;
+}
+
+export interface ChatDeps {
+  client: EmohaaClient;
+  pool: TokenPool;
+  conversations: Conversations;
+  timeouts: ChatTimeouts;
+  maxAttempts: number;
+  sleep: (ms: number) => Promise<void>;
+  /** Aborted when the server stops: open replies end with an error and their conversations are deleted. */
+  shutdown?: AbortSignal;
+  /** Told the upstream's time to the first piece, in seconds (metrics). */
+  onFirstPiece?: (seconds: number) => void;
+}
+
+/** A reply being read from the upstream. */
+export interface Reply {
+  /**
+   * The next text, or null at the end: the pieces that arrived together in one upstream read, joined (so a
+   * burst costs one chunk downstream, not one per piece). Throws an ApiError on failure or timeout.
+   */
+  read(): Promise<string | null>;
+  /** What `read` would give without waiting: text already received, null at the end, or undefined. */
+  readNow(): string | null | undefined;
+  /** Stops the upstream and deletes the conversation; safe to call many times. */
+  close(): void;
+}
+
+export interface OpenedReply {
+  reply: Reply;
+  /** The first piece (null: the reply is empty; undefined: not arrived within `holdMs`). */
+  first: string | null | undefined;
+}
+
+type Phase = "first" | "idle" | "total" | "shutdown";
+
+/** One upstream conversation: its abort controller, watchdog and cleanup. */
+class Attempt {
+  readonly ac = new AbortController();
+  cid?: string;
+  reader?: PieceReader;
+  timedOut?: Phase;
+  private closed = false;
+  /** When the next piece is due; the watchdog timer (fires at `timerAt`) checks it. */
+  private deadline = 0;
+  private timer?: ReturnType<typeof setTimeout>;
+  private timerAt = 0;
+  /** Set once a piece arrived, so a later expiry is a gap, not a slow start. */
+  private phaseIsIdle = false;
+  private totalTimer?: ReturnType<typeof setTimeout>;
+  readonly token: string;
+
+  constructor(
+    private readonly deps: ChatDeps,
+    private readonly lease: Lease,
+    clientSignal: AbortSignal,
+  ) {
+    this.token = lease.token;
+    if (clientSignal.aborted) this.ac.abort(clientSignal.reason);
+    else clientSignal.addEventListener("abort", () => this.clientLeft(clientSignal.reason), { once: true });
+    // Shutdown ends the reply like a timeout does: the client gets an error, the conversation is deleted.
+    if (deps.shutdown) (this.registry = openAttempts(deps.shutdown)).add(this);
+  }
+
+  /** The attempts open under the same shutdown signal (a set: cheaper per request than a listener each). */
+  private readonly registry?: Set<Attempt>;
+  /** Rejects the create wait when the client leaves during it. */
+  private leaving?: (reason: unknown) => void;
+
+  private clientLeft(reason: unknown): void {
+    this.leaving?.(reason ?? new DOMException("The client left", "AbortError"));
+    this.close();
+  }
+
+  /** Called when the server shuts down. */
+  shutdown(): void {
+    this.expire("shutdown");
+  }
+
+  /** Creates the conversation. A create already sent is awaited even after the client left, so it can be deleted. */
+  async create(clientSignal: AbortSignal): Promise<void> {
+    const { client, conversations, timeouts } = this.deps;
+    // The request itself may run longer than the client waits (its id is still needed for deletion), within a
+    // limit of its own.
+    const creating = withDeadline(timeouts.createMs * 4, "create request", (signal) => client.createConversation(this.token, signal)).then((cid) => {
+      conversations.created(this.token, cid);
+      if (this.closed) conversations.delete(this.token, cid);
+      else this.cid = cid;
+    });
+    // One wait for three outcomes: created, too slow for this client, or the client left.
+    await new Promise<void>((resolve, reject) => {
+      const settle = (err?: unknown) => {
+        clearTimeout(limit);
+        this.leaving = undefined;
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const limit = setTimeout(
+        () => settle(new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, { code: "upstream_timeout" })),
+        timeouts.createMs,
+      );
+      // Observed before anything else: a create that fails after the wait ended is never an unhandled rejection.
+      creating.then(() => settle(), settle);
+      if (clientSignal.aborted) return settle(clientSignal.reason ?? new DOMException("The client left", "AbortError"));
+      // The constructor's listener on the client signal ends this wait (see clientLeft).
+      this.leaving = settle;
+    });
+  }
+
+  /** Opens the chat stream and arms the first-piece and total watchdogs. */
+  async chat(prompt: string): Promise<void> {
+    const { timeouts } = this.deps;
+    this.arm(timeouts.firstPieceMs);
+    this.totalTimer = setTimeout(() => this.expire("total"), timeouts.totalMs);
+    try {
+      this.reader = await this.deps.client.openChat(this.token, this.cid!, prompt, this.ac.signal);
+    } catch (err) {
+      throw this.mapError(err);
+    }
+    // The upstream accepted the token and opened the stream: the account is healthy.
+    this.deps.pool.report(this.token, "ok");
+  }
+
+  /** Reads the next text: every piece one upstream read brought, joined. Re-arms the gap watchdog. */
+  async read(): Promise<string | null> {
+    try {
+      const pieces = await this.reader!.read();
+      // A cancelled reader ends early: after a timeout or close that is a failure, not the reply's end.
+      if (this.timedOut || this.closed) throw new Error("Reply stopped");
+      return this.took(pieces);
+    } catch (err) {
+      throw this.mapError(err);
+    }
+  }
+
+  /** The text already received, without waiting (undefined when there is none yet). */
+  readNow(): string | null | undefined {
+    try {
+      if (this.timedOut || this.closed) throw new Error("Reply stopped");
+      const pieces = this.reader!.readNow();
+      return pieces === undefined ? undefined : this.took(pieces);
+    } catch (err) {
+      throw this.mapError(err);
+    }
+  }
+
+  private took(pieces: string[] | null): string | null {
+    if (pieces === null) {
+      this.finished = true;
+      return null;
+    }
+    this.phaseIsIdle = true;
+    this.arm(this.deps.timeouts.idleMs);
+    return pieces.length === 1 ? pieces[0]! : pieces.join("");
+  }
+
+  /** Set once the reply was read to its end: the upstream request is over, nothing to abort. */
+  private finished = false;
+
+  /** One timer for the piece deadline, moved forward lazily instead of re-created per piece. */
+  private arm(ms: number): void {
+    this.deadline = Date.now() + ms;
+    // Only a deadline earlier than the pending timer needs a new timer; later ones are checked when it fires.
+    if (this.timer === undefined || this.deadline < this.timerAt) {
+      clearTimeout(this.timer);
+      this.schedule(ms);
+    }
+  }
+
+  private schedule(ms: number): void {
+    this.timerAt = Date.now() + ms;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const left = this.deadline - Date.now();
+      if (left > 2) this.schedule(left);
+      else this.expire(this.reader && this.phaseIsIdle ? "idle" : "first");
+    }, ms);
+  }
+
+  private expire(phase: Phase): void {
+    if (this.closed) return;
+    this.timedOut = phase;
+    this.ac.abort();
+    this.reader?.cancel();
+  }
+
+  /** Maps a failure and tells the pool what it says about the account (a client leaving says nothing). */
+  fail(err: unknown): ApiError {
+    const e = this.mapError(err);
+    if (e instanceof UpstreamError) this.deps.pool.report(this.token, e.kind);
+    return e;
+  }
+
+  mapError(err: unknown): ApiError {
+    const t = this.deps.timeouts;
+    if (this.timedOut === "first") return new UpstreamError("timeout", 504, `Emohaa sent nothing within ${t.firstPieceMs} ms`, { code: "upstream_timeout" });
+    if (this.timedOut === "idle") return new UpstreamError("timeout", 504, `Emohaa went silent for ${t.idleMs} ms in the middle of the answer`, { code: "upstream_timeout" });
+    if (this.timedOut === "shutdown") return new ApiError(503, "The server is shutting down; retry the request", { code: "server_shutting_down", retryAfter: 1 });
+    if (this.timedOut === "total") return new UpstreamError("timeout", 504, `Emohaa's answer took longer than ${t.totalMs} ms`, { code: "upstream_timeout" });
+    if (err instanceof ApiError) return err;
+    if (this.ac.signal.aborted) return clientClosed();
+    return new UpstreamError("network", 502, "Lost the connection to Emohaa", { code: "upstream_unreachable", cause: err });
+  }
+
+  /** Aborts the upstream, deletes the conversation, frees the token. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.registry?.delete(this);
+    clearTimeout(this.timer);
+    clearTimeout(this.totalTimer);
+    if (!this.finished) {
+      this.ac.abort();
+      this.reader?.cancel();
+    }
+    if (this.cid) this.deps.conversations.delete(this.token, this.cid);
+    this.lease.release();
+  }
+}
+
+const registries = new WeakMap<AbortSignal, Set<Attempt>>();
+
+/** The open attempts under a shutdown signal, which ends them all when it fires. */
+function openAttempts(shutdown: AbortSignal): Set<Attempt> {
+  let set = registries.get(shutdown);
+  if (!set) {
+    const attempts = (set = new Set());
+    registries.set(shutdown, attempts);
+    const end = () => {
+      for (const a of [...attempts]) a.shutdown();
+    };
+    if (shutdown.aborted) queueMicrotask(end);
+    else shutdown.addEventListener("abort", end, { once: true });
+  }
+  return set;
+}
+
+/** Whether a failure on one token is worth another attempt, and with which token. */
+function nextStep(err: ApiError): "other-token" | "same-or-other" | "stop" {
+  if (!(err instanceof UpstreamError)) return "stop";
+  switch (err.kind) {
+    case "auth":
+    case "busy":
+    case "rate":
+    case "protocol":
+      return "other-token";
+    default:
+      return "same-or-other";
+  }
+}
+
+/**
+ * Opens a reply, failing over between tokens until the first piece arrives (nothing has reached the client
+ * yet, so another attempt is invisible to it). After `holdMs` without a piece the reply is handed over anyway,
+ * so the caller can start its keep-alives; from then on there is no failover.
+ */
+export async function openReply(
+  deps: ChatDeps,
+  tokens: readonly string[],
+  prompt: string,
+  signal: AbortSignal,
+  holdMs: number,
+  /** Told the attempt count as it grows, so a failed request can report it too. */
+  onAttempt?: (attempts: number) => void,
+): Promise<OpenedReply> {
+  const started = Date.now();
+  const tried = new Set<string>();
+  let lastError: ApiError | undefined;
+  let attempts = 0;
+  while (attempts < deps.maxAttempts) {
+    let lease = await deps.pool.acquire(tokens, tried, signal);
+    if (!lease) {
+      // Every token was tried: only transient failures are worth the same tokens again, after a short pause.
+      if (!lastError || nextStep(lastError) !== "same-or-other") break;
+      tried.clear();
+      await deps.sleep(150 * attempts);
+      lease = await deps.pool.acquire(tokens, tried, signal);
+      if (!lease) break;
+    }
+    if (signal.aborted) {
+      lease.release();
+      break;
+    }
+    attempts++;
+    onAttempt?.(attempts);
+    const attempt = new Attempt(deps, lease, signal);
+    try {
+      await attempt.create(signal);
+      await attempt.chat(prompt);
+      const wait = holdMs - (Date.now() - started);
+      const opened = Date.now();
+      const firstRead = attempt.read();
+      if (deps.onFirstPiece) firstRead.then((p) => p !== null && deps.onFirstPiece!((Date.now() - opened) / 1000), () => {});
+      firstRead.catch(() => {}); // observed by whoever reads it; never an unhandled rejection
+      const first = await raceHold(firstRead, wait);
+      const reply = makeReply(attempt, first === HOLD_EXPIRED ? firstRead : undefined);
+      return { reply, first: first === HOLD_EXPIRED ? undefined : first };
+    } catch (err) {
+      attempt.close();
+      if (signal.aborted) throw clientClosed();
+      lastError = attempt.fail(err);
+      tried.add(lease.token);
+      if (nextStep(lastError) === "stop") break;
+    }
+  }
+  if (signal.aborted) throw clientClosed();
+  throw lastError ?? new ApiError(502, "No upstream attempt could be made", { code: "upstream_error" });
+}
+
+const HOLD_EXPIRED = Symbol("hold expired");
+
+function raceHold<T>(p: Promise<T>, ms: number): Promise<T | typeof HOLD_EXPIRED> {
+  if (!Number.isFinite(ms)) return p;
+  if (ms <= 0) return Promise.race([p, Promise.resolve(HOLD_EXPIRED)]);
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([p, new Promise<typeof HOLD_EXPIRED>((r) => (timer = setTimeout(() => r(HOLD_EXPIRED), ms)))]).finally(() => clearTimeout(timer));
+}
+
+function makeReply(attempt: Attempt, pending: Promise<string | null> | undefined): Reply {
+  let next = pending;
+  return {
+    async read() {
+      const p = next ?? attempt.read();
+      next = undefined;
+      try {
+        return await p;
+      } catch (err) {
+        throw attempt.fail(err);
+      }
+    },
+    readNow() {
+      // The first read is still out: only it can say what comes next.
+      if (next) return undefined;
+      try {
+        return attempt.readNow();
+      } catch (err) {
+        throw attempt.fail(err);
+      }
+    },
+    close: () => attempt.close(),
+  };
+}

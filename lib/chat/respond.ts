@@ -1,0 +1,203 @@
+// OpenAI responses from an upstream reply: the SSE stream and the whole completion.
+import type { Reply } from "./reply.ts";
+import { clientClosed, isAbort, toApiError } from "../http/errors.ts";
+import { contentFramer, dataFrame, DONE_FRAME, PING_FRAME } from "../openai/sse.ts";
+import { completion, type ChunkHead, Cutter, deltaChunk, type FinishReason, type Tokenizer, type Usage, usageChunk, usageOf } from "../openai/translate.ts";
+import { countInTurns, nextTurn, TURN_CHARS } from "../openai/tokenizer.ts";
+
+export interface ReplyContext {
+  head: ChunkHead;
+  reply: Reply;
+  /** The first piece when already read (null: empty reply; undefined: still to read). */
+  first: string | null | undefined;
+  cutter: Cutter;
+  prompt: string;
+  /** Loading (in parallel with the upstream's answer) when usage must be counted; awaited only then. */
+  tokenizer?: Promise<Tokenizer>;
+}
+
+// A cutter that counts tokens is given a long piece a slice at a time; each push also costs a call's overhead.
+const PUSH_COST = 32;
+
+/**
+ * Reads the reply through the cutter, calling `emit` for each piece of text; returns how it finished. A cutter
+ * that counts tokens (max_tokens) gets the event loop a turn after every TURN_CHARS characters or so, however
+ * they arrive (one huge piece, or thousands already received), so counting never holds other requests up long.
+ */
+async function pump(ctx: ReplyContext, emit: (text: string) => void): Promise<FinishReason> {
+  const { reply, cutter } = ctx;
+  let work = 0;
+  let piece = ctx.first === undefined ? await reply.read() : ctx.first;
+  while (piece !== null) {
+    if (cutter.passThrough) {
+      if (piece) emit(piece);
+    } else if (!cutter.counts) {
+      const r = cutter.push(piece);
+      if (r.emit) emit(r.emit);
+      if (r.finish) return r.finish;
+    } else {
+      let out = "";
+      let at = 0;
+      do {
+        let end = Math.min(piece.length, at + TURN_CHARS);
+        // Never between the two halves of a surrogate pair.
+        if ((piece.charCodeAt(end) & 0xfc00) === 0xdc00) end++;
+        const r = cutter.push(end - at === piece.length ? piece : piece.slice(at, end));
+        out += r.emit;
+        if (r.finish) {
+          if (out) emit(out);
+          return r.finish;
+        }
+        work += end - at + PUSH_COST;
+        at = end;
+        if (work >= TURN_CHARS) {
+          work = 0;
+          if (out) emit(out);
+          out = "";
+          await nextTurn();
+        }
+      } while (at < piece.length);
+      if (out) emit(out);
+    }
+    // What has already arrived (often the end) is taken without a round through the event loop.
+    const now = reply.readNow();
+    piece = now === undefined ? await reply.read() : now;
+  }
+  const r = cutter.flush();
+  if (r.emit) emit(r.emit);
+  return r.finish ?? "stop";
+}
+
+/** The tokenizer as soon as it has loaded (set a microtask after), for counts that need not wait a turn. */
+function whenLoaded(ctx: ReplyContext): { tokenizer?: Tokenizer } {
+  const loaded: { tokenizer?: Tokenizer } = {};
+  ctx.tokenizer?.then((tk) => (loaded.tokenizer = tk), () => {});
+  return loaded;
+}
+
+/**
+ * The usage of a reply. Short texts with the tokenizer loaded are counted at once (a reply that arrived whole
+ * still leaves in one write); others a slice at a time, with turns of the event loop between.
+ */
+function usage(ctx: ReplyContext, loaded: { tokenizer?: Tokenizer }, content: string): Usage | Promise<Usage> {
+  const tk = loaded.tokenizer;
+  if (tk && ctx.prompt.length + content.length <= 2 * TURN_CHARS) return usageOf(tk.count(ctx.prompt), tk.count(content));
+  return (async () => {
+    const tk = await ctx.tokenizer!;
+    return usageOf(await countInTurns(tk, ctx.prompt), await countInTurns(tk, content));
+  })();
+}
+
+/** Reads the whole reply into a `chat.completion`. A failure part-way is an error, never a partial 200. */
+export async function collectCompletion(ctx: ReplyContext) {
+  const loaded = whenLoaded(ctx);
+  const parts: string[] = [];
+  let finish: FinishReason;
+  try {
+    finish = await pump(ctx, (t) => parts.push(t));
+  } finally {
+    ctx.reply.close();
+  }
+  const content = parts.join("");
+  return completion(ctx.head, content, finish, await usage(ctx, loaded, content));
+}
+
+export interface StreamOptions {
+  includeUsage: boolean;
+  keepAliveMs: number;
+  /** Called once when the stream ended: the status to log and the error code if it failed. */
+  onEnd?: (outcome: { code: string | null; status: number }) => void;
+}
+
+/**
+ * The event stream: role chunk, content chunks, one finish chunk, optional usage chunk, `[DONE]`.
+ * A failure after the first byte becomes a `data: {"error": ...}` frame and the stream closes without [DONE].
+ * Cancellation (client gone) closes the reply, which aborts the upstream and deletes the conversation.
+ */
+export function streamCompletion(ctx: ReplyContext, options: StreamOptions): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  const frame = contentFramer(ctx.head);
+  const parts: string[] | undefined = options.includeUsage ? [] : undefined;
+  const loaded = whenLoaded(ctx);
+  let ended = false;
+  let lastWrite = Date.now();
+  let ping: ReturnType<typeof setInterval> | undefined;
+
+  const end = (status: number, code: string | null) => {
+    if (ended) return;
+    ended = true;
+    clearInterval(ping);
+    ctx.reply.close();
+    options.onEnd?.({ status, code });
+  };
+
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      // The client may be gone before `cancel` is called (Deno errors the body of a closed connection first):
+      // a stream that refuses a write or the close is a client that left, never an exception.
+      const write = (s: string) => {
+        try {
+          controller.enqueue(encoder.encode(s));
+        } catch {
+          end(499, "client_closed");
+        }
+      };
+      const close = () => {
+        try {
+          controller.close();
+        } catch {
+          // Cancelled or errored by the runtime already.
+        }
+      };
+      // Frames sent in one turn of the event loop go out as one chunk: one encode, one write.
+      let corked: string | undefined;
+      const send = (s: string) => {
+        if (ended) return;
+        lastWrite = Date.now();
+        if (corked !== undefined) corked += s;
+        else write(s);
+      };
+      const uncork = () => {
+        const s = corked;
+        corked = undefined;
+        if (s && !ended) write(s);
+      };
+      ping = setInterval(() => {
+        if (Date.now() - lastWrite >= options.keepAliveMs * 0.9) send(PING_FRAME);
+      }, options.keepAliveMs);
+      corked = dataFrame(deltaChunk(ctx.head, { role: "assistant", content: "" }));
+      (async () => {
+        try {
+          const finish = await pump(ctx, (t) => {
+            parts?.push(t);
+            send(frame(t));
+          });
+          ctx.reply.close();
+          const counting = parts && usage(ctx, loaded, parts.join(""));
+          const counted = counting instanceof Promise ? await counting : counting;
+          corked ??= "";
+          send(dataFrame(deltaChunk(ctx.head, {}, finish)));
+          if (counted) send(dataFrame(usageChunk(ctx.head, counted)));
+          send(DONE_FRAME);
+          uncork();
+          if (!ended) close();
+          end(200, null);
+        } catch (err) {
+          if (ended) return;
+          corked ??= "";
+          const e = isAbort(err) ? clientClosed() : toApiError(err);
+          send(dataFrame(e.toJSON()));
+          uncork();
+          close();
+          end(e.status, e.code);
+        }
+      })();
+      // The pump ran up to its first wait, so the role chunk and the first text (when it was already read) go
+      // together; after a microtask, so a reply that is already complete goes out whole, in one write.
+      queueMicrotask(uncork);
+    },
+    cancel() {
+      end(499, "client_closed");
+    },
+  });
+}

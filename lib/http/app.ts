@@ -1,0 +1,361 @@
+// createApp(deps): the HTTP surface — routes, CORS, request ids, logging and the one error renderer.
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { routePath } from "hono/route";
+import type { ChatDeps } from "../chat/reply.ts";
+import { CHAT_PATH, completionsHandler, type Edge, isCompletionsRequest, MODEL } from "./completions.ts";
+import { type EmohaaClient, UpstreamError } from "../upstream/emohaa.ts";
+import { bearerScheme, chatRequestExamples, documentConfig, errorResponse, errorResponses, streamExample } from "./apidoc.ts";
+import { readBody } from "./body.ts";
+import { docsRoutes } from "../web/swagger.ts";
+import { playgroundRoutes } from "../web/playground.ts";
+import { withDeadline } from "../chat/deadline.ts";
+import { ApiError, invalidRequest, toApiError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+import {
+  ChatRequestSchema,
+  ChunkSchema,
+  CompletionSchema,
+  ModelListSchema,
+  TokenCheckRequestSchema,
+  TokenCheckResponseSchema,
+  TokenStatusSchema,
+} from "./schemas.ts";
+import type { Auth } from "./auth.ts";
+import type { TokenPool } from "../chat/pool.ts";
+import { clientKey, RateLimiter } from "./ratelimit.ts";
+import { isUsableToken } from "./bearer.ts";
+import type { Tokenizer } from "../openai/translate.ts";
+
+export interface AppDeps {
+  chat: ChatDeps;
+  auth: Auth;
+  pool: TokenPool;
+  client: EmohaaClient;
+  logger: Logger;
+  tokenizer: () => Promise<Tokenizer>;
+  promptMaxBytes: number;
+  keepAliveMs: number;
+  corsOrigin: string;
+  /** Request bodies over this size are refused with 413 (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** Served at `/metrics` when given. */
+  metrics?: Metrics;
+  /** Milliseconds since the epoch. */
+  now: () => number;
+  /** A fresh random id (request ids, completion ids). */
+  id: () => string;
+  /** A page to serve at `/` instead of the built-in playground. */
+  homePage?: () => Response | Promise<Response>;
+  /** POST /token/check per client address: checks per minute and at once (default 1 and 10). */
+  tokenCheckLimit?: { perMinute: number; burst: number };
+  /** Take the client's address from X-Forwarded-For's last entry (behind one reverse proxy). */
+  trustProxy?: boolean;
+}
+
+/** What the runtime tells about a request besides the request itself: `app.fetch(req, info)` (runtime/serve.ts). */
+export interface ClientInfo {
+  /** The peer's IP address; absent (tests, some platforms): every client shares the key "unknown". */
+  remoteAddress?: string;
+}
+
+type Env = {
+  // Undefined when the caller passes none (`app.request` in tests): read it as `c.env?.`.
+  Bindings: ClientInfo;
+  Variables: {
+    requestId: string;
+    /** The error code of a failed request, for the access log. */
+    errorCode?: string | null;
+  };
+};
+
+/** A bearer that some configurations require and others do not (see the route's description). */
+const OPTIONAL_BEARER: Record<string, string[]>[] = [{}, { bearer: [] }];
+
+const chatRoute = createRoute({
+  method: "post",
+  path: CHAT_PATH,
+  tags: ["Chat"],
+  summary: "Create a chat completion (OpenAI-compatible)",
+  operationId: "createChatCompletion",
+  description:
+    "Sends the conversation to Emohaa as one prompt and answers like OpenAI. With `stream: true` the answer is a " +
+    "`text/event-stream` of `ChatCompletionChunk` frames ending with `data: [DONE]`. A client that disconnects cancels " +
+    "the upstream request; the Emohaa conversation is deleted in every case.",
+  security: [{ bearer: [] }],
+  request: { body: { required: true, content: { "application/json": { schema: ChatRequestSchema, examples: chatRequestExamples } } } },
+  responses: {
+    200: {
+      description: "The completion as JSON, or with `stream: true` an event stream: one `data:` line of JSON per chunk",
+      content: {
+        "application/json": { schema: CompletionSchema },
+        "text/event-stream": { schema: ChunkSchema, examples: { stream: { summary: "A streamed reply, as sent on the wire", value: streamExample } } },
+      },
+    },
+    ...errorResponses(400, 401, 429, 500, 502, 503, 504),
+  },
+});
+
+const tokenCheckRoute = createRoute({
+  method: "post",
+  path: "/token/check",
+  tags: ["Tokens"],
+  summary: "Check whether an Emohaa token is alive",
+  operationId: "checkToken",
+  description:
+    "Upstream errors and timeouts answer `live: false`. Limited per client address (`TOKEN_CHECK_RATE` per minute, bursts of " +
+    "`TOKEN_CHECK_BURST`; the original advised one check per token every 10 minutes). When the server holds the tokens " +
+    "(EMOHAA_TOKENS) it needs a gateway key.",
+  security: OPTIONAL_BEARER,
+  request: { body: { required: true, content: { "application/json": { schema: TokenCheckRequestSchema } } } },
+  responses: {
+    200: { description: "Whether the token is alive", content: { "application/json": { schema: TokenCheckResponseSchema } } },
+    ...errorResponses(400),
+    ...errorResponse(401, "Server-side mode: a missing or wrong API key", {
+      value: { error: { message: "Invalid API key: this server holds the Emohaa tokens; send one of its API_KEYS as the bearer", type: "authentication_error", param: null, code: "invalid_api_key" } },
+    }),
+    ...errorResponse(429, "Too many checks from this client address; `retry-after` says when the next one is allowed", {
+      value: { error: { message: "Too many token checks from this address (1 per minute, bursts of 10); retry in 42 s", type: "rate_limit_error", param: null, code: "rate_limit_exceeded" } },
+    }),
+  },
+});
+
+const modelsRoute = createRoute({
+  method: "get",
+  path: "/v1/models",
+  tags: ["Models"],
+  summary: "List the models this server serves",
+  operationId: "listModels",
+  responses: { 200: { description: "The model list", content: { "application/json": { schema: ModelListSchema } } } },
+});
+
+const pingRoute = createRoute({
+  method: "get",
+  path: "/ping",
+  tags: ["Health"],
+  summary: "Liveness check",
+  operationId: "ping",
+  responses: { 200: { description: "Always `pong`", content: { "text/plain": { schema: z.string().openapi({ example: "pong" }) } } } },
+});
+
+const metricsRoute = createRoute({
+  method: "get",
+  path: "/metrics",
+  tags: ["Health"],
+  summary: "Prometheus metrics",
+  operationId: "metrics",
+  description:
+    "Requests by route and status, streams in flight, upstream time to first piece, open conversations, token pool states. " +
+    "Counts only. Needs `METRICS_KEY` as the bearer when that is set; otherwise a gateway key when the server holds the " +
+    "tokens, and nothing in client mode.",
+  security: OPTIONAL_BEARER,
+  responses: {
+    200: { description: "Prometheus text format 0.0.4", content: { "text/plain": { schema: z.string() } } },
+    ...errorResponse(401, "A missing or wrong METRICS_KEY, or in server-side mode API key", {
+      value: { error: { message: "Invalid metrics key: send METRICS_KEY as the bearer", type: "authentication_error", param: null, code: "invalid_api_key" } },
+    }),
+  },
+});
+
+const tokenStatusRoute = createRoute({
+  method: "get",
+  path: "/v1/tokens/status",
+  tags: ["Tokens"],
+  summary: "Health of the token pool",
+  operationId: "tokenStatus",
+  description:
+    "With server-side tokens (EMOHAA_TOKENS), lists the pool's tokens and needs a gateway key. Otherwise lists the tokens of the " +
+    "caller's own bearer. Tokens are shown only as a masked label derived from their SHA-256.",
+  security: [{ bearer: [] }],
+  responses: {
+    200: { description: "Token states", content: { "application/json": { schema: TokenStatusSchema } } },
+    ...errorResponses(401),
+  },
+});
+
+/** Builds the gateway app around its dependencies; nothing here reads the environment or a runtime global. */
+export function createApp(deps: AppDeps): OpenAPIHono<Env> {
+  const app = new OpenAPIHono<Env>({
+    defaultHook: (result) => {
+      if (!result.success) throw invalidRequest(result.error.issues);
+    },
+  });
+
+  const edge = createEdge(deps);
+
+  app.use("*", async function requestId(c, next) {
+    const id = edge.requestId(c.req.header("x-request-id"));
+    c.set("requestId", id);
+    c.header("x-request-id", id);
+    await next();
+  });
+
+  app.use("*", async function accessLog(c, next) {
+    const start = deps.now();
+    await next();
+    // The last matched route's pattern (not the raw path) keeps the metrics' label set bounded.
+    const last = routePath(c, -1);
+    const route = last === "/*" || last === "*" ? "unmatched" : last;
+    edge.record(route, { method: c.req.method, path: c.req.path, status: c.res.status, ms: deps.now() - start, id: c.get("requestId"), code: c.get("errorCode") ?? null });
+  });
+
+  app.use(
+    "*",
+    cors({
+      origin: corsOrigins(deps.corsOrigin),
+      exposeHeaders: EXPOSED_HEADERS,
+      maxAge: 86400,
+    }),
+  );
+
+  // Before the body is read: a caller without a key or over its budget costs no more than its headers.
+  const { perMinute, burst } = deps.tokenCheckLimit ?? { perMinute: 1, burst: 10 };
+  const checks = new RateLimiter({ perMinute, burst, now: deps.now });
+  app.use("/token/check", async function tokenCheckGuard(c, next) {
+    if (c.req.method === "POST") {
+      deps.auth.requireKey(c.req.header("authorization"));
+      const wait = checks.take(clientKey(c.env?.remoteAddress, c.req.header("x-forwarded-for"), deps.trustProxy ?? false));
+      if (wait) {
+        throw new ApiError(429, `Too many token checks from this address (${perMinute} per minute, bursts of ${burst}); retry in ${wait} s`, {
+          code: "rate_limit_exceeded",
+          retryAfter: wait,
+        });
+      }
+    }
+    await next();
+  });
+
+  const maxBody = deps.maxBodyBytes ?? 1024 * 1024;
+  // The whole body, read once within the bound; a client that leaves mid-body is a 499 (lib/http/body.ts).
+  app.use("*", async function body(c, next) {
+    const raw = c.req.raw;
+    if (raw.body && raw.method !== "GET" && raw.method !== "HEAD") c.req.raw = new Request(raw, { body: await readBody(raw, maxBody) });
+    await next();
+  });
+
+  app.onError((err, c) => {
+    const { error, headers } = edge.render(err, c.req.method, c.req.path);
+    for (const [k, v] of Object.entries(headers)) c.header(k, v);
+    c.set("errorCode", error.code);
+    // 499 is nginx's "client closed request": nobody reads it, but it logs honestly.
+    return c.json(error.toJSON(), error.status as 400);
+  });
+
+  app.notFound((c) => {
+    const e = new ApiError(404, `No route for ${c.req.method} ${c.req.path}`, { code: "not_found" });
+    return c.json(e.toJSON(), 404);
+  });
+
+  // The chat route is served by lib/http/completions.ts before the router (see there why); it is declared here for
+  // the OpenAPI document.
+  app.openAPIRegistry.registerPath(chatRoute);
+
+  app.openapi(tokenCheckRoute, async (c) => {
+    const { token } = c.req.valid("json");
+    let live = false;
+    // A token that cannot travel in a header is not alive, and never reaches the upstream.
+    if (isUsableToken(token)) {
+      try {
+        await withDeadline(deps.chat.timeouts.createMs, "token check", (signal) => deps.client.listConversations(token, signal));
+        live = true;
+      } catch (err) {
+        live = false;
+        if (err instanceof UpstreamError) deps.pool.report(token, err.kind);
+      }
+      // The check feeds the pool's health state like any request.
+      if (live) deps.pool.report(token, "ok");
+    }
+    return c.json({ live }, 200);
+  });
+
+  app.openapi(modelsRoute, (c) =>
+    c.json({ object: "list" as const, data: [{ id: MODEL, object: "model" as const, created: 1710000000, owned_by: "emohaa-free-api" }] }, 200),
+  );
+
+  app.openapi(pingRoute, (c) => c.text("pong", 200));
+
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    app.openapi(metricsRoute, (c) => {
+      deps.auth.requireMetricsKey(c.req.header("authorization"));
+      const text = metrics.render({
+        conversationsOpen: deps.chat.conversations.open,
+        deletionsFailed: deps.chat.conversations.deleteFailures,
+        pool: { ...deps.pool.counts(), waiting: deps.pool.waiting },
+      });
+      return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    });
+  }
+
+  app.openapi(tokenStatusRoute, (c) => {
+    const header = c.req.header("authorization");
+    // Server-side mode: the pool's own tokens, behind a gateway key. Client mode: only the caller's own tokens.
+    const tokens = deps.auth.tokensFor(header);
+    return c.json({ mode: deps.auth.serverSide ? ("server" as const) : ("client" as const), waiting: deps.pool.waiting, tokens: deps.pool.status(tokens) }, 200);
+  });
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", bearerScheme);
+
+  app.doc31("/openapi.json", documentConfig);
+
+  // Swagger UI at /docs and the playground at / (unless the caller brings its own home page); all files are embedded.
+  app.route("/", docsRoutes());
+  if (deps.homePage) app.get("/", () => deps.homePage!());
+  app.route("/", playgroundRoutes());
+
+  // The hot path first: chat completions skip the router (lib/http/completions.ts); `app.request` in tests goes here too.
+  const completions = completionsHandler({ ...deps, maxBodyBytes: maxBody }, edge);
+  const routed = app.fetch;
+  app.fetch = (req, info, ctx) => {
+    // Deno builds the request's URL from the Host header, so `Host: x/metrics?` would route `GET /ping` to /metrics
+    // (and Bun gives a relative URL): a Host that is not host[:port] never reaches a route.
+    const host = req.headers.get("host");
+    if (host !== null && !VALID_HOST.test(host)) return badHost(req, edge);
+    return isCompletionsRequest(req) ? completions(req) : routed(req, info, ctx);
+  };
+  return app;
+}
+
+/** A Host header: a name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
+const VALID_HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/** The 400 for a bad Host header, logged without the path: the runtime built the URL from that Host. */
+function badHost(req: Request, edge: Edge): Response {
+  const id = edge.requestId(req.headers.get("x-request-id"));
+  const error = new ApiError(400, "Invalid Host header: expected host[:port]", { code: "invalid_request" });
+  edge.record("unmatched", { method: req.method, path: "-", status: 400, ms: 0, id, code: error.code });
+  const headers = { "content-type": "application/json", "x-request-id": id, ...edge.cors(req.headers.get("origin")), ...error.headers() };
+  return new Response(JSON.stringify(error.toJSON()), { status: 400, headers });
+}
+
+const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-should-retry"];
+const corsOrigins = (setting: string) => (setting === "*" ? "*" : setting.split(",").map((s) => s.trim()));
+
+/** Request ids, CORS headers and error rendering, shared by the router and the completions hot path. */
+function createEdge(deps: AppDeps): Edge {
+  const origins = corsOrigins(deps.corsOrigin);
+  const expose = EXPOSED_HEADERS.join(",");
+  return {
+    requestId: (given) => (given && /^[\w.:-]{1,64}$/.test(given) ? given : `req_${deps.id()}`),
+    // What Hono's cors middleware sets on a response that is not a preflight: with a list of origins the answer
+    // depends on the Origin header, so caches must key on it (`vary`).
+    cors(origin): Record<string, string> {
+      if (origins === "*") return { "access-control-allow-origin": "*", "access-control-expose-headers": expose };
+      const h: Record<string, string> = { "access-control-expose-headers": expose, vary: "Origin" };
+      if (origin && origins.includes(origin)) h["access-control-allow-origin"] = origin;
+      return h;
+    },
+    record(route, line) {
+      deps.metrics?.request(route, line.status);
+      deps.logger.request(line);
+    },
+    render(err, method, path) {
+      const error =
+        err instanceof ApiError ? err : err instanceof HTTPException ? new ApiError(err.status, err.message || "Invalid request", { code: "invalid_request" }) : toApiError(err);
+      if (error.status >= 500 && !(err instanceof ApiError)) deps.logger.error(`unhandled ${err instanceof Error ? err.name : typeof err} on ${method} ${path}`);
+      return { error, headers: error.headers() };
+    },
+  };
+}

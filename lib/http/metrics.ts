@@ -1,0 +1,58 @@
+// Prometheus metrics: counters, gauges and one histogram, rendered in the text exposition format.
+
+const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Values read at scrape time from the parts that own them. */
+export interface MetricsSnapshot {
+  conversationsOpen: number;
+  deletionsFailed: number;
+  pool: { healthy: number; cooling: number; busy: number; waiting: number };
+}
+
+/** The gateway's metrics; counts only, never a token or any text. */
+export class Metrics {
+  private readonly requests = new Map<string, number>();
+  private readonly buckets = new Array<number>(BUCKETS.length).fill(0);
+  private firstPieceCount = 0;
+  private firstPieceSum = 0;
+  streamsInFlight = 0;
+
+  /** `logLinesDropped`: how many log lines were dropped because stdout's reader fell behind (lib/http/log.ts). */
+  constructor(private readonly sources: { logLinesDropped?: () => number } = {}) {}
+
+  /** Counts a finished request by route pattern (not raw path, to bound the label set) and status. */
+  request(route: string, status: number): void {
+    const key = `${route}\u0000${status}`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  /** Records the upstream's time to the first piece of a reply. */
+  firstPiece(seconds: number): void {
+    this.firstPieceCount++;
+    this.firstPieceSum += seconds;
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) this.buckets[i]!++;
+  }
+
+  /** The text exposition format (version 0.0.4). */
+  render(s: MetricsSnapshot): string {
+    const out: string[] = [];
+    const esc = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+    out.push("# HELP emohaa_http_requests_total HTTP requests by route and status.", "# TYPE emohaa_http_requests_total counter");
+    for (const [key, n] of this.requests) {
+      const [route, status] = key.split("\u0000");
+      out.push(`emohaa_http_requests_total{route="${esc(route!)}",status="${status}"} ${n}`);
+    }
+    out.push("# HELP emohaa_streams_in_flight Streaming responses open now.", "# TYPE emohaa_streams_in_flight gauge", `emohaa_streams_in_flight ${this.streamsInFlight}`);
+    out.push("# HELP emohaa_upstream_first_piece_seconds Time from opening the upstream chat to its first piece.", "# TYPE emohaa_upstream_first_piece_seconds histogram");
+    BUCKETS.forEach((b, i) => out.push(`emohaa_upstream_first_piece_seconds_bucket{le="${b}"} ${this.buckets[i]}`));
+    out.push(`emohaa_upstream_first_piece_seconds_bucket{le="+Inf"} ${this.firstPieceCount}`);
+    out.push(`emohaa_upstream_first_piece_seconds_sum ${this.firstPieceSum}`, `emohaa_upstream_first_piece_seconds_count ${this.firstPieceCount}`);
+    out.push("# HELP emohaa_conversations_open Upstream conversations created and not yet deleted.", "# TYPE emohaa_conversations_open gauge", `emohaa_conversations_open ${s.conversationsOpen}`);
+    out.push("# HELP emohaa_conversation_deletions_failed_total Conversations whose deletion failed after every retry.", "# TYPE emohaa_conversation_deletions_failed_total counter", `emohaa_conversation_deletions_failed_total ${s.deletionsFailed}`);
+    out.push("# HELP emohaa_tokens Tokens known to the pool by state.", "# TYPE emohaa_tokens gauge");
+    for (const state of ["healthy", "cooling", "busy"] as const) out.push(`emohaa_tokens{state="${state}"} ${s.pool[state]}`);
+    out.push("# HELP emohaa_queue_waiting Requests waiting for a free account.", "# TYPE emohaa_queue_waiting gauge", `emohaa_queue_waiting ${s.pool.waiting}`);
+    out.push("# HELP emohaa_log_lines_dropped_total Log lines dropped because the reader of the log output fell behind.", "# TYPE emohaa_log_lines_dropped_total counter", `emohaa_log_lines_dropped_total ${this.sources.logLinesDropped?.() ?? 0}`);
+    return out.join("\n") + "\n";
+  }
+}

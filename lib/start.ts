@@ -1,0 +1,196 @@
+// The one start-up path: environment -> config (parsed once) -> parts -> app. Every entry calls `start`.
+import type { ChatDeps } from "./chat/reply.ts";
+import { Conversations } from "./chat/conversations.ts";
+import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts";
+import { parseTokenList, TokenPool } from "./chat/pool.ts";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { createApp } from "./http/app.ts";
+import { createAuth } from "./http/auth.ts";
+import { batchedLines, createLogger, type Logger } from "./http/log.ts";
+import { Metrics } from "./http/metrics.ts";
+import { loadTokenizer } from "./openai/tokenizer.ts";
+import type { Tokenizer } from "./openai/translate.ts";
+import { createEmohaaClient } from "./upstream/emohaa.ts";
+import { createHttp1Fetch, type Dial, type FetchLike } from "./upstream/http1.ts";
+
+/**
+ * What differs per runtime, handed in by the entry (runtime/parts.ts gives the usual ones): lib/ reads no
+ * environment and touches no runtime itself.
+ */
+export interface RuntimeParts {
+  name: "bun" | "deno" | "node";
+  /** The sockets lib/upstream/http1.ts dials (`UPSTREAM_CLIENT=http1`). */
+  dial: Dial;
+  /** The runtime's fetch (`UPSTREAM_CLIENT=fetch`; a test's simulator). */
+  fetch: FetchLike;
+  /** Opens the crash journal the config names; asked only with server-side tokens and `JOURNAL` other than off. */
+  openJournal(config: Config): Promise<JournalStore>;
+  /** Reads `EMOHAA_TOKENS_FILE`, at start and on each reload. */
+  readFile(path: string): string;
+  /** Writes a batch of log lines (newline-terminated); may return a promise, one write is outstanding at a time. */
+  writeLog(text: string): void | Promise<void>;
+  sleep(ms: number): Promise<void>;
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** A fresh random id (request and completion ids). */
+  id(): string;
+}
+
+/** What tests change beyond the environment: settings outside its bounds, and faster or fake parts. */
+export interface StartOverrides {
+  /** Adjusts the parsed configuration (e.g. a 50 ms keep-alive, which the environment's bounds refuse). */
+  config?(config: Config): Config;
+  /** Waits between retries of a failed deletion (default: Conversations' own). */
+  deleteRetryDelaysMs?: number[];
+  /** The tokenizer loader (default: the real one). */
+  tokenizer?(): Promise<Tokenizer>;
+  /** Takes each log line at once, unbatched, instead of `writeLog` (tests read the lines right after a request). */
+  logLine?(line: string): void;
+}
+
+/** A started gateway: the app to serve, and what the entry needs for signals and shutdown. */
+export interface Gateway {
+  app: ReturnType<typeof createApp>;
+  config: Config;
+  logger: Logger;
+  /** Writes one line through the log's writer, at any level (the start-up line). */
+  printLine(line: string): void;
+  /** Writes every log line still pending. */
+  flushLogs(): Promise<void>;
+  /** The chat use case's parts (bench/reference.ts drives them without the HTTP edge). */
+  chat: ChatDeps;
+  conversations: Conversations;
+  pool: TokenPool;
+  metrics: Metrics;
+  /** Aborting it ends every open reply with an error frame (shutdown). */
+  shutdown: AbortController;
+  /** The crash journal, when one is kept (server-side tokens). */
+  journal?: JournalStore;
+  /**
+   * Deletes what the journal lists: conversations an earlier process left when it crashed. Logs what it did and
+   * resolves to how many; never rejects.
+   */
+  recover(): Promise<number>;
+  /** Re-reads the server-side tokens (EMOHAA_TOKENS and EMOHAA_TOKENS_FILE); how many. Absent in client mode. */
+  reloadTokens?: () => number;
+}
+
+/**
+ * Parses `env` once (ConfigError names a bad variable), opens the crash journal it asks for, and wires the
+ * upstream client, token pool, conversations, auth, logging and metrics into the app. Recovery from the journal
+ * is the entry's to start (`recover`), once it is ready to serve.
+ */
+export async function start(
+  env: Record<string, string | undefined>,
+  runtime: RuntimeParts,
+  overrides: StartOverrides = {},
+): Promise<Gateway> {
+  const parsed = loadConfig(env, runtime.name);
+  const config = overrides.config ? overrides.config(parsed) : parsed;
+  const lines = overrides.logLine
+    ? { write: overrides.logLine, flush: async () => {}, dropped: 0 }
+    : batchedLines(runtime.writeLog, {
+      onDropped: (n) => logger.error(`${n} log lines dropped: the log output was not being read`),
+    });
+  const logger = createLogger(config.logLevel, lines.write);
+  // Only a server holding the tokens keeps a journal: it names tokens by pool position, and a client's own
+  // token is never written anywhere.
+  const store = config.serverTokens && config.journal.kind !== "off" ? await runtime.openJournal(config) : undefined;
+  // Server-side tokens: the inline list plus the file's, re-read on SIGHUP (server.ts).
+  let serverTokens: string[] = [];
+  const reloadTokens = () => {
+    const st = config.serverTokens!;
+    const fromFile = st.file ? parseTokenList(runtime.readFile(st.file)) : [];
+    serverTokens = [...new Set([...st.inline, ...fromFile])];
+    return serverTokens.length;
+  };
+  if (config.serverTokens) {
+    try {
+      reloadTokens();
+    } catch {
+      throw new ConfigError(
+        `Invalid EMOHAA_TOKENS_FILE=${JSON.stringify(config.serverTokens.file)}: cannot read the file`,
+      );
+    }
+  }
+
+  const upstreamFetch = config.upstreamClient === "http1"
+    ? createHttp1Fetch(runtime.dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs })
+    : runtime.fetch;
+  const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits, fetch: upstreamFetch });
+  let journalFailed = false;
+  const journal = store
+    ? journalFor(store, () => serverTokens, (err) => {
+      if (!journalFailed) {
+        logger.error(
+          `crash journal write failed (${err instanceof Error ? err.name : "error"}); conversations are still deleted`,
+        );
+      }
+      journalFailed = true;
+    })
+    : undefined;
+  const conversations = new Conversations(client, runtime.sleep, overrides.deleteRetryDelaysMs, journal);
+  const pool = new TokenPool(config.pool);
+  const shutdown = new AbortController();
+  const metrics = new Metrics({ logLinesDropped: () => lines.dropped });
+  const chat: ChatDeps = {
+    client,
+    pool,
+    conversations,
+    timeouts: config.timeouts,
+    maxAttempts: config.maxAttempts,
+    sleep: runtime.sleep,
+    shutdown: shutdown.signal,
+    onFirstPiece: (s) => metrics.firstPiece(s),
+  };
+  const auth = createAuth({
+    serverTokens: config.serverTokens ? () => serverTokens : undefined,
+    apiKeys: config.apiKeys,
+    metricsKey: config.metricsKey,
+  });
+  const app = createApp({
+    chat,
+    auth,
+    pool,
+    client,
+    logger,
+    tokenizer: overrides.tokenizer ?? loadTokenizer,
+    promptMaxBytes: config.promptMaxBytes,
+    keepAliveMs: config.keepAliveMs,
+    corsOrigin: config.corsOrigin,
+    maxBodyBytes: config.maxBodyBytes,
+    metrics,
+    tokenCheckLimit: config.tokenCheckLimit,
+    trustProxy: config.trustProxy,
+    now: runtime.now,
+    id: runtime.id,
+  });
+  const recover = async () => {
+    if (!store) return 0;
+    try {
+      const { found, orphaned } = resolveEntries(await store.load(), serverTokens);
+      for (const e of orphaned) await store.remove(e.cid);
+      await Promise.all(found.map((f) => conversations.deleteLeftover(f.token, f.cid)));
+      if (found.length) logger.info(`deleted ${found.length} conversations left behind by an earlier process`);
+      return found.length;
+    } catch (err) {
+      logger.error(`cannot read the crash journal: ${err instanceof Error ? err.name : "error"}`);
+      return 0;
+    }
+  };
+  return {
+    app,
+    config,
+    logger,
+    printLine: lines.write,
+    flushLogs: lines.flush,
+    chat,
+    conversations,
+    pool,
+    metrics,
+    shutdown,
+    journal: store,
+    recover,
+    reloadTokens: config.serverTokens ? reloadTokens : undefined,
+  };
+}

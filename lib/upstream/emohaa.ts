@@ -1,0 +1,226 @@
+// The Emohaa web upstream ("echo-prod"): signed requests to create, chat, delete and list conversations.
+import { createHash } from "node:crypto";
+import type { FetchLike } from "./http1.ts";
+import { type PieceReader, pieceReader } from "./events.ts";
+import { asProblem, maybeJson, upstreamFailure, UpstreamError } from "./errors.ts";
+
+export { eventsToPieces, type PieceReader, pieceReader } from "./events.ts";
+export { upstreamFailure, UpstreamError, type UpstreamKind } from "./errors.ts";
+
+export interface EmohaaClientOptions {
+  baseUrl: string;
+  /**
+   * lib/upstream/http1.ts's lean client, or the runtime's fetch through runtime/dial.ts's `runtimeFetch` (lib/start.ts
+   * chooses). It must follow no redirect and send no request marked not idempotent twice.
+   */
+  fetch?: FetchLike;
+  /** Milliseconds since the epoch; injected for tests. */
+  now?: () => number;
+  /** The random X-Xss-Id; injected for tests. */
+  randomId?: () => string;
+  /** Bounds on what a hostile or broken upstream can make us hold in memory. */
+  limits?: { maxEventChars?: number; maxReplyChars?: number };
+}
+
+/** The browser the upstream expects to talk to. */
+const ORIGIN = "https://echo.turing-world.com";
+const USER_AGENT =
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+
+/** The anti-bot signature: X-Xss-Real is md5(`${ts}-_-${id}`). */
+export function sign(ts: number, id: string): { id: string; ts: string; real: string } {
+  const t = String(ts);
+  return { id, ts: t, real: createHash("md5").update(`${t}-_-${id}`).digest("hex") };
+}
+
+/** Reads a conversation id from any of the body forms the upstream used: `"id"`, `id`, `{"id": ...}`. */
+export function parseConversationId(body: string): string | null {
+  const text = body.trim();
+  if (!text) return null;
+  const parsed = maybeJson(text);
+  // A plain-text id is the text itself.
+  let value: unknown = parsed === undefined ? text : parsed;
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    value = o.id ?? o.cid ?? (o.data && typeof o.data === "object" ? (o.data as Record<string, unknown>).id : o.data);
+  }
+  if (typeof value === "number") value = String(value);
+  if (typeof value !== "string" || !/^[\w.:-]{1,128}$/.test(value)) return null;
+  return value;
+}
+
+/** A 3xx, or the opaque answer a browser-like fetch gives for one under `redirect: "manual"`. */
+const isRedirect = (res: Response) => res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400);
+
+/** How much of an error answer is read: problem bodies are small, and only their first characters are shown. */
+const ERROR_BODY_MAX_BYTES = 16 * 1024;
+
+/**
+ * Reads a body as text within `maxBytes`. Beyond it the rest is cancelled, and the answer is either refused
+ * (`strict`: an upstream_reply_too_large error) or cut there.
+ */
+export async function boundedText(res: Response, maxBytes: number, strict = true): Promise<string> {
+  const length = Number(res.headers.get("content-length") ?? NaN);
+  if (!res.body || (length >= 0 && length <= maxBytes)) return res.text();
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text + decoder.decode();
+    size += value.length;
+    if (size > maxBytes) {
+      reader.cancel().catch(() => {});
+      if (strict) throw new UpstreamError("protocol", 502, `Emohaa's answer exceeded ${maxBytes} bytes`, { code: "upstream_reply_too_large" });
+      return text + decoder.decode(value.subarray(0, value.length - (size - maxBytes)));
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+}
+
+function networkFailure(what: string, err: unknown): UpstreamError {
+  return new UpstreamError("network", 502, `Cannot reach Emohaa to ${what}`, { code: "upstream_unreachable", cause: err });
+}
+
+/** The upstream client; every call takes the account token and an abort signal. */
+export interface EmohaaClient {
+  createConversation(token: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * Opens the chat; resolves once the upstream answered with an event stream. The hot path: pieces come in
+   * batches, one per upstream read, with no stream stage per piece.
+   */
+  openChat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<PieceReader>;
+  /** The same reply as a stream of pieces. */
+  chat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<ReadableStream<string>>;
+  deleteConversation(token: string, cid: string, signal?: AbortSignal): Promise<void>;
+  listConversations(token: string, signal?: AbortSignal): Promise<unknown[]>;
+}
+
+/** Builds the upstream client around an injected `fetch`. */
+export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
+  const base = options.baseUrl.replace(/\/+$/, "");
+  const doFetch = options.fetch ?? fetch;
+  const now = options.now ?? Date.now;
+  const randomId = options.randomId ?? (() => Math.random().toString());
+  const maxEventChars = options.limits?.maxEventChars ?? 256 * 1024;
+  const maxReplyChars = options.limits?.maxReplyChars ?? 1024 * 1024;
+
+  /**
+   * Sends one signed request. Redirects are never followed: the headers carry the token and the browser's
+   * identity, and a redirect could take them to any host. Only deleting and listing may be sent twice by the
+   * transport: a chat or a new conversation sent twice happens twice.
+   */
+  function request(token: string, method: string, path: string, query: Record<string, string>, signal?: AbortSignal, accept?: string) {
+    const s = sign(now(), randomId());
+    // One serialisation of the query (the prompt may be kilobytes): the same bytes URL.searchParams would give.
+    const params = new URLSearchParams(query);
+    if (path === "/chat") {
+      params.set("xts", s.ts);
+      params.set("xid", s.id);
+      params.set("xreal", s.real);
+    }
+    return doFetch(`${base}${path}?${params}`, {
+      method,
+      signal,
+      redirect: "manual",
+      idempotent: path === "/conv" || path === "/convs",
+      headers: {
+        Authorization: `Bearer ${token}`,
+        Accept: accept ?? "application/json, text/plain, */*",
+        "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
+        Origin: ORIGIN,
+        Referer: ORIGIN + "/",
+        "User-Agent": USER_AGENT,
+        "X-Xss-Id": s.id,
+        "X-Xss-Ts": s.ts,
+        "X-Xss-Real": s.real,
+      },
+    });
+  }
+
+  /** Sends a JSON-answering call; throws UpstreamError for HTTP errors and problem bodies. */
+  async function call(token: string, method: string, path: string, query: Record<string, string>, what: string, signal?: AbortSignal): Promise<string> {
+    let res: Response;
+    try {
+      res = await request(token, method, path, query, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw networkFailure(what, err);
+    }
+    if (isRedirect(res)) {
+      res.body?.cancel().catch(() => {});
+      throw upstreamFailure(res.status || 302, what, null);
+    }
+    let text: string;
+    try {
+      text = await boundedText(res, maxReplyChars);
+    } catch (err) {
+      if (err instanceof UpstreamError) throw err;
+      if (signal?.aborted) throw err;
+      throw networkFailure(what, err);
+    }
+    const problem = asProblem(maybeJson(text));
+    // The upstream may send a problem body with HTTP 200: its own status field wins.
+    const status = !res.ok ? res.status : problem?.status && problem.status >= 400 ? problem.status : 0;
+    if (status) throw upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token });
+    return text;
+  }
+
+  async function openChat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<PieceReader> {
+    const what = "answer";
+    let res: Response;
+    try {
+      res = await request(token, "GET", "/chat", { token, cid, prompt, role: "echo" }, signal, "text/event-stream");
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw networkFailure(what, err);
+    }
+    if (isRedirect(res)) {
+      res.body?.cancel().catch(() => {});
+      throw upstreamFailure(res.status || 302, what, null);
+    }
+    const type = res.headers.get("content-type") ?? "";
+    if (!res.ok || !type.includes("text/event-stream") || !res.body) {
+      // An error body is read only as far as a problem body can reach: a hostile upstream cannot make us hold more.
+      const problem = asProblem(maybeJson(await boundedText(res, ERROR_BODY_MAX_BYTES, false).catch(() => "")));
+      const status = !res.ok ? res.status : problem?.status && problem.status >= 400 ? problem.status : 502;
+      throw upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token });
+    }
+    return pieceReader(res.body, maxEventChars, maxReplyChars, token);
+  }
+
+  return {
+    async createConversation(token, signal) {
+      const body = await call(token, "GET", "/generate/id", { create: "true" }, "create a conversation", signal);
+      const id = parseConversationId(body);
+      if (!id) throw new UpstreamError("protocol", 502, "Emohaa answered with no conversation id", { code: "upstream_protocol_error" });
+      return id;
+    },
+
+    openChat,
+
+    async chat(token, cid, prompt, signal) {
+      const reader = await openChat(token, cid, prompt, signal);
+      return new ReadableStream<string>({
+        async pull(controller) {
+          const pieces = await reader.read();
+          if (pieces === null) controller.close();
+          else for (const p of pieces) controller.enqueue(p);
+        },
+        cancel: () => reader.cancel(),
+      });
+    },
+
+    async deleteConversation(token, cid, signal) {
+      await call(token, "DELETE", "/conv", { cid }, "delete a conversation", signal);
+    },
+
+    async listConversations(token, signal) {
+      const text = await call(token, "GET", "/convs", { role: "echo" }, "list conversations", signal);
+      const list = JSON.parse(text);
+      if (!Array.isArray(list)) throw new UpstreamError("auth", 401, "Emohaa did not accept the token", { code: "invalid_token" });
+      return list;
+    },
+  };
+}

@@ -1,0 +1,171 @@
+// Reading the upstream's event stream: pieces of the reply, `[DONE]`, error events, and the bounds on both.
+import { createParser } from "eventsource-parser";
+import { problemOf, upstreamFailure, UpstreamError } from "./errors.ts";
+
+/** A reply's bounds, and the token its request carried (never quoted back from an error event). */
+interface ReplyRules {
+  maxEventChars: number;
+  maxReplyChars: number;
+  token?: string;
+}
+
+/** Where a reply stands: characters seen so far (against the size bound) and whether `[DONE]` arrived. */
+interface ReplyState {
+  total: number;
+  done: boolean;
+}
+
+/**
+ * The rules for one upstream event, shared by both readers: returns the piece it carries (or "" for none),
+ * marks the end at `[DONE]`, throws for an error event, an event over `maxEventChars` or a reply over
+ * `maxReplyChars`.
+ */
+function pieceOf(ev: { event?: string; data: string }, state: ReplyState, rules: ReplyRules): string {
+  if (state.done) return "";
+  // The parser's own bound sees only what an event holds while it is incomplete: an event that arrives whole in
+  // one read is never held, so the bound on one event is checked here, on every event, however it arrived.
+  if (ev.data.length > rules.maxEventChars) throw eventTooLarge();
+  state.total += ev.data.length;
+  if (state.total > rules.maxReplyChars) {
+    throw new UpstreamError("protocol", 502, `Emohaa's answer exceeded ${rules.maxReplyChars} characters`, { code: "upstream_reply_too_large" });
+  }
+  if (ev.data === "[DONE]") {
+    state.done = true;
+    return "";
+  }
+  // Only an event that may be a problem body is parsed as JSON: pieces are plain text.
+  const problem = ev.event === "error" || ev.data.charCodeAt(0) === 123 ? problemOf(ev.data) : null;
+  if (ev.event === "error" || (problem && problem.status && problem.status >= 400)) {
+    throw upstreamFailure(problem?.status ?? 500, "finish the answer", problem, { token: rules.token });
+  }
+  return ev.data;
+}
+
+function eventTooLarge(): UpstreamError {
+  return new UpstreamError("protocol", 502, "Emohaa sent an event larger than this server accepts", { code: "upstream_event_too_large" });
+}
+const streamCut = () => new UpstreamError("network", 502, "Emohaa's stream ended before the answer was complete", { code: "upstream_stream_cut" });
+
+/**
+ * Turns parsed SSE events into reply pieces; ends the stream at `[DONE]`.
+ * A stream that closes without `[DONE]` was cut: that is an error, never a normal end.
+ */
+export function eventsToPieces(maxReplyChars = Infinity, maxEventChars = Infinity, token?: string): TransformStream<{ event?: string; data: string }, string> {
+  const state: ReplyState = { total: 0, done: false };
+  const rules: ReplyRules = { maxEventChars, maxReplyChars, token };
+  return new TransformStream({
+    transform(ev, controller) {
+      const piece = pieceOf(ev, state, rules);
+      if (piece) controller.enqueue(piece);
+      else if (state.done) controller.terminate();
+    },
+    flush() {
+      if (!state.done) throw streamCut();
+    },
+  });
+}
+
+/** A reply being read: the pieces of each upstream read, in order. */
+export interface PieceReader {
+  /** The pieces of the next upstream read that held any (never an empty batch), or null after `[DONE]`. */
+  read(): Promise<string[] | null>;
+  /** What `read` would give without waiting for the network: pieces, null at the end, or undefined. */
+  readNow(): string[] | null | undefined;
+  /** Stops reading and releases the body. */
+  cancel(): void;
+}
+
+/** Whether this runtime's fetch bodies are byte streams (a BYOB reader may be asked for); learned on first use. */
+let byobBodies: boolean | undefined;
+
+/** Bytes read per upstream read when the body lets us bring our own buffer. */
+const READ_BUFFER_BYTES = 16 * 1024;
+
+/**
+ * Reads an event stream body straight into pieces: one reader, one decoder and one SSE parser
+ * (eventsource-parser's, with its `maxBufferSize` bound on one event), instead of a chain of stream stages with
+ * a promise hand-off per event. Everything a network read holds is parsed at once and handed over as one batch.
+ * `token` is the one the request carried: an error event that quotes it is not passed on with it.
+ */
+export function pieceReader(body: ReadableStream<Uint8Array>, maxEventChars: number, maxReplyChars = Infinity, token?: string): PieceReader {
+  // Where the body is a byte stream (Deno, Node) every read fills the same buffer: a default reader there gets a
+  // fresh 64 KiB buffer per read, which at a thousand slow streams is hundreds of megabytes of garbage.
+  // Bun's fetch body is not a byte stream: its default reader hands over the bytes it received.
+  let byob: ReadableStreamBYOBReader | undefined;
+  if (byobBodies !== false) {
+    try {
+      byob = body.getReader({ mode: "byob" });
+      byobBodies = true;
+    } catch {
+      // Learned once per process: a runtime whose fetch bodies are not byte streams never has them.
+      byobBodies ??= false;
+    }
+  }
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = byob ? undefined : body.getReader();
+  let buffer: Uint8Array<ArrayBuffer> | undefined = byob ? new Uint8Array(READ_BUFFER_BYTES) : undefined;
+  const decoder = new TextDecoder();
+  const state: ReplyState = { total: 0, done: false };
+  const rules: ReplyRules = { maxEventChars, maxReplyChars, token };
+  let batch: string[] = [];
+  let failure: unknown;
+  let ended = false;
+  const parser = createParser({
+    onEvent(ev) {
+      if (failure !== undefined) return;
+      try {
+        const piece = pieceOf(ev, state, rules);
+        if (piece) batch.push(piece);
+      } catch (err) {
+        failure = err;
+      }
+    },
+    // Only an event over the bound is fatal; junk lines are skipped, as EventSourceParserStream does.
+    onError(err) {
+      if (err.type === "max-buffer-size-exceeded") failure ??= eventTooLarge();
+    },
+    maxBufferSize: maxEventChars,
+  });
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    (byob ?? reader)!.cancel().catch(() => {});
+  };
+  const readNow = (): string[] | null | undefined => {
+    // Pieces parsed before a failure or the end still go out first, as they would from a stream.
+    if (batch.length) {
+      const out = batch;
+      batch = [];
+      return out;
+    }
+    if (failure !== undefined) {
+      release();
+      throw failure;
+    }
+    if (state.done) {
+      release();
+      return null;
+    }
+    if (ended) throw streamCut();
+    return undefined;
+  };
+  return {
+    readNow,
+    async read() {
+      for (;;) {
+        const now = readNow();
+        if (now !== undefined) return now;
+        const r = byob ? await byob.read(buffer!) : await reader!.read();
+        if (r.done || !r.value) {
+          ended = true;
+          parser.feed(decoder.decode());
+        } else {
+          parser.feed(decoder.decode(r.value, { stream: true }));
+          // The read handed the buffer back (transferred): the next read fills it again.
+          if (byob) buffer = new Uint8Array(r.value.buffer as ArrayBuffer);
+        }
+      }
+    },
+    cancel: release,
+  };
+}

@@ -1,0 +1,487 @@
+// A lean HTTP/1.1 client shaped like fetch, for the upstream calls: keep-alive connections over an injected dialer.
+//
+// Why not the runtime's fetch: on the hot path fetch was the largest single cost (Bun hands every request to its
+// HTTP thread and back, with Request, Headers and body-stream objects on each side). Three upstream calls per
+// completion made it a third of the gateway's CPU. This client stays on the event loop, writes one request string,
+// and parses the response bytes itself. It does only what the upstream client needs: GET and DELETE without a
+// body, Content-Length, chunked and close-delimited bodies, no redirects (a 3xx is handed back as it is, never
+// followed), no compression (it asks for none). Proxies are the runtime fetch's job: lib/start.ts uses fetch when a
+// proxy is configured.
+
+/** The bytes-level connection a dialer gives: write, and end (which also discards what is not yet written). */
+export interface Wire {
+  write(data: Uint8Array): void;
+  end(): void;
+}
+
+/** What a connection tells its owner. `close` comes once, with an error when the connection failed. */
+export interface WireEvents {
+  data(bytes: Uint8Array): void;
+  close(err?: Error): void;
+}
+
+/**
+ * Opens a TCP (or TLS) connection; rejects when it cannot. Runtime-specific: see runtime/dial.ts. `signal` aborts a
+ * connect still under way where the runtime can (the caller stops waiting either way, and ends a late connection).
+ */
+export type Dial = (target: { hostname: string; port: number; tls: boolean }, events: WireEvents, signal?: AbortSignal) => Promise<Wire>;
+
+/** What the upstream client asks of a request, beyond fetch's own fields. */
+export interface FetchInit {
+  method: string;
+  headers: Record<string, string>;
+  signal?: AbortSignal;
+  /** Upstream calls never follow a redirect: a 3xx comes back as the response (fetch's "manual"). */
+  redirect?: "manual";
+  /**
+   * Whether sending the request twice does no harm. Only such a request is sent again when a kept-alive
+   * connection fails before any byte of the answer: for one that is not (a chat, a new conversation) the server may
+   * have acted on it and its answer may be what the failure swallowed.
+   */
+  idempotent?: boolean;
+}
+
+/** The part of fetch the upstream client uses. */
+export type FetchLike = (url: string, init: FetchInit) => Promise<Response>;
+
+export interface Http1Options {
+  /** An idle connection older than this is not reused (servers close idle keep-alive connections; default 4 s). */
+  idleMs?: number;
+  /** Idle connections kept per origin (default 256). */
+  maxIdle?: number;
+  /** Largest response head accepted (default 64 KiB). */
+  maxHeadBytes?: number;
+  /** How long a new connection may take to open, TLS included (default 10 s). */
+  connectTimeoutMs?: number;
+}
+
+const CR = 13;
+const LF = 10;
+const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
+const EMPTY = new Uint8Array(0);
+const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
+/** A body cancelled by its reader is read to its end when that is this close, so the connection is kept. */
+const DUMP_MAX_BYTES = 64 * 1024;
+const DUMP_MAX_MS = 1000;
+
+/** Where the end of a response head is (the index after `\r\n\r\n`), or -1. */
+function headEnd(bytes: Uint8Array, from: number): number {
+  for (let i = bytes.indexOf(LF, from); i >= 0; i = bytes.indexOf(LF, i + 1)) {
+    if (bytes[i + 1] === LF) return i + 2;
+    if (bytes[i + 1] === CR && bytes[i + 2] === LF) return i + 3;
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (!a.length) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** A failure of the connection itself; fetch reports these as TypeError too. */
+function networkError(message: string, cause?: unknown): TypeError {
+  return new TypeError(message, cause === undefined ? undefined : { cause });
+}
+
+interface Exchange {
+  method: string;
+  resolve(res: Response): void;
+  reject(err: unknown): void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+  /** The body's stream controller, once the head arrived. */
+  body?: ReadableStreamDefaultController<Uint8Array>;
+  /** Whether any byte of the response arrived (a reused connection closed before that may be retried). */
+  answered: boolean;
+}
+
+type State = "head" | "length" | "size" | "chunk" | "chunk-end" | "trailer" | "close";
+
+/** One keep-alive connection: one exchange at a time, a response state machine over its bytes. */
+class Connection {
+  wire?: Wire;
+  dead = false;
+  idleSince = 0;
+  private state: State = "head";
+  private buf: Uint8Array = EMPTY;
+  private left = 0;
+  private keepAlive = true;
+  private ex?: Exchange;
+  /** After the reader cancelled: bytes still allowed to be read and dropped, and the limit on the wait. */
+  private dumpLeft = 0;
+  private dumpTimer?: ReturnType<typeof setTimeout>;
+
+  constructor(
+    private readonly release: (c: Connection) => void,
+    private readonly maxHeadBytes: number,
+  ) {}
+
+  start(request: Uint8Array, ex: Exchange): void {
+    this.ex = ex;
+    this.state = "head";
+    this.buf = EMPTY;
+    this.keepAlive = true;
+    this.wire!.write(request);
+  }
+
+  /** Ends the connection and fails what it carries. */
+  destroy(err: unknown): void {
+    clearTimeout(this.dumpTimer);
+    if (!this.dead) {
+      this.dead = true;
+      this.wire?.end();
+    }
+    const ex = this.ex;
+    this.ex = undefined;
+    if (!ex) return;
+    ex.signal?.removeEventListener("abort", ex.onAbort!);
+    if (ex.body) {
+      try {
+        ex.body.error(err);
+      } catch {
+        // The body was cancelled already.
+      }
+    } else ex.reject(err);
+  }
+
+  /** The peer closed (or the connection failed). */
+  closed(err?: Error): void {
+    if (this.dead && !this.ex) return;
+    const ex = this.ex;
+    if (ex && this.state === "close" && ex.body && !err) {
+      // A close-delimited body ends with the connection.
+      this.dead = true;
+      this.finish(false);
+      return;
+    }
+    this.dead = true;
+    if (ex) this.destroy(err ? networkError("The connection to the upstream failed", err) : networkError("The upstream closed the connection mid-response"));
+  }
+
+  private finish(reusable: boolean): void {
+    const ex = this.ex!;
+    this.ex = undefined;
+    clearTimeout(this.dumpTimer);
+    ex.signal?.removeEventListener("abort", ex.onAbort!);
+    if (!reusable || !this.keepAlive) {
+      this.dead = true;
+      this.wire?.end();
+    }
+    try {
+      ex.body?.close();
+    } catch {
+      // Cancelled by its reader: nothing to tell.
+    }
+    if (!this.dead) this.release(this);
+  }
+
+  private deliver(bytes: Uint8Array): void {
+    const body = this.ex!.body;
+    // A socket may reuse its read buffer after the callback: the body gets its own copy.
+    if (body) body.enqueue(bytes.slice());
+    else if ((this.dumpLeft -= bytes.length) < 0) this.destroy(undefined);
+  }
+
+  feed(bytes: Uint8Array): void {
+    const ex = this.ex;
+    if (!ex) {
+      // Bytes nobody asked for (after a response ended): the connection is out of step, never reuse it.
+      this.dead = true;
+      this.wire?.end();
+      return;
+    }
+    ex.answered = true;
+    let data = bytes;
+    while (this.ex) {
+      switch (this.state) {
+        case "head": {
+          const joined = concat(this.buf, data);
+          const end = headEnd(joined, Math.max(0, this.buf.length - 3));
+          if (end < 0) {
+            if (joined.length > this.maxHeadBytes) return this.destroy(networkError("The upstream sent a response head that is too large"));
+            this.buf = joined === data ? data.slice() : joined;
+            return;
+          }
+          this.buf = EMPTY;
+          data = joined.subarray(end);
+          const taken = this.head(latin1.decode(joined.subarray(0, end)), data);
+          if (taken < 0) return;
+          data = data.subarray(taken);
+          break;
+        }
+        case "length": {
+          const n = Math.min(this.left, data.length);
+          if (n) this.deliver(data.subarray(0, n));
+          this.left -= n;
+          data = data.subarray(n);
+          // Bytes past the body mean the connection is out of step: it is not reused.
+          if (this.left === 0) return this.finish(data.length === 0);
+          if (!data.length) return;
+          break;
+        }
+        case "close":
+          this.deliver(data);
+          return;
+        case "size": {
+          const l = this.line(data, 1024);
+          if (l === undefined) return;
+          const size = l ? parseInt(latin1.decode(l[0]), 16) : NaN;
+          if (!l || !Number.isFinite(size) || size < 0) return this.destroy(networkError("The upstream sent a malformed chunk size"));
+          this.left = size;
+          data = l[1];
+          this.state = size === 0 ? "trailer" : "chunk";
+          break;
+        }
+        case "chunk": {
+          if (!data.length) return;
+          const n = Math.min(this.left, data.length);
+          this.deliver(data.subarray(0, n));
+          this.left -= n;
+          data = data.subarray(n);
+          if (this.left === 0) this.state = "chunk-end";
+          break;
+        }
+        case "chunk-end": {
+          // The CRLF after a chunk's data (a bare LF is tolerated).
+          const l = this.line(data, 2);
+          if (l === undefined) return;
+          if (!l) return this.destroy(networkError("The upstream sent a malformed chunk"));
+          data = l[1];
+          this.state = "size";
+          break;
+        }
+        case "trailer": {
+          // Trailer lines, then an empty line.
+          const l = this.line(data, this.maxHeadBytes);
+          if (l === undefined) return;
+          if (!l) return this.destroy(networkError("The upstream sent trailers that are too large"));
+          data = l[1];
+          if (l[0].length === 0 || (l[0].length === 1 && l[0][0] === CR)) return this.finish(data.length === 0);
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * The next line of the body's framing (without its LF) and the bytes after it. Undefined: the line is not
+   * complete yet and what came is kept for the next bytes. Null: it is already longer than `max`.
+   */
+  private line(data: Uint8Array, max: number): [line: Uint8Array, rest: Uint8Array] | null | undefined {
+    const joined = concat(this.buf, data);
+    const nl = joined.indexOf(LF);
+    if (nl < 0) {
+      if (joined.length > max) return null;
+      // The socket may reuse `data`'s memory: what is kept is a copy.
+      this.buf = joined === data ? data.slice() : joined;
+      return undefined;
+    }
+    this.buf = EMPTY;
+    return [joined.subarray(0, nl), joined.subarray(nl + 1)];
+  }
+
+  /**
+   * Parses a response head and sets up its body: -1 when the exchange failed here, else how many bytes of
+   * `rest` (what followed the head) it took as a whole body already received.
+   */
+  private head(text: string, rest: Uint8Array): number {
+    const ex = this.ex!;
+    const lines = text.split(/\r?\n/);
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
+    if (!m) {
+      this.destroy(networkError("The upstream did not answer with HTTP/1.x"));
+      return -1;
+    }
+    const status = Number(m[2]);
+    // Informational heads (100 Continue, 103 Early Hints) precede the real one.
+    if (status >= 100 && status < 200 && status !== 101) return 0;
+    const headers = new Headers();
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      if (!line) continue;
+      const colon = line.indexOf(":");
+      if (colon <= 0) continue;
+      try {
+        headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+      } catch {
+        // A header value a Headers object refuses: skipped, like a browser would.
+      }
+    }
+    const connection = headers.get("connection")?.toLowerCase() ?? "";
+    this.keepAlive = m[1] === "1" ? !connection.includes("close") : connection.includes("keep-alive");
+    const chunked = /(^|,)\s*chunked\s*$/i.test(headers.get("transfer-encoding") ?? "");
+    const lengthHeader = headers.get("content-length");
+    const length = lengthHeader === null ? NaN : Number(lengthHeader.split(",")[0]);
+    if (status < 200 || status > 599 || (lengthHeader !== null && !chunked && !(length >= 0))) {
+      this.destroy(networkError("The upstream sent an invalid response head"));
+      return -1;
+    }
+    const bodyless = ex.method === "HEAD" || NO_BODY_STATUS.has(status);
+    // A small answer often comes whole with its head (create and delete do): its bytes are the body, no stream.
+    const whole = !bodyless && !chunked && lengthHeader !== null && rest.length >= length;
+    let body: BodyInit | null = null;
+    if (whole) body = rest.slice(0, length) as Uint8Array<ArrayBuffer>;
+    else if (!bodyless) {
+      body = new ReadableStream<Uint8Array>({
+        start: (c) => {
+          ex.body = c;
+        },
+        // A reader that stops early (the reply's own end event came before the body's end): what is left is read
+        // and dropped, so the connection can carry the next request, unless it is more than a little or takes
+        // long. Aborting the signal instead ends the connection at once (that is how a request is stopped).
+        cancel: () => {
+          if (this.ex !== ex) return;
+          ex.body = undefined;
+          this.dumpLeft = DUMP_MAX_BYTES;
+          this.dumpTimer = setTimeout(() => this.ex === ex && this.destroy(undefined), DUMP_MAX_MS);
+        },
+      });
+    }
+    let res: Response;
+    try {
+      res = new Response(body, { status, statusText: m[3] ?? "", headers });
+    } catch (err) {
+      this.destroy(networkError("The upstream sent an invalid response head", err));
+      return -1;
+    }
+    ex.resolve(res);
+    if (whole || bodyless || (lengthHeader !== null && !chunked)) {
+      this.left = whole || bodyless ? 0 : length;
+      this.state = "length";
+    } else if (chunked) this.state = "size";
+    else {
+      this.state = "close";
+      this.keepAlive = false;
+    }
+    return whole ? length : 0;
+  }
+}
+
+/** Builds a fetch-shaped function over keep-alive HTTP/1.1 connections that `dial` opens. */
+export function createHttp1Fetch(dial: Dial, options: Http1Options = {}): FetchLike & { close(): void } {
+  const idleMs = options.idleMs ?? 4000;
+  const maxIdle = options.maxIdle ?? 256;
+  const maxHeadBytes = options.maxHeadBytes ?? 64 * 1024;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const idle = new Map<string, Connection[]>();
+
+  function take(key: string): Connection | undefined {
+    const list = idle.get(key);
+    const now = Date.now();
+    for (let c = list?.pop(); c; c = list!.pop()) {
+      if (!c.dead && now - c.idleSince < idleMs) return c;
+      c.destroy(undefined);
+    }
+    return undefined;
+  }
+
+  /**
+   * Opens a connection. The wait ends at once when `signal` aborts or the connect timeout passes, whatever the
+   * dialer does: a connect that hangs (a full backlog, a black-holed address) holds nothing but its own socket,
+   * which is ended as soon as it opens.
+   */
+  async function open(key: string, target: { hostname: string; port: number; tls: boolean }, signal?: AbortSignal): Promise<Connection> {
+    const conn = new Connection((c) => {
+      c.idleSince = Date.now();
+      const list = idle.get(key) ?? idle.set(key, []).get(key)!;
+      if (list.length >= maxIdle) c.destroy(undefined);
+      else list.push(c);
+    }, maxHeadBytes);
+    const where = `${target.hostname}:${target.port}`;
+    const giveUp = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = networkError(`Cannot connect to ${where} within ${connectTimeoutMs} ms`);
+        giveUp.abort(err);
+        reject(err);
+      }, connectTimeoutMs);
+      onAbort = () => {
+        giveUp.abort(signal!.reason);
+        reject(signal!.reason ?? new DOMException("The operation was aborted", "AbortError"));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    const dialing = dial(target, { data: (b) => conn.feed(b), close: (err) => conn.closed(err) }, giveUp.signal).then(
+      (wire) => {
+        conn.wire = wire;
+        // Opened after the wait was given up: nobody will use it.
+        if (giveUp.signal.aborted) conn.destroy(undefined);
+        return conn;
+      },
+      (err) => {
+        throw giveUp.signal.aborted ? giveUp.signal.reason : networkError(`Cannot connect to ${where}`, err);
+      },
+    );
+    try {
+      return await Promise.race([dialing, stopped]);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort!);
+      // The losing side of the race must not become an unhandled rejection.
+      dialing.catch(() => {});
+      stopped.catch(() => {});
+    }
+  }
+
+  /** Sends the request on `conn`; `ex.answered` tells afterwards whether any byte of an answer came. */
+  function exchange(conn: Connection, method: string, request: Uint8Array, signal?: AbortSignal): { ex: Exchange; response: Promise<Response> } {
+    let ex!: Exchange;
+    const response = new Promise<Response>((resolve, reject) => {
+      ex = { method, resolve, reject, signal, answered: false };
+    });
+    if (signal) {
+      ex.onAbort = () => conn.destroy(signal.reason ?? new DOMException("The operation was aborted", "AbortError"));
+      signal.addEventListener("abort", ex.onAbort, { once: true });
+    }
+    conn.start(request, ex);
+    return { ex, response };
+  }
+
+  const fetchLike = async (url: string, init: FetchInit): Promise<Response> => {
+    const { signal } = init;
+    signal?.throwIfAborted();
+    const u = new URL(url);
+    const tls = u.protocol === "https:";
+    if (!tls && u.protocol !== "http:") throw new TypeError(`Cannot fetch ${u.protocol} URLs`);
+    const target = { hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(u.port) || (tls ? 443 : 80), tls };
+    let head = `${init.method} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n`;
+    for (const [name, value] of Object.entries(init.headers)) {
+      // fetch refuses these too: a CR or LF would let a value write headers of its own.
+      if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw new TypeError(`Invalid value for header ${name}`);
+      head += `${name}: ${value}\r\n`;
+    }
+    const request = encoder.encode(head + "\r\n");
+    const key = `${tls ? "s" : ""}${target.hostname}:${target.port}`;
+    const reused = take(key);
+    if (reused) {
+      const { ex, response } = exchange(reused, init.method, request, signal);
+      try {
+        return await response;
+      } catch (err) {
+        // A kept-alive connection the server closed just before our request: nothing was answered, so the
+        // request most likely never ran; once more on a fresh connection (what undici does), but only when running
+        // it twice would do no harm: "nothing answered" is also what a server that acted and then reset looks like.
+        if (signal?.aborted || !(err instanceof TypeError) || ex.answered || !init.idempotent) throw err;
+      }
+    }
+    const conn = await open(key, target, signal);
+    if (signal?.aborted) {
+      conn.destroy(undefined);
+      signal.throwIfAborted();
+    }
+    return exchange(conn, init.method, request, signal).response;
+  };
+
+  return Object.assign(fetchLike, {
+    /** Ends every idle connection. */
+    close() {
+      for (const list of idle.values()) for (const c of list.splice(0)) c.destroy(undefined);
+    },
+  });
+}

@@ -1,0 +1,130 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
+import type { Reply } from "../../lib/chat/reply.ts";
+import { collectCompletion, type ReplyContext, streamCompletion } from "../../lib/chat/respond.ts";
+import { Cutter } from "../../lib/openai/translate.ts";
+import { loadTokenizer } from "../../lib/openai/tokenizer.ts";
+
+/** A reply whose pieces have all arrived already: `readNow` hands them over without a turn of the event loop. */
+function arrived(pieces: string[]): Reply & { closed: boolean } {
+  let i = 0;
+  const next = () => (i < pieces.length ? pieces[i++]! : null);
+  return { closed: false, read: async () => next(), readNow: () => next(), close() { this.closed = true; } };
+}
+
+/** Random lowercase letters: one unbroken word the tokenizer's merge cache cannot shortcut. */
+function randomWord(seed: number, length: number): string {
+  let s = seed;
+  let out = "";
+  for (let i = 0; i < length; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    out += String.fromCharCode(97 + ((s >>> 16) % 26));
+  }
+  return out;
+}
+
+/** Runs `work` while a setImmediate ticker measures the longest time the event loop went without a turn. */
+async function loopGaps<T>(work: () => Promise<T>): Promise<{ result: T; longest: number; ticks: number }> {
+  let ticks = 0;
+  let longest = 0;
+  let last = performance.now();
+  let running = true;
+  const tick = () => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+    ticks++;
+    if (running) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const result = await work();
+  running = false;
+  tick();
+  return { result, longest, ticks };
+}
+
+const head = { id: "chatcmpl-1", created: 1, model: "emohaa" };
+const context = (pieces: string[], maxTokens?: number, prompt = "hi"): Promise<ReplyContext & { reply: ReturnType<typeof arrived> }> =>
+  loadTokenizer().then((tk) => ({
+    head,
+    reply: arrived(pieces),
+    first: undefined,
+    cutter: new Cutter({ stop: [], maxTokens, tokenizer: tk }),
+    prompt,
+    tokenizer: Promise.resolve(tk),
+  }));
+
+/** The data payloads of an event stream, read to its end. */
+async function frames(body: ReadableStream<Uint8Array>): Promise<{ writes: number; data: string[] }> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let writes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    writes++;
+    text += decoder.decode(value, { stream: true });
+  }
+  return { writes, data: text.split("\n\n").filter((f) => f.startsWith("data: ")).map((f) => f.slice(6)) };
+}
+
+describe("collectCompletion", () => {
+  it("counts a reply of 3 x 50,000 letters with turns of the event loop between slices", async () => {
+    const word = randomWord(1, 150_000);
+    const ctx = await context([word.slice(0, 50_000), word.slice(50_000, 100_000), word.slice(100_000)]);
+    const { result, longest, ticks } = await loopGaps(() => collectCompletion(ctx));
+    assert.equal(result.choices[0]!.message.content, word);
+    assert.ok(result.usage.completion_tokens > 150_000 / 10, `plausible: ${result.usage.completion_tokens}`);
+    assert.equal(result.usage.completion_tokens, (await loadTokenizer()).count(word));
+    assert.ok(ticks > 10, `the loop had turns: ${ticks}`);
+    assert.ok(longest < 200, `the loop was held ${longest.toFixed(0)} ms at a time`);
+    assert.equal(ctx.reply.closed, true);
+  });
+
+  it("cuts at max_tokens inside huge pieces with turns between slices", async () => {
+    const word = randomWord(2, 150_000);
+    for (const maxTokens of [10, 20_000]) {
+      const ctx = await context([word.slice(0, 50_000), word.slice(50_000, 100_000), word.slice(100_000)], maxTokens);
+      const { result, longest } = await loopGaps(() => collectCompletion(ctx));
+      assert.equal(result.choices[0]!.finish_reason, "length");
+      assert.ok(word.startsWith(result.choices[0]!.message.content));
+      assert.equal(result.usage.completion_tokens, maxTokens);
+      assert.ok(longest < 200, `the loop was held ${longest.toFixed(0)} ms at a time`);
+    }
+  });
+
+  it("gives the loop turns through 50,000 tiny pieces that arrived at once, when max_tokens counts them", async () => {
+    const word = randomWord(3, 150_000);
+    const ctx = await context(word.match(/.{1,3}/g)!, 1_000_000);
+    const { result, longest, ticks } = await loopGaps(() => collectCompletion(ctx));
+    assert.equal(result.choices[0]!.finish_reason, "stop");
+    assert.equal(result.choices[0]!.message.content, word);
+    assert.ok(ticks > 10, `the loop had turns: ${ticks}`);
+    assert.ok(longest < 200, `the loop was held ${longest.toFixed(0)} ms at a time`);
+  });
+});
+
+describe("streamCompletion", () => {
+  it("counts a huge reply's usage with turns of the event loop between slices", async () => {
+    const word = randomWord(4, 150_000);
+    const ctx = await context([word.slice(0, 50_000), word.slice(50_000, 100_000), word.slice(100_000)], undefined, randomWord(5, 20_000));
+    const { result, longest, ticks } = await loopGaps(() => frames(streamCompletion(ctx, { includeUsage: true, keepAliveMs: 15_000 })));
+    const usage = JSON.parse(result.data.at(-2)!).usage;
+    const tk = await loadTokenizer();
+    assert.deepEqual(usage, { prompt_tokens: tk.count(ctx.prompt), completion_tokens: tk.count(word), total_tokens: tk.count(ctx.prompt) + tk.count(word) });
+    assert.equal(result.data.at(-1), "[DONE]");
+    assert.ok(ticks > 10, `the loop had turns: ${ticks}`);
+    assert.ok(longest < 200, `the loop was held ${longest.toFixed(0)} ms at a time`);
+  });
+
+  it("sends a short reply that arrived whole in one write, usage included", async () => {
+    const ctx = await context(["你好啊！", "我是Emohaa。"]);
+    ctx.first = ctx.reply.readNow();
+    const { writes, data } = await frames(streamCompletion(ctx, { includeUsage: true, keepAliveMs: 15_000 }));
+    assert.equal(writes, 1);
+    assert.ok(JSON.parse(data.at(-2)!).usage.completion_tokens > 0);
+    assert.equal(data.at(-1), "[DONE]");
+  });
+});

@@ -1,0 +1,124 @@
+// lib/http/server.ts without sockets: the head parser, and the server driven through a fake wire.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHttpServer, defaultMaxConnections, parseHead, type ServerWire } from "../../lib/http/server.ts";
+
+const head = (s: string) => parseHead(s, "default.host");
+const status = (s: string) => {
+  try {
+    head(s);
+    return 0;
+  } catch (err) {
+    return (err as { status: number }).status;
+  }
+};
+
+describe("parseHead", () => {
+  it("parses method, target, version, headers, Host, body framing and keep-alive", () => {
+    const h = head("POST /v1/x?a=1 HTTP/1.1\r\nHost: example.com:8000\r\nContent-Length: 12\r\nX-A: b \r\n\r\n");
+    assert.equal(h.method, "POST");
+    assert.equal(h.target, "/v1/x?a=1");
+    assert.equal(h.host, "example.com:8000");
+    assert.equal(h.body, 12);
+    assert.equal(h.keepAlive, true);
+    assert.deepEqual(h.headers[2], ["X-A", "b"]);
+    assert.equal(head("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n").body, "chunked");
+    assert.equal(head("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keepAlive, false);
+    assert.equal(head("GET / HTTP/1.0\r\n\r\n").keepAlive, false);
+    assert.equal(head("GET / HTTP/1.0\r\n\r\n").host, "default.host");
+    assert.equal(head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keepAlive, true);
+    assert.equal(head("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n").host, "[::1]:80");
+  });
+
+  it("rejects what a strict server must: 400, 414, 417, 505", () => {
+    assert.equal(status("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\r\nHost : x\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\r\nHost: x\r\nX: \x00\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\nHost: x\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\r\n\r\n"), 400);
+    for (const host of ["x/metrics?", "a?b", "a#b", "u@h", "a b", "a\tb"]) assert.equal(status(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`), 400, host);
+    assert.equal(status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+    assert.equal(status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), 400);
+    assert.equal(status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n"), 400);
+    assert.equal(status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"), 400);
+    assert.equal(status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+    assert.equal(status("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+    assert.equal(status(`GET /${"a".repeat(9000)} HTTP/1.1\r\nHost: x\r\n\r\n`), 414);
+    assert.equal(status("GET / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n"), 417);
+    assert.equal(status("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505);
+  });
+});
+
+/** A wire that records what the server writes. */
+function fakeWire() {
+  let out = "";
+  let ended = false;
+  const wire: ServerWire = {
+    write: (b) => ((out += new TextDecoder("latin1").decode(b)), true),
+    end: () => void (ended = true),
+    pause() {},
+    resume() {},
+  };
+  return { wire, out: () => out, ended: () => ended };
+}
+const bytes = (s: string) => new TextEncoder().encode(s);
+const until = async (check: () => boolean) => {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+};
+const limits = { headerTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 10_000, defaultHost: "h" };
+
+describe("createHttpServer", () => {
+  it("answers pipelined requests in order, reads chunked bodies, builds the URL from Host", async () => {
+    const server = createHttpServer(async (req) => new Response(`${req.method} ${req.url} ${req.body ? await req.text() : "-"}`), { ...limits, maxConnections: 10 });
+    const w = fakeWire();
+    const events = server.accept(w.wire);
+    events.data(bytes("GET /a HTTP/1.1\r\nHost: x.test\r\n\r\nPOST /b HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
+    events.data(bytes("2\r\nde\r\n0\r\n\r\nGET /c HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n"));
+    await until(w.ended);
+    const bodies = w.out().split(/HTTP\/1\.1 200 OK\r\n[\s\S]*?\r\n\r\n/).filter(Boolean);
+    assert.deepEqual(bodies, ["GET http://x.test/a -", "POST http://x.test/b abcde", "GET http://x.test/c -"]);
+    await server.stop(true);
+  });
+
+  it("aborts the request's signal when the client goes away", async () => {
+    let signal: AbortSignal | undefined;
+    const server = createHttpServer((req) => {
+      signal = req.signal;
+      return new Promise<Response>(() => {});
+    }, { ...limits, maxConnections: 10 });
+    const events = server.accept(fakeWire().wire);
+    events.data(bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert.equal(signal?.aborted, false);
+    events.close();
+    assert.equal(signal?.aborted, true);
+    await server.stop(true);
+  });
+
+  it("at the cap evicts an idle connection first, and never one serving a request", async () => {
+    const server = createHttpServer((req) => (new URL(req.url).pathname === "/hold" ? new Promise<Response>(() => {}) : new Response("ok")), { ...limits, maxConnections: 2, lingerMs: 0 });
+    const busy = fakeWire();
+    server.accept(busy.wire).data(bytes("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const idle = fakeWire();
+    server.accept(idle.wire).data(bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => idle.out().includes("ok"));
+    const third = fakeWire();
+    assert.equal(idle.ended(), false);
+    const events3 = server.accept(third.wire);
+    assert.equal(idle.ended(), true);
+    assert.equal(busy.ended(), false);
+    // Every connection serving a request: the next one is refused with a 503, and both keep going.
+    events3.data(bytes("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const refused = fakeWire();
+    server.accept(refused.wire);
+    assert.match(refused.out(), /^HTTP\/1\.1 503 /);
+    assert.equal(refused.ended(), true);
+    assert.equal(busy.ended(), false);
+    await server.stop(true);
+  });
+
+  it("defaultMaxConnections leaves room for the runtime and upstream connections", () => {
+    assert.equal(defaultMaxConnections(96), 42);
+    assert.ok(defaultMaxConnections(20_000) > 1000);
+    assert.equal(defaultMaxConnections(undefined), 4096);
+  });
+});

@@ -1,0 +1,153 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
+import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
+import { boundedTokenizer, countInTurns, loadTokenizer, PIECE_MAX } from "../../lib/openai/tokenizer.ts";
+
+/** A seeded generator, so a failure can be replayed. */
+function random(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Everything the tokenizer's pre-tokenizer treats differently: cases, digits, punctuation, `'s`, `/`, marks,
+// CJK, emoji (surrogate pairs), spaces, tabs, line breaks, an ideographic space.
+const ALPHABET = ["a", "b", "Z", "é", "7", "42", ".", "!", "'s", "/", "\u0301", "你", "好", "，", "😊", " ", "  ", "\t", "\n", "\r\n", "\u3000", "word", " the", "..."];
+
+/** Random text made of the alphabet above; `spaced` keeps words short (a space at least every few pieces). */
+function randomText(seed: number, pieces: number, spaced = true): string {
+  const next = random(seed);
+  let out = "";
+  for (let i = 0; i < pieces; i++) {
+    out += ALPHABET[Math.floor(next() * ALPHABET.length)]!;
+    if (spaced && i % 20 === 19) out += "x ";
+  }
+  return out;
+}
+
+/** Random lowercase letters: one unbroken word the merge cache cannot shortcut. */
+function randomWord(seed: number, length: number): string {
+  const next = random(seed);
+  let out = "";
+  for (let i = 0; i < length; i++) out += String.fromCharCode(97 + Math.floor(next() * 26));
+  return out;
+}
+
+/** Runs `work` while a setImmediate ticker measures the longest time the event loop went without a turn. */
+async function loopGaps<T>(work: () => Promise<T>): Promise<{ result: T; longest: number; ticks: number }> {
+  let ticks = 0;
+  let longest = 0;
+  let last = performance.now();
+  let running = true;
+  const tick = () => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+    ticks++;
+    if (running) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const result = await work();
+  running = false;
+  tick();
+  return { result, longest, ticks };
+}
+
+describe("loadTokenizer", () => {
+  it("counts ordinary text exactly as the whole-text tokenizer does", async () => {
+    const tk = await loadTokenizer();
+    for (let seed = 1; seed <= 20; seed++) {
+      const text = randomText(seed, 400);
+      assert.equal(tk.count(text), countTokens(text), `seed ${seed}`);
+      assert.equal(tk.encode(text).length, tk.count(text), `seed ${seed}`);
+    }
+    const prose = "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？\n\n".repeat(40) + "The end, isn't it?\r\n";
+    assert.equal(tk.count(prose), countTokens(prose));
+  });
+
+  it("boundary gives a place where the parts count to the same as the whole", async () => {
+    const tk = await loadTokenizer();
+    for (let seed = 1; seed <= 40; seed++) {
+      for (const text of [randomText(seed, 300), randomText(seed, 300, false), "b".repeat(300 + seed * 37), "x\n x\n".repeat(60 + seed)]) {
+        const at = tk.boundary(text);
+        assert.ok(at > 0 && at < text.length, `seed ${seed}: a boundary in a text longer than ${PIECE_MAX}`);
+        assert.equal(tk.count(text.slice(0, at)) + tk.count(text.slice(at)), tk.count(text), `seed ${seed} at ${at}`);
+      }
+    }
+    assert.equal(tk.boundary("nospace"), 0);
+    assert.equal(tk.boundary("two words"), 3);
+  });
+
+  it("counts special-token text such as <|endoftext|> as ordinary text instead of throwing", async () => {
+    const tk = await loadTokenizer();
+    assert.ok(tk.count("hi <|endoftext|> there") > 3);
+    assert.equal(tk.decode(tk.encode("<|im_start|>x")), "<|im_start|>x");
+  });
+
+  it("counts 150,000 characters of one unbroken word in bounded pieces, giving the event loop turns", async () => {
+    const tk = await loadTokenizer();
+    const word = randomWord(7, 150_000);
+    const { result, longest, ticks } = await loopGaps(() => countInTurns(tk, word));
+    assert.ok(result > 150_000 / 10, `a plausible count: ${result}`);
+    assert.equal(result, tk.count(word));
+    assert.ok(ticks > 10, `the loop had turns while counting: ${ticks}`);
+    assert.ok(longest < 200, `the loop was held ${longest.toFixed(0)} ms at a time`);
+  });
+
+  it("counts a long space run, a long line of CJK and a 'b' run at the same bound", async () => {
+    const tk = await loadTokenizer();
+    for (const text of [" ".repeat(100_000), "情".repeat(60_000), "b".repeat(150_000), "!\n".repeat(50_000)]) {
+      const { result, longest } = await loopGaps(() => countInTurns(tk, text));
+      assert.ok(result > 0);
+      assert.equal(result, tk.count(text));
+      assert.ok(longest < 200, `the loop was held ${longest.toFixed(0)} ms at a time`);
+    }
+  });
+});
+
+describe("boundedTokenizer", () => {
+  /** An encoding that records what it is given: the work BPE does grows with the square of a piece's words. */
+  const recording = () => {
+    const seen: string[] = [];
+    const m = {
+      encode: (t: string) => (seen.push(t), Array.from({ length: Math.ceil(t.length / 4) }, () => 1)),
+      decode: (tokens: number[]) => "x".repeat(tokens.length * 4),
+      countTokens: (t: string) => (seen.push(t), Math.ceil(t.length / 4)),
+    };
+    return { tk: boundedTokenizer(m), seen };
+  };
+  const longestStretch = (t: string) => Math.max(0, ...t.split(/[ \t\n]+/).map((w) => w.length));
+
+  it("never hands the encoding a stretch without a boundary longer than PIECE_MAX", () => {
+    const { tk, seen } = recording();
+    for (const text of ["b".repeat(150_000), "情".repeat(10_000), "😊".repeat(5000), `${"a".repeat(1000)} ${"c".repeat(1000)}`]) {
+      seen.length = 0;
+      tk.count(text);
+      tk.encode(text);
+      assert.equal(seen.reduce((n, s) => n + s.length, 0), 2 * text.length, "every character counted once per call");
+      for (const s of seen) assert.ok(longestStretch(s) <= PIECE_MAX + 1, `a stretch of ${longestStretch(s)}`);
+      // No piece starts with the second half of a surrogate pair.
+      for (const s of seen) assert.ok(!/^[\uDC00-\uDFFF]/.test(s));
+    }
+  });
+
+  it("cuts a long stretch after its last word end, where that keeps the count exact", async () => {
+    const tk = await loadTokenizer();
+    const text = "今天天气很好，我们去公园散步吧。".repeat(60);
+    assert.equal(tk.count(text), countTokens(text));
+  });
+
+  it("countInTurns adds up to count for any text, slice size and seed", async () => {
+    const tk = await loadTokenizer();
+    for (let seed = 1; seed <= 10; seed++) {
+      for (const text of [randomText(seed, 3000), randomText(seed, 3000, false), randomWord(seed, 5000)]) {
+        for (const slice of [1, 300, 1000, 4096]) assert.equal(await countInTurns(tk, text, slice), tk.count(text), `seed ${seed} slice ${slice}`);
+      }
+    }
+  });
+});
