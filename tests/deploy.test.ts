@@ -52,7 +52,7 @@ describe("Dockerfile", () => {
     for (const target of DEFAULT_TARGETS) assert.ok(df.includes(`dist/${outName(target)}`), `Dockerfile should pick ${outName(target)}`);
     for (const m of df.matchAll(/dist\/[\w.-]+/g)) assert.ok(binaries.includes(m[0]), `compile.ts makes no ${m[0]}`);
   });
-  it("runs the binary it copies, as a non-root user, on the port it exposes, checked by the binary's --healthcheck", () => {
+  it("runs the binary it copies as a non-root user, on the port it exposes, checked by its --healthcheck", () => {
     const final = df.slice(df.lastIndexOf("\nFROM "));
     const copied = /^COPY --from=\S+ \S+ (\S+)$/m.exec(final)?.[1];
     const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(final)?.[1] ?? "[]");
@@ -150,7 +150,9 @@ describe("release workflow", () => {
     assert.match(wf, /^ {8}run: \.ci\/run$/m);
     for (const target of DEFAULT_TARGETS) assert.ok(wf.includes(`dist/${outName(target)}`), outName(target));
     assert.ok(wf.includes(` ${bundle}\n`));
-    for (const m of wf.matchAll(/dist\/[\w.-]+/g)) assert.ok([...binaries, bundle].includes(m[0]), `nothing builds ${m[0]}`);
+    for (const m of wf.matchAll(/dist\/[\w.-]+/g)) {
+      assert.ok([...binaries, bundle].includes(m[0]), `nothing builds ${m[0]}`);
+    }
   });
   it("builds the image for the platforms compile.ts has binaries for", () => {
     const platforms = /platforms: (\S+)/.exec(wf)?.[1]?.split(",") ?? [];

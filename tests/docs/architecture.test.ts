@@ -67,7 +67,8 @@ describe("compareMap", () => {
   it("finds named paths that do not exist and existing paths that are not named", () => {
     const dir = mkdtempSync(join(tmpdir(), "emohaa-map-"));
     try {
-      for (const f of ["lib/a.ts", "lib/x/b.ts", "lib/x/c.d.ts", "lib/.hidden", "runtime/r.ts", "sim/s.ts", "ui/u.js"]) {
+      const files = ["lib/a.ts", "lib/x/b.ts", "lib/x/c.d.ts", "lib/.hidden", "runtime/r.ts", "sim/s.ts", "ui/u.js"];
+      for (const f of files) {
         mkdirSync(join(dir, dirname(f)), { recursive: true });
         writeFileSync(join(dir, f), "");
       }

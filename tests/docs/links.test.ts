@@ -6,7 +6,8 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 
 const root = new URL("../../", import.meta.url).pathname;
-const pages = ["README.md", ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const docs = readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md"));
+const pages = ["README.md", ...docs.map((f) => `docs/${f}`)];
 const text = (page: string) => readFileSync(join(root, page), "utf8");
 
 /** The page without its fenced code blocks, where nothing is a link or a heading. */
@@ -57,9 +58,8 @@ export function repoPaths(markdown: string): string[] {
     const p = m[1]!;
     if (/[*$~<>{}]/.test(p) || p.startsWith("/")) continue;
     const top = p.split("/")[0]!;
-    if (p.includes("/") ? REPO_DIRS.includes(top) : /^[\w-]+\.(?:ts|mjs|json|ya?ml|md)$|^Dockerfile$|^\.dockerignore$/.test(p)) {
-      out.push(p);
-    }
+    const topFile = /^[\w-]+\.(?:ts|mjs|json|ya?ml|md)$|^Dockerfile$|^\.dockerignore$/;
+    if (p.includes("/") ? REPO_DIRS.includes(top) : topFile.test(p)) out.push(p);
   }
   return out;
 }
@@ -77,12 +77,14 @@ describe("the markdown helpers", () => {
   it("links keeps relative targets outside code, and resolveLink reads them from the page's folder", () => {
     const page = "[a](deploy.md#render) ![i](playground.png) [w](https://x.test) [s](#top)\n```\n[c](nope.md)\n```\n";
     assert.deepEqual(links(page), ["deploy.md#render", "playground.png", "#top"]);
-    assert.deepEqual(resolveLink("docs/x.md", "../README.md#configuration"), { file: "README.md", anchor: "configuration" });
+    const readme = { file: "README.md", anchor: "configuration" };
+    assert.deepEqual(resolveLink("docs/x.md", "../README.md#configuration"), readme);
     assert.deepEqual(resolveLink("docs/x.md", "#top"), { file: "docs/x.md", anchor: "top" });
     assert.equal(resolveLink("docs/x.md", "../../elsewhere.md"), null);
   });
   it("repoPaths takes repository paths and leaves commands, globs and outside paths", () => {
-    const page = "`lib/config.ts` `server.ts` `Dockerfile` `npm start` `tests/http/*.test.ts` `~/.local/state` `/etc/x.ts` `x: 1`";
+    const page = "`lib/config.ts` `server.ts` `Dockerfile` `npm start` `tests/http/*.test.ts` `~/.local/state` " +
+      "`/etc/x.ts` `x: 1`";
     assert.deepEqual(repoPaths(page), ["lib/config.ts", "server.ts", "Dockerfile"]);
   });
 });
