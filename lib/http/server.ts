@@ -757,8 +757,8 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
   }
 
   /**
-   * Makes room for one more connection: evicts the idle connection that has waited longest, else the connection
-   * that has been reading its request longest. From three quarters of the cap on, only one old enough to have sent
+   * Makes room for one more connection: evicts the idle connection that has waited longest, else the silent
+   * connection open longest, else the one that has been reading its request longest. From three quarters of the cap on, only one old enough to have sent
    * something is evicted (a new connection has not been read yet: its request may be whole in the kernel) and the
    * newcomer is taken without evicting when there is none; at the cap, the oldest is evicted whatever its age.
    * Connections serving a request are never evicted (nor, for a grace, ones reading a body). False: all are serving.
@@ -786,10 +786,22 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       return true;
     }
     const full = all.size >= options.maxConnections;
+    // Silent connections (opened, nothing received yet) go first, oldest first; then one that sent part of a head
+    // or a body. A real client sends its request whole right after connecting, so it is seldom either for long:
+    // under a flood of reconnects the silent ones are the attacker's, and a client whose request was read is safe.
+    let partial: Conn | undefined;
     for (const c of reading) {
-      if (t - c.since < evictGraceMs && !full) return true;
+      const old = full || t - c.since >= evictGraceMs;
+      if (c.state === "idle") {
+        if (!old) break; // younger ones follow: none is old enough
+        c.destroy(true);
+        return true;
+      }
       if (c.state === "busy" && t - c.since < bodyGraceMs) continue;
-      c.destroy(true);
+      if (old) partial ??= c;
+    }
+    if (partial) {
+      partial.destroy(true);
       return true;
     }
     return !full;

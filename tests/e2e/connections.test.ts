@@ -179,16 +179,25 @@ describe("at the descriptor limit", { skip: platformServes || (!existsSync("/usr
       await new Promise((r) => attacker.stdout!.once("data", r));
       await sleep(500);
       const answered: number[] = [];
+      let resets = 0;
       for (const end = Date.now() + 8000; Date.now() < end; ) {
         const t0 = Date.now();
-        const res = await fetch(`${limited.url}/ping`, { signal: AbortSignal.timeout(1000), headers: { connection: "close" } }).catch((err) => {
-          throw new Error(`/ping ${answered.length + 1} failed after ${Date.now() - t0} ms (earlier: ${answered.join(", ")} ms)`, { cause: err });
-        });
+        // Within the second, the client may retry once on a reset, as HTTP clients do for a GET: a new connection
+        // evicted before the server read its request (a busy event loop under the flood) is reset, not answered.
+        const ping = () => fetch(`${limited.url}/ping`, { signal: AbortSignal.timeout(1000 - (Date.now() - t0)), headers: { connection: "close" } });
+        const res = await ping()
+          .catch((err) => (Date.now() - t0 < 900 && !(err instanceof DOMException) ? (resets++, ping()) : Promise.reject(err)))
+          .catch((err) => {
+            throw new Error(`/ping ${answered.length + 1} failed after ${Date.now() - t0} ms (earlier: ${answered.join(", ")} ms)`, { cause: err });
+          });
         assert.equal(await res.text(), "pong");
         answered.push(Date.now() - t0);
         await sleep(100);
       }
       assert.ok(answered.length >= 20, `only ${answered.length} pings`);
+      assert.ok(answered.every((ms) => ms < 1000), `a ping took ${Math.max(...answered)} ms`);
+      // Resets are the exception, never the rule.
+      assert.ok(resets <= answered.length / 5, `${resets} of ${answered.length} pings were reset first`);
       // Still alive after the attack: it answers, and never exited.
       attacker.kill("SIGKILL");
       await sleep(300);

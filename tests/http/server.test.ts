@@ -116,6 +116,28 @@ describe("createHttpServer", () => {
     await server.stop(true);
   });
 
+  it("at the cap evicts a silent connection before an older one that sent part of its head", () => {
+    let t = 0;
+    const server = createHttpServer(() => new Response("ok"), { ...limits, maxConnections: 2, lingerMs: 0, evictGraceMs: 20, now: () => t });
+    const partial = fakeWire();
+    server.accept(partial.wire).data(bytes("GET / HTTP/1.1\r\nHo"));
+    t = 10;
+    const silent = fakeWire();
+    server.accept(silent.wire);
+    t = 100;
+    const third = fakeWire();
+    const events3 = server.accept(third.wire);
+    assert.equal(silent.ended(), true, "the silent connection goes first");
+    assert.equal(partial.ended(), false);
+    // With no silent one left, the one trickling its head longest is next.
+    events3.data(bytes("GET / HTTP/1.1\r\n"));
+    t = 200;
+    server.accept(fakeWire().wire);
+    assert.equal(partial.ended(), true);
+    assert.equal(third.ended(), false);
+    void server.stop(true);
+  });
+
   it("defaultMaxConnections leaves room for the runtime and upstream connections", () => {
     assert.equal(defaultMaxConnections(96), 42);
     assert.ok(defaultMaxConnections(20_000) > 1000);
