@@ -1,5 +1,6 @@
 // The one start-up path: environment -> config (parsed once) -> parts -> app. Every entry calls `start`.
 import type { ChatDeps } from "./chat/reply.ts";
+import { systemClock } from "./chat/clock.ts";
 import { Conversations } from "./chat/conversations.ts";
 import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts";
 import { parseTokenList, TokenPool } from "./chat/pool.ts";
@@ -140,6 +141,7 @@ export async function start(
     timeouts: config.timeouts,
     maxAttempts: config.maxAttempts,
     sleep: runtime.sleep,
+    clock: systemClock,
     shutdown: shutdown.signal,
     onFirstPiece: (s) => metrics.firstPiece(s),
   };
