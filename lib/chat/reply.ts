@@ -1,6 +1,7 @@
 // The chat use case: pick a token, create a conversation, stream the reply, fail over, always delete.
-import type { EmohaaClient, PieceReader } from "../upstream/emohaa.ts";
-import { UpstreamError } from "../upstream/emohaa.ts";
+import type { EmohaaClient } from "../upstream/emohaa.ts";
+import { UpstreamError } from "../upstream/errors.ts";
+import type { PieceReader } from "../upstream/events.ts";
 import { ApiError, clientClosed } from "../http/errors.ts";
 import type { Clock } from "./clock.ts";
 import type { Conversations } from "./conversations.ts";

@@ -4,9 +4,6 @@ import type { FetchLike } from "./http1.ts";
 import { type PieceReader, pieceReader } from "./events.ts";
 import { asProblem, maybeJson, upstreamFailure, UpstreamError } from "./errors.ts";
 
-export { eventsToPieces, type PieceReader, pieceReader } from "./events.ts";
-export { upstreamFailure, UpstreamError, type UpstreamKind } from "./errors.ts";
-
 export interface EmohaaClientOptions {
   baseUrl: string;
   /**
@@ -91,8 +88,6 @@ export interface EmohaaClient {
    * batches, one per upstream read, with no stream stage per piece.
    */
   openChat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<PieceReader>;
-  /** The same reply as a stream of pieces. */
-  chat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<ReadableStream<string>>;
   deleteConversation(token: string, cid: string, signal?: AbortSignal): Promise<void>;
   listConversations(token: string, signal?: AbortSignal): Promise<unknown[]>;
 }
@@ -199,18 +194,6 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     },
 
     openChat,
-
-    async chat(token, cid, prompt, signal) {
-      const reader = await openChat(token, cid, prompt, signal);
-      return new ReadableStream<string>({
-        async pull(controller) {
-          const pieces = await reader.read();
-          if (pieces === null) controller.close();
-          else for (const p of pieces) controller.enqueue(p);
-        },
-        cancel: () => reader.cancel(),
-      });
-    },
 
     async deleteConversation(token, cid, signal) {
       await call(token, "DELETE", "/conv", { cid }, "delete a conversation", signal);

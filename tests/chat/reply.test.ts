@@ -110,10 +110,6 @@ class FakeUpstream implements EmohaaClient {
     return this.stream(cid);
   }
 
-  chat(): never {
-    throw new Error("Not used by openReply");
-  }
-
   deleteConversation(token: string, cid: string): Promise<void> {
     this.deleted.push(`${token}/${cid}`);
     return Promise.resolve();
