@@ -125,6 +125,38 @@ describe("createEmohaaClient", () => {
     }
   });
 
+  it("applies one status rule to calls and chats: HTTP status, a problem body's own status, redirects refused", async () => {
+    const problem401 = () => new Response(JSON.stringify({ status: 401, title: "Unauthorized" }), { status: 200 });
+    const cases: [() => Response, "call" | "chat", string, string][] = [
+      [problem401, "call", "auth", "invalid_token"],
+      [problem401, "chat", "auth", "invalid_token"],
+      [() => new Response(null, { status: 302, headers: { location: "http://elsewhere/" } }), "call", "protocol", "upstream_redirect"],
+      [() => new Response(null, { status: 302, headers: { location: "http://elsewhere/" } }), "chat", "protocol", "upstream_redirect"],
+      [() => new Response("<html>", { status: 200, headers: { "content-type": "text/html" } }), "chat", "server", "upstream_error"],
+      [() => new Response("busy", { status: 429, headers: { "retry-after": "7" } }), "chat", "rate", "rate_limit_exceeded"],
+    ];
+    for (const [answer, which, kind, code] of cases) {
+      const client = createEmohaaClient({ baseUrl: "http://up", fetch: (() => Promise.resolve(answer())) as unknown as typeof fetch });
+      const sent = which === "call" ? client.deleteConversation("T", "c") : client.openChat("T", "c", "p");
+      await assert.rejects(sent, (e: unknown) => {
+        assert.ok(e instanceof UpstreamError, `${which}: ${e}`);
+        assert.deepEqual([e.kind, e.code], [kind, code], `${which} answered ${answer().status}`);
+        return true;
+      });
+    }
+    const ok = createEmohaaClient({ baseUrl: "http://up", fetch: (() => Promise.resolve(new Response(""))) as unknown as typeof fetch });
+    await ok.deleteConversation("T", "c");
+  });
+
+  it("leaves an abort the caller's own, while another failure to send is a 502", async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const aborting = ((_: unknown, init: RequestInit) => Promise.reject(init.signal!.reason)) as unknown as typeof fetch;
+    const client = createEmohaaClient({ baseUrl: "http://up", fetch: aborting });
+    await assert.rejects(client.openChat("T", "c", "p", ac.signal), (e: unknown) => e === ac.signal.reason);
+    await assert.rejects(client.createConversation("T", ac.signal), (e: unknown) => e === ac.signal.reason);
+  });
+
   it("reads an answer only within its bound: an endless body is refused, an endless error body is cut", async () => {
     let pulled = 0;
     const endless = (type: string, status = 200) =>
