@@ -1,5 +1,6 @@
 // The environment schema: every setting of the server, parsed once at start-up.
 import { z } from "zod";
+import { commaList } from "./list.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v));
@@ -121,9 +122,8 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     throw new ConfigError(`Invalid ${name}=${JSON.stringify(clean[name] ?? "")}: ${issue.message}`);
   }
   const e = parsed.data;
-  const list = (v?: string) => [...new Set((v ?? "").split(",").map((t) => t.trim()).filter(Boolean))];
   const serverSide = e.EMOHAA_TOKENS !== undefined || e.EMOHAA_TOKENS_FILE !== undefined;
-  const apiKeys = list(e.API_KEYS);
+  const apiKeys = commaList(e.API_KEYS ?? "");
   if (serverSide && apiKeys.length === 0 && !e.ALLOW_ANONYMOUS) {
     throw new ConfigError(
       `Invalid ${e.EMOHAA_TOKENS !== undefined ? "EMOHAA_TOKENS" : "EMOHAA_TOKENS_FILE"} without API_KEYS: anyone reaching this port ` +
@@ -151,7 +151,7 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     maxAttempts: e.MAX_ATTEMPTS,
     logLevel: e.LOG_LEVEL,
     corsOrigin: e.CORS_ORIGIN,
-    serverTokens: serverSide ? { inline: list(e.EMOHAA_TOKENS), file: e.EMOHAA_TOKENS_FILE } : undefined,
+    serverTokens: serverSide ? { inline: commaList(e.EMOHAA_TOKENS ?? ""), file: e.EMOHAA_TOKENS_FILE } : undefined,
     apiKeys,
     allowAnonymous: e.ALLOW_ANONYMOUS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

@@ -58,17 +58,6 @@ export function tokenHash(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-/** Reads a token list: one per line or comma-separated; blank lines and `#` comments ignored. */
-export function parseTokenList(text: string): string[] {
-  const out = text
-    .split(/\r?\n/)
-    .map((l) => l.replace(/#.*/, ""))
-    .flatMap((l) => l.split(","))
-    .map((t) => t.trim())
-    .filter((t) => t.length > 0);
-  return [...new Set(out)];
-}
-
 /** Tokens a request may still try, in the order of preference; `busy` when all usable ones are full. */
 type Pick = { token: string } | { busy: true } | { exhausted: true };
 
