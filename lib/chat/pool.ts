@@ -28,10 +28,14 @@ export interface Lease {
   release(): void;
 }
 
+/** A token's state as `/v1/tokens/status` and `/metrics` show it (their schemas are built from this list). */
+export const TOKEN_STATES = ["healthy", "cooling", "busy"] as const;
+export type TokenState = (typeof TOKEN_STATES)[number];
+
 /** What `/v1/tokens/status` shows of a token: never the token, only a label derived from its hash. */
 export interface TokenStatus {
   label: string;
-  state: "healthy" | "cooling" | "busy";
+  state: TokenState;
   inFlight: number;
   coolingUntil: string | null;
   lastError: Outcome | null;
@@ -227,7 +231,7 @@ export class TokenPool {
   }
 
   /** How many known tokens are in each state (for metrics). */
-  counts(): { healthy: number; cooling: number; busy: number } {
+  counts(): Record<TokenState, number> {
     const c = { healthy: 0, cooling: 0, busy: 0 };
     for (const s of this.status()) c[s.state]++;
     return c;
