@@ -1,7 +1,8 @@
 // Benchmark support: child processes in their own process groups, their memory and CPU time from /proc, free ports.
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { processTree } from "../tests/support/server.ts";
 
 /** A child process started in its own process group, its output going to a log file. */
 export interface Proc {
@@ -49,24 +50,10 @@ export function stopAll(): void {
   live.clear();
 }
 
-/** The process and all its descendants, from /proc. */
-export function tree(pid: number): number[] {
-  const out = [pid];
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
-      for (const c of children ? children.split(" ") : []) out.push(...tree(Number(c)));
-    }
-  } catch {
-    // the process ended
-  }
-  return out;
-}
-
 /** Resident memory of a process tree, bytes. */
 export function rss(pid: number): number {
   let kb = 0;
-  for (const p of tree(pid)) {
+  for (const p of processTree(pid)) {
     try {
       kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
     } catch {
@@ -79,7 +66,7 @@ export function rss(pid: number): number {
 /** Resident memory of the tree's largest process, bytes (the server itself, without a task runner around it). */
 export function serverRss(pid: number): number {
   let max = 0;
-  for (const p of tree(pid)) {
+  for (const p of processTree(pid)) {
     try {
       max = Math.max(max, Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0) * 1024);
     } catch {
@@ -94,7 +81,7 @@ const TICK_MS = 10; // USER_HZ is 100 on Linux
 /** CPU time (user + system, all threads) a process tree has used so far, ms. */
 export function cpuMs(pid: number): number {
   let ticks = 0;
-  for (const p of tree(pid)) {
+  for (const p of processTree(pid)) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, "utf8");
       // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.

@@ -17,7 +17,8 @@ import { chart } from "./chart.ts";
 import { freePort, rss, sleep, start, stopAll } from "./procs.ts";
 import { type Report, table, type WayResult } from "./report.ts";
 import { PLANS, Scenarios } from "./scenarios.ts";
-import { BUN, build, DENO, NODE, root, round, Sim, startServer, ways } from "./servers.ts";
+import { BUN, build, DENO, NODE, root, Sim, startServer, ways } from "./servers.ts";
+import { median, round } from "./stats.ts";
 
 const SCENARIOS = ["throughput", "latency", "long", "streams", "startup"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -51,7 +52,6 @@ async function simulatorStartup(runs: number, idleMs: number, logDir: string) {
       await p.stop();
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
   return { medianStartMs: round(median(out.map((r) => r.startMs)), 0), idleRssMB: round(median(out.map((r) => r.rss)) / 1e6, 1) };
 }
 

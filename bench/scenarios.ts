@@ -3,7 +3,8 @@
 import { join } from "node:path";
 import type { Job } from "./load.ts";
 import { rss, rssSampler, serverRss, sleep } from "./procs.ts";
-import { measured, round, type Running, type Sim, startServer, type Way } from "./servers.ts";
+import { measured, type Running, type Sim, startServer, type Way } from "./servers.ts";
+import { median, pct, round } from "./stats.ts";
 
 /** How long each scenario runs: full, or `--quick`. */
 export const PLANS = {
@@ -20,12 +21,6 @@ export const prompts = {
   slow: "[[pieces:30]] [[delay:100]]",
 };
 
-export const pct = (xs: number[], p: number) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-};
-const median = (xs: number[]) => pct(xs, 50);
 const MB = (b: number) => round(b / 1e6, 1);
 
 export class Scenarios {

@@ -4,6 +4,11 @@ import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Job, LoadResult } from "./load.ts";
 import { cpuMs, freePort, type Proc, sleep, start } from "./procs.ts";
+import { round } from "./stats.ts";
+import { eventually } from "../tests/support/sim.ts";
+
+/** How often start-up is polled: often enough not to blur the start-up times measured. */
+const POLL_MS = 5;
 
 export const root = new URL("../", import.meta.url).pathname;
 const bin = (name: string) => realpathSync(join(root, "node_modules", ".bin", name));
@@ -50,15 +55,6 @@ export function build(dist: string, log: (m: string) => void): void {
   }
 }
 
-async function until(check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await sleep(5);
-  }
-  throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-}
-
 /** The simulator in its own process (`bun run scripts/sim.ts`), and what the benchmark asks of it. */
 export class Sim {
   proc!: Proc;
@@ -68,7 +64,7 @@ export class Sim {
     const port = await freePort();
     this.proc = start([BUN, "run", "scripts/sim.ts"], { cwd: root, env: { ...process.env, SIM_PORT: String(port), SIM_HOST: "127.0.0.1" }, log: join(logDir, "sim.log") });
     this.base = `http://127.0.0.1:${port}/echo-prod`;
-    await until(async () => (await fetch(`${this.base}/__sim/state`).catch(() => null))?.ok === true, 20_000, "the simulator to listen");
+    await eventually(async () => (await fetch(`${this.base}/__sim/state`).catch(() => null))?.ok === true, 20_000, "the simulator to listen", POLL_MS);
   }
 
   async state(): Promise<{ open: number; openStreams: number }> {
@@ -116,7 +112,7 @@ export async function startServer(way: Way, sim: Sim, logFile: string): Promise<
   const proc = start(way.command(port), { cwd: root, env, log: logFile });
   const url = `http://127.0.0.1:${port}`;
   let startMs = NaN;
-  await until(
+  await eventually(
     async () => {
       try {
         const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer live-startup" }, body: firstChat });
@@ -129,6 +125,7 @@ export async function startServer(way: Way, sim: Sim, logFile: string): Promise<
     },
     60_000,
     `${way.name} to answer`,
+    POLL_MS,
   ).catch(async (err) => {
     await proc.stop();
     throw err;
@@ -189,4 +186,3 @@ export async function measured(sim: Sim, job: Job, server?: Running, procs = 1) 
   };
 }
 
-export const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;

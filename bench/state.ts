@@ -11,6 +11,7 @@ import { kvStore } from "../lib/state/kv.ts";
 import { memoryStore } from "../lib/state/memory.ts";
 import { redisStore } from "../lib/state/redis.ts";
 import type { StateStore } from "../lib/state/store.ts";
+import { pct } from "./stats.ts";
 import { hasKv, openKv } from "../runtime/kv.ts";
 import { findRedisServer, startRedis } from "../scripts/redis.mjs";
 
@@ -23,7 +24,6 @@ const N = option("n", 1000);
 const PARALLEL = option("parallel", 8);
 const ACCOUNTS = Array.from({ length: 8 }, (_, i) => `acct${i}`);
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} us` : `${ms.toFixed(2)} ms`);
 
 /** Sequential take+free pairs, then a renewal of 8 leases, then take+free from `PARALLEL` loops at once. */
@@ -61,15 +61,12 @@ async function measure(name: string, store: StateStore): Promise<void> {
     }),
   );
   const rate = done / ((performance.now() - t0) / 1000);
-  const pair = take.map((t, i) => t + free[i]!).sort((a, b) => a - b);
-  take.sort((a, b) => a - b);
-  free.sort((a, b) => a - b);
-  renew.sort((a, b) => a - b);
+  const pair = take.map((t, i) => t + free[i]!);
   const h = store.health();
   console.log(
-    `${name.padEnd(7)} take p50 ${fmt(quantile(take, 0.5)).padStart(8)} p99 ${fmt(quantile(take, 0.99)).padStart(8)} | ` +
-      `free p50 ${fmt(quantile(free, 0.5)).padStart(8)} | take+free p50 ${fmt(quantile(pair, 0.5)).padStart(8)} p99 ${fmt(quantile(pair, 0.99)).padStart(8)} | ` +
-      `renew x${ACCOUNTS.length} p50 ${fmt(quantile(renew, 0.5)).padStart(8)} | ${PARALLEL} parallel: ${Math.round(rate)} take+free/s` +
+    `${name.padEnd(7)} take p50 ${fmt(pct(take, 50)).padStart(8)} p99 ${fmt(pct(take, 99)).padStart(8)} | ` +
+      `free p50 ${fmt(pct(free, 50)).padStart(8)} | take+free p50 ${fmt(pct(pair, 50)).padStart(8)} p99 ${fmt(pct(pair, 99)).padStart(8)} | ` +
+      `renew x${ACCOUNTS.length} p50 ${fmt(pct(renew, 50)).padStart(8)} | ${PARALLEL} parallel: ${Math.round(rate)} take+free/s` +
       (h.retries ? ` | ${h.retries} retries` : ""),
   );
 }

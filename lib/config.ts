@@ -1,5 +1,7 @@
 // The environment schema: every setting of the server, parsed once at start-up.
 import { z } from "zod";
+import { LOG_LEVELS } from "./http/log.ts";
+import { commaList } from "./list.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v));
@@ -17,7 +19,7 @@ const EnvSchema = z.object({
   PROMPT_MAX_BYTES: int(256, 1_000_000).default(6_000),
   KEEPALIVE_INTERVAL_MS: int(100, 600_000).default(15_000),
   MAX_ATTEMPTS: int(1, 10).default(3),
-  LOG_LEVEL: z.enum(["silent", "error", "info", "debug"]).default("info"),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   CORS_ORIGIN: z.string().min(1).default("*"),
   EMOHAA_TOKENS: z.string().optional(),
   EMOHAA_TOKENS_FILE: z.string().min(1).optional(),
@@ -51,6 +53,9 @@ const EnvSchema = z.object({
 /** Proxy variables the runtimes' fetch honours (and lib/upstream/http1.ts does not). */
 const PROXY_VARS = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
+/** The environment as the schema reads it. */
+type Env = z.infer<typeof EnvSchema>;
+
 /** The parsed, typed configuration. */
 export interface Config {
   port: number;
@@ -60,7 +65,7 @@ export interface Config {
   promptMaxBytes: number;
   keepAliveMs: number;
   maxAttempts: number;
-  logLevel: "silent" | "error" | "info" | "debug";
+  logLevel: Env["LOG_LEVEL"];
   corsOrigin: string;
   /** Server-side tokens: inline list and/or a file re-read on SIGHUP. Absent: clients send the tokens. */
   serverTokens?: { inline: string[]; file?: string };
@@ -75,11 +80,11 @@ export interface Config {
    * Crash journal of open conversations (server-side tokens only): where it lives. `kvPath`: with `kind: "kv"`,
    * the Deno KV database file (a local SQLite file; absent: Deno's default database, the platform's on Deno Deploy).
    */
-  journal: { kind: "file" | "kv" | "off"; file?: string; kvPath?: string };
+  journal: { kind: Env["JOURNAL"]; file?: string; kvPath?: string };
   /** Bounds on one upstream event and a whole reply (characters). */
   upstreamLimits: { maxEventChars: number; maxReplyChars: number };
   /** How upstream requests go out: lib/upstream/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
-  upstreamClient: "http1" | "fetch";
+  upstreamClient: Exclude<Env["UPSTREAM_CLIENT"], "auto">;
   /** How long lib/upstream/http1.ts waits for a new upstream connection (TLS included). */
   upstreamConnectTimeoutMs: number;
   /** Load the tokenizer at start-up (about 50 MB) instead of on the first request that counts tokens. */
@@ -121,9 +126,8 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     throw new ConfigError(`Invalid ${name}=${JSON.stringify(clean[name] ?? "")}: ${issue.message}`);
   }
   const e = parsed.data;
-  const list = (v?: string) => [...new Set((v ?? "").split(",").map((t) => t.trim()).filter(Boolean))];
   const serverSide = e.EMOHAA_TOKENS !== undefined || e.EMOHAA_TOKENS_FILE !== undefined;
-  const apiKeys = list(e.API_KEYS);
+  const apiKeys = commaList(e.API_KEYS ?? "");
   if (serverSide && apiKeys.length === 0 && !e.ALLOW_ANONYMOUS) {
     throw new ConfigError(
       `Invalid ${e.EMOHAA_TOKENS !== undefined ? "EMOHAA_TOKENS" : "EMOHAA_TOKENS_FILE"} without API_KEYS: anyone reaching this port ` +
@@ -151,7 +155,7 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     maxAttempts: e.MAX_ATTEMPTS,
     logLevel: e.LOG_LEVEL,
     corsOrigin: e.CORS_ORIGIN,
-    serverTokens: serverSide ? { inline: list(e.EMOHAA_TOKENS), file: e.EMOHAA_TOKENS_FILE } : undefined,
+    serverTokens: serverSide ? { inline: commaList(e.EMOHAA_TOKENS ?? ""), file: e.EMOHAA_TOKENS_FILE } : undefined,
     apiKeys,
     allowAnonymous: e.ALLOW_ANONYMOUS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

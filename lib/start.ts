@@ -1,10 +1,12 @@
 // The one start-up path: environment -> config (parsed once) -> parts -> app. Every entry calls `start`.
 import type { ChatDeps } from "./chat/reply.ts";
+import { systemClock } from "./chat/clock.ts";
 import { Conversations } from "./chat/conversations.ts";
 import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts";
-import { parseTokenList, TokenPool } from "./chat/pool.ts";
+import { TokenPool } from "./chat/pool.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
+import { parseTokenList } from "./list.ts";
 import { createAuth } from "./http/auth.ts";
 import { batchedLines, createLogger, type Logger } from "./http/log.ts";
 import { Metrics } from "./http/metrics.ts";
@@ -140,6 +142,7 @@ export async function start(
     timeouts: config.timeouts,
     maxAttempts: config.maxAttempts,
     sleep: runtime.sleep,
+    clock: systemClock,
     shutdown: shutdown.signal,
     onFirstPiece: (s) => metrics.firstPiece(s),
   };

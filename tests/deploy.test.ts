@@ -1,7 +1,8 @@
 // Deployment files agree with each other and with what the suite runs: each path docs/deploy.md offers points at
 // scripts, files, ports and routes that exist. What can be run is run elsewhere: `npm run compile` and `npm run build`
-// by scripts/test-deploy.mjs (the end-to-end suite then runs against what they wrote), the binary's --healthcheck
-// and `deno task start` by tests/deploy/artifacts.check.ts and tests/e2e/demo.test.ts. docs/deploy.md's links,
+// by scripts/test-deploy.mjs (the end-to-end suite then runs against what they wrote), --healthcheck by
+// tests/e2e/healthcheck.test.ts (under Bun, Deno, the binary and the Node bundle), `deno task start` by
+// tests/deploy/artifacts.check.ts and tests/e2e/demo.test.ts. docs/deploy.md's links,
 // files, scripts and tasks are checked with the other pages by tests/docs/links.test.ts.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";

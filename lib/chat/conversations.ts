@@ -1,7 +1,7 @@
 // The conversations this process created: each deleted exactly once, with retries, and journalled if asked.
 import type { EmohaaClient } from "../upstream/emohaa.ts";
 import { withDeadline } from "./deadline.ts";
-import { UpstreamError } from "../upstream/emohaa.ts";
+import { UpstreamError } from "../upstream/errors.ts";
 
 /** Told of each conversation created and deleted, so one left behind by a crash can be deleted on restart. */
 export interface ConversationJournal {

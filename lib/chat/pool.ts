@@ -28,10 +28,14 @@ export interface Lease {
   release(): void;
 }
 
+/** A token's state as `/v1/tokens/status` and `/metrics` show it (their schemas are built from this list). */
+export const TOKEN_STATES = ["healthy", "cooling", "busy"] as const;
+export type TokenState = (typeof TOKEN_STATES)[number];
+
 /** What `/v1/tokens/status` shows of a token: never the token, only a label derived from its hash. */
 export interface TokenStatus {
   label: string;
-  state: "healthy" | "cooling" | "busy";
+  state: TokenState;
   inFlight: number;
   coolingUntil: string | null;
   lastError: Outcome | null;
@@ -56,17 +60,6 @@ interface Waiter {
 /** The SHA-256 of a token in hex: the pool shows and journals tokens only through it. */
 export function tokenHash(token: string): string {
   return createHash("sha256").update(token).digest("hex");
-}
-
-/** Reads a token list: one per line or comma-separated; blank lines and `#` comments ignored. */
-export function parseTokenList(text: string): string[] {
-  const out = text
-    .split(/\r?\n/)
-    .map((l) => l.replace(/#.*/, ""))
-    .flatMap((l) => l.split(","))
-    .map((t) => t.trim())
-    .filter((t) => t.length > 0);
-  return [...new Set(out)];
 }
 
 /** Tokens a request may still try, in the order of preference; `busy` when all usable ones are full. */
@@ -238,7 +231,7 @@ export class TokenPool {
   }
 
   /** How many known tokens are in each state (for metrics). */
-  counts(): { healthy: number; cooling: number; busy: number } {
+  counts(): Record<TokenState, number> {
     const c = { healthy: 0, cooling: 0, busy: 0 };
     for (const s of this.status()) c[s.state]++;
     return c;

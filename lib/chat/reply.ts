@@ -1,7 +1,9 @@
 // The chat use case: pick a token, create a conversation, stream the reply, fail over, always delete.
-import type { EmohaaClient, PieceReader } from "../upstream/emohaa.ts";
-import { UpstreamError } from "../upstream/emohaa.ts";
+import type { EmohaaClient } from "../upstream/emohaa.ts";
+import { UpstreamError } from "../upstream/errors.ts";
+import type { PieceReader } from "../upstream/events.ts";
 import { ApiError, clientClosed } from "../http/errors.ts";
+import type { Clock } from "./clock.ts";
 import type { Conversations } from "./conversations.ts";
 import { withDeadline } from "./deadline.ts";
 import type { Lease, TokenPool } from "./pool.ts";
@@ -24,6 +26,8 @@ export interface ChatDeps {
   timeouts: ChatTimeouts;
   maxAttempts: number;
   sleep: (ms: number) => Promise<void>;
+  /** The clock and timers of the watchdogs, the create wait and the hold (lib/start.ts: the system's). */
+  clock: Clock;
   /** Aborted when the server stops: open replies end with an error and their conversations are deleted. */
   shutdown?: AbortSignal;
   /** Told the upstream's time to the first piece, in seconds (metrics). */
@@ -60,11 +64,11 @@ class Attempt {
   private closed = false;
   /** When the next piece is due; the watchdog timer (fires at `timerAt`) checks it. */
   private deadline = 0;
-  private timer?: ReturnType<typeof setTimeout>;
+  private timer?: unknown;
   private timerAt = 0;
   /** Set once a piece arrived, so a later expiry is a gap, not a slow start. */
   private phaseIsIdle = false;
-  private totalTimer?: ReturnType<typeof setTimeout>;
+  private totalTimer?: unknown;
   readonly token: string;
 
   constructor(
@@ -96,10 +100,10 @@ class Attempt {
 
   /** Creates the conversation. A create already sent is awaited even after the client left, so it can be deleted. */
   async create(clientSignal: AbortSignal): Promise<void> {
-    const { client, conversations, timeouts } = this.deps;
+    const { client, clock, conversations, timeouts } = this.deps;
     // The request itself may run longer than the client waits (its id is still needed for deletion), within a
     // limit of its own.
-    const creating = withDeadline(timeouts.createMs * 4, "create request", (signal) => client.createConversation(this.token, signal)).then((cid) => {
+    const creating = withDeadline(timeouts.createMs * 4, "create request", (signal) => client.createConversation(this.token, signal), clock).then((cid) => {
       conversations.created(this.token, cid);
       if (this.closed) conversations.delete(this.token, cid);
       else this.cid = cid;
@@ -107,12 +111,12 @@ class Attempt {
     // One wait for three outcomes: created, too slow for this client, or the client left.
     await new Promise<void>((resolve, reject) => {
       const settle = (err?: unknown) => {
-        clearTimeout(limit);
+        clock.clearTimeout(limit);
         this.leaving = undefined;
         if (err === undefined) resolve();
         else reject(err);
       };
-      const limit = setTimeout(
+      const limit = clock.setTimeout(
         () => settle(new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, { code: "upstream_timeout" })),
         timeouts.createMs,
       );
@@ -128,7 +132,7 @@ class Attempt {
   async chat(prompt: string): Promise<void> {
     const { timeouts } = this.deps;
     this.arm(timeouts.firstPieceMs);
-    this.totalTimer = setTimeout(() => this.expire("total"), timeouts.totalMs);
+    this.totalTimer = this.deps.clock.setTimeout(() => this.expire("total"), timeouts.totalMs);
     try {
       this.reader = await this.deps.client.openChat(this.token, this.cid!, prompt, this.ac.signal);
     } catch (err) {
@@ -176,19 +180,20 @@ class Attempt {
 
   /** One timer for the piece deadline, moved forward lazily instead of re-created per piece. */
   private arm(ms: number): void {
-    this.deadline = Date.now() + ms;
+    this.deadline = this.deps.clock.now() + ms;
     // Only a deadline earlier than the pending timer needs a new timer; later ones are checked when it fires.
     if (this.timer === undefined || this.deadline < this.timerAt) {
-      clearTimeout(this.timer);
+      this.deps.clock.clearTimeout(this.timer);
       this.schedule(ms);
     }
   }
 
   private schedule(ms: number): void {
-    this.timerAt = Date.now() + ms;
-    this.timer = setTimeout(() => {
+    const { clock } = this.deps;
+    this.timerAt = clock.now() + ms;
+    this.timer = clock.setTimeout(() => {
       this.timer = undefined;
-      const left = this.deadline - Date.now();
+      const left = this.deadline - clock.now();
       if (left > 2) this.schedule(left);
       else this.expire(this.reader && this.phaseIsIdle ? "idle" : "first");
     }, ms);
@@ -224,8 +229,8 @@ class Attempt {
     if (this.closed) return;
     this.closed = true;
     this.registry?.delete(this);
-    clearTimeout(this.timer);
-    clearTimeout(this.totalTimer);
+    this.deps.clock.clearTimeout(this.timer);
+    this.deps.clock.clearTimeout(this.totalTimer);
     if (!this.finished) {
       this.ac.abort();
       this.reader?.cancel();
@@ -280,7 +285,8 @@ export async function openReply(
   /** Told the attempt count as it grows, so a failed request can report it too. */
   onAttempt?: (attempts: number) => void,
 ): Promise<OpenedReply> {
-  const started = Date.now();
+  const { clock } = deps;
+  const started = clock.now();
   const tried = new Set<string>();
   let lastError: ApiError | undefined;
   let attempts = 0;
@@ -304,12 +310,12 @@ export async function openReply(
     try {
       await attempt.create(signal);
       await attempt.chat(prompt);
-      const wait = holdMs - (Date.now() - started);
-      const opened = Date.now();
+      const wait = holdMs - (clock.now() - started);
+      const opened = clock.now();
       const firstRead = attempt.read();
-      if (deps.onFirstPiece) firstRead.then((p) => p !== null && deps.onFirstPiece!((Date.now() - opened) / 1000), () => {});
+      if (deps.onFirstPiece) firstRead.then((p) => p !== null && deps.onFirstPiece!((clock.now() - opened) / 1000), () => {});
       firstRead.catch(() => {}); // observed by whoever reads it; never an unhandled rejection
-      const first = await raceHold(firstRead, wait);
+      const first = await raceHold(firstRead, wait, clock);
       const reply = makeReply(attempt, first === HOLD_EXPIRED ? firstRead : undefined);
       return { reply, first: first === HOLD_EXPIRED ? undefined : first };
     } catch (err) {
@@ -326,11 +332,11 @@ export async function openReply(
 
 const HOLD_EXPIRED = Symbol("hold expired");
 
-function raceHold<T>(p: Promise<T>, ms: number): Promise<T | typeof HOLD_EXPIRED> {
+function raceHold<T>(p: Promise<T>, ms: number, clock: Clock): Promise<T | typeof HOLD_EXPIRED> {
   if (!Number.isFinite(ms)) return p;
   if (ms <= 0) return Promise.race([p, Promise.resolve(HOLD_EXPIRED)]);
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([p, new Promise<typeof HOLD_EXPIRED>((r) => (timer = setTimeout(() => r(HOLD_EXPIRED), ms)))]).finally(() => clearTimeout(timer));
+  let timer: unknown;
+  return Promise.race([p, new Promise<typeof HOLD_EXPIRED>((r) => (timer = clock.setTimeout(() => r(HOLD_EXPIRED), ms)))]).finally(() => clock.clearTimeout(timer));
 }
 
 function makeReply(attempt: Attempt, pending: Promise<string | null> | undefined): Reply {

@@ -1,4 +1,5 @@
 // Account tokens as clients send them: the comma-separated bearer list.
+import { commaList } from "../list.ts";
 import { ApiError } from "./errors.ts";
 
 /** Whether a token can travel in the upstream's headers and URLs: printable ASCII without spaces, at most 4 KiB. */
@@ -10,7 +11,7 @@ export function isUsableToken(token: string): boolean {
 export function parseBearer(header: string | null | undefined): string[] {
   const m = /^\s*bearer\s+(.*)$/is.exec(header ?? "");
   if (!m) throw new ApiError(401, "Missing bearer token: send `Authorization: Bearer TOKEN` (several tokens separated by commas)", { code: "missing_token" });
-  const tokens = [...new Set(m[1]!.split(",").map((t) => t.trim()).filter((t) => t.length > 0))];
+  const tokens = commaList(m[1]!);
   if (tokens.length === 0) throw new ApiError(401, "Missing bearer token: the token list is empty", { code: "missing_token" });
   for (const t of tokens) {
     // Tokens travel in upstream headers and URLs: refuse what would break or smuggle a header.

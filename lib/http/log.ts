@@ -1,6 +1,8 @@
 // Request logging: one line per request, never a token and never message content.
 
-export type LogLevel = "silent" | "error" | "info" | "debug";
+/** The log levels, quietest first (LOG_LEVEL's schema in lib/config.ts is built from this list). */
+export const LOG_LEVELS = ["silent", "error", "info", "debug"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 const RANK: Record<LogLevel, number> = { silent: 0, error: 1, info: 2, debug: 3 };
 
 /** Fields of a request line; deliberately no place for headers, bodies or tokens. */

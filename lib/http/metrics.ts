@@ -1,4 +1,5 @@
 // Prometheus metrics: counters, gauges and one histogram, rendered in the text exposition format.
+import { TOKEN_STATES, type TokenState } from "../chat/pool.ts";
 
 const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -6,7 +7,7 @@ const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 export interface MetricsSnapshot {
   conversationsOpen: number;
   deletionsFailed: number;
-  pool: { healthy: number; cooling: number; busy: number; waiting: number };
+  pool: Record<TokenState, number> & { waiting: number };
 }
 
 /** The gateway's metrics; counts only, never a token or any text. */
@@ -50,7 +51,7 @@ export class Metrics {
     out.push("# HELP emohaa_conversations_open Upstream conversations created and not yet deleted.", "# TYPE emohaa_conversations_open gauge", `emohaa_conversations_open ${s.conversationsOpen}`);
     out.push("# HELP emohaa_conversation_deletions_failed_total Conversations whose deletion failed after every retry.", "# TYPE emohaa_conversation_deletions_failed_total counter", `emohaa_conversation_deletions_failed_total ${s.deletionsFailed}`);
     out.push("# HELP emohaa_tokens Tokens known to the pool by state.", "# TYPE emohaa_tokens gauge");
-    for (const state of ["healthy", "cooling", "busy"] as const) out.push(`emohaa_tokens{state="${state}"} ${s.pool[state]}`);
+    for (const state of TOKEN_STATES) out.push(`emohaa_tokens{state="${state}"} ${s.pool[state]}`);
     out.push("# HELP emohaa_queue_waiting Requests waiting for a free account.", "# TYPE emohaa_queue_waiting gauge", `emohaa_queue_waiting ${s.pool.waiting}`);
     out.push("# HELP emohaa_log_lines_dropped_total Log lines dropped because the reader of the log output fell behind.", "# TYPE emohaa_log_lines_dropped_total counter", `emohaa_log_lines_dropped_total ${this.sources.logLinesDropped?.() ?? 0}`);
     return out.join("\n") + "\n";

@@ -1,5 +1,7 @@
 // Zod schemas of the OpenAI wire format: they validate requests and generate the OpenAPI document.
 import { z } from "@hono/zod-openapi";
+import { TOKEN_STATES } from "../chat/pool.ts";
+import { FINISH_REASONS } from "../openai/translate.ts";
 
 const TextPart = z.looseObject({ type: z.literal("text"), text: z.string() });
 const OtherPart = z.looseObject({ type: z.string() });
@@ -49,7 +51,7 @@ const UsageSchema = z
     example: { prompt_tokens: 9, completion_tokens: 24, total_tokens: 33 },
   });
 
-const FinishReason = z.enum(["stop", "length"]);
+const FinishReason = z.enum(FINISH_REASONS);
 
 export const CompletionSchema = z
   .object({
@@ -147,7 +149,7 @@ export const TokenStatusSchema = z
     tokens: z.array(
       z.object({
         label: z.string().openapi({ description: "The last 4 hex digits of the token's SHA-256", example: "…3fa2" }),
-        state: z.enum(["healthy", "cooling", "busy"]),
+        state: z.enum(TOKEN_STATES),
         inFlight: z.number().int(),
         coolingUntil: z.string().nullable(),
         lastError: z.string().nullable(),

@@ -1,6 +1,8 @@
 // Pure translation: reply pieces to OpenAI chunks and completions, and stop / max_tokens cutting.
 
-export type FinishReason = "stop" | "length";
+/** Why a reply ended: its end, or the `max_tokens` cut (lib/http/schemas.ts's wire schema is built from this list). */
+export const FINISH_REASONS = ["stop", "length"] as const;
+export type FinishReason = (typeof FINISH_REASONS)[number];
 
 export interface Usage {
   prompt_tokens: number;

@@ -2,10 +2,7 @@
 import { createHash } from "node:crypto";
 import type { FetchLike } from "./http1.ts";
 import { type PieceReader, pieceReader } from "./events.ts";
-import { asProblem, maybeJson, upstreamFailure, UpstreamError } from "./errors.ts";
-
-export { eventsToPieces, type PieceReader, pieceReader } from "./events.ts";
-export { upstreamFailure, UpstreamError, type UpstreamKind } from "./errors.ts";
+import { asProblem, maybeJson, type Problem, upstreamFailure, UpstreamError } from "./errors.ts";
 
 export interface EmohaaClientOptions {
   baseUrl: string;
@@ -79,7 +76,18 @@ export async function boundedText(res: Response, maxBytes: number, strict = true
   }
 }
 
-function networkFailure(what: string, err: unknown): UpstreamError {
+/**
+ * The status rule: an answer that failed says so with its HTTP status, or, sent with a 200, with its problem
+ * body's own status; otherwise `orElse` (0: no failure).
+ */
+function failureOf(res: Response, problem: Problem | null, what: string, token: string, orElse: number): UpstreamError | undefined {
+  const status = !res.ok ? res.status : problem?.status && problem.status >= 400 ? problem.status : orElse;
+  return status ? upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token }) : undefined;
+}
+
+/** What a failed exchange with Emohaa is to the caller: its own abort, or "cannot reach Emohaa" (502). */
+function unreachable(what: string, err: unknown, signal?: AbortSignal): unknown {
+  if (signal?.aborted) return err;
   return new UpstreamError("network", 502, `Cannot reach Emohaa to ${what}`, { code: "upstream_unreachable", cause: err });
 }
 
@@ -91,8 +99,6 @@ export interface EmohaaClient {
    * batches, one per upstream read, with no stream stage per piece.
    */
   openChat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<PieceReader>;
-  /** The same reply as a stream of pieces. */
-  chat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<ReadableStream<string>>;
   deleteConversation(token: string, cid: string, signal?: AbortSignal): Promise<void>;
   listConversations(token: string, signal?: AbortSignal): Promise<unknown[]>;
 }
@@ -107,11 +113,20 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
   const maxReplyChars = options.limits?.maxReplyChars ?? 1024 * 1024;
 
   /**
-   * Sends one signed request. Redirects are never followed: the headers carry the token and the browser's
-   * identity, and a redirect could take them to any host. Only deleting and listing may be sent twice by the
-   * transport: a chat or a new conversation sent twice happens twice.
+   * Sends one signed request and hands back its answer. A failure to send is a 502 (an abort stays the caller's).
+   * Redirects are refused, never followed: the headers carry the token and the browser's identity, and a
+   * redirect could take them to any host. Only deleting and listing may be sent twice by the transport: a chat
+   * or a new conversation sent twice happens twice.
    */
-  function request(token: string, method: string, path: string, query: Record<string, string>, signal?: AbortSignal, accept?: string) {
+  async function send(
+    token: string,
+    method: string,
+    path: string,
+    query: Record<string, string>,
+    what: string,
+    signal?: AbortSignal,
+    accept?: string,
+  ): Promise<Response> {
     const s = sign(now(), randomId());
     // One serialisation of the query (the prompt may be kilobytes): the same bytes URL.searchParams would give.
     const params = new URLSearchParams(query);
@@ -120,72 +135,58 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
       params.set("xid", s.id);
       params.set("xreal", s.real);
     }
-    return doFetch(`${base}${path}?${params}`, {
-      method,
-      signal,
-      redirect: "manual",
-      idempotent: path === "/conv" || path === "/convs",
-      headers: {
-        Authorization: `Bearer ${token}`,
-        Accept: accept ?? "application/json, text/plain, */*",
-        "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
-        Origin: ORIGIN,
-        Referer: ORIGIN + "/",
-        "User-Agent": USER_AGENT,
-        "X-Xss-Id": s.id,
-        "X-Xss-Ts": s.ts,
-        "X-Xss-Real": s.real,
-      },
-    });
-  }
-
-  /** Sends a JSON-answering call; throws UpstreamError for HTTP errors and problem bodies. */
-  async function call(token: string, method: string, path: string, query: Record<string, string>, what: string, signal?: AbortSignal): Promise<string> {
     let res: Response;
     try {
-      res = await request(token, method, path, query, signal);
+      res = await doFetch(`${base}${path}?${params}`, {
+        method,
+        signal,
+        redirect: "manual",
+        idempotent: path === "/conv" || path === "/convs",
+        headers: {
+          Authorization: `Bearer ${token}`,
+          Accept: accept ?? "application/json, text/plain, */*",
+          "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
+          Origin: ORIGIN,
+          Referer: ORIGIN + "/",
+          "User-Agent": USER_AGENT,
+          "X-Xss-Id": s.id,
+          "X-Xss-Ts": s.ts,
+          "X-Xss-Real": s.real,
+        },
+      });
     } catch (err) {
-      if (signal?.aborted) throw err;
-      throw networkFailure(what, err);
+      throw unreachable(what, err, signal);
     }
     if (isRedirect(res)) {
       res.body?.cancel().catch(() => {});
       throw upstreamFailure(res.status || 302, what, null);
     }
+    return res;
+  }
+
+  /** Sends a JSON-answering call; throws UpstreamError for HTTP errors and problem bodies. */
+  async function call(token: string, method: string, path: string, query: Record<string, string>, what: string, signal?: AbortSignal): Promise<string> {
+    const res = await send(token, method, path, query, what, signal);
     let text: string;
     try {
       text = await boundedText(res, maxReplyChars);
     } catch (err) {
-      if (err instanceof UpstreamError) throw err;
-      if (signal?.aborted) throw err;
-      throw networkFailure(what, err);
+      throw err instanceof UpstreamError ? err : unreachable(what, err, signal);
     }
-    const problem = asProblem(maybeJson(text));
-    // The upstream may send a problem body with HTTP 200: its own status field wins.
-    const status = !res.ok ? res.status : problem?.status && problem.status >= 400 ? problem.status : 0;
-    if (status) throw upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token });
+    const failed = failureOf(res, asProblem(maybeJson(text)), what, token, 0);
+    if (failed) throw failed;
     return text;
   }
 
   async function openChat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<PieceReader> {
     const what = "answer";
-    let res: Response;
-    try {
-      res = await request(token, "GET", "/chat", { token, cid, prompt, role: "echo" }, signal, "text/event-stream");
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      throw networkFailure(what, err);
-    }
-    if (isRedirect(res)) {
-      res.body?.cancel().catch(() => {});
-      throw upstreamFailure(res.status || 302, what, null);
-    }
+    const res = await send(token, "GET", "/chat", { token, cid, prompt, role: "echo" }, what, signal, "text/event-stream");
     const type = res.headers.get("content-type") ?? "";
     if (!res.ok || !type.includes("text/event-stream") || !res.body) {
       // An error body is read only as far as a problem body can reach: a hostile upstream cannot make us hold more.
       const problem = asProblem(maybeJson(await boundedText(res, ERROR_BODY_MAX_BYTES, false).catch(() => "")));
-      const status = !res.ok ? res.status : problem?.status && problem.status >= 400 ? problem.status : 502;
-      throw upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token });
+      // Not an event stream, and no status said why: a 502, as from an upstream that failed.
+      throw failureOf(res, problem, what, token, 502)!;
     }
     return pieceReader(res.body, maxEventChars, maxReplyChars, token);
   }
@@ -199,18 +200,6 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     },
 
     openChat,
-
-    async chat(token, cid, prompt, signal) {
-      const reader = await openChat(token, cid, prompt, signal);
-      return new ReadableStream<string>({
-        async pull(controller) {
-          const pieces = await reader.read();
-          if (pieces === null) controller.close();
-          else for (const p of pieces) controller.enqueue(p);
-        },
-        cancel: () => reader.cancel(),
-      });
-    },
 
     async deleteConversation(token, cid, signal) {
       await call(token, "DELETE", "/conv", { cid }, "delete a conversation", signal);

@@ -16,9 +16,8 @@ interface ReplyState {
 }
 
 /**
- * The rules for one upstream event, shared by both readers: returns the piece it carries (or "" for none),
- * marks the end at `[DONE]`, throws for an error event, an event over `maxEventChars` or a reply over
- * `maxReplyChars`.
+ * The rules for one upstream event: returns the piece it carries (or "" for none), marks the end at `[DONE]`,
+ * throws for an error event, an event over `maxEventChars` or a reply over `maxReplyChars`.
  */
 function pieceOf(ev: { event?: string; data: string }, state: ReplyState, rules: ReplyRules): string {
   if (state.done) return "";
@@ -45,25 +44,6 @@ function eventTooLarge(): UpstreamError {
   return new UpstreamError("protocol", 502, "Emohaa sent an event larger than this server accepts", { code: "upstream_event_too_large" });
 }
 const streamCut = () => new UpstreamError("network", 502, "Emohaa's stream ended before the answer was complete", { code: "upstream_stream_cut" });
-
-/**
- * Turns parsed SSE events into reply pieces; ends the stream at `[DONE]`.
- * A stream that closes without `[DONE]` was cut: that is an error, never a normal end.
- */
-export function eventsToPieces(maxReplyChars = Infinity, maxEventChars = Infinity, token?: string): TransformStream<{ event?: string; data: string }, string> {
-  const state: ReplyState = { total: 0, done: false };
-  const rules: ReplyRules = { maxEventChars, maxReplyChars, token };
-  return new TransformStream({
-    transform(ev, controller) {
-      const piece = pieceOf(ev, state, rules);
-      if (piece) controller.enqueue(piece);
-      else if (state.done) controller.terminate();
-    },
-    flush() {
-      if (!state.done) throw streamCut();
-    },
-  });
-}
 
 /** A reply being read: the pieces of each upstream read, in order. */
 export interface PieceReader {

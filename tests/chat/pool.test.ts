@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { parseTokenList, tokenHash, TokenPool, type PoolOptions } from "../../lib/chat/pool.ts";
+import { tokenHash, TokenPool, type PoolOptions } from "../../lib/chat/pool.ts";
 import { ApiError } from "../../lib/http/errors.ts";
 
 const opts = (o: Partial<PoolOptions> = {}): PoolOptions => ({ perToken: 1, authCooldownMs: 600_000, failCooldownMs: 30_000, failThreshold: 2, queueTimeoutMs: 1000, queueMax: 10, ...o });
@@ -101,11 +101,5 @@ describe("TokenPool", () => {
     const [s] = pool.status(["super-secret-token"]);
     assert.equal(s!.label, "…" + tokenHash("super-secret-token").slice(-4));
     assert.ok(!JSON.stringify(pool.status()).includes("super-secret"));
-  });
-});
-
-describe("parseTokenList", () => {
-  it("reads lines and commas, ignores blanks and comments, drops duplicates", () => {
-    assert.deepEqual(parseTokenList("a\n# note\n b , c\r\n\na # again\n"), ["a", "b", "c"]);
   });
 });

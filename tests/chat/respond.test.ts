@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { setImmediate } from "node:timers";
+import { loopGaps } from "../support/loop.ts";
 import type { Reply } from "../../lib/chat/reply.ts";
 import { collectCompletion, type ReplyContext, streamCompletion } from "../../lib/chat/respond.ts";
 import { Cutter } from "../../lib/openai/translate.ts";
@@ -22,26 +22,6 @@ function randomWord(seed: number, length: number): string {
     out += String.fromCharCode(97 + ((s >>> 16) % 26));
   }
   return out;
-}
-
-/** Runs `work` while a setImmediate ticker measures the longest time the event loop went without a turn. */
-async function loopGaps<T>(work: () => Promise<T>): Promise<{ result: T; longest: number; ticks: number }> {
-  let ticks = 0;
-  let longest = 0;
-  let last = performance.now();
-  let running = true;
-  const tick = () => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-    ticks++;
-    if (running) setImmediate(tick);
-  };
-  setImmediate(tick);
-  const result = await work();
-  running = false;
-  tick();
-  return { result, longest, ticks };
 }
 
 const head = { id: "chatcmpl-1", created: 1, model: "emohaa" };

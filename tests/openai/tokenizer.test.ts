@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { setImmediate } from "node:timers";
+import { loopGaps } from "../support/loop.ts";
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
 import { boundedTokenizer, countInTurns, loadTokenizer, PIECE_MAX } from "../../lib/openai/tokenizer.ts";
 
@@ -36,26 +36,6 @@ function randomWord(seed: number, length: number): string {
   let out = "";
   for (let i = 0; i < length; i++) out += String.fromCharCode(97 + Math.floor(next() * 26));
   return out;
-}
-
-/** Runs `work` while a setImmediate ticker measures the longest time the event loop went without a turn. */
-async function loopGaps<T>(work: () => Promise<T>): Promise<{ result: T; longest: number; ticks: number }> {
-  let ticks = 0;
-  let longest = 0;
-  let last = performance.now();
-  let running = true;
-  const tick = () => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-    ticks++;
-    if (running) setImmediate(tick);
-  };
-  setImmediate(tick);
-  const result = await work();
-  running = false;
-  tick();
-  return { result, longest, ticks };
 }
 
 describe("loadTokenizer", () => {

@@ -1,6 +1,6 @@
 // Test support: the real server as a child process, under the runtime running the tests.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runtimeName } from "../../runtime/serve.ts";
@@ -98,7 +98,7 @@ export async function startServer(
     signal: (signal) => void process.kill(child.pid!, signal),
     assertPrivate: () => assertPrivate(out),
     killTree: async () => {
-      for (const pid of descendants(child.pid!).reverse()) {
+      for (const pid of processTree(child.pid!).slice(1).reverse()) {
         try {
           process.kill(pid, "SIGTERM");
         } catch {
@@ -119,22 +119,17 @@ export async function startServer(
   };
 }
 
-/** Every descendant of a process, parents first (Linux /proc). */
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  const walk = (p: number) => {
-    let kids: number[] = [];
-    try {
-      kids = readFileSync(`/proc/${p}/task/${p}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch {
-      // not Linux, or gone
+/** A process and all its descendants, parents first, from Linux /proc (the children of every thread). */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      for (const c of children ? children.split(" ") : []) out.push(...processTree(Number(c)));
     }
-    for (const k of kids) {
-      out.push(k);
-      walk(k);
-    }
-  };
-  walk(pid);
+  } catch {
+    // not Linux, or the process ended
+  }
   return out;
 }
 

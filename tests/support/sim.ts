@@ -47,12 +47,12 @@ export function simFetch(sim: Simulator): typeof fetch {
   }) as typeof fetch;
 }
 
-/** Polls until `check` passes or `ms` elapse. */
-export async function eventually(check: () => boolean | Promise<boolean>, ms = 3000, what = "condition"): Promise<void> {
+/** Polls every `everyMs` until `check` passes or `ms` elapse. */
+export async function eventually(check: () => boolean | Promise<boolean>, ms = 3000, what = "condition", everyMs = 20): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
 }

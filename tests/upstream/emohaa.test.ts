@@ -1,7 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { createEmohaaClient, parseConversationId, sign, UpstreamError } from "../../lib/upstream/emohaa.ts";
+import { createEmohaaClient, parseConversationId, sign } from "../../lib/upstream/emohaa.ts";
+import { UpstreamError } from "../../lib/upstream/errors.ts";
+import type { PieceReader } from "../../lib/upstream/events.ts";
 import { createSimulator } from "../../sim/simulator.ts";
 import { simFetch } from "../support/sim.ts";
 
@@ -21,9 +23,10 @@ function chunked(chunks: Uint8Array[], type = "text/event-stream") {
   return new Response(new ReadableStream({ start(c) { for (const x of chunks) c.enqueue(x); c.close(); } }), { headers: { "content-type": type } });
 }
 
-async function readAll(s: ReadableStream<string>) {
+/** Every piece of a reply, in order. */
+async function readAll(r: PieceReader) {
   const out: string[] = [];
-  for await (const p of s as unknown as AsyncIterable<string>) out.push(p);
+  for (let batch = await r.read(); batch; batch = await r.read()) out.push(...batch);
   return out;
 }
 
@@ -76,7 +79,7 @@ describe("createEmohaaClient", () => {
   it("puts token, cid, prompt, role and the signature in the chat URL", async () => {
     const { f, calls } = fakeFetch(() => chunked([new TextEncoder().encode("data: hi\n\ndata: [DONE]\n\n")]));
     const client = createEmohaaClient({ baseUrl: "http://up/echo-prod", fetch: f });
-    assert.deepEqual(await readAll(await client.chat("TOK", "c1", "user:你好 & co", undefined)), ["hi"]);
+    assert.deepEqual(await readAll(await client.openChat("TOK", "c1", "user:你好 & co", undefined)), ["hi"]);
     const q = calls[0]!.url.searchParams;
     const h = new Headers(calls[0]!.init.headers);
     assert.equal(calls[0]!.url.pathname, "/echo-prod/chat");
@@ -94,13 +97,13 @@ describe("createEmohaaClient", () => {
     const chunks = [bytes.slice(0, 8), bytes.slice(8, 13), bytes.slice(13, 14), bytes.slice(14)];
     const { f } = fakeFetch(() => chunked(chunks));
     const client = createEmohaaClient({ baseUrl: "http://up", fetch: f });
-    assert.deepEqual(await readAll(await client.chat("T", "c", "p")), ["你好😊", "line1\nline2"]);
+    assert.deepEqual(await readAll(await client.openChat("T", "c", "p")), ["你好😊", "line1\nline2"]);
   });
 
   it("treats a stream that ends without [DONE] as cut", async () => {
     const { f } = fakeFetch(() => chunked([new TextEncoder().encode("data: a\n\n")]));
     const client = createEmohaaClient({ baseUrl: "http://up", fetch: f });
-    await assert.rejects(readAll(await client.chat("T", "c", "p")), (e: unknown) => e instanceof UpstreamError && e.code === "upstream_stream_cut");
+    await assert.rejects(readAll(await client.openChat("T", "c", "p")), (e: unknown) => e instanceof UpstreamError && e.code === "upstream_stream_cut");
   });
 
   it("maps problem bodies, with or without a matching HTTP status", async () => {
@@ -120,6 +123,38 @@ describe("createEmohaaClient", () => {
         return true;
       });
     }
+  });
+
+  it("applies one status rule to calls and chats: HTTP status, a problem body's own status, redirects refused", async () => {
+    const problem401 = () => new Response(JSON.stringify({ status: 401, title: "Unauthorized" }), { status: 200 });
+    const cases: [() => Response, "call" | "chat", string, string][] = [
+      [problem401, "call", "auth", "invalid_token"],
+      [problem401, "chat", "auth", "invalid_token"],
+      [() => new Response(null, { status: 302, headers: { location: "http://elsewhere/" } }), "call", "protocol", "upstream_redirect"],
+      [() => new Response(null, { status: 302, headers: { location: "http://elsewhere/" } }), "chat", "protocol", "upstream_redirect"],
+      [() => new Response("<html>", { status: 200, headers: { "content-type": "text/html" } }), "chat", "server", "upstream_error"],
+      [() => new Response("busy", { status: 429, headers: { "retry-after": "7" } }), "chat", "rate", "rate_limit_exceeded"],
+    ];
+    for (const [answer, which, kind, code] of cases) {
+      const client = createEmohaaClient({ baseUrl: "http://up", fetch: (() => Promise.resolve(answer())) as unknown as typeof fetch });
+      const sent = which === "call" ? client.deleteConversation("T", "c") : client.openChat("T", "c", "p");
+      await assert.rejects(sent, (e: unknown) => {
+        assert.ok(e instanceof UpstreamError, `${which}: ${e}`);
+        assert.deepEqual([e.kind, e.code], [kind, code], `${which} answered ${answer().status}`);
+        return true;
+      });
+    }
+    const ok = createEmohaaClient({ baseUrl: "http://up", fetch: (() => Promise.resolve(new Response(""))) as unknown as typeof fetch });
+    await ok.deleteConversation("T", "c");
+  });
+
+  it("leaves an abort the caller's own, while another failure to send is a 502", async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const aborting = ((_: unknown, init: RequestInit) => Promise.reject(init.signal!.reason)) as unknown as typeof fetch;
+    const client = createEmohaaClient({ baseUrl: "http://up", fetch: aborting });
+    await assert.rejects(client.openChat("T", "c", "p", ac.signal), (e: unknown) => e === ac.signal.reason);
+    await assert.rejects(client.createConversation("T", ac.signal), (e: unknown) => e === ac.signal.reason);
   });
 
   it("reads an answer only within its bound: an endless body is refused, an endless error body is cut", async () => {
@@ -147,7 +182,7 @@ describe("createEmohaaClient", () => {
     const ids = [await client.createConversation("live-a"), await client.createConversation("live-a"), await client.createConversation("live-a")];
     assert.equal(new Set(ids).size, 3);
     assert.equal((await client.listConversations("live-a")).length, 3);
-    assert.equal((await readAll(await client.chat("live-a", ids[0]!, "user:hi"))).join(""), "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？");
+    assert.equal((await readAll(await client.openChat("live-a", ids[0]!, "user:hi"))).join(""), "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？");
     for (const id of ids) await client.deleteConversation("live-a", id);
     assert.equal(sim.state().open, 0);
     assert.equal(sim.state().badSignatures, 0);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { eventsToPieces, pieceReader } from "../../lib/upstream/events.ts";
+import { pieceReader } from "../../lib/upstream/events.ts";
 import { UpstreamError } from "../../lib/upstream/errors.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -42,6 +42,12 @@ describe("pieceReader", () => {
       assert.deepEqual((await readAll(r)).flat(), ["你好😊"]);
     });
   }
+
+  it("ends at [DONE]: what follows it is not handed over", async () => {
+    const r = pieceReader(body([bytes("data: a\n\ndata: b\n\ndata: [DONE]\n\ndata: late\n\n")]), 1024);
+    assert.deepEqual((await readAll(r)).flat(), ["a", "b"]);
+    assert.equal(await r.read(), null);
+  });
 
   it("treats a body that ends without [DONE] as cut, after handing over what came", async () => {
     const r = pieceReader(body([bytes("data: a\n\n")]), 1024);
@@ -92,21 +98,5 @@ describe("pieceReader", () => {
     r.cancel();
     await new Promise((res) => setTimeout(res, 0));
     assert.ok(cancelled);
-  });
-});
-
-describe("eventsToPieces", () => {
-  it("turns events into pieces, ends at [DONE] and treats an end without it as cut", async () => {
-    const run = async (events: { event?: string; data: string }[]) => {
-      const out: string[] = [];
-      const s = new ReadableStream({ start(c) { for (const e of events) c.enqueue(e); c.close(); } }).pipeThrough(eventsToPieces());
-      for await (const p of s as unknown as AsyncIterable<string>) out.push(p);
-      return out;
-    };
-    assert.deepEqual(await run([{ data: "a" }, { data: "b" }, { data: "[DONE]" }, { data: "late" }]), ["a", "b"]);
-    await assert.rejects(run([{ data: "a" }]), (e: unknown) => e instanceof UpstreamError && e.code === "upstream_stream_cut");
-    await assert.rejects(run([{ event: "error", data: '{"status":500,"title":"boom"}' }]), (e: unknown) => e instanceof UpstreamError && e.status === 502);
-    const big = new ReadableStream({ start(c) { c.enqueue({ data: "x".repeat(101) }); c.close(); } }).pipeThrough(eventsToPieces(Infinity, 100));
-    await assert.rejects(big.getReader().read(), (e: unknown) => e instanceof UpstreamError && e.code === "upstream_event_too_large");
   });
 });
