@@ -1,9 +1,10 @@
-// The runtime's pieces lib/start.ts takes: sockets, fetch, the crash journal's stores, token files, stdout, clock, ids.
+// The runtime's pieces lib/start.ts takes: sockets, fetch, the journal and state stores, token files, stdout, clock, ids.
 import { readFileSync } from "node:fs";
 import type { RuntimeParts } from "../lib/start.ts";
 import { dial, runtimeFetch } from "./dial.ts";
 import { openJournal } from "./journal.ts";
 import { runtimeName } from "./serve.ts";
+import { openState } from "./state.ts";
 import { stdoutWriter } from "./stdout.ts";
 
 /**
@@ -16,6 +17,7 @@ export function runtimeParts(env: Record<string, string | undefined>): RuntimePa
     dial,
     fetch: runtimeFetch(),
     openJournal: (config) => openJournal(config, env),
+    openState,
     readFile: (path) => readFileSync(path, "utf8"),
     writeLog: stdoutWriter(),
     sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),
