@@ -3,7 +3,8 @@ import type { ChatDeps } from "./chat/reply.ts";
 import { systemClock } from "./chat/clock.ts";
 import { Conversations } from "./chat/conversations.ts";
 import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts";
-import { TokenPool } from "./chat/pool.ts";
+import { type Pool, TokenPool } from "./chat/pool.ts";
+import { SharedPool } from "./chat/shared-pool.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import { parseTokenList } from "./list.ts";
@@ -14,6 +15,7 @@ import { loadTokenizer } from "./openai/tokenizer.ts";
 import type { Tokenizer } from "./openai/translate.ts";
 import { createEmohaaClient } from "./upstream/emohaa.ts";
 import { createHttp1Fetch, type Dial, type FetchLike } from "./upstream/http1.ts";
+import type { StateStore } from "./state/store.ts";
 
 /**
  * What differs per runtime, handed in by the entry (runtime/parts.ts gives the usual ones): lib/ reads no
@@ -27,6 +29,8 @@ export interface RuntimeParts {
   fetch: FetchLike;
   /** Opens the crash journal the config names; asked only with server-side tokens and `JOURNAL` other than off. */
   openJournal(config: Config): Promise<JournalStore>;
+  /** Opens the state store `config.state` names (STATE); rejects when it cannot be reached. */
+  openState(config: Config): Promise<StateStore>;
   /** Reads `EMOHAA_TOKENS_FILE`, at start and on each reload. */
   readFile(path: string): string;
   /** Writes a batch of log lines (newline-terminated); may return a promise, one write is outstanding at a time. */
@@ -62,12 +66,17 @@ export interface Gateway {
   /** The chat use case's parts (bench/reference.ts drives them without the HTTP edge). */
   chat: ChatDeps;
   conversations: Conversations;
-  pool: TokenPool;
+  /** TokenPool with STATE=memory; SharedPool over the state store with kv or redis. */
+  pool: Pool;
   metrics: Metrics;
   /** Aborting it ends every open reply with an error frame (shutdown). */
   shutdown: AbortController;
   /** The crash journal, when one is kept (server-side tokens). */
   journal?: JournalStore;
+  /** The state store shared with other instances (STATE; memory by default). The entry closes it at shutdown. */
+  state: StateStore;
+  /** This process's id in the state store: random per start, owner of its leases and journal entries. */
+  instanceId: string;
   /**
    * Deletes what the journal lists: conversations an earlier process left when it crashed. Logs what it did and
    * resolves to how many; never rejects.
@@ -116,6 +125,9 @@ export async function start(
     }
   }
 
+  const state = await openStateNamed(runtime, config);
+  const instanceId = runtime.id();
+
   const upstreamFetch = config.upstreamClient === "http1"
     ? createHttp1Fetch(runtime.dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs })
     : runtime.fetch;
@@ -132,9 +144,19 @@ export async function start(
     })
     : undefined;
   const conversations = new Conversations(client, runtime.sleep, overrides.deleteRetryDelaysMs, journal);
-  const pool = new TokenPool(config.pool);
+  // One process keeps its pool in memory as it always did; several share theirs through the store.
+  const pool: Pool = config.state.kind === "memory" ? new TokenPool(config.pool) : new SharedPool({
+    ...config.pool,
+    store: state,
+    owner: instanceId,
+    leaseTtlMs: config.state.leaseTtlMs,
+    onError: (m) => logger.error(m),
+  });
   const shutdown = new AbortController();
-  const metrics = new Metrics({ logLinesDropped: () => lines.dropped });
+  const metrics = new Metrics({
+    logLinesDropped: () => lines.dropped,
+    state: () => ({ ...state.health(), ...(pool instanceof SharedPool ? pool.counters : { leasesLost: 0, writeFailures: 0 }) }),
+  });
   const chat: ChatDeps = {
     client,
     pool,
@@ -193,7 +215,21 @@ export async function start(
     metrics,
     shutdown,
     journal: store,
+    state,
+    instanceId,
     recover,
     reloadTokens: config.serverTokens ? reloadTokens : undefined,
   };
+}
+
+/** Opens the state store; a store that cannot be reached at start-up stops the server with a message naming STATE. */
+async function openStateNamed(runtime: RuntimeParts, config: Config): Promise<StateStore> {
+  try {
+    return await runtime.openState(config);
+  } catch (err) {
+    const s = config.state;
+    const shown = s.kind === "redis" ? s.url.replace(/\/\/[^@/]*@/, "//***@") : s.kind === "kv" ? `kv${s.path ? `:${s.path}` : ""}` : s.kind;
+    const why = err instanceof Error ? err.message.replace(/\/\/[^@/\s]*@/g, "//***@") : String(err);
+    throw new ConfigError(`Invalid STATE=${JSON.stringify(shown)}: cannot open the state store (${why})`);
+  }
 }

@@ -6,7 +6,7 @@ import { ApiError, clientClosed } from "../http/errors.ts";
 import type { Clock } from "./clock.ts";
 import type { Conversations } from "./conversations.ts";
 import { withDeadline } from "./deadline.ts";
-import type { Lease, TokenPool } from "./pool.ts";
+import type { Lease, Pool } from "./pool.ts";
 
 export interface ChatTimeouts {
   /** Creating a conversation. */
@@ -21,7 +21,7 @@ export interface ChatTimeouts {
 
 export interface ChatDeps {
   client: EmohaaClient;
-  pool: TokenPool;
+  pool: Pool;
   conversations: Conversations;
   timeouts: ChatTimeouts;
   maxAttempts: number;
