@@ -20,7 +20,7 @@ async function main() {
     }
     throw err;
   }
-  const { app, config, logger, printLine, flushLogs, reloadTokens, pool, conversations, shutdown, journal, recover } = gateway;
+  const { app, config, logger, printLine, flushLogs, reloadTokens, pool, conversations, shutdown, journal, recover, state } = gateway;
   if (reloadTokens && config.serverTokens?.file) {
     onSignal("SIGHUP", () => {
       try {
@@ -53,6 +53,8 @@ async function main() {
     } catch (err) {
       logger.error(`cannot remove the crash journal: ${err instanceof Error ? err.name : "error"}`);
     }
+    // Leases still held lapse by their TTL anyway; closing frees the connection (Redis) or the KV handle.
+    await Promise.race([state.close().catch(() => {}), sleep(2000)]);
     logger.info(`stopped; ${conversations.open} conversations left, ${conversations.deleteFailures} deletions failed`);
     // A reader that stopped reading gets a moment, not a hang.
     await Promise.race([flushLogs(), sleep(2000)]);

@@ -46,6 +46,12 @@ const EnvSchema = z.object({
   HTTP_BODY_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
   HTTP_IDLE_TIMEOUT_MS: int(100, 600_000).default(5_000),
   MAX_CONNECTIONS: int(1, 1_000_000).optional(),
+  STATE: z
+    .string()
+    .regex(/^(memory|kv|kv:.+|rediss?:\/\/.+)$/, "expected memory, kv, kv:/path/to/file.sqlite, redis://... or rediss://...")
+    .default("memory"),
+  STATE_TIMEOUT_MS: int(50, 60_000).default(2_000),
+  STATE_LEASE_TTL_MS: int(1_000, 300_000).default(15_000),
 });
 
 /** Proxy variables the runtimes' fetch honours (and lib/upstream/http1.ts does not). */
@@ -96,7 +102,20 @@ export interface Config {
   trustProxy: boolean;
   /** The bearer /metrics wants; absent: a gateway key in server-side mode, none in client mode. */
   metricsKey?: string;
+  /**
+   * Where the state several instances share lives (leases, account health, wake-ups): this process's memory,
+   * Deno KV (`path`: a local SQLite file; absent: the platform's KV or Deno's default), or Redis by URL.
+   * `timeoutMs` bounds every store call; `leaseTtlMs` is how long a dead instance's leases outlive it.
+   */
+  state: StateConfig;
 }
+
+/** The `STATE` setting, parsed. */
+export type StateConfig = { timeoutMs: number; leaseTtlMs: number } & (
+  | { kind: "memory" }
+  | { kind: "kv"; path?: string }
+  | { kind: "redis"; url: string }
+);
 
 /** Raised for a bad environment; its message names the variable. */
 export class ConfigError extends Error {
@@ -118,7 +137,9 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? "environment");
-    throw new ConfigError(`Invalid ${name}=${JSON.stringify(clean[name] ?? "")}: ${issue.message}`);
+    // A store URL may carry a password: the message shows it masked.
+    const shown = name === "STATE" ? (clean[name] ?? "").replace(/\/\/[^@/]*@/, "//***@").replace(/:[^:@/]*@/, ":***@") : clean[name] ?? "";
+    throw new ConfigError(`Invalid ${name}=${JSON.stringify(shown)}: ${issue.message}`);
   }
   const e = parsed.data;
   const list = (v?: string) => [...new Set((v ?? "").split(",").map((t) => t.trim()).filter(Boolean))];
@@ -178,5 +199,14 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     tokenCheckLimit: { perMinute: e.TOKEN_CHECK_RATE, burst: e.TOKEN_CHECK_BURST },
     trustProxy: e.TRUST_PROXY,
     metricsKey: e.METRICS_KEY,
+    state: parseState(e.STATE, e.STATE_TIMEOUT_MS, e.STATE_LEASE_TTL_MS),
   };
+}
+
+function parseState(value: string, timeoutMs: number, leaseTtlMs: number): StateConfig {
+  const bounds = { timeoutMs, leaseTtlMs };
+  if (value === "memory") return { kind: "memory", ...bounds };
+  if (value === "kv") return { kind: "kv", ...bounds };
+  if (value.startsWith("kv:")) return { kind: "kv", path: value.slice(3), ...bounds };
+  return { kind: "redis", url: value, ...bounds };
 }

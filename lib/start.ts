@@ -12,6 +12,7 @@ import { loadTokenizer } from "./openai/tokenizer.ts";
 import type { Tokenizer } from "./openai/translate.ts";
 import { createEmohaaClient } from "./upstream/emohaa.ts";
 import { createHttp1Fetch, type Dial, type FetchLike } from "./upstream/http1.ts";
+import type { StateStore } from "./state/store.ts";
 
 /**
  * What differs per runtime, handed in by the entry (runtime/parts.ts gives the usual ones): lib/ reads no
@@ -25,6 +26,8 @@ export interface RuntimeParts {
   fetch: FetchLike;
   /** Opens the crash journal the config names; asked only with server-side tokens and `JOURNAL` other than off. */
   openJournal(config: Config): Promise<JournalStore>;
+  /** Opens the state store `config.state` names (STATE); rejects when it cannot be reached. */
+  openState(config: Config): Promise<StateStore>;
   /** Reads `EMOHAA_TOKENS_FILE`, at start and on each reload. */
   readFile(path: string): string;
   /** Writes a batch of log lines (newline-terminated); may return a promise, one write is outstanding at a time. */
@@ -66,6 +69,10 @@ export interface Gateway {
   shutdown: AbortController;
   /** The crash journal, when one is kept (server-side tokens). */
   journal?: JournalStore;
+  /** The state store shared with other instances (STATE; memory by default). The entry closes it at shutdown. */
+  state: StateStore;
+  /** This process's id in the state store: random per start, owner of its leases and journal entries. */
+  instanceId: string;
   /**
    * Deletes what the journal lists: conversations an earlier process left when it crashed. Logs what it did and
    * resolves to how many; never rejects.
@@ -113,6 +120,9 @@ export async function start(
       );
     }
   }
+
+  const state = await openStateNamed(runtime, config);
+  const instanceId = runtime.id();
 
   const upstreamFetch = config.upstreamClient === "http1"
     ? createHttp1Fetch(runtime.dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs })
@@ -190,7 +200,21 @@ export async function start(
     metrics,
     shutdown,
     journal: store,
+    state,
+    instanceId,
     recover,
     reloadTokens: config.serverTokens ? reloadTokens : undefined,
   };
+}
+
+/** Opens the state store; a store that cannot be reached at start-up stops the server with a message naming STATE. */
+async function openStateNamed(runtime: RuntimeParts, config: Config): Promise<StateStore> {
+  try {
+    return await runtime.openState(config);
+  } catch (err) {
+    const s = config.state;
+    const shown = s.kind === "redis" ? s.url.replace(/\/\/[^@/]*@/, "//***@") : s.kind === "kv" ? `kv${s.path ? `:${s.path}` : ""}` : s.kind;
+    const why = err instanceof Error ? err.message.replace(/\/\/[^@/\s]*@/g, "//***@") : String(err);
+    throw new ConfigError(`Invalid STATE=${JSON.stringify(shown)}: cannot open the state store (${why})`);
+  }
 }

@@ -1,6 +1,9 @@
-// The runtime's pieces lib/start.ts takes: sockets, fetch, the crash journal's stores, token files, stdout, clock, ids.
+// The runtime's pieces lib/start.ts takes: sockets, fetch, the journal and state stores, token files, stdout, clock, ids.
 import { readFileSync } from "node:fs";
+import type { Config } from "../lib/config.ts";
 import type { RuntimeParts } from "../lib/start.ts";
+import { memoryStore } from "../lib/state/memory.ts";
+import type { StateStore } from "../lib/state/store.ts";
 import { dial, runtimeFetch } from "./dial.ts";
 import { openJournal } from "./journal.ts";
 import { runtimeName } from "./serve.ts";
@@ -16,11 +19,40 @@ export function runtimeParts(env: Record<string, string | undefined>): RuntimePa
     dial,
     fetch: runtimeFetch(),
     openJournal: (config) => openJournal(config, env),
+    openState,
     readFile: (path) => readFileSync(path, "utf8"),
     writeLog: stdoutWriter(),
     sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),
     now: Date.now,
     id: () => crypto.randomUUID().replaceAll("-", ""),
+  };
+}
+
+/**
+ * Opens the state store `config.state` names: nothing to reach for memory; a KV handle (runtime/kv.ts, closed with
+ * the store) for `kv`; a connection for Redis. Rejects when the store cannot be reached (lib/start.ts then names
+ * STATE). The Redis client and the KV backend load only when asked for: `STATE=memory` adds no dependency.
+ */
+export async function openState(config: Config): Promise<StateStore> {
+  const s = config.state;
+  if (s.kind === "memory") return memoryStore({ timeoutMs: s.timeoutMs });
+  if (s.kind === "redis") {
+    const { redisStore } = await import("../lib/state/redis.ts");
+    return redisStore({ url: s.url, timeoutMs: s.timeoutMs });
+  }
+  const [{ kvStore }, { openKv }] = await Promise.all([import("../lib/state/kv.ts"), import("./kv.ts")]);
+  const kv = await openKv(s.path);
+  const store = kvStore(kv, { timeoutMs: s.timeoutMs });
+  return {
+    ...store,
+    backend: store.backend,
+    close: async () => {
+      try {
+        await store.close();
+      } finally {
+        kv.close();
+      }
+    },
   };
 }
 

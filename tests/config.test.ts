@@ -62,4 +62,18 @@ describe("loadConfig", () => {
     // With gateway keys a web page needs a key anyway.
     assert.equal(loadConfig({ ...anon, API_KEYS: "k" }).corsOrigin, "*");
   });
+  it("reads STATE: memory by default, Deno KV (by default or a local file), or a Redis URL; masks a password", () => {
+    const d = loadConfig({}).state;
+    assert.deepEqual(d, { kind: "memory", timeoutMs: 2000, leaseTtlMs: 15_000 });
+    assert.deepEqual(loadConfig({ STATE: "kv" }).state, { kind: "kv", timeoutMs: 2000, leaseTtlMs: 15_000 });
+    assert.equal((loadConfig({ STATE: "kv:/tmp/state.sqlite" }).state as { path?: string }).path, "/tmp/state.sqlite");
+    const r = loadConfig({ STATE: "rediss://:pw@cache:6380/2", STATE_TIMEOUT_MS: "500", STATE_LEASE_TTL_MS: "1500" }).state;
+    assert.deepEqual(r, { kind: "redis", url: "rediss://:pw@cache:6380/2", timeoutMs: 500, leaseTtlMs: 1500 });
+    for (const bad of ["redis", "kv:", "postgres://x", "memcached"]) {
+      assert.throws(() => loadConfig({ STATE: bad }), (e: unknown) => e instanceof ConfigError && /^Invalid STATE=/.test(e.message), bad);
+    }
+    assert.throws(() => loadConfig({ STATE: "redis:/:secretpw@x" }), (e: unknown) => e instanceof ConfigError && !e.message.includes("secretpw"));
+    assert.throws(() => loadConfig({ STATE_TIMEOUT_MS: "10" }), (e: unknown) => e instanceof ConfigError && /STATE_TIMEOUT_MS/.test(e.message));
+    assert.throws(() => loadConfig({ STATE_LEASE_TTL_MS: "100" }), (e: unknown) => e instanceof ConfigError && /STATE_LEASE_TTL_MS/.test(e.message));
+  });
 });

@@ -5,6 +5,7 @@ import type { JournalEntry, JournalStore } from "../lib/chat/journal.ts";
 import { tokenHash } from "../lib/chat/pool.ts";
 import { type Config, ConfigError } from "../lib/config.ts";
 import { type RuntimeParts, start } from "../lib/start.ts";
+import { memoryStore } from "../lib/state/memory.ts";
 import { createEmohaaClient } from "../lib/upstream/emohaa.ts";
 import { createSimulator } from "../sim/simulator.ts";
 import { simFetch } from "./support/sim.ts";
@@ -24,6 +25,7 @@ function parts(sim = createSimulator(), journal?: JournalStore) {
       if (!journal) throw new Error("no journal in this test");
       return journal;
     },
+    openState: async () => memoryStore(),
     readFile: (path) => {
       if (path === "/tokens.txt") return "live-f1\n# a comment\nlive-f2, live-s1\n";
       throw new Error("ENOENT");
@@ -113,6 +115,27 @@ describe("start", () => {
     const g = await start(serverSide, parts(undefined, broken).runtime, { logLine: (l) => logs.push(l) });
     assert.equal(await g.recover(), 0);
     assert.ok(logs.some((l) => l.endsWith("ERROR cannot read the crash journal: TypeError")));
+  });
+
+  it("opens the state store STATE names and gives an instance id; one that cannot be reached names STATE", async () => {
+    const { runtime } = parts();
+    const g = await start({ EMOHAA_BASE_URL: BASE }, runtime);
+    assert.equal(g.state.backend, "memory");
+    assert.equal(g.instanceId, "id");
+    await g.state.close();
+    const asked: Config["state"][] = [];
+    const down: RuntimeParts = {
+      ...runtime,
+      openState: (config) => {
+        asked.push(config.state);
+        return Promise.reject(new Error("connect ECONNREFUSED redis://:pw@127.0.0.1:1"));
+      },
+    };
+    await assert.rejects(
+      start({ EMOHAA_BASE_URL: BASE, STATE: "redis://:pw@127.0.0.1:1" }, down),
+      (e: unknown) => e instanceof ConfigError && /^Invalid STATE=/.test(e.message) && !e.message.includes("pw@"),
+    );
+    assert.equal(asked[0]?.kind, "redis");
   });
 
   it("reads EMOHAA_TOKENS_FILE through the runtime, with the inline tokens, and again on reload", async () => {
