@@ -44,8 +44,11 @@ export interface SharedJournal {
   recover(): Promise<number>;
   /** Starts the heartbeat and periodic recovery (a first pass at once); resolves the first pass's count. */
   start(): Promise<number>;
-  /** Stops the timers. `clean`: every conversation was deleted, so this owner's heartbeat and entries go too. */
-  stop(clean: boolean): Promise<void>;
+  /**
+   * Stops the timers (shutdown). When every conversation this instance journalled was deleted, its heartbeat goes
+   * too; otherwise the heartbeat lapses and another instance deletes what is left after `deadAfterMs`.
+   */
+  stop(): Promise<void>;
 }
 
 /**
@@ -141,13 +144,13 @@ export function sharedJournal(options: SharedJournalOptions): SharedJournal {
       unref(beat);
       return recover().finally(schedule);
     },
-    async stop(clean) {
+    async stop() {
       stopped = true;
       clearInterval(beat);
       clearTimeout(next);
-      await running;
-      if (!clean) return;
-      await Promise.all(mine.values());
+      // A recovery pass still running is not waited for: what it leaves keeps its claim and is retried after it.
+      // `mine` holds only conversations not yet deleted: the hooks drop one when its deletion succeeds.
+      if (mine.size) return;
       await guard(store.forgetOwner(owner));
     },
   };

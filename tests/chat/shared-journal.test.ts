@@ -119,7 +119,7 @@ describe("sharedJournal", () => {
     assert.ok(errors.length >= 2);
   });
 
-  it("start beats at once and on a timer; stop(clean) forgets the owner", async () => {
+  it("start beats at once and on a timer; stop forgets the owner once its conversations are deleted", async () => {
     const store = memoryStore();
     const { a } = fleet(store, { deadAfterMs: 600 });
     assert.equal(a.heartbeatMs, 100);
@@ -128,7 +128,11 @@ describe("sharedJournal", () => {
     await a.start();
     await new Promise((r) => setTimeout(r, 700));
     assert.deepEqual(await store.deadOwners(600), [], "beats keep it alive past deadAfterMs");
-    await a.stop(true);
+    await a.stop();
+    assert.equal((await store.journalList()).length, 1, "a conversation not deleted stays for the others");
+    a.hooks.deleted("tok-a", "a1");
+    await settle();
+    await a.stop();
     assert.deepEqual(await store.journalList(), []);
   });
 });
