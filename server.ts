@@ -54,6 +54,7 @@ async function main() {
       logger.error(`cannot remove the crash journal: ${err instanceof Error ? err.name : "error"}`);
     }
     // Leases still held lapse by their TTL anyway; closing frees the connection (Redis) or the KV handle.
+    pool.close?.();
     await Promise.race([state.close().catch(() => {}), sleep(2000)]);
     logger.info(`stopped; ${conversations.open} conversations left, ${conversations.deleteFailures} deletions failed`);
     // A reader that stopped reading gets a moment, not a hang.

@@ -5,6 +5,7 @@
 //   npm run bench                         every way of running, every scenario (about 9 minutes on 2 cores)
 //   npm run bench -- --quick              shorter runs (about 5 minutes)
 //   npm run bench -- --ways bun,binary --scenarios throughput,latency --out trial
+//   npm run bench -- --ways bun,bun-redis,deno,deno-kv --scenarios throughput,latency   the shared pool's cost
 //   npm run bench -- --render bench/results/bench.json      the table and chart again from saved numbers
 //
 // Every party is its own process: the simulator (`bun run scripts/sim.ts`), the server under test, and the load
@@ -18,6 +19,7 @@ import { freePort, rss, sleep, start, stopAll } from "./procs.ts";
 import { type Report, table, type WayResult } from "./report.ts";
 import { PLANS, Scenarios } from "./scenarios.ts";
 import { BUN, build, DENO, NODE, root, round, Sim, startServer, ways } from "./servers.ts";
+import { findRedisServer, startRedis } from "../scripts/redis.mjs";
 
 const SCENARIOS = ["throughput", "latency", "long", "streams", "startup"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -67,6 +69,13 @@ async function main(logDir: string): Promise<void> {
   const loadAtStart = loadavg().map((x) => round(x, 2));
   if (selected.some((w) => w.key === "binary" || w.key === "node")) build(join(logDir, "dist"), log);
   await sim.start(logDir);
+  // The shared pool's backends: one throwaway redis-server, one local KV file; without redis-server, no Redis row.
+  const redis = selected.some((w) => w.state === "redis") && findRedisServer() ? await startRedis() : undefined;
+  for (const w of selected) {
+    if (w.state === "redis") w.env = redis ? { STATE: redis.url } : undefined;
+    if (w.state === "kv") w.env = { STATE: `kv:${join(logDir, "state.sqlite")}` };
+  }
+  const runnable = selected.filter((w) => w.state !== "redis" || redis);
   const s = new Scenarios(sim, plan, logDir);
   const report: Report = {
     generated: new Date().toISOString(),
@@ -86,7 +95,7 @@ async function main(logDir: string): Promise<void> {
       report.loadGeneratorCheck = await s.generatorCheck();
     }
     if (scenarios.includes("startup")) report.simulatorStartup = await simulatorStartup(plan.startups, plan.idleMs, logDir);
-    for (const way of selected) {
+    for (const way of runnable) {
       const r: WayResult = (report.runtimes[way.key] = { name: way.name, ...(way.reference ? { reference: true } : {}) });
       const shared = scenarios.filter((x) => x === "throughput" || x === "latency" || x === "long");
       if (shared.length) {
@@ -109,7 +118,7 @@ async function main(logDir: string): Promise<void> {
           await sim.settle();
         }
       }
-      if (way.reference) continue;
+      if (way.reference || way.state) continue;
       if (scenarios.includes("streams")) {
         log(`${way.key}: ${plan.streams} concurrent streams`);
         r.streams = await s.streams(way);
@@ -121,6 +130,7 @@ async function main(logDir: string): Promise<void> {
     }
   } finally {
     await sim.proc.stop();
+    await redis?.stop();
   }
   report.durationS = round((Date.now() - started) / 1000, 0);
   report.machine.loadavgAtEnd = loadavg().map((x) => round(x, 2));

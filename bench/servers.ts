@@ -19,6 +19,12 @@ export interface Way {
   command: (port: number) => string[];
   /** Reference servers take part in throughput, latency and long replies only. */
   reference?: boolean;
+  /**
+   * The shared pool's backend this way runs with (STATE): it takes part in throughput, latency and long replies
+   * only, next to the same runtime with STATE=memory; `env` is filled in once the store is up (bench/run.ts).
+   */
+  state?: "redis" | "kv";
+  env?: Record<string, string>;
 }
 
 /** The gateway's ways of running, then the two reference servers; `dist` holds this run's builds. */
@@ -29,6 +35,8 @@ export function ways(dist: string, simBase: () => string): Way[] {
     { key: "binary", name: "`dist/emohaa-free-api`", command: () => [join(dist, "emohaa-free-api")] },
     { key: "deno", name: "`deno task start`", command: () => [DENO, "task", "start"] },
     { key: "node", name: "`node dist/index.js`", command: () => [NODE, join(dist, "index.js")] },
+    { key: "bun-redis", name: "`bun run server.ts`, STATE=redis", command: () => [BUN, "run", "server.ts"], state: "redis" },
+    { key: "deno-kv", name: "`deno task start`, STATE=kv (local file)", command: () => [DENO, "task", "start"], state: "kv" },
     { key: "ref-lib", name: "reference: lib/ behind a bare Bun.serve", command: ref("lib"), reference: true },
     { key: "ref-io", name: "reference: the I/O alone (Bun.serve, fetch)", command: ref("io"), reference: true },
   ];
@@ -111,6 +119,7 @@ export async function startServer(way: Way, sim: Sim, logFile: string): Promise<
     // Bun's fetch opens at most 256 connections at once by default: 1,000 streams need 1,000 upstream connections.
     BUN_CONFIG_MAX_HTTP_REQUESTS: "4096",
     NO_COLOR: "1",
+    ...way.env,
   };
   const t0 = performance.now();
   const proc = start(way.command(port), { cwd: root, env, log: logFile });

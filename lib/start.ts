@@ -2,8 +2,9 @@
 import type { ChatDeps } from "./chat/reply.ts";
 import { Conversations } from "./chat/conversations.ts";
 import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts";
+import { parseTokenList, type Pool, TokenPool } from "./chat/pool.ts";
 import { type SharedJournal, sharedJournal } from "./chat/shared-journal.ts";
-import { parseTokenList, TokenPool } from "./chat/pool.ts";
+import { SharedPool } from "./chat/shared-pool.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import { createAuth } from "./http/auth.ts";
@@ -64,7 +65,8 @@ export interface Gateway {
   /** The chat use case's parts (bench/reference.ts drives them without the HTTP edge). */
   chat: ChatDeps;
   conversations: Conversations;
-  pool: TokenPool;
+  /** TokenPool with STATE=memory; SharedPool over the state store with kv or redis. */
+  pool: Pool;
   metrics: Metrics;
   /** Aborting it ends every open reply with an error frame (shutdown). */
   shutdown: AbortController;
@@ -171,9 +173,19 @@ export async function start(
     : undefined;
   const journal = fleet?.hooks ?? (store ? journalFor(store, () => serverTokens, onJournalError) : undefined);
   const conversations = new Conversations(client, runtime.sleep, overrides.deleteRetryDelaysMs, journal);
-  const pool = new TokenPool(config.pool);
+  // One process keeps its pool in memory as it always did; several share theirs through the store.
+  const pool: Pool = config.state.kind === "memory" ? new TokenPool(config.pool) : new SharedPool({
+    ...config.pool,
+    store: state,
+    owner: instanceId,
+    leaseTtlMs: config.state.leaseTtlMs,
+    onError: (m) => logger.error(m),
+  });
   const shutdown = new AbortController();
-  const metrics = new Metrics({ logLinesDropped: () => lines.dropped });
+  const metrics = new Metrics({
+    logLinesDropped: () => lines.dropped,
+    state: () => ({ ...state.health(), ...(pool instanceof SharedPool ? pool.counters : { leasesLost: 0, writeFailures: 0 }) }),
+  });
   const chat: ChatDeps = {
     client,
     pool,

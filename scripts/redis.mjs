@@ -68,12 +68,13 @@ function ping(port, ms = 500) {
 /**
  * Starts redis-server on a free loopback port: no RDB snapshots, no AOF, its working directory a fresh temporary
  * one. Resolves { url, port, pid, stop } once it answers PING; `stop()` ends that PID only and removes the directory.
+ * `port`: that port instead of a free one (0: any) (a test restarting "the same" server after stopping it).
  */
-export async function startRedis({ bin = findRedisServer(), timeoutMs = 10_000 } = {}) {
+export async function startRedis({ bin = findRedisServer(), timeoutMs = 10_000, port: wanted = 0 } = {}) {
   if (!bin) throw new Error("Cannot start Redis: redis-server is not installed");
   const dir = mkdtempSync(join(tmpdir(), "emohaa-redis-"));
   for (let tries = 0; ; tries++) {
-    const port = await freePort();
+    const port = wanted || (await freePort());
     const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes", "--loglevel", "warning"], {
       stdio: ["ignore", "ignore", "pipe"],
       detached: false,
@@ -92,7 +93,7 @@ export async function startRedis({ bin = findRedisServer(), timeoutMs = 10_000 }
     }
     if (!exited) child.kill("SIGKILL");
     // Someone took the port between the check and the bind: try another one, a few times.
-    if (tries >= 3) {
+    if (tries >= 3 || wanted) {
       rmSync(dir, { recursive: true, force: true });
       throw new Error(`Cannot start redis-server: ${stderr.trim().slice(-500) || "no PONG in time"}`);
     }

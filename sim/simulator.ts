@@ -51,6 +51,10 @@ export interface SimState {
   prompts: string[];
   /** Upstream calls per account token (the simulator's own test accounts). */
   callsByToken: Record<string, number>;
+  /** Chats refused with 429 "another request is in progress": a second stream on a busy account. */
+  busy: number;
+  /** The most chats asked for at once on each account, refused ones included (one account, one stream: 1). */
+  maxOpenByToken: Record<string, number>;
   /** Every request: method and path, and whether its headers were browser-like. */
   requests: { method: string; path: string; browserLike: boolean }[];
 }
@@ -112,6 +116,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
   let s: SimState;
   const fresh = (): SimState => ({
     created: 0, deleted: 0, open: 0, badDeletes: 0, deletedIds: [], promptOf: {}, chats: 0, openStreams: 0, maxOpenStreams: 0, aborted: 0, badSignatures: 0, prompts: [], requests: [], callsByToken: {},
+    busy: 0, maxOpenByToken: {},
   });
   s = fresh();
 
@@ -277,7 +282,12 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
       if (token.startsWith("chat500")) return problem(500, "Internal Server Error", "model failed");
       const leak = leaky(token, "chat");
       if (leak) return leak;
-      if (streaming.get(token)) return problem(429, "Too Many Requests", "another request is in progress", 429, { "retry-after": "1" });
+      const asking = (streaming.get(token) ?? 0) + 1;
+      s.maxOpenByToken[token] = Math.max(s.maxOpenByToken[token] ?? 0, asking);
+      if (asking > 1) {
+        s.busy++;
+        return problem(429, "Too Many Requests", "another request is in progress", 429, { "retry-after": "1" });
+      }
       const prompt = q.get("prompt") ?? "";
       s.prompts.push(prompt);
       s.promptOf[q.get("cid")!] = prompt;

@@ -53,6 +53,31 @@ interface Waiter {
   reject(err: unknown): void;
 }
 
+/**
+ * What the chat use case and the edge need of a token pool. `TokenPool` keeps it in this process (STATE=memory);
+ * `SharedPool` (lib/chat/shared-pool.ts) shares it with other instances through the state store.
+ */
+export interface Pool {
+  /**
+   * Lends a token from `tokens` not in `tried`: a healthy one with room first. When all usable tokens are busy,
+   * waits in a fair queue up to the queue timeout (then 429 with retry-after). Resolves undefined when every
+   * token was tried. Leaving (`signal`) removes the request from the queue at once.
+   */
+  acquire(tokens: readonly string[], tried: ReadonlySet<string>, signal: AbortSignal): Promise<Lease | undefined>;
+  /** Records what happened on a token: rejections and repeated failures cool it down, a success clears it. */
+  report(token: string, outcome: Outcome): void;
+  /** The status of the given tokens (or every known one), by masked label only. */
+  status(tokens?: readonly string[]): TokenStatus[] | Promise<TokenStatus[]>;
+  /** How many known tokens are in each state (for metrics). */
+  counts(): { healthy: number; cooling: number; busy: number };
+  /** Requests waiting for a token. */
+  readonly waiting: number;
+  /** Requests in flight (this instance's). */
+  readonly active: number;
+  /** Stops the pool's timers, if it has any (shutdown). */
+  close?(): void;
+}
+
 /** The SHA-256 of a token in hex: the pool shows and journals tokens only through it. */
 export function tokenHash(token: string): string {
   return createHash("sha256").update(token).digest("hex");
@@ -72,7 +97,7 @@ export function parseTokenList(text: string): string[] {
 /** Tokens a request may still try, in the order of preference; `busy` when all usable ones are full. */
 type Pick = { token: string } | { busy: true } | { exhausted: true };
 
-export class TokenPool {
+export class TokenPool implements Pool {
   private readonly entries = new Map<string, Entry>();
   private readonly queue: Waiter[] = [];
   private readonly now: () => number;

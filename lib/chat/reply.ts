@@ -4,7 +4,7 @@ import { UpstreamError } from "../upstream/emohaa.ts";
 import { ApiError, clientClosed } from "../http/errors.ts";
 import type { Conversations } from "./conversations.ts";
 import { withDeadline } from "./deadline.ts";
-import type { Lease, TokenPool } from "./pool.ts";
+import type { Lease, Pool } from "./pool.ts";
 
 export interface ChatTimeouts {
   /** Creating a conversation. */
@@ -19,7 +19,7 @@ export interface ChatTimeouts {
 
 export interface ChatDeps {
   client: EmohaaClient;
-  pool: TokenPool;
+  pool: Pool;
   conversations: Conversations;
   timeouts: ChatTimeouts;
   maxAttempts: number;

@@ -24,7 +24,7 @@ import {
   TokenStatusSchema,
 } from "./schemas.ts";
 import type { Auth } from "./auth.ts";
-import type { TokenPool } from "../chat/pool.ts";
+import type { Pool } from "../chat/pool.ts";
 import { clientKey, RateLimiter } from "./ratelimit.ts";
 import { isUsableToken } from "./bearer.ts";
 import type { Tokenizer } from "../openai/translate.ts";
@@ -32,7 +32,7 @@ import type { Tokenizer } from "../openai/translate.ts";
 export interface AppDeps {
   chat: ChatDeps;
   auth: Auth;
-  pool: TokenPool;
+  pool: Pool;
   client: EmohaaClient;
   logger: Logger;
   tokenizer: () => Promise<Tokenizer>;
@@ -289,11 +289,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     });
   }
 
-  app.openapi(tokenStatusRoute, (c) => {
+  app.openapi(tokenStatusRoute, async (c) => {
     const header = c.req.header("authorization");
     // Server-side mode: the pool's own tokens, behind a gateway key. Client mode: only the caller's own tokens.
     const tokens = deps.auth.tokensFor(header);
-    return c.json({ mode: deps.auth.serverSide ? ("server" as const) : ("client" as const), waiting: deps.pool.waiting, tokens: deps.pool.status(tokens) }, 200);
+    // A shared pool reads every instance's leases from the state store.
+    const status = await deps.pool.status(tokens);
+    return c.json({ mode: deps.auth.serverSide ? ("server" as const) : ("client" as const), waiting: deps.pool.waiting, tokens: status }, 200);
   });
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", bearerScheme);

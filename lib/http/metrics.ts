@@ -1,4 +1,5 @@
-// Prometheus metrics: counters, gauges and one histogram, rendered in the text exposition format.
+// Prometheus metrics: counters, gauges and histograms, rendered in the text exposition format.
+import type { StoreHealth } from "../state/store.ts";
 
 const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -18,7 +19,13 @@ export class Metrics {
   streamsInFlight = 0;
 
   /** `logLinesDropped`: how many log lines were dropped because stdout's reader fell behind (lib/http/log.ts). */
-  constructor(private readonly sources: { logLinesDropped?: () => number } = {}) {}
+  /** `state`: the state store's health (lib/state/meter.ts) and the shared pool's lost leases and failed writes. */
+  constructor(
+    private readonly sources: {
+      logLinesDropped?: () => number;
+      state?: () => StoreHealth & { leasesLost: number; writeFailures: number };
+    } = {},
+  ) {}
 
   /** Counts a finished request by route pattern (not raw path, to bound the label set) and status. */
   request(route: string, status: number): void {
@@ -53,6 +60,21 @@ export class Metrics {
     for (const state of ["healthy", "cooling", "busy"] as const) out.push(`emohaa_tokens{state="${state}"} ${s.pool[state]}`);
     out.push("# HELP emohaa_queue_waiting Requests waiting for a free account.", "# TYPE emohaa_queue_waiting gauge", `emohaa_queue_waiting ${s.pool.waiting}`);
     out.push("# HELP emohaa_log_lines_dropped_total Log lines dropped because the reader of the log output fell behind.", "# TYPE emohaa_log_lines_dropped_total counter", `emohaa_log_lines_dropped_total ${this.sources.logLinesDropped?.() ?? 0}`);
+    const st = this.sources.state?.();
+    if (st) {
+      const b = `backend="${st.backend}"`;
+      out.push("# HELP emohaa_state_up Whether the last call to the state store succeeded.", "# TYPE emohaa_state_up gauge", `emohaa_state_up{${b}} ${st.ok ? 1 : 0}`);
+      out.push("# HELP emohaa_state_calls_total Calls to the state store.", "# TYPE emohaa_state_calls_total counter", `emohaa_state_calls_total{${b}} ${st.calls}`);
+      out.push("# HELP emohaa_state_failures_total Calls to the state store that failed, timeouts included.", "# TYPE emohaa_state_failures_total counter", `emohaa_state_failures_total{${b}} ${st.failures}`);
+      out.push("# HELP emohaa_state_timeouts_total Calls to the state store that got no answer in time.", "# TYPE emohaa_state_timeouts_total counter", `emohaa_state_timeouts_total{${b}} ${st.timeouts}`);
+      out.push("# HELP emohaa_state_retries_total Conflicts and locked databases retried by the state store.", "# TYPE emohaa_state_retries_total counter", `emohaa_state_retries_total{${b}} ${st.retries}`);
+      out.push("# HELP emohaa_state_call_seconds Latency of calls to the state store.", "# TYPE emohaa_state_call_seconds histogram");
+      st.latency.bucketBoundsMs.forEach((ms, i) => out.push(`emohaa_state_call_seconds_bucket{${b},le="${ms / 1000}"} ${st.latency.buckets[i] ?? 0}`));
+      out.push(`emohaa_state_call_seconds_bucket{${b},le="+Inf"} ${st.latency.count}`);
+      out.push(`emohaa_state_call_seconds_sum{${b}} ${st.latency.sumMs / 1000}`, `emohaa_state_call_seconds_count{${b}} ${st.latency.count}`);
+      out.push("# HELP emohaa_state_leases_lost_total Account leases that expired before their renewal (their streams may have shared an account).", "# TYPE emohaa_state_leases_lost_total counter", `emohaa_state_leases_lost_total ${st.leasesLost}`);
+      out.push("# HELP emohaa_state_write_failures_total Lease frees, renewals and health reports the state store refused.", "# TYPE emohaa_state_write_failures_total counter", `emohaa_state_write_failures_total ${st.writeFailures}`);
+    }
     return out.join("\n") + "\n";
   }
 }

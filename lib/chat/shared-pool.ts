@@ -1,0 +1,430 @@
+// The token pool several instances share through the state store (STATE=kv or redis): leases across all of them,
+// one health record per account, waiters woken by a free on any instance.
+import { ApiError, clientClosed } from "../http/errors.ts";
+import { applyHealth } from "../state/rules.ts";
+import {
+  type AccountHealth,
+  type HealthUpdate,
+  LEASE_TTL_MS,
+  type Lease as StoreLease,
+  type StateStore,
+} from "../state/store.ts";
+import { type Lease, type Outcome, type Pool, type PoolOptions, tokenHash, type TokenStatus } from "./pool.ts";
+
+export interface SharedPoolOptions extends PoolOptions {
+  store: StateStore;
+  /** This instance's id: the owner of its leases. */
+  owner: string;
+  /** Lease lifetime without renewal (LEASE_TTL_MS); live leases are renewed every third of it, in one call. */
+  leaseTtlMs?: number;
+  /** How long a health record read from the store is trusted before it is read again. */
+  healthTtlMs?: number;
+  /** Waiters retry this often besides being woken: a dead instance's expired leases are not announced. */
+  retryMs?: number;
+  /** Told what went wrong with the store outside a request (renewals, health writes); never a token. */
+  onError?(message: string): void;
+  now?: () => number;
+}
+
+/** What /metrics shows of the shared pool beyond the store's own health. */
+export interface SharedPoolCounters {
+  /** Leases a renewal found lost (expired, maybe given to another instance): those streams ran over capacity. */
+  leasesLost: number;
+  /** Health reports and renewals the store refused (they never fail a request). */
+  writeFailures: number;
+}
+
+interface Waiter {
+  candidates: readonly string[];
+  done: boolean;
+  take(lease: Lease): void;
+  fail(err: unknown): void;
+}
+
+interface CachedHealth {
+  /** null: healthy. */
+  health: AccountHealth | null;
+  readAt: number;
+}
+
+const unavailable = (cause: unknown) =>
+  new ApiError(503, "The shared state store is unavailable, so no account can be lent; retry the request", {
+    code: "state_unavailable",
+    retryAfter: 1,
+    cause,
+  });
+
+/** True when a store record says nothing against the account. */
+const isHealthy = (h: AccountHealth | null | undefined) => !h || (h.coolingUntil === 0 && !h.lastError && !h.fails);
+
+/**
+ * The pool of lib/chat/pool.ts over a StateStore: at most `perToken` leases per account across every instance
+ * (one `take` round trip to lend, one `free` to give back, one batched `renew` per interval for all live leases).
+ * Health is shared: a rejection learned here cools the account for every instance; reads are cached for
+ * `healthTtlMs`, and a success on an account already known healthy writes nothing. Waiting is FIFO within this
+ * instance; across instances, whichever takes first after a free wins. A store that fails fails the request
+ * (503 `state_unavailable`, retry-after 1): never a hang, never a lease nobody frees beyond its TTL.
+ */
+export class SharedPool implements Pool {
+  private readonly store: StateStore;
+  private readonly now: () => number;
+  private readonly ttlMs: number;
+  private readonly healthTtlMs: number;
+  private readonly retryMs: number;
+  private readonly hashes = new Map<string, string>();
+  private readonly health = new Map<string, CachedHealth>();
+  /** Leases this instance lends now, by token (for `counts` and `active`). */
+  private readonly lentByToken = new Map<string, number>();
+  /** Leases to renew, by id. */
+  private readonly live = new Map<string, StoreLease>();
+  private readonly queue: Waiter[] = [];
+  private lent = 0;
+  private turn = 0;
+  private renewTimer?: ReturnType<typeof setInterval>;
+  private renewing = false;
+  private retryTimer?: ReturnType<typeof setInterval>;
+  private idleTimer?: ReturnType<typeof setTimeout>;
+  private subscription?: Promise<() => void>;
+  private pumping = false;
+  private again = false;
+  private failing = false;
+  private closed = false;
+  readonly counters: SharedPoolCounters = { leasesLost: 0, writeFailures: 0 };
+
+  constructor(private readonly options: SharedPoolOptions) {
+    this.store = options.store;
+    this.now = options.now ?? Date.now;
+    this.ttlMs = options.leaseTtlMs ?? LEASE_TTL_MS;
+    this.healthTtlMs = options.healthTtlMs ?? 1_000;
+    this.retryMs = options.retryMs ?? 1_000;
+  }
+
+  private hash(token: string): string {
+    let h = this.hashes.get(token);
+    if (h === undefined) {
+      // Client tokens are unbounded: forget them all now and then rather than grow forever.
+      if (this.hashes.size >= 10_000) this.hashes.clear();
+      if (this.health.size >= 10_000) this.health.clear();
+      this.hashes.set(token, (h = tokenHash(token)));
+    }
+    return h;
+  }
+
+  private coolingUntil(token: string): number {
+    return this.health.get(this.hash(token))?.health?.coolingUntil ?? 0;
+  }
+
+  /** Re-reads the health of accounts whose cached record is older than `healthTtlMs`, in one call. */
+  private async refreshHealth(tokens: readonly string[]): Promise<void> {
+    const now = this.now();
+    const stale = tokens.map((t) => this.hash(t)).filter((h) => {
+      const c = this.health.get(h);
+      return !c || now - c.readAt >= this.healthTtlMs;
+    });
+    if (!stale.length) return;
+    const read = await this.store.readHealth(stale);
+    const at = this.now();
+    for (const h of stale) this.health.set(h, { health: read.get(h) ?? null, readAt: at });
+  }
+
+  /** The accounts to ask for, most preferred first: healthy ones from a rotating start; else cooling ones by end. */
+  private async order(candidates: readonly string[]): Promise<string[]> {
+    await this.refreshHealth(candidates);
+    const now = this.now();
+    const healthy = candidates.filter((t) => this.coolingUntil(t) <= now);
+    if (!healthy.length) return [...candidates].sort((a, b) => this.coolingUntil(a) - this.coolingUntil(b));
+    // Each request starts one further along, so instances spread their requests instead of all asking for the first.
+    const start = this.turn++ % healthy.length;
+    return [...healthy.slice(start), ...healthy.slice(0, start)];
+  }
+
+  /** One take from the store; null when every usable account is full. Store failures become 503. */
+  private async tryTake(candidates: readonly string[]): Promise<Lease | null> {
+    let got: StoreLease | null;
+    const byHash = new Map<string, string>();
+    try {
+      const order = await this.order(candidates);
+      for (const t of order) byHash.set(this.hash(t), t);
+      got = await this.store.take({ owner: this.options.owner, accounts: [...byHash.keys()], perAccount: this.options.perToken, ttlMs: this.ttlMs });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    return got ? this.lend(byHash.get(got.account)!, got) : null;
+  }
+
+  private lend(token: string, lease: StoreLease): Lease {
+    this.lent++;
+    this.lentByToken.set(token, (this.lentByToken.get(token) ?? 0) + 1);
+    this.live.set(lease.id, lease);
+    this.renewTimer ??= setInterval(() => void this.renew(), Math.max(50, Math.floor(this.ttlMs / 3)));
+    let released = false;
+    return {
+      token,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.lent--;
+        const n = (this.lentByToken.get(token) ?? 1) - 1;
+        if (n > 0) this.lentByToken.set(token, n);
+        else this.lentByToken.delete(token);
+        this.live.delete(lease.id);
+        if (!this.live.size) this.stopRenewing();
+        // Local waiters retry once the free is done; other instances hear of it from the store.
+        this.store.free(lease).then(
+          () => this.kick(),
+          (err) => {
+            this.writeFailed(`cannot free an account lease (${reason(err)}); it lapses within ${this.ttlMs} ms`);
+            this.kick();
+          },
+        );
+      },
+    };
+  }
+
+  private stopRenewing(): void {
+    clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+
+  /** Extends every live lease of this instance in one call; lost ones are counted and logged. */
+  private async renew(): Promise<void> {
+    if (this.renewing || !this.live.size) return;
+    this.renewing = true;
+    try {
+      const lost = await this.store.renew(this.options.owner, [...this.live.values()], this.ttlMs);
+      let n = 0;
+      for (const id of lost) if (this.live.delete(id)) n++;
+      if (n) {
+        this.counters.leasesLost += n;
+        this.options.onError?.(`${n} account leases expired before their renewal: those streams may share an account`);
+      }
+    } catch (err) {
+      this.writeFailed(`cannot renew account leases (${reason(err)})`);
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  /** Counts a failed write; logs the first of a run of them (the next success ends the run). */
+  private writeFailed(message: string): void {
+    this.counters.writeFailures++;
+    if (!this.failing) this.options.onError?.(message);
+    this.failing = true;
+  }
+
+  async acquire(tokens: readonly string[], tried: ReadonlySet<string>, signal: AbortSignal): Promise<Lease | undefined> {
+    if (signal.aborted) throw clientClosed();
+    const candidates = tokens.filter((t) => !tried.has(t));
+    if (!candidates.length) return undefined;
+    // Behind others waiting here, a new request queues too: freed capacity goes to the oldest first.
+    const lease = this.queue.length ? null : await this.tryTake(candidates);
+    if (signal.aborted) {
+      lease?.release();
+      throw clientClosed();
+    }
+    if (lease) return lease;
+    const { queueTimeoutMs, queueMax } = this.options;
+    if (this.queue.length >= queueMax) {
+      throw new ApiError(429, `Every account is busy and ${queueMax} requests are already waiting`, { code: "accounts_busy", retryAfter: Math.ceil(queueTimeoutMs / 1000) });
+    }
+    return this.wait(candidates, signal);
+  }
+
+  /** Queues a request until a take succeeds, the queue timeout passes (429), the client leaves or the store fails. */
+  private wait(candidates: readonly string[], signal: AbortSignal): Promise<Lease> {
+    const { queueTimeoutMs } = this.options;
+    return new Promise<Lease>((resolve, reject) => {
+      const settle = () => {
+        waiter.done = true;
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        const i = this.queue.indexOf(waiter);
+        if (i >= 0) this.queue.splice(i, 1);
+        if (!this.queue.length) this.idle();
+      };
+      const waiter: Waiter = {
+        candidates,
+        done: false,
+        take: (lease) => (settle(), resolve(lease)),
+        fail: (err) => (settle(), reject(err)),
+      };
+      const onAbort = () => waiter.fail(clientClosed());
+      const timer = setTimeout(
+        () => waiter.fail(new ApiError(429, `Every account is busy: waited ${queueTimeoutMs} ms for a free one`, { code: "accounts_busy", retryAfter: Math.max(1, Math.ceil(queueTimeoutMs / 10_000)) })),
+        queueTimeoutMs,
+      );
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.queue.push(waiter);
+      this.wake();
+    });
+  }
+
+  /** While anyone waits: a subscription to frees on every instance, and a retry timer for expiries. */
+  private wake(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.retryTimer ??= setInterval(() => this.kick(), this.retryMs);
+    if (!this.subscription) {
+      const s = this.store.onFreed(() => this.kick());
+      this.subscription = s;
+      s.then(
+        // Live now: one more try, so a free between the first take and the subscription is not missed.
+        () => this.kick(),
+        (err) => {
+          this.subscription = undefined;
+          for (const w of [...this.queue]) w.fail(unavailable(err));
+        },
+      );
+    }
+  }
+
+  /** The queue emptied: stop the retry timer now, and the subscription after a quiet spell (KV polls for it). */
+  private idle(): void {
+    clearInterval(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.idleTimer || !this.subscription) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.queue.length) return;
+      this.unsubscribe();
+    }, 10_000);
+  }
+
+  private unsubscribe(): void {
+    const s = this.subscription;
+    this.subscription = undefined;
+    s?.then((off) => off(), () => {});
+  }
+
+  /** Hands freed capacity to waiters, oldest first; one pass at a time, again when woken during one. */
+  private kick(): void {
+    if (this.closed || !this.queue.length) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        // Accounts found full in this pass: a later waiter asking only for those need not ask again.
+        const full = new Set<string>();
+        for (const w of [...this.queue]) {
+          if (w.done || w.candidates.every((t) => full.has(t))) continue;
+          let lease: Lease | null;
+          try {
+            lease = await this.tryTake(w.candidates);
+          } catch (err) {
+            // Fail closed: every waiter gets the 503 now rather than a wait the store cannot end.
+            for (const x of [...this.queue]) x.fail(err);
+            return;
+          }
+          if (!lease) for (const t of w.candidates) full.add(t);
+          else if (w.done) lease.release();
+          else w.take(lease);
+        }
+      } while (this.again && this.queue.length);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  report(token: string, outcome: Outcome): void {
+    const hash = this.hash(token);
+    const cached = this.health.get(hash);
+    let update: HealthUpdate;
+    switch (outcome) {
+      case "ok":
+        // The common case costs nothing: an account known healthy needs no write.
+        if (isHealthy(cached?.health)) return;
+        update = { kind: "ok" };
+        break;
+      case "auth":
+        update = { kind: "cool", error: outcome, cooldownMs: this.options.authCooldownMs };
+        break;
+      case "server":
+      case "network":
+      case "timeout":
+        update = { kind: "fail", error: outcome, threshold: this.options.failThreshold, cooldownMs: this.options.failCooldownMs };
+        break;
+      default:
+        // busy, rate and protocol say nothing about the account's health
+        update = { kind: "note", error: outcome };
+    }
+    // This instance acts on it at once; the store's answer (other instances' reports counted too) replaces it.
+    const now = this.now();
+    this.health.set(hash, { health: applyHealth(cached?.health ?? null, update, now), readAt: cached?.readAt ?? now });
+    this.store.reportHealth(hash, update).then(
+      (h) => {
+        this.failing = false;
+        this.health.set(hash, { health: isHealthy(h) ? null : h, readAt: this.now() });
+      },
+      (err) => this.writeFailed(`cannot share an account's health (${reason(err)}); this instance still acts on it`),
+    );
+    this.kick();
+  }
+
+  /** The accounts as every instance sees them: leases in flight from the store, health read fresh. */
+  async status(tokens?: readonly string[]): Promise<TokenStatus[]> {
+    const list = tokens ?? [...this.hashes.keys()];
+    const hashes = list.map((t) => this.hash(t));
+    let inFlight: Map<string, number>;
+    let health: Map<string, AccountHealth>;
+    try {
+      [inFlight, health] = await Promise.all([this.store.inFlight(hashes), this.store.readHealth(hashes)]);
+    } catch (err) {
+      throw unavailable(err);
+    }
+    const now = this.now();
+    return hashes.map((h) => {
+      const hh = health.get(h) ?? null;
+      this.health.set(h, { health: hh, readAt: now });
+      const n = inFlight.get(h) ?? 0;
+      const cooling = (hh?.coolingUntil ?? 0) > now;
+      return {
+        label: `…${h.slice(-4)}`,
+        state: cooling ? "cooling" : n >= this.options.perToken ? "busy" : "healthy",
+        inFlight: n,
+        coolingUntil: cooling ? new Date(hh!.coolingUntil).toISOString() : null,
+        lastError: (hh?.lastError ?? null) as Outcome | null,
+      };
+    });
+  }
+
+  /** Accounts this instance knows, by state as it last saw them (for metrics; busy counts its own leases only). */
+  counts(): { healthy: number; cooling: number; busy: number } {
+    const c = { healthy: 0, cooling: 0, busy: 0 };
+    const now = this.now();
+    for (const t of this.hashes.keys()) {
+      if (this.coolingUntil(t) > now) c.cooling++;
+      else if ((this.lentByToken.get(t) ?? 0) >= this.options.perToken) c.busy++;
+      else c.healthy++;
+    }
+    return c;
+  }
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  /** Requests this instance has in flight. */
+  get active(): number {
+    return this.lent;
+  }
+
+  /** Stops timers and the subscription; waiters get 503 (the server is stopping). Leases left lapse by their TTL. */
+  close(): void {
+    this.closed = true;
+    this.stopRenewing();
+    clearInterval(this.retryTimer);
+    clearTimeout(this.idleTimer);
+    this.unsubscribe();
+    for (const w of [...this.queue]) w.fail(unavailable(new Error("the pool is closed")));
+  }
+}
+
+const reason = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : "error").slice(0, 200);

@@ -1,0 +1,198 @@
+// lib/chat/shared-pool.ts: two pools on one store behave as two instances sharing their accounts.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { Lease } from "../../lib/chat/pool.ts";
+import { SharedPool, type SharedPoolOptions } from "../../lib/chat/shared-pool.ts";
+import { ApiError } from "../../lib/http/errors.ts";
+import { memoryStore } from "../../lib/state/memory.ts";
+import type { StateStore } from "../../lib/state/store.ts";
+
+const OPTIONS = { perToken: 1, authCooldownMs: 60_000, failCooldownMs: 5_000, failThreshold: 2, queueTimeoutMs: 2_000, queueMax: 10 };
+
+/** Pools named a, b, ... on one store, closed by `end`. */
+function fleet(store: StateStore = memoryStore(), extra: Partial<SharedPoolOptions> = {}) {
+  const pools: SharedPool[] = [];
+  const errors: string[] = [];
+  const pool = (owner: string, more: Partial<SharedPoolOptions> = {}) => {
+    const p = new SharedPool({ ...OPTIONS, store, owner, healthTtlMs: 0, retryMs: 50, onError: (m) => errors.push(m), ...extra, ...more });
+    pools.push(p);
+    return p;
+  };
+  const end = async () => {
+    for (const p of pools) p.close();
+    await store.close();
+  };
+  return { store, pool, errors, end };
+}
+
+const never = new AbortController().signal;
+const none = new Set<string>();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("SharedPool", () => {
+  it("acquire lends each account to one request across instances; a waiter is woken by another instance's release", async () => {
+    const f = fleet();
+    try {
+      const a = f.pool("a");
+      const b = f.pool("b");
+      const first = (await a.acquire(["live-1"], none, never))!;
+      assert.equal(first.token, "live-1");
+      let got: Lease | undefined;
+      const waiting = b.acquire(["live-1"], none, never).then((l) => (got = l));
+      await sleep(30);
+      assert.equal(got, undefined);
+      assert.equal(b.waiting, 1);
+      first.release();
+      await waiting;
+      assert.equal(got!.token, "live-1");
+      assert.equal(b.active, 1);
+      assert.equal(a.active, 0);
+      got!.release();
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("acquire spreads requests over healthy accounts and resolves undefined when every one was tried", async () => {
+    const f = fleet();
+    try {
+      const a = f.pool("a");
+      const leases = await Promise.all([a.acquire(["live-1", "live-2", "live-3"], none, never), a.acquire(["live-1", "live-2", "live-3"], none, never)]);
+      assert.notEqual(leases[0]!.token, leases[1]!.token);
+      leases.forEach((l) => l!.release());
+      assert.equal(await a.acquire(["live-1"], new Set(["live-1"]), never), undefined);
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("report shares health: an account rejected through one instance is skipped by the others", async () => {
+    const f = fleet();
+    try {
+      const a = f.pool("a");
+      const b = f.pool("b");
+      a.report("expired-1", "auth");
+      await sleep(10);
+      for (let i = 0; i < 4; i++) {
+        const l = (await b.acquire(["expired-1", "live-1"], none, never))!;
+        assert.equal(l.token, "live-1");
+        l.release();
+        await sleep(5);
+      }
+      const [s] = await b.status(["expired-1"]);
+      assert.equal(s!.state, "cooling");
+      assert.equal(s!.lastError, "auth");
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("report of a success on an account known healthy writes nothing to the store", async () => {
+    const f = fleet(memoryStore(), { healthTtlMs: 60_000 });
+    try {
+      const a = f.pool("a");
+      (await a.acquire(["live-1"], none, never))!.release();
+      await sleep(5);
+      const before = f.store.health().calls;
+      for (let i = 0; i < 10; i++) a.report("live-1", "ok");
+      assert.equal(f.store.health().calls, before);
+      a.report("live-1", "server");
+      a.report("live-1", "ok");
+      await sleep(5);
+      assert.equal(f.store.health().calls, before + 2);
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("status shows every instance's leases from the store", async () => {
+    const f = fleet();
+    try {
+      const a = f.pool("a");
+      const b = f.pool("b");
+      const l = (await a.acquire(["live-1"], none, never))!;
+      const [s] = await b.status(["live-1"]);
+      assert.deepEqual({ state: s!.state, inFlight: s!.inFlight }, { state: "busy", inFlight: 1 });
+      assert.ok(!JSON.stringify(s).includes("live-1"));
+      l.release();
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("a waiter gets 429 with retry-after after the queue timeout, and a full queue refuses at once", async () => {
+    const f = fleet(memoryStore(), { queueTimeoutMs: 150, queueMax: 1 });
+    try {
+      const a = f.pool("a");
+      const held = (await a.acquire(["live-1"], none, never))!;
+      const started = Date.now();
+      const waited = a.acquire(["live-1"], none, never).catch((e) => e);
+      const refused = await a.acquire(["live-1"], none, never).catch((e) => e);
+      assert.ok(refused instanceof ApiError && refused.status === 429 && refused.code === "accounts_busy");
+      const err = await waited;
+      assert.ok(err instanceof ApiError && err.status === 429 && (err.retryAfter ?? 0) >= 1);
+      assert.ok(Date.now() - started >= 140);
+      held.release();
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("a store that fails makes acquire and waiters fail closed with 503 state_unavailable", async () => {
+    const store = memoryStore();
+    const f = fleet(store);
+    const a = f.pool("a");
+    const held = (await a.acquire(["live-1"], none, never))!;
+    const waiting = a.acquire(["live-1"], none, never).catch((e) => e);
+    await sleep(20);
+    await store.close();
+    held.release(); // the free fails: counted and logged, and the waiter's retry meets the closed store
+    const err = await waiting;
+    assert.ok(err instanceof ApiError && err.status === 503 && err.code === "state_unavailable" && err.retryAfter === 1, String(err));
+    await assert.rejects(a.acquire(["live-2"], none, never), (e: unknown) => e instanceof ApiError && e.code === "state_unavailable");
+    assert.ok(a.counters.writeFailures >= 1);
+    assert.equal(f.errors.length, 1, "one log line for a run of failures");
+    a.close();
+  });
+
+  it("live leases are renewed in one batch; a closed instance's leases lapse after the TTL and others take them", async () => {
+    const f = fleet(memoryStore(), { leaseTtlMs: 150 });
+    try {
+      const a = f.pool("a");
+      const b = f.pool("b");
+      const held = (await a.acquire(["live-1"], none, never))!;
+      let got: Lease | undefined;
+      const waiting = b.acquire(["live-1"], none, never).then((l) => (got = l));
+      await sleep(400); // more than two TTLs: only renewals keep the lease
+      assert.equal(got, undefined);
+      a.close(); // as if the instance died: no more renewals, no free
+      const closedAt = Date.now();
+      await waiting;
+      assert.ok(Date.now() - closedAt < 150 + 50 + 100, `took ${Date.now() - closedAt} ms`);
+      assert.equal(got!.token, "live-1");
+      got!.release();
+      void held;
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("a client that leaves the queue never gets a lease", async () => {
+    const f = fleet();
+    try {
+      const a = f.pool("a");
+      const held = (await a.acquire(["live-1"], none, never))!;
+      const ac = new AbortController();
+      const left = a.acquire(["live-1"], none, ac.signal).catch((e) => e);
+      await sleep(10);
+      ac.abort();
+      assert.ok((await left) instanceof ApiError);
+      assert.equal(a.waiting, 0);
+      held.release();
+      await sleep(20);
+      assert.equal(a.active, 0);
+    } finally {
+      await f.end();
+    }
+  });
+});
