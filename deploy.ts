@@ -3,15 +3,16 @@ import { ConfigError } from "./lib/config.ts";
 import { displayUrl } from "./lib/http/log.ts";
 import { loadTokenizer } from "./lib/openai/tokenizer.ts";
 import { type Gateway, start } from "./lib/start.ts";
-import { consoleWriter, runtimeParts } from "./runtime/parts.ts";
+import { consoleWriter, platformDefaults, runtimeParts } from "./runtime/parts.ts";
 import { readEnv } from "./runtime/serve.ts";
 
 const env = readEnv();
 let gateway: Gateway;
 try {
-  // Deno Deploy is not reachable from where this is tested: its upstream calls use the platform's fetch. It has no
-  // disk to write a journal file to: the crash journal is kept when asked for, in Deno KV (JOURNAL=kv).
-  gateway = await start({ UPSTREAM_CLIENT: "fetch", JOURNAL: "off", ...env }, {
+  // Deno Deploy is not reachable from where this is tested: its upstream calls use the platform's fetch. Its many
+  // isolates share the state in the platform's Deno KV with no setting needed (STATE defaults to kv where KV can be
+  // opened; locally STATE=kv:/path/file.sqlite3 names a file), and the crash journal lives there too.
+  gateway = await start({ ...platformDefaults(env), ...env }, {
     ...runtimeParts(env),
     writeLog: consoleWriter,
   });
@@ -21,7 +22,8 @@ try {
   throw err;
 }
 const { app, config, logger, recover } = gateway;
-// What an earlier isolate left when it was killed mid-stream; an isolate gets no signal to clean up before.
+// What a dead isolate left when it was killed mid-stream (an isolate gets no signal to clean up before): at start
+// and, with the state in KV, periodically while this one lives; never what a live isolate is streaming.
 void recover();
 
 /** The `deno serve` contract: a fetch handler, plus a listen hook that prints the usual start-up line. */

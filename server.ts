@@ -20,7 +20,7 @@ async function main() {
     }
     throw err;
   }
-  const { app, config, logger, printLine, flushLogs, reloadTokens, pool, conversations, shutdown, journal, recover, state } = gateway;
+  const { app, config, logger, printLine, flushLogs, reloadTokens, pool, conversations, shutdown, endJournal, recover, state } = gateway;
   if (reloadTokens && config.serverTokens?.file) {
     onSignal("SIGHUP", () => {
       try {
@@ -49,7 +49,7 @@ async function main() {
     await until(() => conversations.open === 0, 15_000);
     await conversations.drain();
     try {
-      journal?.end?.();
+      await endJournal();
     } catch (err) {
       logger.error(`cannot remove the crash journal: ${err instanceof Error ? err.name : "error"}`);
     }

@@ -1,12 +1,12 @@
 // Vercel entry: one function (on Vercel's Bun runtime, see vercel.json) that every path is rewritten to.
 import { start } from "../lib/start.ts";
-import { consoleWriter, runtimeParts } from "../runtime/parts.ts";
+import { consoleWriter, platformDefaults, runtimeParts } from "../runtime/parts.ts";
 import { readEnv } from "../runtime/serve.ts";
 
 const env = readEnv();
 // Vercel is not reachable from where this is tested: its upstream calls use the platform's fetch. A function has
-// no lasting disk, so no crash journal unless one is asked for.
-const { app, recover } = await start({ UPSTREAM_CLIENT: "fetch", JOURNAL: "off", ...env }, {
+// no lasting disk, so no crash journal unless one is asked for, or STATE names Redis (the journal lives there).
+const { app, recover } = await start({ ...platformDefaults(env), ...env }, {
   ...runtimeParts(env),
   writeLog: consoleWriter,
 });

@@ -54,6 +54,7 @@ const EnvSchema = z.object({
     .default("memory"),
   STATE_TIMEOUT_MS: int(50, 60_000).default(2_000),
   STATE_LEASE_TTL_MS: int(1_000, 300_000).default(15_000),
+  STATE_OWNER_DEAD_AFTER_MS: int(1_000, 3_600_000).default(30_000),
 });
 
 /** Proxy variables the runtimes' fetch honours (and lib/upstream/http1.ts does not). */
@@ -85,8 +86,10 @@ export interface Config {
   /**
    * Crash journal of open conversations (server-side tokens only): where it lives. `kvPath`: with `kind: "kv"`,
    * the Deno KV database file (a local SQLite file; absent: Deno's default database, the platform's on Deno Deploy).
+   * With a shared `STATE` (kv or redis) the journal always lives in the state store instead, and these are ignored;
+   * `ownerDeadAfterMs`: how long an instance's heartbeat may be silent before others delete its conversations.
    */
-  journal: { kind: Env["JOURNAL"]; file?: string; kvPath?: string };
+  journal: { kind: Env["JOURNAL"]; file?: string; kvPath?: string; ownerDeadAfterMs: number };
   /** Bounds on one upstream event and a whole reply (characters). */
   upstreamLimits: { maxEventChars: number; maxReplyChars: number };
   /** How upstream requests go out: lib/upstream/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
@@ -181,7 +184,7 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     allowAnonymous: e.ALLOW_ANONYMOUS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
-    journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE, kvPath: e.JOURNAL_KV_PATH },
+    journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE, kvPath: e.JOURNAL_KV_PATH, ownerDeadAfterMs: e.STATE_OWNER_DEAD_AFTER_MS },
     upstreamLimits: { maxEventChars: e.UPSTREAM_MAX_EVENT_BYTES, maxReplyChars: e.UPSTREAM_MAX_REPLY_BYTES },
     upstreamClient: e.UPSTREAM_CLIENT !== "auto" ? e.UPSTREAM_CLIENT : PROXY_VARS.some((v) => clean[v]) ? "fetch" : "http1",
     upstreamConnectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,

@@ -4,6 +4,7 @@ import { systemClock } from "./chat/clock.ts";
 import { Conversations } from "./chat/conversations.ts";
 import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts";
 import { type Pool, TokenPool } from "./chat/pool.ts";
+import { type SharedJournal, sharedJournal } from "./chat/shared-journal.ts";
 import { SharedPool } from "./chat/shared-pool.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
@@ -79,9 +80,16 @@ export interface Gateway {
   instanceId: string;
   /**
    * Deletes what the journal lists: conversations an earlier process left when it crashed. Logs what it did and
-   * resolves to how many; never rejects.
+   * resolves to how many; never rejects. With a shared STATE, the first call also starts this instance's heartbeat
+   * and the periodic recovery of dead instances' conversations (never a live one's); later calls run one pass.
    */
   recover(): Promise<number>;
+  /**
+   * At a clean shutdown, after every conversation was deleted: removes a per-process journal file, or stops the
+   * heartbeat and drops this instance from the shared journal (left entries stay for the others to recover).
+   * May throw (a file that cannot be removed).
+   */
+  endJournal(): Promise<void>;
   /** Re-reads the server-side tokens (EMOHAA_TOKENS and EMOHAA_TOKENS_FILE); how many. Absent in client mode. */
   reloadTokens?: () => number;
 }
@@ -105,8 +113,16 @@ export async function start(
     });
   const logger = createLogger(config.logLevel, lines.write);
   // Only a server holding the tokens keeps a journal: it names tokens by pool position, and a client's own
-  // token is never written anywhere.
-  const store = config.serverTokens && config.journal.kind !== "off" ? await runtime.openJournal(config) : undefined;
+  // token is never written anywhere. With a shared STATE it always lives in the state store, where instances own
+  // their entries (lib/chat/shared-journal.ts): JOURNAL's file and kv stores are for one instance alone, and a
+  // fleet without a journal would leak every conversation of an instance that dies.
+  const shared = config.state.kind !== "memory";
+  const journalled = config.serverTokens !== undefined && (shared || config.journal.kind !== "off");
+  const store = journalled && !shared ? await runtime.openJournal(config) : undefined;
+  const ignored = ["JOURNAL", "JOURNAL_FILE", "JOURNAL_KV_PATH"].filter((k) => env[k]);
+  if (journalled && shared && ignored.length) {
+    logger.info(`${ignored.join(", ")} ignored: with STATE=${config.state.kind} the crash journal lives in the state store`);
+  }
   // Server-side tokens: the inline list plus the file's, re-read on SIGHUP (server.ts).
   let serverTokens: string[] = [];
   const reloadTokens = () => {
@@ -133,16 +149,31 @@ export async function start(
     : runtime.fetch;
   const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits, fetch: upstreamFetch });
   let journalFailed = false;
-  const journal = store
-    ? journalFor(store, () => serverTokens, (err) => {
-      if (!journalFailed) {
-        logger.error(
-          `crash journal write failed (${err instanceof Error ? err.name : "error"}); conversations are still deleted`,
-        );
-      }
-      journalFailed = true;
+  // Logged once; the shared store also counts its failed calls for /metrics (emohaa_state_failures_total).
+  const onJournalError = (err: unknown) => {
+    if (!journalFailed) {
+      logger.error(
+        `crash journal write failed (${err instanceof Error ? err.name : "error"}); conversations are still deleted`,
+      );
+    }
+    journalFailed = true;
+  };
+  const fleet: SharedJournal | undefined = journalled && shared
+    ? sharedJournal({
+      store: state,
+      owner: instanceId,
+      tokens: () => serverTokens,
+      deleteLeftover: (token, cid): Promise<boolean> => conversations.deleteLeftover(token, cid),
+      deadAfterMs: config.journal.ownerDeadAfterMs,
+      onError: onJournalError,
+      onRecovered: ({ owner, deleted, left }) => {
+        if (deleted) logger.info(`deleted ${deleted} conversations left behind by a dead instance`);
+        if (left) logger.error(`${left} conversations of a dead instance could not be deleted; tried again later`);
+        logger.debug(`recovered instance ${owner.slice(0, 8)}: ${deleted} deleted, ${left} left`);
+      },
     })
     : undefined;
+  const journal = fleet?.hooks ?? (store ? journalFor(store, () => serverTokens, onJournalError) : undefined);
   const conversations = new Conversations(client, runtime.sleep, overrides.deleteRetryDelaysMs, journal);
   // One process keeps its pool in memory as it always did; several share theirs through the store.
   const pool: Pool = config.state.kind === "memory" ? new TokenPool(config.pool) : new SharedPool({
@@ -190,7 +221,13 @@ export async function start(
     now: runtime.now,
     id: runtime.id,
   });
+  let fleetStarted = false;
   const recover = async () => {
+    if (fleet) {
+      if (fleetStarted) return fleet.recover();
+      fleetStarted = true;
+      return fleet.start();
+    }
     if (!store) return 0;
     try {
       const { found, orphaned } = resolveEntries(await store.load(), serverTokens);
@@ -215,6 +252,10 @@ export async function start(
     metrics,
     shutdown,
     journal: store,
+    async endJournal() {
+      if (fleet) await fleet.stop();
+      else store?.end?.();
+    },
     state,
     instanceId,
     recover,

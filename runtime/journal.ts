@@ -2,7 +2,7 @@
 import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { type JournalEntry, type JournalStore, replayJournal } from "../lib/chat/journal.ts";
+import { type JournalEntry, journalLine, type JournalStore, replayJournal } from "../lib/chat/journal.ts";
 import { type Config, ConfigError } from "../lib/config.ts";
 
 declare const Deno: any;
@@ -111,7 +111,7 @@ export function journalName(port: number): { name: string; perProcess: boolean }
 }
 
 /**
- * An append-only file: `+ index hash cid` when created, `- cid` when deleted; compacted on load. Checked now
+ * An append-only file of `journalLine`s (lib/chat/journal.ts), compacted on load. Checked now
  * (throws JournalFileError) and at every open. With `perProcess`, `end()` removes the file when nothing is open.
  */
 export function fileJournal(path: string, options: { perProcess?: boolean } = {}): JournalStore {
@@ -121,15 +121,15 @@ export function fileJournal(path: string, options: { perProcess?: boolean } = {}
     async load() {
       return withJournal(path, O_RDWR, (fd) => {
         const entries = replayJournal(readFileSync(fd, "utf8"));
-        const compact = new TextEncoder().encode(entries.map((e) => `+ ${e.index} ${e.hash} ${e.cid}\n`).join(""));
+        const compact = new TextEncoder().encode(entries.map(journalLine.add).join(""));
         ftruncateSync(fd, 0);
         // Positional: reading moved the offset to the old end.
         writeSync(fd, compact, 0, compact.length, 0);
         return entries;
       });
     },
-    add: (e: JournalEntry) => append(`+ ${e.index} ${e.hash} ${e.cid}\n`),
-    remove: (cid: string) => append(`- ${cid}\n`),
+    add: (e: JournalEntry) => append(journalLine.add(e)),
+    remove: (cid: string) => append(journalLine.remove(cid)),
     end() {
       if (!options.perProcess) return;
       const open = withJournal(path, O_RDWR, (fd) => replayJournal(readFileSync(fd, "utf8")).length);

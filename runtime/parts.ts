@@ -6,6 +6,7 @@ import { memoryStore } from "../lib/state/memory.ts";
 import type { StateStore } from "../lib/state/store.ts";
 import { dial, runtimeFetch } from "./dial.ts";
 import { openJournal } from "./journal.ts";
+import { hasKv } from "./kv.ts";
 import { runtimeName } from "./serve.ts";
 import { stdoutWriter } from "./stdout.ts";
 
@@ -54,6 +55,16 @@ export async function openState(config: Config): Promise<StateStore> {
       }
     },
   };
+}
+
+/**
+ * The defaults of platform entries (deploy.ts, api/index.ts), under the environment: upstream calls through the
+ * platform's fetch; the state in Deno KV wherever KV can be opened and STATE is not set (Deno Deploy's KV, with no
+ * setting needed); and, with the state in memory, no crash journal, as these platforms have no lasting disk.
+ */
+export function platformDefaults(env: Record<string, string | undefined>): Record<string, string> {
+  const state = env.STATE ?? (hasKv() ? "kv" : "memory");
+  return { UPSTREAM_CLIENT: "fetch", STATE: state, ...(state === "memory" ? { JOURNAL: "off" } : {}) };
 }
 
 /** A log writer for platforms that collect console output (Deno Deploy, Vercel): console.log per batch. */

@@ -68,6 +68,10 @@ export function deployRuns() {
       E2E_NO_SIGNALS: "1",
       // The platform's server owns the connections there (Deno Deploy): the tests of this project's server do not apply.
       E2E_PLATFORM_SERVES: "1",
+      // deploy.ts would share its state in Deno's default KV database: every server of the suite, and of every run
+      // since, would share one pool and one journal. Each server gets its own memory; the tests of shared state
+      // name their store (STATE=kv:/a/file.sqlite3).
+      STATE: "memory",
     })),
     // A generous per-test timeout: qemu and a first `deno install` are slow on a busy 2-core CI machine.
     bunTest("artifacts", ["--timeout=120000", "./tests/deploy/artifacts.check.ts"], (p) => ({ DEPLOY_DENO: p.deno })),

@@ -37,6 +37,10 @@ export interface SimState {
   open: number;
   /** Deletes of a conversation already deleted or unknown. */
   badDeletes: number;
+  /** The conversations deleted, in order (tests tell whose they were by `promptOf`). */
+  deletedIds: string[];
+  /** The last prompt each conversation was asked (kept only in memory, for tests). */
+  promptOf: Record<string, string>;
   chats: number;
   openStreams: number;
   maxOpenStreams: number;
@@ -111,7 +115,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
   let seq = 0;
   let s: SimState;
   const fresh = (): SimState => ({
-    created: 0, deleted: 0, open: 0, badDeletes: 0, chats: 0, openStreams: 0, maxOpenStreams: 0, aborted: 0, badSignatures: 0, prompts: [], requests: [], callsByToken: {},
+    created: 0, deleted: 0, open: 0, badDeletes: 0, deletedIds: [], promptOf: {}, chats: 0, openStreams: 0, maxOpenStreams: 0, aborted: 0, badSignatures: 0, prompts: [], requests: [], callsByToken: {},
     busy: 0, maxOpenByToken: {},
   });
   s = fresh();
@@ -286,6 +290,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
       }
       const prompt = q.get("prompt") ?? "";
       s.prompts.push(prompt);
+      s.promptOf[q.get("cid")!] = prompt;
       streaming.set(token, 1);
       s.openStreams++;
       s.maxOpenStreams = Math.max(s.maxOpenStreams, s.openStreams);
@@ -305,6 +310,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
       }
       conv.deleted = true;
       s.deleted++;
+      s.deletedIds.push(url.searchParams.get("cid")!);
       s.open--;
       return Response.json({ status: 200, title: "OK" });
     }

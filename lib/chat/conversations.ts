@@ -13,7 +13,7 @@ export interface ConversationJournal {
 export class Conversations {
   open = 0;
   deleteFailures = 0;
-  private readonly pending = new Set<Promise<void>>();
+  private readonly pending = new Set<Promise<boolean>>();
 
   constructor(
     private readonly client: EmohaaClient,
@@ -28,26 +28,29 @@ export class Conversations {
     this.journal?.created(token, cid);
   }
 
-  /** Deletes a conversation an earlier process left behind (found in the journal). */
-  deleteLeftover(token: string, cid: string): Promise<void> {
+  /** Deletes a conversation an earlier or a dead process left behind (found in the journal); true once deleted. */
+  deleteLeftover(token: string, cid: string): Promise<boolean> {
     this.open++;
     return this.delete(token, cid);
   }
 
-  /** Deletes a conversation in the background, retrying with backoff; settles exactly once. */
-  delete(token: string, cid: string): Promise<void> {
+  /**
+   * Deletes a conversation in the background, retrying with backoff; settles exactly once: true when deleted,
+   * false when it gave up (counted in `deleteFailures`).
+   */
+  delete(token: string, cid: string): Promise<boolean> {
     const p = (async () => {
       for (let i = 0; ; i++) {
         try {
           await withDeadline(10_000, "delete request", (signal) => this.client.deleteConversation(token, cid, signal));
           this.journal?.deleted(token, cid);
-          return;
+          return true;
         } catch (err) {
           // A token rejected now cannot delete later either; a journalled entry stays for the next start.
           const permanent = err instanceof UpstreamError && (err.kind === "auth" || err.kind === "protocol");
           if (permanent || i >= this.retryDelaysMs.length) {
             this.deleteFailures++;
-            return;
+            return false;
           }
           await this.sleep(this.retryDelaysMs[i]!);
         }

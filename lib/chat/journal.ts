@@ -61,7 +61,16 @@ export function resolveEntries(entries: readonly JournalEntry[], tokens: readonl
   return { found, orphaned };
 }
 
-/** Replays a journal file's lines (`+ index hash cid` / `- cid`) into the entries still open. */
+/**
+ * A journal file's lines, written by runtime/journal.ts and read back by `replayJournal`: the one place their format
+ * lives. `+ index hash cid` when a conversation is created, `- cid` when it is deleted.
+ */
+export const journalLine = {
+  add: (e: JournalEntry) => `+ ${e.index} ${e.hash} ${e.cid}\n`,
+  remove: (cid: string) => `- ${cid}\n`,
+};
+
+/** Replays a journal file's lines (see `journalLine`) into the entries still open. */
 export function replayJournal(text: string): JournalEntry[] {
   const open = new Map<string, JournalEntry>();
   for (const line of text.split("\n")) {

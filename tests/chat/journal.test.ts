@@ -1,12 +1,20 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { journalFor, type JournalEntry, replayJournal, resolveEntries } from "../../lib/chat/journal.ts";
+import { journalFor, type JournalEntry, journalLine, replayJournal, resolveEntries } from "../../lib/chat/journal.ts";
 import { tokenHash } from "../../lib/chat/pool.ts";
 
 describe("replayJournal", () => {
   it("keeps entries added and not removed; ignores junk lines", () => {
     const text = "+ 0 h0 c1\n+ 1 h1 c2\n- c1\ngarbage\n+ x h c3\n+ 2 h2 c4\n";
     assert.deepEqual(replayJournal(text), [{ index: 1, hash: "h1", cid: "c2" }, { index: 2, hash: "h2", cid: "c4" }]);
+  });
+});
+
+describe("journalLine", () => {
+  it("writes lines replayJournal reads back: added, then removed", () => {
+    const a = { index: 0, hash: "h0", cid: "conv-1" };
+    const b = { index: 3, hash: "h3", cid: "conv-2" };
+    assert.deepEqual(replayJournal(journalLine.add(a) + journalLine.add(b) + journalLine.remove("conv-1")), [b]);
   });
 });
 

@@ -139,12 +139,15 @@ describe("crash journal in Deno KV, deploy.ts under deno serve", { skip: skipDep
   const denoServe = [deno, "serve", ...allow, "--port", "0", "--host", "127.0.0.1", "deploy.ts"];
   const secrets = ["live-k1", "live-k2", "live-k3", "key-k"];
 
-  it("JOURNAL=kv: kill -9 with streams open, restart: 0 conversations left; no token in the database", async () => {
+  it("STATE=memory, JOURNAL=kv: kill -9 with streams open, restart: 0 conversations left; no token in the database", async () => {
     const dir = mkdtempSync(join(tmpdir(), "emohaa-kv-"));
     const env = {
       EMOHAA_BASE_URL: sim.baseUrl,
       EMOHAA_TOKENS: "live-k1,live-k2,live-k3",
       API_KEYS: "key-k",
+      // One instance's journal in KV: with the state in memory (deploy.ts would put it in Deno KV by default, and
+      // the journal with it: tests/e2e/shared-journal.test.ts).
+      STATE: "memory",
       JOURNAL: "kv",
       JOURNAL_KV_PATH: join(dir, "journal.sqlite3"),
     };
