@@ -20,28 +20,50 @@ async function main() {
     }
     throw err;
   }
-  const { app, config, logger, printLine, flushLogs, reloadTokens, pool, conversations, shutdown, endJournal, recover, state } = gateway;
+  const {
+    app,
+    config,
+    logger,
+    printLine,
+    flushLogs,
+    reloadTokens,
+    pool,
+    conversations,
+    shutdown,
+    endJournal,
+    recover,
+    state,
+  } = gateway;
   if (reloadTokens && config.serverTokens?.file) {
     onSignal("SIGHUP", () => {
       try {
         logger.info(`reloaded ${reloadTokens()} server-side tokens from EMOHAA_TOKENS_FILE`);
       } catch (err) {
-        logger.error(`cannot reload EMOHAA_TOKENS_FILE, keeping the old tokens: ${err instanceof Error ? err.name : "error"}`);
+        logger.error(
+          `cannot reload EMOHAA_TOKENS_FILE, keeping the old tokens: ${err instanceof Error ? err.name : "error"}`,
+        );
       }
     });
   }
-  const served = await serve(app.fetch, { port: config.port, hostname: config.host, limits: config.http, onError: (m) => logger.error(m) });
+  const served = await serve(app.fetch, {
+    port: config.port,
+    hostname: config.host,
+    limits: config.http,
+    onError: (m) => logger.error(m),
+  });
   const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   // Through the log's writer, at every level: a console.log to a stdout nobody reads would hold the server here.
   printLine(`emohaa-free-api listening on http://${shown}:${served.port} (upstream ${displayUrl(config.baseUrl)})`);
   const until = async (done: () => boolean, ms: number) => {
-    for (const end = Date.now() + ms; !done() && Date.now() < end; ) await sleep(25);
+    for (const end = Date.now() + ms; !done() && Date.now() < end;) await sleep(25);
   };
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info(`${signal}: no new connections; ${pool.active} requests in flight get ${config.shutdownGraceMs} ms to finish`);
+    logger.info(
+      `${signal}: no new connections; ${pool.active} requests in flight get ${config.shutdownGraceMs} ms to finish`,
+    );
     served.stop(false).catch(() => {});
     await until(() => pool.active === 0 && pool.waiting === 0, config.shutdownGraceMs);
     // What is still open ends with an error frame; its conversations are deleted before the process exits.
@@ -65,7 +87,11 @@ async function main() {
   onSignal("SIGINT", () => void stop("SIGINT"));
   void recover();
   // The tokenizer (about 50 MB) loads on the first request that counts tokens, unless asked for now.
-  if (config.tokenizerPreload) loadTokenizer().catch((err) => logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`));
+  if (config.tokenizerPreload) {
+    loadTokenizer().catch((err) =>
+      logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`)
+    );
+  }
 }
 
 /**
@@ -76,7 +102,9 @@ async function healthcheck(): Promise<number> {
   const config = loadConfig(readEnv(), runtimeName());
   const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host;
   try {
-    const res = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${config.port}/ping`, { signal: AbortSignal.timeout(3000) });
+    const res = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${config.port}/ping`, {
+      signal: AbortSignal.timeout(3000),
+    });
     return res.status === 200 && (await res.text()) === "pong" ? 0 : 1;
   } catch {
     return 1;

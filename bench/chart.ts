@@ -46,7 +46,10 @@ const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replac
 
 /** Short names for the chart's label column. */
 const shortName = (r: WayResult) =>
-  r.name.replace(/`/g, "").replace("reference: lib/ behind a bare Bun.serve", "reference: lib/ only").replace("reference: the I/O alone (Bun.serve, fetch)", "reference: I/O only");
+  r.name.replace(/`/g, "").replace("reference: lib/ behind a bare Bun.serve", "reference: lib/ only").replace(
+    "reference: the I/O alone (Bun.serve, fetch)",
+    "reference: I/O only",
+  );
 
 /** Renders the chart for a report. */
 export function chart(report: Report): string {
@@ -54,7 +57,10 @@ export function chart(report: Report): string {
   const labelW = 190;
   const barW = W - labelW - 24;
   const rowH = 20;
-  const panels = PANELS.map((p) => ({ p, rows: Object.values(report.runtimes).filter((r) => p.value(r) !== undefined) })).filter((x) => x.rows.length);
+  const panels = PANELS.map((p) => ({
+    p,
+    rows: Object.values(report.runtimes).filter((r) => p.value(r) !== undefined),
+  })).filter((x) => x.rows.length);
   const panelH = (n: number) => 30 + n * rowH + 18;
   const H = 12 + panels.reduce((h, x) => h + panelH(x.rows.length), 0) + 20;
   const out: string[] = [
@@ -73,20 +79,40 @@ export function chart(report: Report): string {
       const w = scale(v);
       out.push(`<text x="${labelW - 8}" y="${y + 13}" text-anchor="end" fill="#333">${esc(shortName(r))}</text>`);
       out.push(`<rect x="${labelW}" y="${y + 3}" width="${barW}" height="${rowH - 6}" fill="#f1f3f5"/>`);
-      out.push(`<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${ok ? "#2f9e44" : "#e8590c"}"/>`);
+      out.push(
+        `<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${
+          ok ? "#2f9e44" : "#e8590c"
+        }"/>`,
+      );
       // The value goes after the bar, or inside it when the bar fills the scale.
       const inside = w > barW - 60;
-      out.push(`<text x="${(inside ? labelW + w - 4 : labelW + w + 4).toFixed(1)}" y="${y + 13}" text-anchor="${inside ? "end" : "start"}" fill="${inside ? "#fff" : "#222"}">${esc(p.label(v))}</text>`);
+      out.push(
+        `<text x="${(inside ? labelW + w - 4 : labelW + w + 4).toFixed(1)}" y="${y + 13}" text-anchor="${
+          inside ? "end" : "start"
+        }" fill="${inside ? "#fff" : "#222"}">${esc(p.label(v))}</text>`,
+      );
     });
     const tx = labelW + scale(p.target);
     const bottom = top + rows.length * rowH;
-    out.push(`<line x1="${tx.toFixed(1)}" y1="${top}" x2="${tx.toFixed(1)}" y2="${bottom}" stroke="#222" stroke-dasharray="3,3"/>`);
-    out.push(`<text x="${tx.toFixed(1)}" y="${bottom + 11}" text-anchor="middle" font-size="10" fill="#555">${esc(p.targetLabel)}</text>`);
+    out.push(
+      `<line x1="${tx.toFixed(1)}" y1="${top}" x2="${
+        tx.toFixed(1)
+      }" y2="${bottom}" stroke="#222" stroke-dasharray="3,3"/>`,
+    );
+    out.push(
+      `<text x="${tx.toFixed(1)}" y="${bottom + 11}" text-anchor="middle" font-size="10" fill="#555">${
+        esc(p.targetLabel)
+      }</text>`,
+    );
     y0 += panelH(rows.length);
   }
   const m = report.machine;
   out.push(
-    `<text x="8" y="${H - 8}" font-size="10" fill="#666">${esc(`npm run bench (${report.mode}) on ${m.cpus}; bun ${m.versions.bun}, deno ${m.versions.deno}, node ${m.versions.node}. Direct: a client doing the same work with the simulator itself.`)}</text>`,
+    `<text x="8" y="${H - 8}" font-size="10" fill="#666">${
+      esc(
+        `npm run bench (${report.mode}) on ${m.cpus}; bun ${m.versions.bun}, deno ${m.versions.deno}, node ${m.versions.node}. Direct: a client doing the same work with the simulator itself.`,
+      )
+    }</text>`,
   );
   out.push("</svg>");
   return out.join("\n") + "\n";

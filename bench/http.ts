@@ -209,12 +209,21 @@ export class Pool {
   }
 
   /** Sends one request (`head` is the full request head without the final CRLF; `body` optional). */
-  async request(method: string, path: string, headers: string, body: string | undefined, handlers: Handlers): Promise<void> {
+  async request(
+    method: string,
+    path: string,
+    headers: string,
+    body: string | undefined,
+    handlers: Handlers,
+  ): Promise<void> {
     let conn = this.idle.pop();
     while (conn && conn.closed) conn = this.idle.pop();
     conn ??= await this.connect();
     const len = body === undefined ? "" : `content-length: ${Buffer.byteLength(body)}\r\n`;
-    await conn.exchange(`${method} ${path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\n${headers}${len}\r\n${body ?? ""}`, handlers);
+    await conn.exchange(
+      `${method} ${path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\n${headers}${len}\r\n${body ?? ""}`,
+      handlers,
+    );
     if (conn.reusable && !conn.closed) this.idle.push(conn);
     else conn.socket?.end();
   }

@@ -43,14 +43,17 @@ export interface LoadResult {
 }
 
 const ORIGIN = "https://echo.turing-world.com";
-const BROWSER =
-  `accept-language: zh-CN,zh;q=0.9,en;q=0.8\r\norigin: ${ORIGIN}\r\nreferer: ${ORIGIN}/\r\n` +
+const BROWSER = `accept-language: zh-CN,zh;q=0.9,en;q=0.8\r\norigin: ${ORIGIN}\r\nreferer: ${ORIGIN}/\r\n` +
   "user-agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36\r\n";
 
 /** Headers of a signed upstream call, as the gateway sends them (the simulator checks the signature). */
 function signed(token: string, accept = "application/json, text/plain, */*") {
   const s = sign(Date.now(), Math.random().toString());
-  return { s, headers: `authorization: Bearer ${token}\r\naccept: ${accept}\r\n${BROWSER}x-xss-id: ${s.id}\r\nx-xss-ts: ${s.ts}\r\nx-xss-real: ${s.real}\r\n` };
+  return {
+    s,
+    headers:
+      `authorization: Bearer ${token}\r\naccept: ${accept}\r\n${BROWSER}x-xss-id: ${s.id}\r\nx-xss-ts: ${s.ts}\r\nx-xss-real: ${s.real}\r\n`,
+  };
 }
 
 const CONTENT = new TextEncoder().encode('"delta":{"content":');
@@ -90,12 +93,18 @@ class StreamWatch {
       if (count(joined, m)) this.ttfp = performance.now() - this.t0;
     }
     this.pieces += count(chunk, PIECE);
-    if (this.tail.length) this.pieces += count(concat(this.tail.subarray(-(PIECE.length - 1)), chunk.subarray(0, PIECE.length - 1)), PIECE);
-    this.tail = chunk.length >= DONE.length ? chunk.slice(chunk.length - DONE.length) : concat(this.tail, chunk).slice(-DONE.length);
+    if (this.tail.length) {
+      this.pieces += count(concat(this.tail.subarray(-(PIECE.length - 1)), chunk.subarray(0, PIECE.length - 1)), PIECE);
+    }
+    this.tail = chunk.length >= DONE.length
+      ? chunk.slice(chunk.length - DONE.length)
+      : concat(this.tail, chunk).slice(-DONE.length);
   };
 
   check(): void {
-    if (!endsWith(this.tail, DONE)) throw new Error(`stream ended without [DONE]: ${new TextDecoder().decode(this.tail)}`);
+    if (!endsWith(this.tail, DONE)) {
+      throw new Error(`stream ended without [DONE]: ${new TextDecoder().decode(this.tail)}`);
+    }
   }
 }
 
@@ -124,21 +133,37 @@ const utf8 = new TextDecoder();
 async function text(pool: Pool, method: string, path: string, headers: string): Promise<string> {
   let status = 0;
   let body = "";
-  await pool.request(method, path, headers, undefined, { head: (s) => (status = s), data: (b) => (body += utf8.decode(b)) });
-  if (status < 200 || status >= 300) throw new Error(`${method} ${path.split("?")[0]} ${status}: ${body.slice(0, 200)}`);
+  await pool.request(method, path, headers, undefined, {
+    head: (s) => (status = s),
+    data: (b) => (body += utf8.decode(b)),
+  });
+  if (status < 200 || status >= 300) {
+    throw new Error(`${method} ${path.split("?")[0]} ${status}: ${body.slice(0, 200)}`);
+  }
   return body;
 }
 
 /** One direct request: create, chat (streamed to the end), delete (in the background, as the gateway does). */
-async function direct(pool: Pool, base: string, job: Job, token: string, deletes: Promise<unknown>[]): Promise<{ ttfp: number; pieces: number }> {
+async function direct(
+  pool: Pool,
+  base: string,
+  job: Job,
+  token: string,
+  deletes: Promise<unknown>[],
+): Promise<{ ttfp: number; pieces: number }> {
   const t0 = performance.now();
   const cid = conversationId(await text(pool, "GET", `${base}/generate/id?create=true`, signed(token).headers));
   const h = signed(token, "text/event-stream");
-  const q = `token=${encodeURIComponent(token)}&cid=${encodeURIComponent(cid)}&prompt=${encodeURIComponent(job.prompt)}&role=echo&xts=${h.s.ts}&xid=${h.s.id}&xreal=${h.s.real}`;
+  const q = `token=${encodeURIComponent(token)}&cid=${encodeURIComponent(cid)}&prompt=${
+    encodeURIComponent(job.prompt)
+  }&role=echo&xts=${h.s.ts}&xid=${h.s.id}&xreal=${h.s.real}`;
   const watch = new StreamWatch(DATA, t0);
   let status = 0;
   try {
-    await pool.request("GET", `${base}/chat?${q}`, h.headers, undefined, { head: (s) => (status = s), data: watch.data });
+    await pool.request("GET", `${base}/chat?${q}`, h.headers, undefined, {
+      head: (s) => (status = s),
+      data: watch.data,
+    });
     if (status !== 200) throw new Error(`chat ${status}`);
     watch.check();
     return { ttfp: watch.ttfp, pieces: watch.pieces };
@@ -154,10 +179,16 @@ async function gateway(pool: Pool, token: string, body: string): Promise<{ ttfp:
   const watch = new StreamWatch(CONTENT, t0);
   let status = 0;
   let error = "";
-  await pool.request("POST", "/v1/chat/completions", `content-type: application/json\r\nauthorization: Bearer ${token}\r\n`, body, {
-    head: (s) => (status = s),
-    data: (b) => (status === 200 ? watch.data(b) : (error += utf8.decode(b))),
-  });
+  await pool.request(
+    "POST",
+    "/v1/chat/completions",
+    `content-type: application/json\r\nauthorization: Bearer ${token}\r\n`,
+    body,
+    {
+      head: (s) => (status = s),
+      data: (b) => (status === 200 ? watch.data(b) : (error += utf8.decode(b))),
+    },
+  );
   if (status !== 200) throw new Error(`gateway ${status}: ${error.slice(0, 200)}`);
   watch.check();
   return { ttfp: watch.ttfp, pieces: watch.pieces };
@@ -165,14 +196,22 @@ async function gateway(pool: Pool, token: string, body: string): Promise<{ ttfp:
 
 /** The same two requests with fetch (`client: "fetch"`): heavier, kept to show what the raw client saves. */
 const viaFetch = {
-  async direct(base: string, job: Job, token: string, deletes: Promise<unknown>[]): Promise<{ ttfp: number; pieces: number }> {
+  async direct(
+    base: string,
+    job: Job,
+    token: string,
+    deletes: Promise<unknown>[],
+  ): Promise<{ ttfp: number; pieces: number }> {
     const t0 = performance.now();
-    const hs = (h: string) => Object.fromEntries(h.trim().split("\r\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]));
+    const hs = (h: string) =>
+      Object.fromEntries(h.trim().split("\r\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]));
     const created = await fetch(`${base}/generate/id?create=true`, { headers: hs(signed(token).headers) });
     if (!created.ok) throw new Error(`create ${created.status}`);
     const cid = conversationId(await created.text());
     const h = signed(token, "text/event-stream");
-    const q = `token=${encodeURIComponent(token)}&cid=${encodeURIComponent(cid)}&prompt=${encodeURIComponent(job.prompt)}&role=echo&xts=${h.s.ts}&xid=${h.s.id}&xreal=${h.s.real}`;
+    const q = `token=${encodeURIComponent(token)}&cid=${encodeURIComponent(cid)}&prompt=${
+      encodeURIComponent(job.prompt)
+    }&role=echo&xts=${h.s.ts}&xid=${h.s.id}&xreal=${h.s.real}`;
     const res = await fetch(`${base}/chat?${q}`, { headers: hs(h.headers) });
     const watch = new StreamWatch(DATA, t0);
     try {
@@ -181,12 +220,19 @@ const viaFetch = {
       watch.check();
       return { ttfp: watch.ttfp, pieces: watch.pieces };
     } finally {
-      deletes.push(fetch(`${base}/conv?cid=${encodeURIComponent(cid)}`, { method: "DELETE", headers: hs(signed(token).headers) }).then((r) => r.arrayBuffer()));
+      deletes.push(
+        fetch(`${base}/conv?cid=${encodeURIComponent(cid)}`, { method: "DELETE", headers: hs(signed(token).headers) })
+          .then((r) => r.arrayBuffer()),
+      );
     }
   },
   async gateway(url: string, token: string, body: string): Promise<{ ttfp: number; pieces: number }> {
     const t0 = performance.now();
-    const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body });
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body,
+    });
     if (!res.ok || !res.body) throw new Error(`gateway ${res.status}: ${(await res.text()).slice(0, 200)}`);
     const watch = new StreamWatch(CONTENT, t0);
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) watch.data(chunk);
@@ -197,7 +243,16 @@ const viaFetch = {
 
 /** Runs a job and returns its numbers. */
 export async function runJob(job: Job): Promise<LoadResult> {
-  const result: LoadResult = { requests: 0, errors: 0, errorSamples: [], elapsedMs: 0, ttfp: [], total: [], pieces: 0, cpuMs: 0 };
+  const result: LoadResult = {
+    requests: 0,
+    errors: 0,
+    errorSamples: [],
+    elapsedMs: 0,
+    ttfp: [],
+    total: [],
+    pieces: 0,
+    cpuMs: 0,
+  };
   const cpu0 = process.cpuUsage();
   const deletes: Promise<unknown>[] = [];
   const body = JSON.stringify({ model: "emohaa", stream: true, messages: [{ role: "user", content: job.prompt }] });
@@ -216,14 +271,13 @@ export async function runJob(job: Job): Promise<LoadResult> {
     for (let n = 0; job.requests ? n < job.requests : performance.now() < until; n++) {
       const t0 = performance.now();
       try {
-        const r =
-          job.client === "fetch"
-            ? job.mode === "direct"
-              ? await viaFetch.direct(job.url, job, token, deletes)
-              : await viaFetch.gateway(job.url, token, body)
-            : job.mode === "direct"
-              ? await direct(pool, base, job, token, deletes)
-              : await gateway(pool, token, body);
+        const r = job.client === "fetch"
+          ? job.mode === "direct"
+            ? await viaFetch.direct(job.url, job, token, deletes)
+            : await viaFetch.gateway(job.url, token, body)
+          : job.mode === "direct"
+          ? await direct(pool, base, job, token, deletes)
+          : await gateway(pool, token, body);
         result.total.push(performance.now() - t0);
         result.ttfp.push(r.ttfp);
         result.pieces += r.pieces;

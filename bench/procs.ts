@@ -1,5 +1,5 @@
 // Benchmark support: child processes in their own process groups, their memory and CPU time from /proc, free ports.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { processTree } from "../tests/support/server.ts";
@@ -15,9 +15,17 @@ export interface Proc {
 const live = new Set<Proc>();
 
 /** Starts `command` detached (own process group), stdout and stderr appended to `log`. */
-export function start(command: string[], options: { cwd: string; env: Record<string, string | undefined>; log: string }): Proc {
+export function start(
+  command: string[],
+  options: { cwd: string; env: Record<string, string | undefined>; log: string },
+): Proc {
   const fd = openSync(options.log, "a");
-  const child = spawn(command[0]!, command.slice(1), { cwd: options.cwd, env: options.env as NodeJS.ProcessEnv, detached: true, stdio: ["ignore", fd, fd] });
+  const child = spawn(command[0]!, command.slice(1), {
+    cwd: options.cwd,
+    env: options.env as NodeJS.ProcessEnv,
+    detached: true,
+    stdio: ["ignore", fd, fd],
+  });
   closeSync(fd);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const proc: Proc = {

@@ -28,11 +28,14 @@ async function io(req: Request): Promise<Response> {
   const idText = await (await fetch(`${upstream}/generate/id?create=true`, { headers: headers().h })).text();
   const cid = idText.startsWith('"') ? JSON.parse(idText) : idText.startsWith("{") ? JSON.parse(idText).id : idText;
   const c = headers();
-  const q = `token=${token}&cid=${cid}&prompt=${encodeURIComponent(`user:${body.messages[0]!.content}`)}&role=echo&xts=${c.s.ts}&xid=${c.s.id}&xreal=${c.s.real}`;
+  const q = `token=${token}&cid=${cid}&prompt=${
+    encodeURIComponent(`user:${body.messages[0]!.content}`)
+  }&role=echo&xts=${c.s.ts}&xid=${c.s.id}&xreal=${c.s.real}`;
   const reader = (await fetch(`${upstream}/chat?${q}`, { headers: c.h })).body!.getReader();
   const decoder = new TextDecoder();
   const first = await reader.read();
-  const frame = (bytes: Uint8Array | undefined) => `data: {"delta":{"content":${JSON.stringify(decoder.decode(bytes, { stream: true }))}}}\n\n`;
+  const frame = (bytes: Uint8Array | undefined) =>
+    `data: {"delta":{"content":${JSON.stringify(decoder.decode(bytes, { stream: true }))}}}\n\n`;
   return new Response(
     new ReadableStream<Uint8Array>({
       async start(out) {
@@ -40,7 +43,9 @@ async function io(req: Request): Promise<Response> {
         for (let r = await reader.read(); !r.done; r = await reader.read()) out.enqueue(encoder.encode(frame(r.value)));
         out.enqueue(encoder.encode('data: {"finish_reason":"stop"}\n\ndata: [DONE]\n\n'));
         out.close();
-        void fetch(`${upstream}/conv?cid=${cid}`, { method: "DELETE", headers: headers().h }).then((r) => r.arrayBuffer());
+        void fetch(`${upstream}/conv?cid=${cid}`, { method: "DELETE", headers: headers().h }).then((r) =>
+          r.arrayBuffer()
+        );
       },
     }),
     { headers: SSE_HEADERS },
@@ -60,11 +65,25 @@ async function lib(): Promise<(req: Request) => Promise<Response>> {
     const body = (await req.json()) as { messages: { role: string; content: string }[] };
     const { prompt } = buildPrompt(body.messages, config.promptMaxBytes);
     const head = { id: `chatcmpl-${++n}`, created: Math.floor(Date.now() / 1000), model: "emohaa" };
-    const { reply, first } = await openReply(chat, [req.headers.get("authorization")!.slice(7)], prompt, req.signal, config.keepAliveMs);
-    const stream = streamCompletion({ head, reply, first, cutter: new Cutter({ stop: [] }), prompt }, { includeUsage: false, keepAliveMs: config.keepAliveMs });
+    const { reply, first } = await openReply(
+      chat,
+      [req.headers.get("authorization")!.slice(7)],
+      prompt,
+      req.signal,
+      config.keepAliveMs,
+    );
+    const stream = streamCompletion({ head, reply, first, cutter: new Cutter({ stop: [] }), prompt }, {
+      includeUsage: false,
+      keepAliveMs: config.keepAliveMs,
+    });
     return new Response(stream, { headers: SSE_HEADERS });
   };
 }
 
-const server = Bun.serve({ port: Number(port), hostname: "127.0.0.1", idleTimeout: 0, fetch: mode === "io" ? io : await lib() });
+const server = Bun.serve({
+  port: Number(port),
+  hostname: "127.0.0.1",
+  idleTimeout: 0,
+  fetch: mode === "io" ? io : await lib(),
+});
 console.log(`reference server (${mode}) listening on http://127.0.0.1:${server.port}`);

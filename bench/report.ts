@@ -7,7 +7,13 @@ export interface WayResult {
   name: string;
   reference?: boolean;
   throughput?: { ratio: number; directRps: number; serverRps: number; ratios: number[]; errors: number };
-  latency?: { direct: { p50: number; p99: number }; server: { p50: number; p99: number }; addedP50Ms: number; addedP99Ms: number; errors: number };
+  latency?: {
+    direct: { p50: number; p99: number };
+    server: { p50: number; p99: number };
+    addedP50Ms: number;
+    addedP99Ms: number;
+    errors: number;
+  };
   long?: { streamed: Long; burst: Long };
   streams?: {
     direct: { ttfpP99: number };
@@ -25,8 +31,19 @@ export interface Report {
   generated: string;
   mode: "full" | "quick";
   durationS: number;
-  machine: { cpus: string; loadavgAtStart: number[]; loadavgAtEnd: number[]; versions: { bun: string; deno: string; node: string } };
-  loadGeneratorCheck?: { directRpsOneGenerator: number; directRpsTwoGenerators: number; oneGeneratorCores: number; generatorCpuPerRequestMs: number; simulatorCpuPerRequestMs: number };
+  machine: {
+    cpus: string;
+    loadavgAtStart: number[];
+    loadavgAtEnd: number[];
+    versions: { bun: string; deno: string; node: string };
+  };
+  loadGeneratorCheck?: {
+    directRpsOneGenerator: number;
+    directRpsTwoGenerators: number;
+    oneGeneratorCores: number;
+    generatorCpuPerRequestMs: number;
+    simulatorCpuPerRequestMs: number;
+  };
   simulatorStartup?: { medianStartMs: number; idleRssMB: number };
   runtimes: Record<string, WayResult>;
 }
@@ -60,11 +77,14 @@ export const meets = {
 
 /** The targets as checks on one result. */
 export const targets = {
-  throughput: (r: WayResult) => !!r.throughput && meets.throughputRatio(r.throughput.ratio) && r.throughput.errors === 0,
-  latency: (r: WayResult) => !!r.latency && meets.addedLatencyMs(r.latency.addedP50Ms) && meets.addedLatencyMs(r.latency.addedP99Ms),
+  throughput: (r: WayResult) =>
+    !!r.throughput && meets.throughputRatio(r.throughput.ratio) && r.throughput.errors === 0,
+  latency: (r: WayResult) =>
+    !!r.latency && meets.addedLatencyMs(r.latency.addedP50Ms) && meets.addedLatencyMs(r.latency.addedP99Ms),
   long: (r: WayResult) => !!r.long && meets.longStreamedRatio(r.long.streamed.ratio),
   streams: (r: WayResult) =>
-    !!r.streams && r.streams.server.errors === 0 && meets.peakRssMB(r.streams.rssPeakMB) && meets.rssAfterChange(r.streams.rssAfterChange),
+    !!r.streams && r.streams.server.errors === 0 && meets.peakRssMB(r.streams.rssPeakMB) &&
+    meets.rssAfterChange(r.streams.rssAfterChange),
 };
 
 /** The markdown table: one row per way of running, then the reference servers. ✗ marks a missed target. */
@@ -80,27 +100,57 @@ export function table(report: Report): string {
     const s = r.streams;
     const u = r.startup;
     rows.push(
-      `| ${[
-        r.name,
-        t ? `**${f(t.ratio)}**${pass(targets.throughput(r))} (${f(t.serverRps, 0)} / ${f(t.directRps, 0)} req/s)` : "–",
-        l ? `${signed(l.addedP50Ms)} / ${signed(l.addedP99Ms)} ms${pass(targets.latency(r))}` : "–",
-        g ? `**${f(g.streamed.ratio)}**${pass(targets.long(r))} / ${f(g.burst.ratio)} (${f(g.burst.serverMs, 1)} / ${f(g.burst.directMs, 1)} ms)` : "–",
-        s ? `${s.server.errors}, ${f(s.rssPeakMB, 0)} MB${pass(meets.peakRssMB(s.rssPeakMB))}, ${signed(s.ttfpP99AddedMs, 0)} ms` : "–",
-        s ? `${f(s.rssBeforeMB, 0)} → ${f(s.rssAfterMB, 0)} MB (${signed(s.rssAfterChange * 100, 0)} %)${pass(meets.rssAfterChange(s.rssAfterChange))}` : "–",
-        u ? `${f(u.medianStartMs, 0)} ms, ${f(u.idleRssMB, 0)} MB` : "–",
-      ].join(" | ")} |`,
+      `| ${
+        [
+          r.name,
+          t
+            ? `**${f(t.ratio)}**${pass(targets.throughput(r))} (${f(t.serverRps, 0)} / ${f(t.directRps, 0)} req/s)`
+            : "–",
+          l ? `${signed(l.addedP50Ms)} / ${signed(l.addedP99Ms)} ms${pass(targets.latency(r))}` : "–",
+          g
+            ? `**${f(g.streamed.ratio)}**${pass(targets.long(r))} / ${f(g.burst.ratio)} (${f(g.burst.serverMs, 1)} / ${
+              f(g.burst.directMs, 1)
+            } ms)`
+            : "–",
+          s
+            ? `${s.server.errors}, ${f(s.rssPeakMB, 0)} MB${pass(meets.peakRssMB(s.rssPeakMB))}, ${
+              signed(s.ttfpP99AddedMs, 0)
+            } ms`
+            : "–",
+          s
+            ? `${f(s.rssBeforeMB, 0)} → ${f(s.rssAfterMB, 0)} MB (${signed(s.rssAfterChange * 100, 0)} %)${
+              pass(meets.rssAfterChange(s.rssAfterChange))
+            }`
+            : "–",
+          u ? `${f(u.medianStartMs, 0)} ms, ${f(u.idleRssMB, 0)} MB` : "–",
+        ].join(" | ")
+      } |`,
     );
   }
   const lines = [rows.join("\n"), ""];
   const c = report.loadGeneratorCheck;
   if (c) {
     lines.push(
-      `Direct bound: ${f(c.directRpsOneGenerator, 0)} req/s with one load generator process, ${f(c.directRpsTwoGenerators, 0)} req/s with the clients split over two; ` +
-        `one generator used ${f(c.oneGeneratorCores)} of a core (${f(c.generatorCpuPerRequestMs * 1000, 0)} µs per request, the simulator ${f(c.simulatorCpuPerRequestMs * 1000, 0)} µs).`,
+      `Direct bound: ${f(c.directRpsOneGenerator, 0)} req/s with one load generator process, ${
+        f(c.directRpsTwoGenerators, 0)
+      } req/s with the clients split over two; ` +
+        `one generator used ${f(c.oneGeneratorCores)} of a core (${
+          f(c.generatorCpuPerRequestMs * 1000, 0)
+        } µs per request, the simulator ${f(c.simulatorCpuPerRequestMs * 1000, 0)} µs).`,
     );
   }
-  if (report.simulatorStartup) lines.push(`The simulator alone (a bare Bun.serve app) starts in ${f(report.simulatorStartup.medianStartMs, 0)} ms with ${f(report.simulatorStartup.idleRssMB, 0)} MB idle.`);
+  if (report.simulatorStartup) {
+    lines.push(
+      `The simulator alone (a bare Bun.serve app) starts in ${f(report.simulatorStartup.medianStartMs, 0)} ms with ${
+        f(report.simulatorStartup.idleRssMB, 0)
+      } MB idle.`,
+    );
+  }
   const m = report.machine;
-  lines.push(`${m.cpus}; bun ${m.versions.bun}, deno ${m.versions.deno}, node ${m.versions.node}; load average ${m.loadavgAtStart[0]} at start, ${m.loadavgAtEnd[0]} at end; ${report.mode} run, ${report.durationS} s.`);
+  lines.push(
+    `${m.cpus}; bun ${m.versions.bun}, deno ${m.versions.deno}, node ${m.versions.node}; load average ${
+      m.loadavgAtStart[0]
+    } at start, ${m.loadavgAtEnd[0]} at end; ${report.mode} run, ${report.durationS} s.`,
+  );
   return lines.join("\n");
 }

@@ -18,7 +18,7 @@ import { chart } from "./chart.ts";
 import { freePort, rss, sleep, start, stopAll } from "./procs.ts";
 import { type Report, table, type WayResult } from "./report.ts";
 import { PLANS, Scenarios } from "./scenarios.ts";
-import { BUN, build, DENO, NODE, root, Sim, startServer, ways } from "./servers.ts";
+import { build, BUN, DENO, NODE, root, Sim, startServer, ways } from "./servers.ts";
 import { median, round } from "./stats.ts";
 import { findRedisServer, startRedis } from "../scripts/redis.mjs";
 
@@ -32,7 +32,8 @@ const option = (name: string) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const log = (m: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
-const version = (cmd: string, arg = "--version") => spawnSync(cmd, [arg], { encoding: "utf8" }).stdout.split("\n")[0]!.trim();
+const version = (cmd: string, arg = "--version") =>
+  spawnSync(cmd, [arg], { encoding: "utf8" }).stdout.split("\n")[0]!.trim();
 
 /** The bound for start-up: the simulator itself (a bare Bun.serve app) to its first answered request. */
 async function simulatorStartup(runs: number, idleMs: number, logDir: string) {
@@ -40,7 +41,11 @@ async function simulatorStartup(runs: number, idleMs: number, logDir: string) {
   for (let i = 0; i < runs; i++) {
     const port = await freePort();
     const t0 = performance.now();
-    const p = start([BUN, "run", "scripts/sim.ts"], { cwd: root, env: { ...process.env, SIM_PORT: String(port), SIM_HOST: "127.0.0.1" }, log: join(logDir, "sim-startup.log") });
+    const p = start([BUN, "run", "scripts/sim.ts"], {
+      cwd: root,
+      env: { ...process.env, SIM_PORT: String(port), SIM_HOST: "127.0.0.1" },
+      log: join(logDir, "sim-startup.log"),
+    });
     try {
       for (;;) {
         if ((await fetch(`http://127.0.0.1:${port}/echo-prod/__sim/state`).catch(() => null))?.ok) break;
@@ -54,7 +59,10 @@ async function simulatorStartup(runs: number, idleMs: number, logDir: string) {
       await p.stop();
     }
   }
-  return { medianStartMs: round(median(out.map((r) => r.startMs)), 0), idleRssMB: round(median(out.map((r) => r.rss)) / 1e6, 1) };
+  return {
+    medianStartMs: round(median(out.map((r) => r.startMs)), 0),
+    idleRssMB: round(median(out.map((r) => r.rss)) / 1e6, 1),
+  };
 }
 
 async function main(logDir: string): Promise<void> {
@@ -85,7 +93,11 @@ async function main(logDir: string): Promise<void> {
       cpus: `${cpus().length} × ${cpus()[0]?.model.trim()}`,
       loadavgAtStart: loadAtStart,
       loadavgAtEnd: [],
-      versions: { bun: version(BUN), deno: version(DENO).replace(/^deno /, "").replace(/ \(.*$/, ""), node: version(NODE) },
+      versions: {
+        bun: version(BUN),
+        deno: version(DENO).replace(/^deno /, "").replace(/ \(.*$/, ""),
+        node: version(NODE),
+      },
     },
     runtimes: {},
   };
@@ -94,9 +106,12 @@ async function main(logDir: string): Promise<void> {
       log("load generator check");
       report.loadGeneratorCheck = await s.generatorCheck();
     }
-    if (scenarios.includes("startup")) report.simulatorStartup = await simulatorStartup(plan.startups, plan.idleMs, logDir);
+    if (scenarios.includes("startup")) {
+      report.simulatorStartup = await simulatorStartup(plan.startups, plan.idleMs, logDir);
+    }
     for (const way of runnable) {
-      const r: WayResult = (report.runtimes[way.key] = { name: way.name, ...(way.reference ? { reference: true } : {}) });
+      const r: WayResult =
+        (report.runtimes[way.key] = { name: way.name, ...(way.reference ? { reference: true } : {}) });
       const shared = scenarios.filter((x) => x === "throughput" || x === "latency" || x === "long");
       if (shared.length) {
         const server = await startServer(way, sim, join(logDir, `${way.key}.log`));

@@ -8,8 +8,28 @@ import { median, pct, round } from "./stats.ts";
 
 /** How long each scenario runs: full, or `--quick`. */
 export const PLANS = {
-  full: { throughputMs: 2000, rounds: 6, latencyRequests: 1000, longReplies: 40, streams: 1000, startups: 5, idleMs: 3000, settleMs: 15_000, generatorRounds: 4 },
-  quick: { throughputMs: 1500, rounds: 3, latencyRequests: 300, longReplies: 12, streams: 1000, startups: 3, idleMs: 3000, settleMs: 8000, generatorRounds: 2 },
+  full: {
+    throughputMs: 2000,
+    rounds: 6,
+    latencyRequests: 1000,
+    longReplies: 40,
+    streams: 1000,
+    startups: 5,
+    idleMs: 3000,
+    settleMs: 15_000,
+    generatorRounds: 4,
+  },
+  quick: {
+    throughputMs: 1500,
+    rounds: 3,
+    latencyRequests: 300,
+    longReplies: 12,
+    streams: 1000,
+    startups: 3,
+    idleMs: 3000,
+    settleMs: 8000,
+    generatorRounds: 2,
+  },
 };
 export type Plan = (typeof PLANS)["full"];
 
@@ -33,7 +53,14 @@ export class Scenarios {
 
   /** A job; every job gets its own token prefix, so no two runs share an account. */
   private job(mode: "direct" | "gateway", server: Running | undefined, rest: Partial<Job>): Job {
-    return { mode, url: mode === "direct" ? this.sim.base : server!.url, clients: 1, tokenPrefix: `live-${++this.seq}-`, prompt: prompts.short, ...rest };
+    return {
+      mode,
+      url: mode === "direct" ? this.sim.base : server!.url,
+      clients: 1,
+      tokenPrefix: `live-${++this.seq}-`,
+      prompt: prompts.short,
+      ...rest,
+    };
   }
 
   /** 1. Streaming throughput, 20 concurrent clients, instant upstream: the median of paired rounds. */
@@ -67,7 +94,14 @@ export class Scenarios {
       });
     }
     const mid = [...rounds].sort((a, b) => a.ratio - b.ratio)[Math.floor((rounds.length - 1) / 2)]!;
-    return { ratio: mid.ratio, directRps: mid.directRps, serverRps: mid.serverRps, ratios: rounds.map((r) => r.ratio), errors: rounds.reduce((n, r) => n + r.errors, 0), rounds };
+    return {
+      ratio: mid.ratio,
+      directRps: mid.directRps,
+      serverRps: mid.serverRps,
+      ratios: rounds.map((r) => r.ratio),
+      errors: rounds.reduce((n, r) => n + r.errors, 0),
+      rounds,
+    };
   }
 
   /** 2. Latency at one client: time to the first content piece, in interleaved blocks of sequential requests. */
@@ -89,7 +123,14 @@ export class Scenarios {
     const s = (xs: number[]) => ({ p50: round(pct(xs, 50)), p99: round(pct(xs, 99)) });
     const ds = s(direct);
     const gs = s(through);
-    return { direct: ds, server: gs, addedP50Ms: round(gs.p50 - ds.p50), addedP99Ms: round(gs.p99 - ds.p99), requests: through.length, errors };
+    return {
+      direct: ds,
+      server: gs,
+      addedP50Ms: round(gs.p50 - ds.p50),
+      addedP99Ms: round(gs.p99 - ds.p99),
+      requests: through.length,
+      errors,
+    };
   }
 
   /**
@@ -131,7 +172,19 @@ export class Scenarios {
         errors,
       };
     }
-    return out as Record<"streamed" | "burst", { directMs: number; serverMs: number; ratio: number; addedPerPieceUs: number; serverCpuPerPieceUs: number; piecesDelivered: number; requests: number; errors: number }>;
+    return out as Record<
+      "streamed" | "burst",
+      {
+        directMs: number;
+        serverMs: number;
+        ratio: number;
+        addedPerPieceUs: number;
+        serverCpuPerPieceUs: number;
+        piecesDelivered: number;
+        requests: number;
+        errors: number;
+      }
+    >;
   }
 
   /** 4. 1,000 concurrent slow streams (~3 s each) on a fresh server: errors, peak memory, first piece, leak check. */
@@ -153,10 +206,22 @@ export class Scenarios {
         await sleep(1000);
         after.push(MB(rss(server.proc.pid)));
       }
-      const stats = (m: typeof d) => ({ errors: m.r.errors, completed: m.r.requests, ttfpP50: round(pct(m.r.ttfp, 50), 1), ttfpP99: round(pct(m.r.ttfp, 99), 1), totalP99: round(pct(m.r.total, 99), 1) });
+      const stats = (m: typeof d) => ({
+        errors: m.r.errors,
+        completed: m.r.requests,
+        ttfpP50: round(pct(m.r.ttfp, 50), 1),
+        ttfpP99: round(pct(m.r.ttfp, 99), 1),
+        totalP99: round(pct(m.r.total, 99), 1),
+      });
       return {
         direct: stats(d),
-        server: { ...stats(g), errorSamples: g.r.errorSamples, leftOpen: g.leftOpen, cpuPerRequestMs: g.cpuPerRequestMs, loadGeneratorCores: g.loadGeneratorCores },
+        server: {
+          ...stats(g),
+          errorSamples: g.r.errorSamples,
+          leftOpen: g.leftOpen,
+          cpuPerRequestMs: g.cpuPerRequestMs,
+          loadGeneratorCores: g.loadGeneratorCores,
+        },
         ttfpP99AddedMs: round(pct(g.r.ttfp, 99) - pct(d.r.ttfp, 99), 1),
         rssBeforeMB: MB(before),
         rssPeakMB: MB(peak),
@@ -177,7 +242,11 @@ export class Scenarios {
     for (let i = 0; i < this.plan.startups; i++) {
       const server = await startServer(way, this.sim, join(this.logDir, `${way.key}-startup.log`));
       await sleep(this.plan.idleMs);
-      runs.push({ startMs: round(server.startMs, 0), rssMB: MB(rss(server.proc.pid)), serverProcessRssMB: MB(serverRss(server.proc.pid)) });
+      runs.push({
+        startMs: round(server.startMs, 0),
+        rssMB: MB(rss(server.proc.pid)),
+        serverProcessRssMB: MB(serverRss(server.proc.pid)),
+      });
       await server.proc.stop();
     }
     await this.sim.settle();

@@ -14,7 +14,9 @@ export const root = new URL("../", import.meta.url).pathname;
 const bin = (name: string) => realpathSync(join(root, "node_modules", ".bin", name));
 export const BUN = bin("bun");
 // The native executable: node_modules/.bin/deno is the npm package's JavaScript launcher (scripts/postinstall.mjs).
-export const DENO = existsSync(join(root, "node_modules", "deno", "deno")) ? join(root, "node_modules", "deno", "deno") : bin("deno");
+export const DENO = existsSync(join(root, "node_modules", "deno", "deno"))
+  ? join(root, "node_modules", "deno", "deno")
+  : bin("deno");
 export const NODE = spawnSync("sh", ["-c", "command -v node"], { encoding: "utf8" }).stdout.trim();
 
 /** A way of running a server under test: the gateway (four ways) or a reference server (bench/reference.ts). */
@@ -34,14 +36,25 @@ export interface Way {
 
 /** The gateway's ways of running, then the two reference servers; `dist` holds this run's builds. */
 export function ways(dist: string, simBase: () => string): Way[] {
-  const ref = (mode: string) => (port: number) => [BUN, join(root, "bench", "reference.ts"), mode, String(port), simBase()];
+  const ref =
+    (mode: string) => (port: number) => [BUN, join(root, "bench", "reference.ts"), mode, String(port), simBase()];
   return [
     { key: "bun", name: "`bun run server.ts`", command: () => [BUN, "run", "server.ts"] },
     { key: "binary", name: "`dist/emohaa-free-api`", command: () => [join(dist, "emohaa-free-api")] },
     { key: "deno", name: "`deno task start`", command: () => [DENO, "task", "start"] },
     { key: "node", name: "`node dist/index.js`", command: () => [NODE, join(dist, "index.js")] },
-    { key: "bun-redis", name: "`bun run server.ts`, STATE=redis", command: () => [BUN, "run", "server.ts"], state: "redis" },
-    { key: "deno-kv", name: "`deno task start`, STATE=kv (local file)", command: () => [DENO, "task", "start"], state: "kv" },
+    {
+      key: "bun-redis",
+      name: "`bun run server.ts`, STATE=redis",
+      command: () => [BUN, "run", "server.ts"],
+      state: "redis",
+    },
+    {
+      key: "deno-kv",
+      name: "`deno task start`, STATE=kv (local file)",
+      command: () => [DENO, "task", "start"],
+      state: "kv",
+    },
     { key: "ref-lib", name: "reference: lib/ behind a bare Bun.serve", command: ref("lib"), reference: true },
     { key: "ref-io", name: "reference: the I/O alone (Bun.serve, fetch)", command: ref("io"), reference: true },
   ];
@@ -53,10 +66,19 @@ export function ways(dist: string, simBase: () => string): Way[] {
  */
 export function build(dist: string, log: (m: string) => void): void {
   mkdirSync(dist, { recursive: true });
-  for (const [what, args] of [
-    ["compile", ["build", "--compile", "--bytecode", "--format=esm", "server.ts", `--outfile=${join(dist, "emohaa-free-api")}`]],
-    ["bundle", ["build", "server.ts", "--target=node", `--outfile=${join(dist, "index.js")}`]],
-  ] as const) {
+  for (
+    const [what, args] of [
+      ["compile", [
+        "build",
+        "--compile",
+        "--bytecode",
+        "--format=esm",
+        "server.ts",
+        `--outfile=${join(dist, "emohaa-free-api")}`,
+      ]],
+      ["bundle", ["build", "server.ts", "--target=node", `--outfile=${join(dist, "index.js")}`]],
+    ] as const
+  ) {
     log(`${what}: bun ${args.join(" ")}`);
     const r = spawnSync(BUN, args, { cwd: root, encoding: "utf8" });
     if (r.status !== 0) throw new Error(`${what} failed:\n${r.stdout}${r.stderr}`);
@@ -70,9 +92,18 @@ export class Sim {
 
   async start(logDir: string): Promise<void> {
     const port = await freePort();
-    this.proc = start([BUN, "run", "scripts/sim.ts"], { cwd: root, env: { ...process.env, SIM_PORT: String(port), SIM_HOST: "127.0.0.1" }, log: join(logDir, "sim.log") });
+    this.proc = start([BUN, "run", "scripts/sim.ts"], {
+      cwd: root,
+      env: { ...process.env, SIM_PORT: String(port), SIM_HOST: "127.0.0.1" },
+      log: join(logDir, "sim.log"),
+    });
     this.base = `http://127.0.0.1:${port}/echo-prod`;
-    await eventually(async () => (await fetch(`${this.base}/__sim/state`).catch(() => null))?.ok === true, 20_000, "the simulator to listen", POLL_MS);
+    await eventually(
+      async () => (await fetch(`${this.base}/__sim/state`).catch(() => null))?.ok === true,
+      20_000,
+      "the simulator to listen",
+      POLL_MS,
+    );
   }
 
   async state(): Promise<{ open: number; openStreams: number }> {
@@ -82,7 +113,7 @@ export class Sim {
   /** Waits until every conversation was deleted, then empties the simulator's books (so it does not grow). */
   async settle(): Promise<{ leftOpen: number }> {
     let s = await this.state();
-    for (const end = Date.now() + 30_000; (s.open > 0 || s.openStreams > 0) && Date.now() < end; ) {
+    for (const end = Date.now() + 30_000; (s.open > 0 || s.openStreams > 0) && Date.now() < end;) {
       await sleep(50);
       s = await this.state();
     }
@@ -99,7 +130,11 @@ export interface Running {
   startMs: number;
 }
 
-const firstChat = JSON.stringify({ model: "emohaa", stream: true, messages: [{ role: "user", content: "[[pieces:3]]" }] });
+const firstChat = JSON.stringify({
+  model: "emohaa",
+  stream: true,
+  messages: [{ role: "user", content: "[[pieces:3]]" }],
+});
 
 /**
  * Starts a way of running with the default configuration, except what 1,000 concurrent streams need, and waits
@@ -124,7 +159,11 @@ export async function startServer(way: Way, sim: Sim, logFile: string): Promise<
   await eventually(
     async () => {
       try {
-        const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer live-startup" }, body: firstChat });
+        const res = await fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: "Bearer live-startup" },
+          body: firstChat,
+        });
         if (!(await res.text()).endsWith("data: [DONE]\n\n")) return false;
         startMs = performance.now() - t0;
         return true;
@@ -144,7 +183,10 @@ export async function startServer(way: Way, sim: Sim, logFile: string): Promise<
 
 /** Runs a job in `procs` load generator processes (clients split between them) and merges their results. */
 export async function load(job: Job, procs = 1): Promise<LoadResult> {
-  const shares = Array.from({ length: procs }, (_, k) => Math.floor(job.clients / procs) + (k < job.clients % procs ? 1 : 0));
+  const shares = Array.from(
+    { length: procs },
+    (_, k) => Math.floor(job.clients / procs) + (k < job.clients % procs ? 1 : 0),
+  );
   const results = await Promise.all(
     shares.map(async (clients, k) => {
       const j: Job = { ...job, clients, tokenPrefix: `${job.tokenPrefix}${procs > 1 ? `g${k}-` : ""}` };
@@ -168,7 +210,11 @@ export async function load(job: Job, procs = 1): Promise<LoadResult> {
 function run(command: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     // The generator opens up to 1,000 connections at once: its own fetch limit does not apply (bench/http.ts).
-    const child = spawn(command[0]!, command.slice(1), { cwd: root, env: process.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command[0]!, command.slice(1), {
+      cwd: root,
+      env: process.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -190,8 +236,11 @@ export async function measured(sim: Sim, job: Job, server?: Running, procs = 1) 
     r,
     leftOpen: settled.leftOpen,
     rps: r.requests / (r.elapsedMs / 1000),
-    cpuPerRequestMs: { simulator: round((sim1 - sim0) / n, 4), server: server ? round((gw1 - gw0) / n, 4) : null, loadGenerator: round(r.cpuMs / n, 4) },
+    cpuPerRequestMs: {
+      simulator: round((sim1 - sim0) / n, 4),
+      server: server ? round((gw1 - gw0) / n, 4) : null,
+      loadGenerator: round(r.cpuMs / n, 4),
+    },
     loadGeneratorCores: round(r.cpuMs / r.elapsedMs, 2),
   };
 }
-

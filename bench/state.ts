@@ -29,7 +29,9 @@ const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} us` : `${ms.toF
 /** Sequential take+free pairs, then a renewal of 8 leases, then take+free from `PARALLEL` loops at once. */
 async function measure(name: string, store: StateStore): Promise<void> {
   const owner = "bench";
-  for (let i = 0; i < Math.min(50, N); i++) await store.free((await store.take({ owner, accounts: ACCOUNTS, perAccount: 1 }))!);
+  for (let i = 0; i < Math.min(50, N); i++) {
+    await store.free((await store.take({ owner, accounts: ACCOUNTS, perAccount: 1 }))!);
+  }
   const take: number[] = [];
   const free: number[] = [];
   for (let i = 0; i < N; i++) {
@@ -65,13 +67,19 @@ async function measure(name: string, store: StateStore): Promise<void> {
   const h = store.health();
   console.log(
     `${name.padEnd(7)} take p50 ${fmt(pct(take, 50)).padStart(8)} p99 ${fmt(pct(take, 99)).padStart(8)} | ` +
-      `free p50 ${fmt(pct(free, 50)).padStart(8)} | take+free p50 ${fmt(pct(pair, 50)).padStart(8)} p99 ${fmt(pct(pair, 99)).padStart(8)} | ` +
-      `renew x${ACCOUNTS.length} p50 ${fmt(pct(renew, 50)).padStart(8)} | ${PARALLEL} parallel: ${Math.round(rate)} take+free/s` +
+      `free p50 ${fmt(pct(free, 50)).padStart(8)} | take+free p50 ${fmt(pct(pair, 50)).padStart(8)} p99 ${
+        fmt(pct(pair, 99)).padStart(8)
+      } | ` +
+      `renew x${ACCOUNTS.length} p50 ${fmt(pct(renew, 50)).padStart(8)} | ${PARALLEL} parallel: ${
+        Math.round(rate)
+      } take+free/s` +
       (h.retries ? ` | ${h.retries} retries` : ""),
   );
 }
 
-console.log(`state store: ${N} sequential take+free pairs over ${ACCOUNTS.length} accounts, then ${N} from ${PARALLEL} loops at once`);
+console.log(
+  `state store: ${N} sequential take+free pairs over ${ACCOUNTS.length} accounts, then ${N} from ${PARALLEL} loops at once`,
+);
 await measure("memory", memoryStore());
 
 let redis: Awaited<ReturnType<typeof startRedis>> | undefined;

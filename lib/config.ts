@@ -50,7 +50,10 @@ const EnvSchema = z.object({
   MAX_CONNECTIONS: int(1, 1_000_000).optional(),
   STATE: z
     .string()
-    .regex(/^(memory|kv|kv:.+|rediss?:\/\/.+)$/, "expected memory, kv, kv:/path/to/file.sqlite, redis://... or rediss://...")
+    .regex(
+      /^(memory|kv|kv:.+|rediss?:\/\/.+)$/,
+      "expected memory, kv, kv:/path/to/file.sqlite, redis://... or rediss://...",
+    )
     .default("memory"),
   STATE_TIMEOUT_MS: int(50, 60_000).default(2_000),
   STATE_LEASE_TTL_MS: int(1_000, 300_000).default(15_000),
@@ -103,7 +106,14 @@ export interface Config {
    * keep-alive wait; the cap on open connections (absent: from the descriptor limit, see runtime/serve.ts).
    */
   http: { headerTimeoutMs: number; bodyTimeoutMs: number; idleTimeoutMs: number; maxConnections?: number };
-  pool: { perToken: number; authCooldownMs: number; failCooldownMs: number; failThreshold: number; queueTimeoutMs: number; queueMax: number };
+  pool: {
+    perToken: number;
+    authCooldownMs: number;
+    failCooldownMs: number;
+    failThreshold: number;
+    queueTimeoutMs: number;
+    queueMax: number;
+  };
   /** POST /token/check per client: checks per minute, and at once. */
   tokenCheckLimit: { perMinute: number; burst: number };
   /** Take the client's address from the last X-Forwarded-For entry (behind a reverse proxy). */
@@ -119,11 +129,13 @@ export interface Config {
 }
 
 /** The `STATE` setting, parsed. */
-export type StateConfig = { timeoutMs: number; leaseTtlMs: number } & (
-  | { kind: "memory" }
-  | { kind: "kv"; path?: string }
-  | { kind: "redis"; url: string }
-);
+export type StateConfig =
+  & { timeoutMs: number; leaseTtlMs: number }
+  & (
+    | { kind: "memory" }
+    | { kind: "kv"; path?: string }
+    | { kind: "redis"; url: string }
+  );
 
 /** Raised for a bad environment; its message names the variable. */
 export class ConfigError extends Error {
@@ -146,7 +158,9 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? "environment");
     // A store URL may carry a password: the message shows it masked.
-    const shown = name === "STATE" ? (clean[name] ?? "").replace(/\/\/[^@/]*@/, "//***@").replace(/:[^:@/]*@/, ":***@") : clean[name] ?? "";
+    const shown = name === "STATE"
+      ? (clean[name] ?? "").replace(/\/\/[^@/]*@/, "//***@").replace(/:[^:@/]*@/, ":***@")
+      : clean[name] ?? "";
     throw new ConfigError(`Invalid ${name}=${JSON.stringify(shown)}: ${issue.message}`);
   }
   const e = parsed.data;
@@ -154,7 +168,9 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
   const apiKeys = commaList(e.API_KEYS ?? "");
   if (serverSide && apiKeys.length === 0 && !e.ALLOW_ANONYMOUS) {
     throw new ConfigError(
-      `Invalid ${e.EMOHAA_TOKENS !== undefined ? "EMOHAA_TOKENS" : "EMOHAA_TOKENS_FILE"} without API_KEYS: anyone reaching this port ` +
+      `Invalid ${
+        e.EMOHAA_TOKENS !== undefined ? "EMOHAA_TOKENS" : "EMOHAA_TOKENS_FILE"
+      } without API_KEYS: anyone reaching this port ` +
         "could use these Emohaa accounts. Set API_KEYS=key1,key2 (clients send one as their bearer), or ALLOW_ANONYMOUS=true to accept that",
     );
   }
@@ -184,9 +200,18 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     allowAnonymous: e.ALLOW_ANONYMOUS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
-    journal: { kind: e.JOURNAL, file: e.JOURNAL_FILE, kvPath: e.JOURNAL_KV_PATH, ownerDeadAfterMs: e.STATE_OWNER_DEAD_AFTER_MS },
+    journal: {
+      kind: e.JOURNAL,
+      file: e.JOURNAL_FILE,
+      kvPath: e.JOURNAL_KV_PATH,
+      ownerDeadAfterMs: e.STATE_OWNER_DEAD_AFTER_MS,
+    },
     upstreamLimits: { maxEventChars: e.UPSTREAM_MAX_EVENT_BYTES, maxReplyChars: e.UPSTREAM_MAX_REPLY_BYTES },
-    upstreamClient: e.UPSTREAM_CLIENT !== "auto" ? e.UPSTREAM_CLIENT : PROXY_VARS.some((v) => clean[v]) ? "fetch" : "http1",
+    upstreamClient: e.UPSTREAM_CLIENT !== "auto"
+      ? e.UPSTREAM_CLIENT
+      : PROXY_VARS.some((v) => clean[v])
+      ? "fetch"
+      : "http1",
     upstreamConnectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
     tokenizerPreload: e.TOKENIZER_PRELOAD,
     http: {

@@ -121,7 +121,9 @@ export async function start(
   const store = journalled && !shared ? await runtime.openJournal(config) : undefined;
   const ignored = ["JOURNAL", "JOURNAL_FILE", "JOURNAL_KV_PATH"].filter((k) => env[k]);
   if (journalled && shared && ignored.length) {
-    logger.info(`${ignored.join(", ")} ignored: with STATE=${config.state.kind} the crash journal lives in the state store`);
+    logger.info(
+      `${ignored.join(", ")} ignored: with STATE=${config.state.kind} the crash journal lives in the state store`,
+    );
   }
   // Server-side tokens: the inline list plus the file's, re-read on SIGHUP (server.ts).
   let serverTokens: string[] = [];
@@ -186,7 +188,10 @@ export async function start(
   const shutdown = new AbortController();
   const metrics = new Metrics({
     logLinesDropped: () => lines.dropped,
-    state: () => ({ ...state.health(), ...(pool instanceof SharedPool ? pool.counters : { leasesLost: 0, writeFailures: 0 }) }),
+    state: () => ({
+      ...state.health(),
+      ...(pool instanceof SharedPool ? pool.counters : { leasesLost: 0, writeFailures: 0 }),
+    }),
   });
   const chat: ChatDeps = {
     client,
@@ -269,7 +274,11 @@ async function openStateNamed(runtime: RuntimeParts, config: Config): Promise<St
     return await runtime.openState(config);
   } catch (err) {
     const s = config.state;
-    const shown = s.kind === "redis" ? s.url.replace(/\/\/[^@/]*@/, "//***@") : s.kind === "kv" ? `kv${s.path ? `:${s.path}` : ""}` : s.kind;
+    const shown = s.kind === "redis"
+      ? s.url.replace(/\/\/[^@/]*@/, "//***@")
+      : s.kind === "kv"
+      ? `kv${s.path ? `:${s.path}` : ""}`
+      : s.kind;
     const why = err instanceof Error ? err.message.replace(/\/\/[^@/\s]*@/g, "//***@") : String(err);
     throw new ConfigError(`Invalid STATE=${JSON.stringify(shown)}: cannot open the state store (${why})`);
   }

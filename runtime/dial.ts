@@ -74,7 +74,11 @@ const nodeDial = (options: DialOptions): Dial => async (target, events: WireEven
   return new Promise<Wire>((resolve, reject) => {
     const address = { host: target.hostname, port: target.port };
     const socket = target.tls
-      ? tls.connect({ ...address, servername: net.isIP(target.hostname) ? undefined : target.hostname, ...(options.ca ? { ca: options.ca } : {}) })
+      ? tls.connect({
+        ...address,
+        servername: net.isIP(target.hostname) ? undefined : target.hostname,
+        ...(options.ca ? { ca: options.ca } : {}),
+      })
       : net.connect(address);
     let connected = false;
     let closed = false;
@@ -119,7 +123,9 @@ const denoDial = (options: DialOptions): Dial => async (target, events, signal) 
   // Deno.connect stops a connect under way when the signal aborts (Deno.connectTls has no signal: lib/upstream/http1.ts
   // stops waiting for it and ends the connection once it opens).
   const address = { hostname: target.hostname, port: target.port, ...(target.tls ? {} : { signal }) };
-  const conn = target.tls ? await Deno.connectTls({ ...address, ...(options.ca ? { caCerts: [options.ca] } : {}) }) : await Deno.connect(address);
+  const conn = target.tls
+    ? await Deno.connectTls({ ...address, ...(options.ca ? { caCerts: [options.ca] } : {}) })
+    : await Deno.connect(address);
   if (!target.tls) conn.setNoDelay(true);
   let closed = false;
   /** Closes the connection once; false when it was closed already. */
@@ -149,7 +155,7 @@ const denoDial = (options: DialOptions): Dial => async (target, events, signal) 
   })();
   let writing: Promise<void> = Promise.resolve();
   const writeAll = async (bytes: Uint8Array) => {
-    for (let at = 0; at < bytes.length && !closed; ) at += await conn.write(bytes.subarray(at));
+    for (let at = 0; at < bytes.length && !closed;) at += await conn.write(bytes.subarray(at));
   };
   return {
     write(bytes) {

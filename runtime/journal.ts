@@ -1,5 +1,18 @@
 // Journal stores: an append-only file (sync writes survive kill -9) in a private directory, or Deno KV where there is no disk.
-import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { type JournalEntry, journalLine, type JournalStore, replayJournal } from "../lib/chat/journal.ts";
@@ -90,13 +103,19 @@ export function journalDirectory(env: Record<string, string | undefined>, home: 
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new JournalFileError(`cannot create its directory ${dir} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new JournalFileError(
+      `cannot create its directory ${dir} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
   }
   const st = statSync(dir);
   const uid = myUid();
   if (!st.isDirectory()) throw new JournalFileError(`${dir} is not a directory`);
-  if (uid !== undefined && st.uid !== uid) throw new JournalFileError(`its directory ${dir} is owned by another user (uid ${st.uid})`);
-  if (posix && st.mode & 0o022) throw new JournalFileError(`others may write its directory ${dir} (mode ${(st.mode & 0o777).toString(8)})`);
+  if (uid !== undefined && st.uid !== uid) {
+    throw new JournalFileError(`its directory ${dir} is owned by another user (uid ${st.uid})`);
+  }
+  if (posix && st.mode & 0o022) {
+    throw new JournalFileError(`others may write its directory ${dir} (mode ${(st.mode & 0o777).toString(8)})`);
+  }
   return dir;
 }
 
@@ -144,7 +163,9 @@ export function fileJournal(path: string, options: { perProcess?: boolean } = {}
  * absent: Deno's default database, the platform's own on Deno Deploy.
  */
 export async function kvJournal(path?: string): Promise<JournalStore> {
-  if (typeof Deno === "undefined" || typeof Deno.openKv !== "function") throw new Error("Deno KV is not available on this runtime");
+  if (typeof Deno === "undefined" || typeof Deno.openKv !== "function") {
+    throw new Error("Deno KV is not available on this runtime");
+  }
   const kv = await Deno.openKv(path);
   return {
     async load() {

@@ -13,6 +13,10 @@ export function hasKv(): boolean {
  * default local database. Throws when this runtime has no KV.
  */
 export async function openKv(path?: string): Promise<KvLike> {
-  if (!hasKv()) throw new Error("Cannot open Deno KV: this runtime has none (run under Deno with --unstable-kv, or on Deno Deploy)");
+  if (!hasKv()) {
+    throw new Error(
+      "Cannot open Deno KV: this runtime has none (run under Deno with --unstable-kv, or on Deno Deploy)",
+    );
+  }
   return (await Deno.openKv(path)) as KvLike;
 }

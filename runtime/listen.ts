@@ -193,7 +193,7 @@ function handleDeno(conn: any, accept: (wire: ServerWire) => ConnectionEvents): 
     try {
       while (queue.length && !closed) {
         const bytes = queue.shift()!;
-        for (let at = 0; at < bytes.length && !closed; ) at += await conn.write(bytes.subarray(at));
+        for (let at = 0; at < bytes.length && !closed;) at += await conn.write(bytes.subarray(at));
         queued -= bytes.length;
       }
     } catch {
@@ -295,7 +295,10 @@ async function nodeListen(options: ListenOptions): Promise<Listener> {
     options.shed();
   });
   const address = server.address();
-  return { port: typeof address === "object" && address ? address.port : options.port, close: () => void server.close() };
+  return {
+    port: typeof address === "object" && address ? address.port : options.port,
+    close: () => void server.close(),
+  };
 }
 
 /** A listener for the runtime this process runs on. */

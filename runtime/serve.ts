@@ -60,7 +60,13 @@ export async function serve(fetch: FetchHandler, options: ServeOptions): Promise
     defaultHost: options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname,
     onError,
   });
-  const listener = await listen({ port: options.port, hostname: options.hostname, accept: server.accept, onError, shed: server.shed });
+  const listener = await listen({
+    port: options.port,
+    hostname: options.hostname,
+    accept: server.accept,
+    onError,
+    shed: server.shed,
+  });
   return {
     port: listener.port,
     hostname: options.hostname,
@@ -79,7 +85,12 @@ export async function serveNative(fetch: FetchHandler, options: { port: number; 
     // idleTimeout 0: streams may be silent between keep-alives for longer than Bun's 10 s default.
     const server = Bun.serve({
       // A getter: only the routes that limit per client pay for the lookup, not the chat hot path.
-      fetch: (req: Request, srv: any) => fetch(req, { get remoteAddress() { return srv.requestIP(req)?.address; } }),
+      fetch: (req: Request, srv: any) =>
+        fetch(req, {
+          get remoteAddress() {
+            return srv.requestIP(req)?.address;
+          },
+        }),
       port: options.port,
       hostname: options.hostname,
       idleTimeout: 0,
@@ -90,8 +101,14 @@ export async function serveNative(fetch: FetchHandler, options: { port: number; 
     const ac = new AbortController();
     let bound = options.port;
     const server = Deno.serve(
-      { port: options.port, hostname: options.hostname, signal: ac.signal, onListen: (addr: { port: number }) => (bound = addr.port) },
-      (req: Request, info: { remoteAddr?: { hostname?: string } }) => fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
+      {
+        port: options.port,
+        hostname: options.hostname,
+        signal: ac.signal,
+        onListen: (addr: { port: number }) => (bound = addr.port),
+      },
+      (req: Request, info: { remoteAddr?: { hostname?: string } }) =>
+        fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
     );
     return {
       port: server.addr?.port ?? bound,
@@ -114,7 +131,8 @@ export async function serveNative(fetch: FetchHandler, options: { port: number; 
 async function serveNode(fetch: FetchHandler, options: { port: number; hostname: string }): Promise<Served> {
   const { serve: nodeServe } = await import("@hono/node-server");
   return new Promise((resolve, reject) => {
-    const handler = (req: Request, env: { incoming?: { socket?: { remoteAddress?: string } } }) => fetch(req, { remoteAddress: env?.incoming?.socket?.remoteAddress });
+    const handler = (req: Request, env: { incoming?: { socket?: { remoteAddress?: string } } }) =>
+      fetch(req, { remoteAddress: env?.incoming?.socket?.remoteAddress });
     const server = nodeServe({ fetch: handler, port: options.port, hostname: options.hostname }, (info) => {
       server.off("error", reject);
       resolve({

@@ -19,7 +19,7 @@ export function stdoutWriter(): (text: string) => Promise<void> {
   if (typeof Deno !== "undefined" && Deno.stdout?.write) {
     return async (text) => {
       const bytes = encoder.encode(text);
-      for (let off = 0; off < bytes.length; ) off += await Deno.stdout.write(bytes.subarray(off));
+      for (let off = 0; off < bytes.length;) off += await Deno.stdout.write(bytes.subarray(off));
     };
   }
   return (text) =>
@@ -28,7 +28,11 @@ export function stdoutWriter(): (text: string) => Promise<void> {
       const step = (off: number) =>
         fsWrite(1, bytes, off, bytes.length - off, null, (err, n) => {
           // A stdout another process set non-blocking answers EAGAIN when full: try again later, never spin.
-          if (err) return (err as NodeJS.ErrnoException).code === "EAGAIN" ? void setTimeout(() => step(off), RETRY_MS) : reject(err);
+          if (err) {
+            return (err as NodeJS.ErrnoException).code === "EAGAIN"
+              ? void setTimeout(() => step(off), RETRY_MS)
+              : reject(err);
+          }
           if (off + n < bytes.length) step(off + n);
           else resolve();
         });

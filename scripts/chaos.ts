@@ -14,7 +14,13 @@ try {
   await eventually(() => sim.sim.state().open === 0, 15_000, "warm-up deleted");
   const rssBefore = rssMiB(server.pid);
   const t0 = Date.now();
-  const report = await runChaos({ url: server.url, requests: Number(requests), concurrency: Number(concurrency), seed, hangMs: 15_000 });
+  const report = await runChaos({
+    url: server.url,
+    requests: Number(requests),
+    concurrency: Number(concurrency),
+    seed,
+    hangMs: 15_000,
+  });
   const seconds = (Date.now() - t0) / 1000;
   let leftOpen = -1;
   try {
@@ -25,7 +31,24 @@ try {
   }
   const ping = await (await fetch(`${server.url}/ping`)).text();
   const rssAfter = rssMiB(server.pid);
-  console.log(JSON.stringify({ seed, requests: Number(requests), concurrency: Number(concurrency), seconds, ...report, leftOpen, badDeletes: sim.sim.state().badDeletes, ping, rssBeforeMiB: rssBefore, rssAfterMiB: rssAfter }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        seed,
+        requests: Number(requests),
+        concurrency: Number(concurrency),
+        seconds,
+        ...report,
+        leftOpen,
+        badDeletes: sim.sim.state().badDeletes,
+        ping,
+        rssBeforeMiB: rssBefore,
+        rssAfterMiB: rssAfter,
+      },
+      null,
+      2,
+    ),
+  );
   failed = report.silentTruncation > 0 || report.hanging > 0 || leftOpen !== 0 || ping !== "pong";
 } finally {
   await server.kill();

@@ -13,7 +13,9 @@ export const DEFAULT_TARGETS = ["linux-x64", "linux-arm64"];
 /** The npm package that ships Bun's executable for a target, e.g. `linux-arm64` -> `@oven/bun-linux-aarch64`. */
 export function bunPackage(target: string): string {
   const m = /^(linux|darwin|windows)-(x64|arm64)(-baseline)?(-musl)?$/.exec(target);
-  if (!m) throw new Error(`Cannot compile for target ${JSON.stringify(target)}: expected e.g. linux-x64 or linux-arm64`);
+  if (!m) {
+    throw new Error(`Cannot compile for target ${JSON.stringify(target)}: expected e.g. linux-x64 or linux-arm64`);
+  }
   const [, os, arch, baseline = "", musl = ""] = m;
   return `@oven/bun-${os}-${arch === "arm64" ? "aarch64" : arch}${musl}${baseline}`;
 }
@@ -30,7 +32,9 @@ const host = `${process.platform === "win32" ? "windows" : process.platform}-${p
 
 function run(cmd: string, args: string[], cwd = root): void {
   const r = spawnSync(cmd, args, { cwd, stdio: "inherit" });
-  if (r.status !== 0) throw new Error(`Cannot compile: \`${cmd} ${args.join(" ")}\` exited with ${r.status ?? r.signal}`);
+  if (r.status !== 0) {
+    throw new Error(`Cannot compile: \`${cmd} ${args.join(" ")}\` exited with ${r.status ?? r.signal}`);
+  }
 }
 
 /** Bun's executable for `target`, from the npm registry (cached under node_modules/.cache). */
@@ -51,7 +55,9 @@ function bunExecutable(target: string): string {
 
 async function main() {
   if (!version) throw new Error("Cannot compile: run this script with Bun (`npm run compile`)");
-  const targets = (process.env.COMPILE_TARGETS ?? DEFAULT_TARGETS.join(",")).split(",").map((t) => t.trim()).filter(Boolean);
+  const targets = (process.env.COMPILE_TARGETS ?? DEFAULT_TARGETS.join(",")).split(",").map((t) => t.trim()).filter(
+    Boolean,
+  );
   mkdirSync(dist, { recursive: true });
   for (const target of targets) {
     const out = join(dist, outName(target));

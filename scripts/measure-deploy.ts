@@ -37,7 +37,10 @@ function du(dir: string): number {
 /** The production packages' size: what `npm ci --omit=dev` would install. */
 function prodModules(): number {
   const ls = spawnSync("npm", ["ls", "--omit=dev", "--all", "--parseable"], { cwd: root, encoding: "utf8" });
-  return ls.stdout.split("\n").filter((p) => p.includes("node_modules")).reduce((sum, p) => sum + (existsSync(p) ? du(p) - nested(p) : 0), 0);
+  return ls.stdout.split("\n").filter((p) => p.includes("node_modules")).reduce(
+    (sum, p) => sum + (existsSync(p) ? du(p) - nested(p) : 0),
+    0,
+  );
 }
 /** A package's own node_modules belong to other packages, which npm ls lists on their own. */
 const nested = (pkg: string) => (existsSync(join(pkg, "node_modules")) ? du(join(pkg, "node_modules")) : 0);
@@ -118,26 +121,68 @@ async function once(way: Way, port: number): Promise<{ startMs: number; rss: num
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main() {
-  if (!existsSync(join(root, "dist", "emohaa-free-api"))) spawnSync("npm", ["run", "compile"], { cwd: root, stdio: "inherit" });
+  if (!existsSync(join(root, "dist", "emohaa-free-api"))) {
+    spawnSync("npm", ["run", "compile"], { cwd: root, stdio: "inherit" });
+  }
   if (!existsSync(join(root, "dist", "index.js"))) spawnSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
   const bun = bin("bun");
   // The native executable, not the JavaScript launcher node_modules/.bin/deno points at (scripts/postinstall.mjs).
-  const deno = existsSync(join(root, "node_modules", "deno", "deno")) ? join(root, "node_modules", "deno", "deno") : bin("deno");
+  const deno = existsSync(join(root, "node_modules", "deno", "deno"))
+    ? join(root, "node_modules", "deno", "deno")
+    : bin("deno");
   const src = sources();
   const mods = prodModules();
-  const fromSource: [number, string] = [src + mods, `${mb(src + mods)} (sources ${mb(src)} + production node_modules ${mb(mods)})`];
+  const fromSource: [number, string] = [
+    src + mods,
+    `${mb(src + mods)} (sources ${mb(src)} + production node_modules ${mb(mods)})`,
+  ];
   const ways: Way[] = [
-    { name: "`bun run server.ts` (`npm start`)", command: [bun, "run", "server.ts"], artifact: fromSource, runtime: [size(bun), `bun ${mb(size(bun))}`] },
-    // In a Deno-installed tree, as after a fresh clone (see docs/deploy.md for why not npm's tree).
-    { name: "`deno task start` (fresh clone)", command: [deno, "task", "start"], cwd: freshDenoCopy(deno), artifact: fromSource, runtime: [size(deno), `deno ${mb(size(deno))}`] },
     {
-      name: "`deno serve deploy.ts` (Deno Deploy's way)",
-      command: [deno, "serve", "--allow-net", "--allow-env", "--allow-read", "--allow-sys", "--host", "127.0.0.1", "--port", "PORT", "deploy.ts"],
+      name: "`bun run server.ts` (`npm start`)",
+      command: [bun, "run", "server.ts"],
+      artifact: fromSource,
+      runtime: [size(bun), `bun ${mb(size(bun))}`],
+    },
+    // In a Deno-installed tree, as after a fresh clone (see docs/deploy.md for why not npm's tree).
+    {
+      name: "`deno task start` (fresh clone)",
+      command: [deno, "task", "start"],
+      cwd: freshDenoCopy(deno),
       artifact: fromSource,
       runtime: [size(deno), `deno ${mb(size(deno))}`],
     },
-    { name: "`dist/emohaa-free-api` (binary)", command: [join(root, "dist", "emohaa-free-api")], artifact: [size(join(root, "dist", "emohaa-free-api")), `${mb(size(join(root, "dist", "emohaa-free-api")))} (one file, runtime included)`] },
-    { name: "`node dist/index.js` (Node bundle)", command: [node, "dist/index.js"], artifact: [size(join(root, "dist", "index.js")), `${mb(size(join(root, "dist", "index.js")))} (one file)`], runtime: [size(realpathSync(node)), `node ${mb(size(realpathSync(node)))}`] },
+    {
+      name: "`deno serve deploy.ts` (Deno Deploy's way)",
+      command: [
+        deno,
+        "serve",
+        "--allow-net",
+        "--allow-env",
+        "--allow-read",
+        "--allow-sys",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "PORT",
+        "deploy.ts",
+      ],
+      artifact: fromSource,
+      runtime: [size(deno), `deno ${mb(size(deno))}`],
+    },
+    {
+      name: "`dist/emohaa-free-api` (binary)",
+      command: [join(root, "dist", "emohaa-free-api")],
+      artifact: [
+        size(join(root, "dist", "emohaa-free-api")),
+        `${mb(size(join(root, "dist", "emohaa-free-api")))} (one file, runtime included)`,
+      ],
+    },
+    {
+      name: "`node dist/index.js` (Node bundle)",
+      command: [node, "dist/index.js"],
+      artifact: [size(join(root, "dist", "index.js")), `${mb(size(join(root, "dist", "index.js")))} (one file)`],
+      runtime: [size(realpathSync(node)), `node ${mb(size(realpathSync(node)))}`],
+    },
   ];
   const rows: string[] = [];
   for (const way of ways) {
@@ -150,7 +195,9 @@ async function main() {
     }
     const start = median(results.map((r) => r.startMs));
     const rss = median(results.map((r) => r.rss));
-    rows.push(`| ${way.name} | ${way.artifact[1]} | ${way.runtime?.[1] ?? "none"} | ${start.toFixed(0)} ms | ${mb(rss)} |`);
+    rows.push(
+      `| ${way.name} | ${way.artifact[1]} | ${way.runtime?.[1] ?? "none"} | ${start.toFixed(0)} ms | ${mb(rss)} |`,
+    );
     console.error(`measured ${way.name}`);
   }
   const versions = [
@@ -158,10 +205,16 @@ async function main() {
     spawnSync(deno, ["--version"], { encoding: "utf8" }).stdout.split("\n")[0],
     `node ${spawnSync(node, ["--version"], { encoding: "utf8" }).stdout.trim()}`,
   ].join(", ");
-  console.log(`| Way of running | What you deploy | Runtime needed | Start-up to first /ping (median of ${RUNS}) | Idle memory (RSS, ${IDLE_MS / 1000} s after start) |`);
+  console.log(
+    `| Way of running | What you deploy | Runtime needed | Start-up to first /ping (median of ${RUNS}) | Idle memory (RSS, ${
+      IDLE_MS / 1000
+    } s after start) |`,
+  );
   console.log("|---|---|---|---|---|");
   for (const row of rows) console.log(row);
-  console.log(`\nMeasured by \`npm run measure\` on ${cpus().length} × ${cpus()[0]?.model.trim()}, Linux, ${versions}.`);
+  console.log(
+    `\nMeasured by \`npm run measure\` on ${cpus().length} × ${cpus()[0]?.model.trim()}, Linux, ${versions}.`,
+  );
 }
 
 await main();

@@ -11,6 +11,8 @@ if (process.platform !== "win32" && existsSync(launcher)) {
     if (existsSync(bin) || lstatSync(bin, { throwIfNoEntry: false })) rmSync(bin, { force: true });
     symlinkSync("../deno/bin.cjs", bin);
   } catch (err) {
-    console.warn(`postinstall: cannot relink node_modules/.bin/deno (${err.message}); use npm start instead of deno task start`);
+    console.warn(
+      `postinstall: cannot relink node_modules/.bin/deno (${err.message}); use npm start instead of deno task start`,
+    );
   }
 }

@@ -22,7 +22,11 @@ export function ensureRedisServer(log = console.log) {
   const root = process.getuid?.() === 0;
   const apt = spawnSync("sh", ["-c", "command -v apt-get"], { encoding: "utf8" }).status === 0;
   if (!root || !apt) {
-    log(`redis-server is not installed and cannot be installed here (${root ? "no apt-get" : "not root"}): install Debian's redis-server package to run the Redis tests`);
+    log(
+      `redis-server is not installed and cannot be installed here (${
+        root ? "no apt-get" : "not root"
+      }): install Debian's redis-server package to run the Redis tests`,
+    );
     return undefined;
   }
   log("redis-server is missing: installing Debian's redis-server package");
@@ -73,9 +77,24 @@ function ping(port, ms = 500) {
 export async function startRedis({ bin = findRedisServer(), timeoutMs = 10_000, port: wanted = 0 } = {}) {
   if (!bin) throw new Error("Cannot start Redis: redis-server is not installed");
   const dir = mkdtempSync(join(tmpdir(), "emohaa-redis-"));
-  for (let tries = 0; ; tries++) {
+  for (let tries = 0;; tries++) {
     const port = wanted || (await freePort());
-    const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes", "--loglevel", "warning"], {
+    const child = spawn(bin, [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      "--protected-mode",
+      "yes",
+      "--loglevel",
+      "warning",
+    ], {
       stdio: ["ignore", "ignore", "pipe"],
       detached: false,
     });

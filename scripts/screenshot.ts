@@ -8,18 +8,35 @@ import { createSimulator } from "../sim/simulator.ts";
 const env = readEnv();
 const sim = createSimulator();
 const upstream = await serve(sim.fetch, { port: 0, hostname: "127.0.0.1" });
-const { app } = await start({ EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod`, LOG_LEVEL: "error" }, { ...runtimeParts(env), writeLog: consoleWriter });
+const { app } = await start({ EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod`, LOG_LEVEL: "error" }, {
+  ...runtimeParts(env),
+  writeLog: consoleWriter,
+});
 const gateway = await serve(app.fetch, { port: 0, hostname: "127.0.0.1" });
 const url = `http://127.0.0.1:${gateway.port}/`;
 const docs = new URL("../docs/", import.meta.url).pathname;
 
 const browser = await chromium.launch({
   executablePath: env.CHROMIUM_PATH || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+  ],
 });
 const shots = [
-  { file: "playground.png", options: { viewport: { width: 1280, height: 760 }, colorScheme: "light" as const, locale: "en-US" } },
-  { file: "playground-phone.png", options: { viewport: { width: 390, height: 844 }, colorScheme: "dark" as const, locale: "zh-CN", isMobile: true } },
+  {
+    file: "playground.png",
+    options: { viewport: { width: 1280, height: 760 }, colorScheme: "light" as const, locale: "en-US" },
+  },
+  {
+    file: "playground-phone.png",
+    options: { viewport: { width: 390, height: 844 }, colorScheme: "dark" as const, locale: "zh-CN", isMobile: true },
+  },
 ];
 try {
   for (const { file, options } of shots) {
@@ -39,7 +56,11 @@ try {
       await page.locator('.msg.assistant[data-state="done"]').nth(n).waitFor();
     };
     await say("你好", "你好啊！我是Emohaa，想和我聊点什么吗？😊", 0);
-    await say("最近总是睡不好，白天也没精神。", "听起来你最近真的很辛苦。睡不好的时候，脑子里常常在想些什么呢？我在这里听你说。", 1);
+    await say(
+      "最近总是睡不好，白天也没精神。",
+      "听起来你最近真的很辛苦。睡不好的时候，脑子里常常在想些什么呢？我在这里听你说。",
+      1,
+    );
     await page.locator("#system").fill(system);
     await page.evaluate(() => {
       (document.activeElement as HTMLElement | null)?.blur();

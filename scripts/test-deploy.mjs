@@ -14,7 +14,10 @@ const bin = (name) => join(root, "node_modules", ".bin", name);
  */
 export function freshCopy() {
   const dir = mkdtempSync(join(tmpdir(), "emohaa-fresh-"));
-  const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root, encoding: "utf8" });
+  const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+    cwd: root,
+    encoding: "utf8",
+  });
   if (git.status === 0) {
     for (const file of git.stdout.split("\0").filter(Boolean)) {
       if (!existsSync(join(root, file))) continue; // deleted in the working tree
@@ -33,8 +36,17 @@ export function freshCopy() {
 
 function step(label, cmd, args, cwd = root) {
   console.log(`--- ${label}: ${[cmd, ...args].join(" ")}`);
-  const r = spawnSync(cmd, args, { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, maxBuffer: 64 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`${label} failed (exit ${r.status ?? r.signal}):\n${r.stdout ?? ""}${r.stderr ?? ""}${r.error ?? ""}`);
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.status !== 0) {
+    throw new Error(
+      `${label} failed (exit ${r.status ?? r.signal}):\n${r.stdout ?? ""}${r.stderr ?? ""}${r.error ?? ""}`,
+    );
+  }
 }
 
 /**
@@ -57,12 +69,20 @@ export function prepareDeploy() {
 
 /** The runs, in the shape scripts/test.mjs uses; `env(prepared)` gives each run's extra environment. */
 export function deployRuns() {
-  const bunTest = (label, args, env) => ({ name: `deploy: ${label}`, parser: "bun", cmd: bin("bun"), args: ["test", "--timeout=60000", ...args], env, deploy: true });
+  const bunTest = (label, args, env) => ({
+    name: `deploy: ${label}`,
+    parser: "bun",
+    cmd: bin("bun"),
+    args: ["test", "--timeout=60000", ...args],
+    env,
+    deploy: true,
+  });
   return [
     bunTest("binary", ["tests/e2e"], () => ({ E2E_COMMAND: join(root, "dist", "emohaa-free-api") })),
     bunTest("node bundle", ["tests/e2e"], () => ({ E2E_COMMAND: `${process.execPath} dist/index.js` })),
     bunTest("deno serve deploy.ts (fresh copy)", ["tests/e2e"], (p) => ({
-      E2E_COMMAND: `${p.deno} serve --allow-net --allow-env --allow-read --allow-sys --port 0 --host 127.0.0.1 deploy.ts`,
+      E2E_COMMAND:
+        `${p.deno} serve --allow-net --allow-env --allow-read --allow-sys --port 0 --host 127.0.0.1 deploy.ts`,
       E2E_CWD: p.fresh,
       // Deno Deploy sends no SIGHUP or SIGTERM to an isolate: the tests of signal handling do not apply.
       E2E_NO_SIGNALS: "1",

@@ -15,7 +15,11 @@ const denoBin = existsSync(denoNative) ? denoNative : bin("deno");
 const only = process.argv.slice(2);
 const runs = [
   { name: "bun", cmd: bin("bun"), args: ["test", "--timeout=60000", ...(only.length ? only : ["tests/"])] },
-  { name: "deno", cmd: denoBin, args: ["test", "--allow-all", "--no-check", `--junit-path=${junitPath()}`, ...(only.length ? only : ["tests/"])] },
+  {
+    name: "deno",
+    cmd: denoBin,
+    args: ["test", "--allow-all", "--no-check", `--junit-path=${junitPath()}`, ...(only.length ? only : ["tests/"])],
+  },
   // runtime/dial.ts takes node:net and node:tls only under Node (the Node bundle): those tests run under Node too,
   // bundled by Bun first because Node 20 cannot run TypeScript. Each keeps its path under tests/, and the fixtures
   // are copied to tests/fixtures beside them, so the tests find them where they do in the repository.
@@ -44,7 +48,9 @@ function nodeRun(files) {
         if (r.status !== 0) throw new Error(`bun build ${f}: ${r.stdout}${r.stderr}`);
         this.args.push(out);
       }
-      cpSync(new URL("../tests/fixtures", import.meta.url).pathname, join(dir, "tests", "fixtures"), { recursive: true });
+      cpSync(new URL("../tests/fixtures", import.meta.url).pathname, join(dir, "tests", "fixtures"), {
+        recursive: true,
+      });
     },
   };
 }
@@ -62,7 +68,10 @@ function denoCounts(file) {
   if (!existsSync(file)) return { p: 0, f: 0, s: 0 };
   const xml = readFileSync(file, "utf8");
   rmSync(file);
-  const cases = [...xml.matchAll(/<testcase name="([^"]*)"[^>]*?(?:\/>|>([\s\S]*?)<\/testcase>)/g)].map((m) => ({ name: m[1], body: m[2] ?? "" }));
+  const cases = [...xml.matchAll(/<testcase name="([^"]*)"[^>]*?(?:\/>|>([\s\S]*?)<\/testcase>)/g)].map((m) => ({
+    name: m[1],
+    body: m[2] ?? "",
+  }));
   const names = cases.map((c) => c.name);
   const leaves = cases.filter((c) => !names.some((n) => n.startsWith(c.name + " &gt; ")));
   const f = leaves.filter((c) => c.body.includes("<failure")).length;
@@ -140,8 +149,15 @@ for (const run of runs) {
     }
   }
   const extraEnv = run.env?.(prepared) ?? {};
-  console.log(`\n=== ${run.name} ${Object.entries(extraEnv).map(([k, v]) => `${k}=${v} `).join("")}${run.args.join(" ")}`);
-  const r = spawnSync(run.cmd, run.args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...extraEnv }, maxBuffer: 256 * 1024 * 1024 });
+  console.log(
+    `\n=== ${run.name} ${Object.entries(extraEnv).map(([k, v]) => `${k}=${v} `).join("")}${run.args.join(" ")}`,
+  );
+  const r = spawnSync(run.cmd, run.args, {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...extraEnv },
+    maxBuffer: 256 * 1024 * 1024,
+  });
   const text = (r.stdout ?? "") + (r.stderr ?? "");
   process.stdout.write(text);
   let p = 0;

@@ -74,17 +74,24 @@ interface Conv {
 }
 
 const problem = (status: number, title: string, detail = "", http = status, headers: Record<string, string> = {}) =>
-  new Response(JSON.stringify({ status, title, detail }), { status: http, headers: { "content-type": "application/problem+json", ...headers } });
+  new Response(JSON.stringify({ status, title, detail }), {
+    status: http,
+    headers: { "content-type": "application/problem+json", ...headers },
+  });
 
 /** The error a `leaky…` account gets: every way an upstream might quote the request's token back. */
 const leakyProblem = (token: string) =>
   JSON.stringify({
     status: 500,
     title: `Internal error for Bearer ${token}`,
-    detail: `GET https://upstream.invalid/chat?token=${encodeURIComponent(token)} failed: token=${token} (${token}) is not allowed`,
+    detail: `GET https://upstream.invalid/chat?token=${
+      encodeURIComponent(token)
+    } failed: token=${token} (${token}) is not allowed`,
   });
 const leaky = (token: string, call: "create" | "chat" | "event" | "del" | "list") =>
-  token.startsWith(`leaky${call}`) ? new Response(leakyProblem(token), { status: 500, headers: { "content-type": "application/problem+json" } }) : undefined;
+  token.startsWith(`leaky${call}`)
+    ? new Response(leakyProblem(token), { status: 500, headers: { "content-type": "application/problem+json" } })
+    : undefined;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -115,8 +122,22 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
   let seq = 0;
   let s: SimState;
   const fresh = (): SimState => ({
-    created: 0, deleted: 0, open: 0, badDeletes: 0, deletedIds: [], promptOf: {}, chats: 0, openStreams: 0, maxOpenStreams: 0, aborted: 0, badSignatures: 0, prompts: [], requests: [], callsByToken: {},
-    busy: 0, maxOpenByToken: {},
+    created: 0,
+    deleted: 0,
+    open: 0,
+    badDeletes: 0,
+    deletedIds: [],
+    promptOf: {},
+    chats: 0,
+    openStreams: 0,
+    maxOpenStreams: 0,
+    aborted: 0,
+    badSignatures: 0,
+    prompts: [],
+    requests: [],
+    callsByToken: {},
+    busy: 0,
+    maxOpenByToken: {},
   });
   s = fresh();
 
@@ -135,9 +156,14 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     const repeat = /^(.*):(\d+)$/s.exec(directive(prompt, "repeat") ?? "");
     const text = repeat
       ? repeat[1]!.repeat(Number(repeat[2]))
-      : directive(prompt, "echo") !== undefined ? prompt : (directive(prompt, "reply") ?? DEFAULT_REPLY);
+      : directive(prompt, "echo") !== undefined
+      ? prompt
+      : (directive(prompt, "reply") ?? DEFAULT_REPLY);
     const n = Number(directive(prompt, "pieces") ?? 0) || Math.max(1, Math.ceil([...text].length / 3));
-    if (directive(prompt, "pieces") && !repeat && directive(prompt, "reply") === undefined && directive(prompt, "echo") === undefined) {
+    if (
+      directive(prompt, "pieces") && !repeat && directive(prompt, "reply") === undefined &&
+      directive(prompt, "echo") === undefined
+    ) {
       return Array.from({ length: n }, (_, i) => `片${i % 10}`);
     }
     const pieces = splitPieces(text, n);
@@ -196,7 +222,8 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
               return;
             }
             const piece = pieces[i]!;
-            const frame = piece.split("\n").map((l) => `data: ${l}`).join(malformed ? "\r\n" : "\n") + (malformed ? "\r\n\r\n" : "\n\n");
+            const frame = piece.split("\n").map((l) => `data: ${l}`).join(malformed ? "\r\n" : "\n") +
+              (malformed ? "\r\n\r\n" : "\n\n");
             if (split) {
               const bytes = enc.encode(frame);
               // Cut inside the first multi-byte character, so a decoder must carry bytes across reads.
@@ -226,7 +253,9 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
       },
     });
     signal.addEventListener("abort", () => finish(true), { once: true });
-    return new Response(body, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" } });
+    return new Response(body, {
+      headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
+    });
   }
 
   async function handle(req: Request): Promise<Response> {
@@ -241,7 +270,8 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     s.requests.push({
       method: req.method,
       path,
-      browserLike: h.get("origin") === "https://echo.turing-world.com" && (h.get("user-agent") ?? "").includes("Mozilla/5.0") && !!h.get("referer"),
+      browserLike: h.get("origin") === "https://echo.turing-world.com" &&
+        (h.get("user-agent") ?? "").includes("Mozilla/5.0") && !!h.get("referer"),
     });
     if (req.url.length > maxUrl) return problem(414, "URI Too Long");
     const auth = /^Bearer (.+)$/.exec(h.get("authorization") ?? "");
@@ -254,7 +284,9 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     }
     if (token.startsWith("expired200")) return problem(401, "Unauthorized", "token expired", 200);
     if (token.startsWith("expired")) return problem(401, "Unauthorized", "token expired");
-    if (token.startsWith("ratelimit")) return problem(429, "Too Many Requests", "slow down", 429, { "retry-after": "7" });
+    if (token.startsWith("ratelimit")) {
+      return problem(429, "Too Many Requests", "slow down", 429, { "retry-after": "7" });
+    }
 
     if (path === "/generate/id" && req.method === "GET") {
       if (token.startsWith("hang")) {
@@ -276,7 +308,9 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     if (path === "/chat" && req.method === "GET") {
       s.chats++;
       const q = url.searchParams;
-      if (q.get("token") !== token || q.get("role") !== "echo") return problem(400, "Bad Request", "token or role mismatch");
+      if (q.get("token") !== token || q.get("role") !== "echo") {
+        return problem(400, "Bad Request", "token or role mismatch");
+      }
       const conv = convs.get(q.get("cid") ?? "");
       if (!conv || conv.deleted || conv.token !== token) return problem(404, "Not Found", "no such conversation");
       if (token.startsWith("chat500")) return problem(500, "Internal Server Error", "model failed");
@@ -317,7 +351,9 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     if (path === "/convs" && req.method === "GET") {
       const leak = leaky(token, "list");
       if (leak) return leak;
-      return Response.json([...convs.entries()].filter(([, c]) => c.token === token && !c.deleted).map(([id]) => ({ id, role: "echo" })));
+      return Response.json(
+        [...convs.entries()].filter(([, c]) => c.token === token && !c.deleted).map(([id]) => ({ id, role: "echo" })),
+      );
     }
     return problem(404, "Not Found", `no route ${req.method} ${path}`);
   }

@@ -15,9 +15,18 @@ describe("loadConfig", () => {
     assert.equal(loadConfig({ SERVER_HOST: "127.0.0.1" }).host, "127.0.0.1");
   });
   it("names the variable of a bad value", () => {
-    assert.throws(() => loadConfig({ PORT: "eighty" }), (e: unknown) => e instanceof ConfigError && /PORT/.test(e.message));
-    assert.throws(() => loadConfig({ EMOHAA_BASE_URL: "ftp://x" }), (e: unknown) => e instanceof ConfigError && /EMOHAA_BASE_URL/.test(e.message));
-    assert.throws(() => loadConfig({ LOG_LEVEL: "loud" }), (e: unknown) => e instanceof ConfigError && /LOG_LEVEL/.test(e.message));
+    assert.throws(
+      () => loadConfig({ PORT: "eighty" }),
+      (e: unknown) => e instanceof ConfigError && /PORT/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ EMOHAA_BASE_URL: "ftp://x" }),
+      (e: unknown) => e instanceof ConfigError && /EMOHAA_BASE_URL/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ LOG_LEVEL: "loud" }),
+      (e: unknown) => e instanceof ConfigError && /LOG_LEVEL/.test(e.message),
+    );
   });
   it("treats empty values as unset and trims the base URL's slash", () => {
     assert.equal(loadConfig({ PORT: "" }).port, 8000);
@@ -27,18 +36,31 @@ describe("loadConfig", () => {
     for (const runtime of ["bun", "deno", "node"] as const) {
       assert.equal(loadConfig({}, runtime).upstreamClient, "http1", runtime);
       for (const proxy of ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]) {
-        assert.equal(loadConfig({ [proxy]: "http://proxy:3128" }, runtime).upstreamClient, "fetch", `${runtime} ${proxy}`);
+        assert.equal(
+          loadConfig({ [proxy]: "http://proxy:3128" }, runtime).upstreamClient,
+          "fetch",
+          `${runtime} ${proxy}`,
+        );
       }
       assert.equal(loadConfig({ HTTPS_PROXY: "" }, runtime).upstreamClient, "http1", `${runtime} empty proxy`);
     }
-    assert.equal(loadConfig({ UPSTREAM_CLIENT: "http1", HTTPS_PROXY: "http://proxy:3128" }, "bun").upstreamClient, "http1");
+    assert.equal(
+      loadConfig({ UPSTREAM_CLIENT: "http1", HTTPS_PROXY: "http://proxy:3128" }, "bun").upstreamClient,
+      "http1",
+    );
     assert.equal(loadConfig({ UPSTREAM_CLIENT: "fetch" }, "deno").upstreamClient, "fetch");
-    assert.throws(() => loadConfig({ UPSTREAM_CLIENT: "curl" }), (e: unknown) => e instanceof ConfigError && /UPSTREAM_CLIENT/.test(e.message));
+    assert.throws(
+      () => loadConfig({ UPSTREAM_CLIENT: "curl" }),
+      (e: unknown) => e instanceof ConfigError && /UPSTREAM_CLIENT/.test(e.message),
+    );
   });
   it("bounds the upstream connect wait, 10 s by default", () => {
     assert.equal(loadConfig({}).upstreamConnectTimeoutMs, 10_000);
     assert.equal(loadConfig({ UPSTREAM_CONNECT_TIMEOUT_MS: "2500" }).upstreamConnectTimeoutMs, 2500);
-    assert.throws(() => loadConfig({ UPSTREAM_CONNECT_TIMEOUT_MS: "0" }), (e: unknown) => e instanceof ConfigError && /UPSTREAM_CONNECT_TIMEOUT_MS/.test(e.message));
+    assert.throws(
+      () => loadConfig({ UPSTREAM_CONNECT_TIMEOUT_MS: "0" }),
+      (e: unknown) => e instanceof ConfigError && /UPSTREAM_CONNECT_TIMEOUT_MS/.test(e.message),
+    );
   });
   it("loads the tokenizer on first use unless TOKENIZER_PRELOAD is set", () => {
     assert.equal(loadConfig({}).tokenizerPreload, false);
@@ -46,8 +68,14 @@ describe("loadConfig", () => {
   });
   it("limits /token/check per client: 1 per minute, bursts of 10, unless set", () => {
     assert.deepEqual(loadConfig({}).tokenCheckLimit, { perMinute: 1, burst: 10 });
-    assert.deepEqual(loadConfig({ TOKEN_CHECK_RATE: "6", TOKEN_CHECK_BURST: "20" }).tokenCheckLimit, { perMinute: 6, burst: 20 });
-    assert.throws(() => loadConfig({ TOKEN_CHECK_RATE: "0" }), (e: unknown) => e instanceof ConfigError && /TOKEN_CHECK_RATE/.test(e.message));
+    assert.deepEqual(loadConfig({ TOKEN_CHECK_RATE: "6", TOKEN_CHECK_BURST: "20" }).tokenCheckLimit, {
+      perMinute: 6,
+      burst: 20,
+    });
+    assert.throws(
+      () => loadConfig({ TOKEN_CHECK_RATE: "0" }),
+      (e: unknown) => e instanceof ConfigError && /TOKEN_CHECK_RATE/.test(e.message),
+    );
     assert.equal(loadConfig({}).trustProxy, false);
     assert.equal(loadConfig({ TRUST_PROXY: "true" }).trustProxy, true);
     assert.equal(loadConfig({}).metricsKey, undefined);
@@ -56,7 +84,10 @@ describe("loadConfig", () => {
   it("refuses anonymous server-side tokens open to every web page (ALLOW_ANONYMOUS with CORS_ORIGIN=*)", () => {
     const anon = { EMOHAA_TOKENS: "t", ALLOW_ANONYMOUS: "true" };
     for (const env of [anon, { ...anon, CORS_ORIGIN: " * " }]) {
-      assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && /ALLOW_ANONYMOUS/.test(e.message) && /CORS_ORIGIN/.test(e.message));
+      assert.throws(
+        () => loadConfig(env),
+        (e: unknown) => e instanceof ConfigError && /ALLOW_ANONYMOUS/.test(e.message) && /CORS_ORIGIN/.test(e.message),
+      );
     }
     assert.equal(loadConfig({ ...anon, CORS_ORIGIN: "https://chat.example" }).allowAnonymous, true);
     // With gateway keys a web page needs a key anyway.
@@ -67,13 +98,27 @@ describe("loadConfig", () => {
     assert.deepEqual(d, { kind: "memory", timeoutMs: 2000, leaseTtlMs: 15_000 });
     assert.deepEqual(loadConfig({ STATE: "kv" }).state, { kind: "kv", timeoutMs: 2000, leaseTtlMs: 15_000 });
     assert.equal((loadConfig({ STATE: "kv:/tmp/state.sqlite" }).state as { path?: string }).path, "/tmp/state.sqlite");
-    const r = loadConfig({ STATE: "rediss://:pw@cache:6380/2", STATE_TIMEOUT_MS: "500", STATE_LEASE_TTL_MS: "1500" }).state;
+    const r =
+      loadConfig({ STATE: "rediss://:pw@cache:6380/2", STATE_TIMEOUT_MS: "500", STATE_LEASE_TTL_MS: "1500" }).state;
     assert.deepEqual(r, { kind: "redis", url: "rediss://:pw@cache:6380/2", timeoutMs: 500, leaseTtlMs: 1500 });
     for (const bad of ["redis", "kv:", "postgres://x", "memcached"]) {
-      assert.throws(() => loadConfig({ STATE: bad }), (e: unknown) => e instanceof ConfigError && /^Invalid STATE=/.test(e.message), bad);
+      assert.throws(
+        () => loadConfig({ STATE: bad }),
+        (e: unknown) => e instanceof ConfigError && /^Invalid STATE=/.test(e.message),
+        bad,
+      );
     }
-    assert.throws(() => loadConfig({ STATE: "redis:/:secretpw@x" }), (e: unknown) => e instanceof ConfigError && !e.message.includes("secretpw"));
-    assert.throws(() => loadConfig({ STATE_TIMEOUT_MS: "10" }), (e: unknown) => e instanceof ConfigError && /STATE_TIMEOUT_MS/.test(e.message));
-    assert.throws(() => loadConfig({ STATE_LEASE_TTL_MS: "100" }), (e: unknown) => e instanceof ConfigError && /STATE_LEASE_TTL_MS/.test(e.message));
+    assert.throws(
+      () => loadConfig({ STATE: "redis:/:secretpw@x" }),
+      (e: unknown) => e instanceof ConfigError && !e.message.includes("secretpw"),
+    );
+    assert.throws(
+      () => loadConfig({ STATE_TIMEOUT_MS: "10" }),
+      (e: unknown) => e instanceof ConfigError && /STATE_TIMEOUT_MS/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ STATE_LEASE_TTL_MS: "100" }),
+      (e: unknown) => e instanceof ConfigError && /STATE_LEASE_TTL_MS/.test(e.message),
+    );
   });
 });

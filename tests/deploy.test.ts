@@ -13,7 +13,8 @@ import { loadConfig } from "../lib/config.ts";
 const root = new URL("../", import.meta.url).pathname;
 const read = (file: string) => readFileSync(root + file, "utf8");
 const scripts: Record<string, string> = JSON.parse(read("package.json")).scripts;
-const tasks: Record<string, string | { command: string; dependencies?: string[] }> = JSON.parse(read("deno.json")).tasks;
+const tasks: Record<string, string | { command: string; dependencies?: string[] }> =
+  JSON.parse(read("deno.json")).tasks;
 const npmRuns = (text: string) => [...text.matchAll(/npm run ([\w:-]+)/g)].map((m) => m[1]!);
 /** The Node bundle `npm run build` writes (the deployment runs test that file). */
 const bundle = /--outfile=(\S+)/.exec(scripts.build ?? "")?.[1];
@@ -50,7 +51,9 @@ describe("Dockerfile", () => {
     for (const m of df.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
       for (const src of m[1]!.split(" ")) assert.ok(existsSync(root + src), `COPY source ${src} is missing`);
     }
-    for (const target of DEFAULT_TARGETS) assert.ok(df.includes(`dist/${outName(target)}`), `Dockerfile should pick ${outName(target)}`);
+    for (const target of DEFAULT_TARGETS) {
+      assert.ok(df.includes(`dist/${outName(target)}`), `Dockerfile should pick ${outName(target)}`);
+    }
     for (const m of df.matchAll(/dist\/[\w.-]+/g)) assert.ok(binaries.includes(m[0]), `compile.ts makes no ${m[0]}`);
   });
   it("runs the binary it copies as a non-root user, on the port it exposes, checked by its --healthcheck", () => {

@@ -97,7 +97,12 @@ describe("start", () => {
     const g = await start({ ...serverSide, JOURNAL: "kv", JOURNAL_KV_PATH: "/kv.sqlite3" }, runtime, {
       logLine: (l) => logs.push(l),
     });
-    assert.deepEqual(opened.map((c) => c.journal), [{ kind: "kv", file: undefined, kvPath: "/kv.sqlite3", ownerDeadAfterMs: 30_000 }]);
+    assert.deepEqual(opened.map((c) => c.journal), [{
+      kind: "kv",
+      file: undefined,
+      kvPath: "/kv.sqlite3",
+      ownerDeadAfterMs: 30_000,
+    }]);
     assert.equal(g.journal, store);
     assert.equal(sim.state().open, 1);
     assert.equal(await g.recover(), 1);

@@ -24,31 +24,36 @@ function App() {
     saveTokens(v);
   }
 
-  return html`<div class="page">
-    <header class="top">
-      <div class="brand">
-        <img src="favicon.svg" alt="" width="28" height="28" />
-        <h1>${t("title")}</h1>
-        <span class="subtitle">${t("subtitle")}</span>
-      </div>
-      <nav aria-label="Links">
-        <a href="docs">${t("docs")}</a>
-        <a href="openapi.json" class="secondary">${t("openapi")}</a>
-      </nav>
-    </header>
-    <main class="layout">
-      <aside class="side" aria-label=${t("settings")}>
-        <${Tokens} text=${text} setText=${setText} onChecked=${refresh} />
-        <${Pool} pool=${pool} refresh=${refresh} />
-        <section class="card system-card">
-          <h2 id="system-label"><label for="system">${t("system")}</label> <span class="optional">${t("optional")}</span></h2>
-          <textarea id="system" rows="3" placeholder=${t("systemPlaceholder")} value=${system} onInput=${(e) => setSystem(e.currentTarget.value)}></textarea>
-        </section>
-        <${Curl} last=${last} />
-      </aside>
-      <${Chat} tokens=${tokens} system=${system} setLast=${setLast} onReplyEnd=${refresh} />
-    </main>
-  </div>`;
+  return html`
+    <div class="page">
+      <header class="top">
+        <div class="brand">
+          <img src="favicon.svg" alt="" width="28" height="28" />
+          <h1>${t("title")}</h1>
+          <span class="subtitle">${t("subtitle")}</span>
+        </div>
+        <nav aria-label="Links">
+          <a href="docs">${t("docs")}</a>
+          <a href="openapi.json" class="secondary">${t("openapi")}</a>
+        </nav>
+      </header>
+      <main class="layout">
+        <aside class="side" aria-label=${t("settings")}>
+          <${Tokens} text=${text} setText=${setText} onChecked=${refresh} />
+          <${Pool} pool=${pool} refresh=${refresh} />
+          <section class="card system-card">
+            <h2 id="system-label"><label for="system">${t("system")}</label> <span class="optional">${t(
+              "optional",
+            )}</span></h2>
+            <textarea id="system" rows="3" placeholder=${t("systemPlaceholder")} value=${system} onInput=${(e) =>
+              setSystem(e.currentTarget.value)}></textarea>
+          </section>
+          <${Curl} last=${last} />
+        </aside>
+        <${Chat} tokens=${tokens} system=${system} setLast=${setLast} onReplyEnd=${refresh} />
+      </main>
+    </div>
+  `;
 }
 
 render(html`<${App} />`, document.getElementById("app"));

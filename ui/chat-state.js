@@ -24,7 +24,10 @@ export const initialChat = { turns: [], prompt: "", pending: null };
 
 /** The conversation sent upstream: questions that got no answer, and errors, are not part of it. */
 export function historyOf(turns) {
-  return turns.filter((x) => (x.role === "user" || x.role === "assistant") && !x.failed).map((x) => ({ role: x.role, content: x.content }));
+  return turns.filter((x) => (x.role === "user" || x.role === "assistant") && !x.failed).map((x) => ({
+    role: x.role,
+    content: x.content,
+  }));
 }
 
 /** The state after `action`. */
@@ -48,7 +51,10 @@ export function chatReducer(state, action) {
       return updateReply(state, action.exchange, { content: action.content });
     case "done": {
       const { content, ttftMs, totalMs, usage } = action;
-      return settle(updateReply(state, action.exchange, { content, state: "done", ttftMs, totalMs, usage }), action.exchange);
+      return settle(
+        updateReply(state, action.exchange, { content, state: "done", ttftMs, totalMs, usage }),
+        action.exchange,
+      );
     }
     case "fail":
       return settle(fail(state, action), action.exchange);
@@ -64,7 +70,10 @@ const replyOf = (turns, exchange) => turns.find((x) => x.exchange === exchange &
 /** The reply of `exchange` with `fields` changed; the same state when the exchange was cleared meanwhile. */
 function updateReply(state, exchange, fields) {
   if (!replyOf(state.turns, exchange)) return state;
-  return { ...state, turns: state.turns.map((x) => (x.exchange === exchange && x.role === "assistant" ? { ...x, ...fields } : x)) };
+  return {
+    ...state,
+    turns: state.turns.map((x) => (x.exchange === exchange && x.role === "assistant" ? { ...x, ...fields } : x)),
+  };
 }
 
 /** The page is no longer busy once the pending exchange ends (an older one ending changes nothing). */

@@ -77,7 +77,9 @@ export function errorKind(status, code) {
   if (status === 401 || status === 403 || code === "invalid_token") return "auth";
   if (status === 429 || code === "rate_limit_exceeded") return "rate";
   if (status === 504 || code === "upstream_timeout") return "timeout";
-  if (status === 502 || status === 503 || code === "upstream_error" || code === "upstream_unreachable") return "upstream";
+  if (status === 502 || status === 503 || code === "upstream_error" || code === "upstream_unreachable") {
+    return "upstream";
+  }
   if (status && status >= 400 && status < 500) return "invalid";
   return "server";
 }
@@ -128,7 +130,9 @@ export async function* sseData(body) {
  * Resolves with the reply and its timings; rejects with a ChatError, or an AbortError when `signal` aborts
  * (the server sees the connection close and deletes the upstream conversation).
  */
-export async function streamChat({ tokens, body, signal, onDelta = () => {}, fetchFn = fetch, base = "", now = () => performance.now() }) {
+export async function streamChat(
+  { tokens, body, signal, onDelta = () => {}, fetchFn = fetch, base = "", now = () => performance.now() },
+) {
   const start = now();
   let res;
   try {
@@ -151,7 +155,11 @@ export async function streamChat({ tokens, body, signal, onDelta = () => {}, fet
   for await (const data of sseData(res.body)) {
     if (data.error) {
       const code = data.error.code ?? null;
-      throw new ChatError(errorKind(undefined, code) === "server" ? "stream" : errorKind(undefined, code), data.error.message, { code });
+      throw new ChatError(
+        errorKind(undefined, code) === "server" ? "stream" : errorKind(undefined, code),
+        data.error.message,
+        { code },
+      );
     }
     if (data.usage) usage = data.usage;
     const choice = data.choices?.[0];
@@ -223,7 +231,10 @@ export async function fetchPoolStatus(tokens, { fetchFn = fetch, base = "", sign
     // Not JSON: reported below.
   }
   if (!body || (body.mode !== "server" && body.mode !== "client") || !Array.isArray(body.tokens)) {
-    return { kind: "error", error: new ChatError("server", "The server's answer is not a token pool status", { status: res.status }) };
+    return {
+      kind: "error",
+      error: new ChatError("server", "The server's answer is not a token pool status", { status: res.status }),
+    };
   }
   return { kind: "ok", status: { mode: body.mode, waiting: Number(body.waiting) || 0, tokens: body.tokens }, tokens };
 }

@@ -22,11 +22,15 @@ export function Curl({ last }) {
       <button type="button" onClick=${copy} disabled=${!last}>${t("copyCurl")}</button>
     </div>
     ${note && html`<p class="hint" role="status">${note}</p>`}
-    ${last
-      ? html`<details>
+    ${
+    last
+      ? html`
+        <details>
           <summary>${t("showCurl")}</summary>
           <pre class="curl" tabindex="0"><code>${command}</code></pre>
-        </details>`
-      : html`<p class="hint">${t("noRequest")}</p>`}
+        </details>
+      `
+      : html`<p class="hint">${t("noRequest")}</p>`
+  }
   </section>`;
 }

@@ -7,8 +7,10 @@ const en = {
   openapi: "OpenAPI JSON",
   settings: "Settings",
   tokens: "Tokens",
-  tokensPlaceholder: "Paste one or more Emohaa tokens, one per line or separated by commas (or this server's API key, if it holds the tokens)",
-  tokensPrivacy: "Tokens stay in this browser's localStorage only. They are sent to this server with your requests and nowhere else.",
+  tokensPlaceholder:
+    "Paste one or more Emohaa tokens, one per line or separated by commas (or this server's API key, if it holds the tokens)",
+  tokensPrivacy:
+    "Tokens stay in this browser's localStorage only. They are sent to this server with your requests and nowhere else.",
   check: "Check",
   checking: "Checking…",
   forget: "Forget tokens",

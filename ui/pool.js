@@ -80,7 +80,9 @@ const errorKind = (kind) => (Object.hasOwn(POOL_ERRORS, kind) ? t(POOL_ERRORS[ki
 
 /** A pool row's state in words. */
 function poolState(row) {
-  if (row.state === "cooling") return row.coolingUntil ? t("poolCooling", { time: formatClock(row.coolingUntil) }) : t("poolCoolingNow");
+  if (row.state === "cooling") {
+    return row.coolingUntil ? t("poolCooling", { time: formatClock(row.coolingUntil) }) : t("poolCoolingNow");
+  }
   return t(row.state === "busy" ? "poolBusy" : "poolHealthy");
 }
 
@@ -96,33 +98,54 @@ export function Pool({ pool, refresh }) {
     content = html`<div class="pool-error" role="alert">
       <strong class="error-title">${t("poolError")}</strong>
       <p class="error-message">${e.message}</p>
-      ${(e.status || e.code) && html`<p class="meta">${[e.status ? t("status", { status: e.status }) : "", e.code ?? ""].filter(Boolean).join(" · ")}</p>`}
+      ${
+      (e.status || e.code) &&
+      html`<p class="meta">${
+        [e.status ? t("status", { status: e.status }) : "", e.code ?? ""].filter(Boolean).join(" · ")
+      }</p>`
+    }
     </div>`;
   } else {
     const s = result.status;
     const rows = poolRows(result);
     content = html`<p class="pool-summary">
-        <span data-mode=${s.mode}>${t("poolMode", { mode: t(s.mode === "server" ? "poolModeServer" : "poolModeClient") })}</span>
+        <span data-mode=${s.mode}>${
+      t("poolMode", { mode: t(s.mode === "server" ? "poolModeServer" : "poolModeClient") })
+    }</span>
         <span class="pool-queue">${t("poolQueue", { n: s.waiting })}</span>
         ${at && html`<span class="pool-updated">${t("poolUpdated", { time: formatClock(at) })}</span>`}
       </p>
       ${s.mode === "server" && html`<p class="hint pool-note">${t("poolServerNote")}</p>`}
-      ${rows.length
+      ${
+      rows.length
         ? html`<ul class="pool-list" aria-label=${t("poolTokens")}>
-            ${rows.map(
-              (r) => html`<li key=${r.key} data-state=${r.state}>
-                <span class="pool-name">${r.name ? html`<code>${r.name}</code> <code class="pool-label">${r.label}</code>` : html`<code>${r.label}</code>`}</span>
-                <span class=${`badge ${r.state}`}>${poolState(r)}</span>
-                <span class="pool-meta">${[t("poolInFlight", { n: r.inFlight }), r.lastError ? t("poolLastError", { kind: errorKind(r.lastError) }) : ""].filter(Boolean).join(" · ")}</span>
-              </li>`,
-            )}
+            ${
+          rows.map(
+            (r) =>
+              html`
+                <li key=${r.key} data-state=${r.state}>
+                  <span class="pool-name">${r.name
+                    ? html`<code>${r.name}</code> <code class="pool-label">${r.label}</code>`
+                    : html`<code>${r.label}</code>`}</span>
+                  <span class=${`badge ${r.state}`}>${poolState(r)}</span>
+                  <span class="pool-meta">${[
+                    t("poolInFlight", { n: r.inFlight }),
+                    r.lastError ? t("poolLastError", { kind: errorKind(r.lastError) }) : "",
+                  ].filter(Boolean).join(" · ")}</span>
+                </li>
+              `,
+          )
+        }
           </ul>`
-        : html`<p class="hint">${t("poolNone")}</p>`}`;
+        : html`<p class="hint">${t("poolNone")}</p>`
+    }`;
   }
   return html`<section class="card pool-card" aria-labelledby="pool-label" aria-busy=${loading ? "true" : "false"}>
     <div class="card-head">
       <h2 id="pool-label">${t("pool")}</h2>
-      <button type="button" class="ghost small" onClick=${refresh} aria-label=${t("poolRefreshLabel")}>${t("poolRefresh")}</button>
+      <button type="button" class="ghost small" onClick=${refresh} aria-label=${t("poolRefreshLabel")}>${
+    t("poolRefresh")
+  }</button>
     </div>
     ${content}
   </section>`;

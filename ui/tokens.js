@@ -24,7 +24,9 @@ export function saveTokens(text) {
 
 /** A check's result in words: "live", "too many checks, retry in 42 s", ... */
 function checkLabel(check) {
-  if (check.state === "limited") return check.retryAfter ? t("checkLimited", { s: check.retryAfter }) : t("checkLimitedLater");
+  if (check.state === "limited") {
+    return check.retryAfter ? t("checkLimited", { s: check.retryAfter }) : t("checkLimitedLater");
+  }
   return t({ live: "live", expired: "expired", error: "checkFailed", checking: "checking" }[check.state]);
 }
 
@@ -75,21 +77,30 @@ export function Tokens({ text, setText, onChecked }) {
       aria-describedby="tokens-privacy"
       value=${text}
       onInput=${(e) => {
-        setText(e.currentTarget.value);
-        setNote("");
-      }}
+    setText(e.currentTarget.value);
+    setNote("");
+  }}
     ></textarea>
     <p id="tokens-privacy" class="hint">${t("tokensPrivacy")}</p>
     <div class="row">
-      <button type="button" onClick=${check} disabled=${!tokens.length || checking}>${checking ? t("checking") : t("check")}</button>
+      <button type="button" onClick=${check} disabled=${!tokens.length || checking}>${
+    checking ? t("checking") : t("check")
+  }</button>
       <button type="button" class="ghost" onClick=${forget} disabled=${!text}>${t("forget")}</button>
     </div>
     ${note && html`<p class="hint" role="status">${note}</p>`}
-    ${shown.length > 0 &&
+    ${
+    shown.length > 0 &&
     html`<ul class="token-list" aria-live="polite">
-      ${shown.map(
-        ([tk, c]) => html`<li key=${tk} data-state=${c.state}><code>${maskToken(tk)}</code><span class=${`badge ${c.state}`}>${checkLabel(c)}</span></li>`,
-      )}
-    </ul>`}
+      ${
+      shown.map(
+        ([tk, c]) =>
+          html`<li key=${tk} data-state=${c.state}><code>${maskToken(tk)}</code><span class=${`badge ${c.state}`}>${
+            checkLabel(c)
+          }</span></li>`,
+      )
+    }
+    </ul>`
+  }
   </section>`;
 }

@@ -1,6 +1,6 @@
 // The chat as a hook: sends a turn, streams its reply into the reducer (ui/chat-state.js), stops and clears.
 import { useReducer, useRef } from "preact/hooks";
-import { ChatError, chatBody, streamChat } from "./client.js";
+import { chatBody, ChatError, streamChat } from "./client.js";
 import { chatReducer, historyOf, initialChat } from "./chat-state.js";
 
 /**
@@ -39,7 +39,11 @@ export function useChat({ tokens, system, base, onRequest, onEnd }) {
       dispatch({ type: "done", exchange, content: r.content, ttftMs: r.ttftMs, totalMs: r.totalMs, usage: r.usage });
     } catch (err) {
       // A stop is no error; anything that is not a ChatError is shown as a server error with its message.
-      const error = ac.signal.aborted ? null : err instanceof ChatError ? err : new ChatError("server", err instanceof Error ? err.message : String(err));
+      const error = ac.signal.aborted
+        ? null
+        : err instanceof ChatError
+        ? err
+        : new ChatError("server", err instanceof Error ? err.message : String(err));
       dispatch({ type: "fail", exchange, error, ttftMs: firstAt, totalMs: performance.now() - started });
     } finally {
       if (controller.current === ac) controller.current = null;

@@ -40,7 +40,7 @@ export class Conversations {
    */
   delete(token: string, cid: string): Promise<boolean> {
     const p = (async () => {
-      for (let i = 0; ; i++) {
+      for (let i = 0;; i++) {
         try {
           await withDeadline(10_000, "delete request", (signal) => this.client.deleteConversation(token, cid, signal));
           this.journal?.deleted(token, cid);

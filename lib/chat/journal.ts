@@ -23,7 +23,11 @@ export interface JournalStore {
  * Adapts a store to the Conversations hooks. Only server-side tokens are journalled: a token a client sent is
  * not in `tokens()`, so it is never written anywhere. Store failures are reported, never thrown into a request.
  */
-export function journalFor(store: JournalStore, tokens: () => readonly string[], onError: (err: unknown) => void): ConversationJournal {
+export function journalFor(
+  store: JournalStore,
+  tokens: () => readonly string[],
+  onError: (err: unknown) => void,
+): ConversationJournal {
   const guard = (f: () => void | Promise<void>) => {
     try {
       const r = f();
@@ -48,7 +52,10 @@ export function journalFor(store: JournalStore, tokens: () => readonly string[],
  * Finds the token of each entry: by position when the hash still matches, else by hash anywhere in the list.
  * Entries whose token is gone are returned apart: nothing can delete them.
  */
-export function resolveEntries(entries: readonly JournalEntry[], tokens: readonly string[]): { found: { token: string; cid: string }[]; orphaned: JournalEntry[] } {
+export function resolveEntries(
+  entries: readonly JournalEntry[],
+  tokens: readonly string[],
+): { found: { token: string; cid: string }[]; orphaned: JournalEntry[] } {
   const byHash = new Map(tokens.map((t) => [tokenHash(t), t]));
   const found: { token: string; cid: string }[] = [];
   const orphaned: JournalEntry[] = [];
@@ -75,8 +82,9 @@ export function replayJournal(text: string): JournalEntry[] {
   const open = new Map<string, JournalEntry>();
   for (const line of text.split("\n")) {
     const parts = line.trim().split(" ");
-    if (parts[0] === "+" && parts.length === 4 && /^\d+$/.test(parts[1]!)) open.set(parts[3]!, { index: Number(parts[1]), hash: parts[2]!, cid: parts[3]! });
-    else if (parts[0] === "-" && parts.length === 2) open.delete(parts[1]!);
+    if (parts[0] === "+" && parts.length === 4 && /^\d+$/.test(parts[1]!)) {
+      open.set(parts[3]!, { index: Number(parts[1]), hash: parts[2]!, cid: parts[3]! });
+    } else if (parts[0] === "-" && parts.length === 2) open.delete(parts[1]!);
   }
   return [...open.values()];
 }

@@ -125,7 +125,9 @@ export class TokenPool implements Pool {
     if (!candidates.length) return { exhausted: true };
     const healthy = candidates.filter((t) => (this.entries.get(t)?.coolingUntil ?? 0) <= now);
     // A cooling token is used only when no healthy token is left; the one that cools down first goes first.
-    const usable = healthy.length ? healthy : candidates.sort((a, b) => this.entry(a).coolingUntil - this.entry(b).coolingUntil);
+    const usable = healthy.length
+      ? healthy
+      : candidates.sort((a, b) => this.entry(a).coolingUntil - this.entry(b).coolingUntil);
     let best: string | undefined;
     let bestEntry: Entry | undefined;
     for (const t of usable) {
@@ -136,7 +138,10 @@ export class TokenPool implements Pool {
         bestEntry = e;
         break;
       }
-      if (!bestEntry || e.inFlight < bestEntry.inFlight || (e.inFlight === bestEntry.inFlight && e.lastUsed < bestEntry.lastUsed)) {
+      if (
+        !bestEntry || e.inFlight < bestEntry.inFlight ||
+        (e.inFlight === bestEntry.inFlight && e.lastUsed < bestEntry.lastUsed)
+      ) {
         best = t;
         bestEntry = e;
       }
@@ -162,7 +167,7 @@ export class TokenPool implements Pool {
 
   /** Hands freed capacity to waiters in arrival order. */
   private serveQueue(): void {
-    for (let i = 0; i < this.queue.length; ) {
+    for (let i = 0; i < this.queue.length;) {
       const w = this.queue[i]!;
       const p = this.pick(w.tokens, w.tried);
       if ("token" in p) {
@@ -187,7 +192,12 @@ export class TokenPool implements Pool {
     if ("exhausted" in p) return Promise.resolve(undefined);
     const { queueTimeoutMs, queueMax } = this.options;
     if (this.queue.length >= queueMax) {
-      return Promise.reject(new ApiError(429, `Every account is busy and ${queueMax} requests are already waiting`, { code: "accounts_busy", retryAfter: Math.ceil(queueTimeoutMs / 1000) }));
+      return Promise.reject(
+        new ApiError(429, `Every account is busy and ${queueMax} requests are already waiting`, {
+          code: "accounts_busy",
+          retryAfter: Math.ceil(queueTimeoutMs / 1000),
+        }),
+      );
     }
     return new Promise<Lease>((resolve, reject) => {
       const done = () => {
@@ -200,10 +210,21 @@ export class TokenPool implements Pool {
         done();
         reject(err);
       };
-      const waiter: Waiter = { tokens, tried, resolve: (l) => (done(), resolve(l)), reject: (e) => (done(), reject(e)) };
+      const waiter: Waiter = {
+        tokens,
+        tried,
+        resolve: (l) => (done(), resolve(l)),
+        reject: (e) => (done(), reject(e)),
+      };
       const onAbort = () => leave(clientClosed());
       const timer = setTimeout(
-        () => leave(new ApiError(429, `Every account is busy: waited ${queueTimeoutMs} ms for a free one`, { code: "accounts_busy", retryAfter: Math.max(1, Math.ceil(queueTimeoutMs / 10_000)) })),
+        () =>
+          leave(
+            new ApiError(429, `Every account is busy: waited ${queueTimeoutMs} ms for a free one`, {
+              code: "accounts_busy",
+              retryAfter: Math.max(1, Math.ceil(queueTimeoutMs / 10_000)),
+            }),
+          ),
         queueTimeoutMs,
       );
       signal.addEventListener("abort", onAbort, { once: true });

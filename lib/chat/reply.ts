@@ -103,7 +103,12 @@ class Attempt {
     const { client, clock, conversations, timeouts } = this.deps;
     // The request itself may run longer than the client waits (its id is still needed for deletion), within a
     // limit of its own.
-    const creating = withDeadline(timeouts.createMs * 4, "create request", (signal) => client.createConversation(this.token, signal), clock).then((cid) => {
+    const creating = withDeadline(
+      timeouts.createMs * 4,
+      "create request",
+      (signal) => client.createConversation(this.token, signal),
+      clock,
+    ).then((cid) => {
       conversations.created(this.token, cid);
       if (this.closed) conversations.delete(this.token, cid);
       else this.cid = cid;
@@ -117,7 +122,12 @@ class Attempt {
         else reject(err);
       };
       const limit = clock.setTimeout(
-        () => settle(new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, { code: "upstream_timeout" })),
+        () =>
+          settle(
+            new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, {
+              code: "upstream_timeout",
+            }),
+          ),
         timeouts.createMs,
       );
       // Observed before anything else: a create that fails after the wait ended is never an unhandled rejection.
@@ -215,13 +225,33 @@ class Attempt {
 
   mapError(err: unknown): ApiError {
     const t = this.deps.timeouts;
-    if (this.timedOut === "first") return new UpstreamError("timeout", 504, `Emohaa sent nothing within ${t.firstPieceMs} ms`, { code: "upstream_timeout" });
-    if (this.timedOut === "idle") return new UpstreamError("timeout", 504, `Emohaa went silent for ${t.idleMs} ms in the middle of the answer`, { code: "upstream_timeout" });
-    if (this.timedOut === "shutdown") return new ApiError(503, "The server is shutting down; retry the request", { code: "server_shutting_down", retryAfter: 1 });
-    if (this.timedOut === "total") return new UpstreamError("timeout", 504, `Emohaa's answer took longer than ${t.totalMs} ms`, { code: "upstream_timeout" });
+    if (this.timedOut === "first") {
+      return new UpstreamError("timeout", 504, `Emohaa sent nothing within ${t.firstPieceMs} ms`, {
+        code: "upstream_timeout",
+      });
+    }
+    if (this.timedOut === "idle") {
+      return new UpstreamError("timeout", 504, `Emohaa went silent for ${t.idleMs} ms in the middle of the answer`, {
+        code: "upstream_timeout",
+      });
+    }
+    if (this.timedOut === "shutdown") {
+      return new ApiError(503, "The server is shutting down; retry the request", {
+        code: "server_shutting_down",
+        retryAfter: 1,
+      });
+    }
+    if (this.timedOut === "total") {
+      return new UpstreamError("timeout", 504, `Emohaa's answer took longer than ${t.totalMs} ms`, {
+        code: "upstream_timeout",
+      });
+    }
     if (err instanceof ApiError) return err;
     if (this.ac.signal.aborted) return clientClosed();
-    return new UpstreamError("network", 502, "Lost the connection to Emohaa", { code: "upstream_unreachable", cause: err });
+    return new UpstreamError("network", 502, "Lost the connection to Emohaa", {
+      code: "upstream_unreachable",
+      cause: err,
+    });
   }
 
   /** Aborts the upstream, deletes the conversation, frees the token. Idempotent. */
@@ -313,7 +343,9 @@ export async function openReply(
       const wait = holdMs - (clock.now() - started);
       const opened = clock.now();
       const firstRead = attempt.read();
-      if (deps.onFirstPiece) firstRead.then((p) => p !== null && deps.onFirstPiece!((clock.now() - opened) / 1000), () => {});
+      if (deps.onFirstPiece) {
+        firstRead.then((p) => p !== null && deps.onFirstPiece!((clock.now() - opened) / 1000), () => {});
+      }
       firstRead.catch(() => {}); // observed by whoever reads it; never an unhandled rejection
       const first = await raceHold(firstRead, wait, clock);
       const reply = makeReply(attempt, first === HOLD_EXPIRED ? firstRead : undefined);
@@ -336,7 +368,10 @@ function raceHold<T>(p: Promise<T>, ms: number, clock: Clock): Promise<T | typeo
   if (!Number.isFinite(ms)) return p;
   if (ms <= 0) return Promise.race([p, Promise.resolve(HOLD_EXPIRED)]);
   let timer: unknown;
-  return Promise.race([p, new Promise<typeof HOLD_EXPIRED>((r) => (timer = clock.setTimeout(() => r(HOLD_EXPIRED), ms)))]).finally(() => clock.clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<typeof HOLD_EXPIRED>((r) => (timer = clock.setTimeout(() => r(HOLD_EXPIRED), ms))),
+  ]).finally(() => clock.clearTimeout(timer));
 }
 
 function makeReply(attempt: Attempt, pending: Promise<string | null> | undefined): Reply {

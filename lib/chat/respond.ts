@@ -2,7 +2,17 @@
 import type { Reply } from "./reply.ts";
 import { clientClosed, isAbort, toApiError } from "../http/errors.ts";
 import { contentFramer, dataFrame, DONE_FRAME, PING_FRAME } from "../openai/sse.ts";
-import { completion, type ChunkHead, Cutter, deltaChunk, type FinishReason, type Tokenizer, type Usage, usageChunk, usageOf } from "../openai/translate.ts";
+import {
+  type ChunkHead,
+  completion,
+  Cutter,
+  deltaChunk,
+  type FinishReason,
+  type Tokenizer,
+  type Usage,
+  usageChunk,
+  usageOf,
+} from "../openai/translate.ts";
 import { countInTurns, nextTurn, TURN_CHARS } from "../openai/tokenizer.ts";
 
 export interface ReplyContext {
@@ -81,7 +91,9 @@ function whenLoaded(ctx: ReplyContext): { tokenizer?: Tokenizer } {
  */
 function usage(ctx: ReplyContext, loaded: { tokenizer?: Tokenizer }, content: string): Usage | Promise<Usage> {
   const tk = loaded.tokenizer;
-  if (tk && ctx.prompt.length + content.length <= 2 * TURN_CHARS) return usageOf(tk.count(ctx.prompt), tk.count(content));
+  if (tk && ctx.prompt.length + content.length <= 2 * TURN_CHARS) {
+    return usageOf(tk.count(ctx.prompt), tk.count(content));
+  }
   return (async () => {
     const tk = await ctx.tokenizer!;
     return usageOf(await countInTurns(tk, ctx.prompt), await countInTurns(tk, content));

@@ -110,17 +110,16 @@ export function sharedJournal(options: SharedJournalOptions): SharedJournal {
   }
 
   let running: Promise<number> | undefined;
-  const recover = () =>
-    (running ??= (async () => {
-      let total = 0;
-      try {
-        const dead = (await store.deadOwners(deadAfterMs)).filter((o) => o !== owner);
-        for (const o of dead) total += await recoverOwner(o);
-      } catch (err) {
-        onError(err);
-      }
-      return total;
-    })().finally(() => (running = undefined)));
+  const recover = () => (running ??= (async () => {
+    let total = 0;
+    try {
+      const dead = (await store.deadOwners(deadAfterMs)).filter((o) => o !== owner);
+      for (const o of dead) total += await recoverOwner(o);
+    } catch (err) {
+      onError(err);
+    }
+    return total;
+  })().finally(() => (running = undefined)));
 
   let beat: ReturnType<typeof setInterval> | undefined;
   let next: ReturnType<typeof setTimeout> | undefined;

@@ -5,8 +5,8 @@ import { applyHealth } from "../state/rules.ts";
 import {
   type AccountHealth,
   type HealthUpdate,
-  LEASE_TTL_MS,
   type Lease as StoreLease,
+  LEASE_TTL_MS,
   type StateStore,
 } from "../state/store.ts";
 import { type Lease, type Outcome, type Pool, type PoolOptions, tokenHash, type TokenStatus } from "./pool.ts";
@@ -105,7 +105,7 @@ export class SharedPool implements Pool {
       // Client tokens are unbounded: forget them all now and then rather than grow forever.
       if (this.hashes.size >= 10_000) this.hashes.clear();
       if (this.health.size >= 10_000) this.health.clear();
-      this.hashes.set(token, (h = tokenHash(token)));
+      this.hashes.set(token, h = tokenHash(token));
     }
     return h;
   }
@@ -145,7 +145,12 @@ export class SharedPool implements Pool {
     try {
       const order = await this.order(candidates);
       for (const t of order) byHash.set(this.hash(t), t);
-      got = await this.store.take({ owner: this.options.owner, accounts: [...byHash.keys()], perAccount: this.options.perToken, ttlMs: this.ttlMs });
+      got = await this.store.take({
+        owner: this.options.owner,
+        accounts: [...byHash.keys()],
+        perAccount: this.options.perToken,
+        ttlMs: this.ttlMs,
+      });
     } catch (err) {
       throw unavailable(err);
     }
@@ -212,7 +217,11 @@ export class SharedPool implements Pool {
     this.failing = true;
   }
 
-  async acquire(tokens: readonly string[], tried: ReadonlySet<string>, signal: AbortSignal): Promise<Lease | undefined> {
+  async acquire(
+    tokens: readonly string[],
+    tried: ReadonlySet<string>,
+    signal: AbortSignal,
+  ): Promise<Lease | undefined> {
     if (signal.aborted) throw clientClosed();
     const candidates = tokens.filter((t) => !tried.has(t));
     if (!candidates.length) return undefined;
@@ -225,7 +234,10 @@ export class SharedPool implements Pool {
     if (lease) return lease;
     const { queueTimeoutMs, queueMax } = this.options;
     if (this.queue.length >= queueMax) {
-      throw new ApiError(429, `Every account is busy and ${queueMax} requests are already waiting`, { code: "accounts_busy", retryAfter: Math.ceil(queueTimeoutMs / 1000) });
+      throw new ApiError(429, `Every account is busy and ${queueMax} requests are already waiting`, {
+        code: "accounts_busy",
+        retryAfter: Math.ceil(queueTimeoutMs / 1000),
+      });
     }
     return this.wait(candidates, signal);
   }
@@ -250,7 +262,13 @@ export class SharedPool implements Pool {
       };
       const onAbort = () => waiter.fail(clientClosed());
       const timer = setTimeout(
-        () => waiter.fail(new ApiError(429, `Every account is busy: waited ${queueTimeoutMs} ms for a free one`, { code: "accounts_busy", retryAfter: Math.max(1, Math.ceil(queueTimeoutMs / 10_000)) })),
+        () =>
+          waiter.fail(
+            new ApiError(429, `Every account is busy: waited ${queueTimeoutMs} ms for a free one`, {
+              code: "accounts_busy",
+              retryAfter: Math.max(1, Math.ceil(queueTimeoutMs / 10_000)),
+            }),
+          ),
         queueTimeoutMs,
       );
       signal.addEventListener("abort", onAbort, { once: true });
@@ -323,7 +341,7 @@ export class SharedPool implements Pool {
             for (const x of [...this.queue]) x.fail(err);
             return;
           }
-          if (!lease) for (const t of w.candidates) full.add(t);
+          if (!lease) { for (const t of w.candidates) full.add(t); }
           else if (w.done) lease.release();
           else w.take(lease);
         }
@@ -349,7 +367,12 @@ export class SharedPool implements Pool {
       case "server":
       case "network":
       case "timeout":
-        update = { kind: "fail", error: outcome, threshold: this.options.failThreshold, cooldownMs: this.options.failCooldownMs };
+        update = {
+          kind: "fail",
+          error: outcome,
+          threshold: this.options.failThreshold,
+          cooldownMs: this.options.failCooldownMs,
+        };
         break;
       default:
         // busy, rate and protocol say nothing about the account's health

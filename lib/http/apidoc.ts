@@ -4,31 +4,68 @@ import { ErrorSchema } from "./schemas.ts";
 import { dataFrame, DONE_FRAME } from "../openai/sse.ts";
 import { deltaChunk, usageChunk } from "../openai/translate.ts";
 
-const err = (message: string, type: string, code: string | null, param: string | null = null): { value: ErrorBody } => ({
+const err = (
+  message: string,
+  type: string,
+  code: string | null,
+  param: string | null = null,
+): { value: ErrorBody } => ({
   value: { error: { message, type, param, code } },
 });
 
 /** The failures a route can answer with: why each status happens, and real error bodies as examples. */
-const ERRORS: Record<number, { description: string; examples: Record<string, { summary?: string; value: ErrorBody }> }> = {
+const ERRORS: Record<
+  number,
+  { description: string; examples: Record<string, { summary?: string; value: ErrorBody }> }
+> = {
   400: {
-    description: "Invalid request: the body failed validation (`param` names the field) or asks for something unsupported",
+    description:
+      "Invalid request: the body failed validation (`param` names the field) or asks for something unsupported",
     examples: {
-      invalid: err("Invalid request at messages: Too small: expected array to have >=1 items", "invalid_request_error", "invalid_request", "messages"),
-      unsupported: err("Only n=1 is supported: Emohaa gives one answer per request", "invalid_request_error", "unsupported_value", "n"),
+      invalid: err(
+        "Invalid request at messages: Too small: expected array to have >=1 items",
+        "invalid_request_error",
+        "invalid_request",
+        "messages",
+      ),
+      unsupported: err(
+        "Only n=1 is supported: Emohaa gives one answer per request",
+        "invalid_request_error",
+        "unsupported_value",
+        "n",
+      ),
     },
   },
   401: {
-    description: "Missing bearer token or wrong API key, or (client mode) every token was rejected by Emohaa (expired or invalid)",
+    description:
+      "Missing bearer token or wrong API key, or (client mode) every token was rejected by Emohaa (expired or invalid)",
     examples: {
-      expired: err("Emohaa rejected the token (expired or invalid) while trying to create a conversation", "authentication_error", "invalid_token"),
-      missing: err("Missing bearer token: send `Authorization: Bearer TOKEN` (several tokens separated by commas)", "authentication_error", "missing_token"),
+      expired: err(
+        "Emohaa rejected the token (expired or invalid) while trying to create a conversation",
+        "authentication_error",
+        "invalid_token",
+      ),
+      missing: err(
+        "Missing bearer token: send `Authorization: Bearer TOKEN` (several tokens separated by commas)",
+        "authentication_error",
+        "missing_token",
+      ),
     },
   },
   429: {
-    description: "Emohaa's rate limit, or the account is still answering another request. `retry-after` says when to retry",
+    description:
+      "Emohaa's rate limit, or the account is still answering another request. `retry-after` says when to retry",
     examples: {
-      rateLimit: err("Emohaa rate limit reached while trying to create a conversation", "rate_limit_error", "rate_limit_exceeded"),
-      busy: err("Emohaa is still answering another request on this account; try again shortly", "rate_limit_error", "account_busy"),
+      rateLimit: err(
+        "Emohaa rate limit reached while trying to create a conversation",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+      ),
+      busy: err(
+        "Emohaa is still answering another request on this account; try again shortly",
+        "rate_limit_error",
+        "account_busy",
+      ),
     },
   },
   500: {
@@ -43,9 +80,14 @@ const ERRORS: Record<number, { description: string; examples: Record<string, { s
     },
   },
   503: {
-    description: "Server-side mode: Emohaa rejected every server token tried (the server's accounts are unavailable), or the server is shutting down",
+    description:
+      "Server-side mode: Emohaa rejected every server token tried (the server's accounts are unavailable), or the server is shutting down",
     examples: {
-      accounts: err("The server's Emohaa accounts are unavailable: Emohaa rejected every token tried (expired or invalid)", "server_error", "accounts_unavailable"),
+      accounts: err(
+        "The server's Emohaa accounts are unavailable: Emohaa rejected every token tried (expired or invalid)",
+        "server_error",
+        "accounts_unavailable",
+      ),
       shutdown: err("The server is shutting down; retry the request", "server_error", "server_shutting_down"),
     },
   },
@@ -55,28 +97,45 @@ const ERRORS: Record<number, { description: string; examples: Record<string, { s
   },
 };
 
-const RETRY_AFTER = { "retry-after": { description: "Seconds to wait before retrying", schema: { type: "integer" as const, example: 7 } } };
+const RETRY_AFTER = {
+  "retry-after": { description: "Seconds to wait before retrying", schema: { type: "integer" as const, example: 7 } },
+};
 
 /** Error responses for the given statuses, ready to spread into a route's `responses`. */
 export function errorResponses(...statuses: (keyof typeof ERRORS)[]) {
   return Object.fromEntries(
     statuses.map((s) => {
       const e = ERRORS[s]!;
-      return [s, { description: e.description, ...(s === 429 ? { headers: RETRY_AFTER } : {}), content: { "application/json": { schema: ErrorSchema, examples: e.examples } } }];
+      return [s, {
+        description: e.description,
+        ...(s === 429 ? { headers: RETRY_AFTER } : {}),
+        content: { "application/json": { schema: ErrorSchema, examples: e.examples } },
+      }];
     }),
   );
 }
 
 /** One error response with a description and example of its own: for routes whose failures are not the chat route's. */
-export function errorResponse<S extends number>(status: S, description: string, example: { summary?: string; value: ErrorBody }) {
+export function errorResponse<S extends number>(
+  status: S,
+  description: string,
+  example: { summary?: string; value: ErrorBody },
+) {
   const headers = status === 429 ? { headers: RETRY_AFTER } : {};
-  const response = { description, ...headers, content: { "application/json": { schema: ErrorSchema, examples: { example } } } };
+  const response = {
+    description,
+    ...headers,
+    content: { "application/json": { schema: ErrorSchema, examples: { example } } },
+  };
   return { [status]: response } as Record<S, typeof response>;
 }
 
 /** Example bodies of a chat completion request. */
 export const chatRequestExamples = {
-  simple: { summary: "One question, whole answer as JSON", value: { model: "emohaa", messages: [{ role: "user", content: "你好" }] } },
+  simple: {
+    summary: "One question, whole answer as JSON",
+    value: { model: "emohaa", messages: [{ role: "user", content: "你好" }] },
+  },
   stream: {
     summary: "Streamed, with a system message and the usage chunk",
     value: {
@@ -134,7 +193,7 @@ export const documentConfig = {
     version: "1.0.0",
     description:
       "OpenAI-compatible gateway for the Emohaa chatbot. Point an OpenAI SDK at this server with your Emohaa token(s) " +
-      "as the API key. Errors always have the shape `{\"error\": {message, type, param, code}}` and a real HTTP status.",
+      'as the API key. Errors always have the shape `{"error": {message, type, param, code}}` and a real HTTP status.',
   },
   tags: [
     { name: "Chat", description: "OpenAI chat completions, whole or streamed" },

@@ -7,7 +7,14 @@ import type { ChatDeps } from "../chat/reply.ts";
 import { CHAT_PATH, completionsHandler, type Edge, isCompletionsRequest, MODEL } from "./completions.ts";
 import type { EmohaaClient } from "../upstream/emohaa.ts";
 import { UpstreamError } from "../upstream/errors.ts";
-import { bearerScheme, chatRequestExamples, documentConfig, errorResponse, errorResponses, streamExample } from "./apidoc.ts";
+import {
+  bearerScheme,
+  chatRequestExamples,
+  documentConfig,
+  errorResponse,
+  errorResponses,
+  streamExample,
+} from "./apidoc.ts";
 import { readBody } from "./body.ts";
 import { docsRoutes } from "../web/swagger.ts";
 import { playgroundRoutes } from "../web/playground.ts";
@@ -86,13 +93,21 @@ const chatRoute = createRoute({
     "`text/event-stream` of `ChatCompletionChunk` frames ending with `data: [DONE]`. A client that disconnects cancels " +
     "the upstream request; the Emohaa conversation is deleted in every case.",
   security: [{ bearer: [] }],
-  request: { body: { required: true, content: { "application/json": { schema: ChatRequestSchema, examples: chatRequestExamples } } } },
+  request: {
+    body: {
+      required: true,
+      content: { "application/json": { schema: ChatRequestSchema, examples: chatRequestExamples } },
+    },
+  },
   responses: {
     200: {
       description: "The completion as JSON, or with `stream: true` an event stream: one `data:` line of JSON per chunk",
       content: {
         "application/json": { schema: CompletionSchema },
-        "text/event-stream": { schema: ChunkSchema, examples: { stream: { summary: "A streamed reply, as sent on the wire", value: streamExample } } },
+        "text/event-stream": {
+          schema: ChunkSchema,
+          examples: { stream: { summary: "A streamed reply, as sent on the wire", value: streamExample } },
+        },
       },
     },
     ...errorResponses(400, 401, 429, 500, 502, 503, 504),
@@ -112,13 +127,30 @@ const tokenCheckRoute = createRoute({
   security: OPTIONAL_BEARER,
   request: { body: { required: true, content: { "application/json": { schema: TokenCheckRequestSchema } } } },
   responses: {
-    200: { description: "Whether the token is alive", content: { "application/json": { schema: TokenCheckResponseSchema } } },
+    200: {
+      description: "Whether the token is alive",
+      content: { "application/json": { schema: TokenCheckResponseSchema } },
+    },
     ...errorResponses(400),
     ...errorResponse(401, "Server-side mode: a missing or wrong API key", {
-      value: { error: { message: "Invalid API key: this server holds the Emohaa tokens; send one of its API_KEYS as the bearer", type: "authentication_error", param: null, code: "invalid_api_key" } },
+      value: {
+        error: {
+          message: "Invalid API key: this server holds the Emohaa tokens; send one of its API_KEYS as the bearer",
+          type: "authentication_error",
+          param: null,
+          code: "invalid_api_key",
+        },
+      },
     }),
     ...errorResponse(429, "Too many checks from this client address; `retry-after` says when the next one is allowed", {
-      value: { error: { message: "Too many token checks from this address (1 per minute, bursts of 10); retry in 42 s", type: "rate_limit_error", param: null, code: "rate_limit_exceeded" } },
+      value: {
+        error: {
+          message: "Too many token checks from this address (1 per minute, bursts of 10); retry in 42 s",
+          type: "rate_limit_error",
+          param: null,
+          code: "rate_limit_exceeded",
+        },
+      },
     }),
   },
 });
@@ -138,7 +170,12 @@ const pingRoute = createRoute({
   tags: ["Health"],
   summary: "Liveness check",
   operationId: "ping",
-  responses: { 200: { description: "Always `pong`", content: { "text/plain": { schema: z.string().openapi({ example: "pong" }) } } } },
+  responses: {
+    200: {
+      description: "Always `pong`",
+      content: { "text/plain": { schema: z.string().openapi({ example: "pong" }) } },
+    },
+  },
 });
 
 const metricsRoute = createRoute({
@@ -155,7 +192,14 @@ const metricsRoute = createRoute({
   responses: {
     200: { description: "Prometheus text format 0.0.4", content: { "text/plain": { schema: z.string() } } },
     ...errorResponse(401, "A missing or wrong METRICS_KEY, or in server-side mode API key", {
-      value: { error: { message: "Invalid metrics key: send METRICS_KEY as the bearer", type: "authentication_error", param: null, code: "invalid_api_key" } },
+      value: {
+        error: {
+          message: "Invalid metrics key: send METRICS_KEY as the bearer",
+          type: "authentication_error",
+          param: null,
+          code: "invalid_api_key",
+        },
+      },
     }),
   },
 });
@@ -199,7 +243,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     // The last matched route's pattern (not the raw path) keeps the metrics' label set bounded.
     const last = routePath(c, -1);
     const route = last === "/*" || last === "*" ? "unmatched" : last;
-    edge.record(route, { method: c.req.method, path: c.req.path, status: c.res.status, ms: deps.now() - start, id: c.get("requestId"), code: c.get("errorCode") ?? null });
+    edge.record(route, {
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: deps.now() - start,
+      id: c.get("requestId"),
+      code: c.get("errorCode") ?? null,
+    });
   });
 
   app.use(
@@ -217,12 +268,18 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.use("/token/check", async function tokenCheckGuard(c, next) {
     if (c.req.method === "POST") {
       deps.auth.requireKey(c.req.header("authorization"));
-      const wait = checks.take(clientKey(c.env?.remoteAddress, c.req.header("x-forwarded-for"), deps.trustProxy ?? false));
+      const wait = checks.take(
+        clientKey(c.env?.remoteAddress, c.req.header("x-forwarded-for"), deps.trustProxy ?? false),
+      );
       if (wait) {
-        throw new ApiError(429, `Too many token checks from this address (${perMinute} per minute, bursts of ${burst}); retry in ${wait} s`, {
-          code: "rate_limit_exceeded",
-          retryAfter: wait,
-        });
+        throw new ApiError(
+          429,
+          `Too many token checks from this address (${perMinute} per minute, bursts of ${burst}); retry in ${wait} s`,
+          {
+            code: "rate_limit_exceeded",
+            retryAfter: wait,
+          },
+        );
       }
     }
     await next();
@@ -232,7 +289,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   // The whole body, read once within the bound; a client that leaves mid-body is a 499 (lib/http/body.ts).
   app.use("*", async function body(c, next) {
     const raw = c.req.raw;
-    if (raw.body && raw.method !== "GET" && raw.method !== "HEAD") c.req.raw = new Request(raw, { body: await readBody(raw, maxBody) });
+    if (raw.body && raw.method !== "GET" && raw.method !== "HEAD") {
+      c.req.raw = new Request(raw, { body: await readBody(raw, maxBody) });
+    }
     await next();
   });
 
@@ -259,7 +318,11 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     // A token that cannot travel in a header is not alive, and never reaches the upstream.
     if (isUsableToken(token)) {
       try {
-        await withDeadline(deps.chat.timeouts.createMs, "token check", (signal) => deps.client.listConversations(token, signal));
+        await withDeadline(
+          deps.chat.timeouts.createMs,
+          "token check",
+          (signal) => deps.client.listConversations(token, signal),
+        );
         live = true;
       } catch (err) {
         live = false;
@@ -271,8 +334,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     return c.json({ live }, 200);
   });
 
-  app.openapi(modelsRoute, (c) =>
-    c.json({ object: "list" as const, data: [{ id: MODEL, object: "model" as const, created: 1710000000, owned_by: "emohaa-free-api" }] }, 200),
+  app.openapi(
+    modelsRoute,
+    (c) =>
+      c.json({
+        object: "list" as const,
+        data: [{ id: MODEL, object: "model" as const, created: 1710000000, owned_by: "emohaa-free-api" }],
+      }, 200),
   );
 
   app.openapi(pingRoute, (c) => c.text("pong", 200));
@@ -296,7 +364,11 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     const tokens = deps.auth.tokensFor(header);
     // A shared pool reads every instance's leases from the state store.
     const status = await deps.pool.status(tokens);
-    return c.json({ mode: deps.auth.serverSide ? ("server" as const) : ("client" as const), waiting: deps.pool.waiting, tokens: status }, 200);
+    return c.json({
+      mode: deps.auth.serverSide ? ("server" as const) : ("client" as const),
+      waiting: deps.pool.waiting,
+      tokens: status,
+    }, 200);
   });
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", bearerScheme);
@@ -329,7 +401,12 @@ function badHost(req: Request, edge: Edge): Response {
   const id = edge.requestId(req.headers.get("x-request-id"));
   const error = new ApiError(400, "Invalid Host header: expected host[:port]", { code: "invalid_request" });
   edge.record("unmatched", { method: req.method, path: "-", status: 400, ms: 0, id, code: error.code });
-  const headers = { "content-type": "application/json", "x-request-id": id, ...edge.cors(req.headers.get("origin")), ...error.headers() };
+  const headers = {
+    "content-type": "application/json",
+    "x-request-id": id,
+    ...edge.cors(req.headers.get("origin")),
+    ...error.headers(),
+  };
   return new Response(JSON.stringify(error.toJSON()), { status: 400, headers });
 }
 
@@ -355,9 +432,14 @@ function createEdge(deps: AppDeps): Edge {
       deps.logger.request(line);
     },
     render(err, method, path) {
-      const error =
-        err instanceof ApiError ? err : err instanceof HTTPException ? new ApiError(err.status, err.message || "Invalid request", { code: "invalid_request" }) : toApiError(err);
-      if (error.status >= 500 && !(err instanceof ApiError)) deps.logger.error(`unhandled ${err instanceof Error ? err.name : typeof err} on ${method} ${path}`);
+      const error = err instanceof ApiError
+        ? err
+        : err instanceof HTTPException
+        ? new ApiError(err.status, err.message || "Invalid request", { code: "invalid_request" })
+        : toApiError(err);
+      if (error.status >= 500 && !(err instanceof ApiError)) {
+        deps.logger.error(`unhandled ${err instanceof Error ? err.name : typeof err} on ${method} ${path}`);
+      }
       return { error, headers: error.headers() };
     },
   };

@@ -45,7 +45,11 @@ export function createAuth(options: AuthOptions): Auth {
   const serverTokens = options.serverTokens;
   const requireKey = (authorization: string | null | undefined) => {
     if (serverTokens && keys.length && !bearerMatches(authorization, keys)) {
-      throw new ApiError(401, "Invalid API key: this server holds the Emohaa tokens; send one of its API_KEYS as the bearer", { code: "invalid_api_key" });
+      throw new ApiError(
+        401,
+        "Invalid API key: this server holds the Emohaa tokens; send one of its API_KEYS as the bearer",
+        { code: "invalid_api_key" },
+      );
     }
   };
   return {
@@ -53,7 +57,9 @@ export function createAuth(options: AuthOptions): Auth {
     requireKey,
     requireMetricsKey(authorization) {
       if (!metricsKeys) return requireKey(authorization);
-      if (!bearerMatches(authorization, metricsKeys)) throw new ApiError(401, "Invalid metrics key: send METRICS_KEY as the bearer", { code: "invalid_api_key" });
+      if (!bearerMatches(authorization, metricsKeys)) {
+        throw new ApiError(401, "Invalid metrics key: send METRICS_KEY as the bearer", { code: "invalid_api_key" });
+      }
     },
     tokensFor(authorization) {
       if (!serverTokens) return parseBearer(authorization);

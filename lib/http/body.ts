@@ -1,7 +1,8 @@
 // Reading a request body within a bound: 413 beyond it, 499 when the client leaves before sending all of it.
 import { ApiError, clientClosed } from "./errors.ts";
 
-const tooLarge = (max: number) => new ApiError(413, `Request body is larger than ${max} bytes`, { code: "request_too_large" });
+const tooLarge = (max: number) =>
+  new ApiError(413, `Request body is larger than ${max} bytes`, { code: "request_too_large" });
 
 /**
  * Reads the body within `max` bytes. A read that fails is the client's doing (it closed the connection mid-body,

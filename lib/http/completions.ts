@@ -87,7 +87,11 @@ async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
  */
 function ownAccountsError(err: unknown): unknown {
   if (!(err instanceof UpstreamError) || err.kind !== "auth") return err;
-  return new ApiError(503, "The server's Emohaa accounts are unavailable: Emohaa rejected every token tried (expired or invalid)", { code: "accounts_unavailable" });
+  return new ApiError(
+    503,
+    "The server's Emohaa accounts are unavailable: Emohaa rejected every token tried (expired or invalid)",
+    { code: "accounts_unavailable" },
+  );
 }
 
 /** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
@@ -105,7 +109,12 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       // Authentication comes before the body is read: a caller without a valid key learns nothing about validation.
       const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
       const body = await parseRequest(req, deps.maxBodyBytes);
-      if (body.n != null && body.n !== 1) throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", { code: "unsupported_value", param: "n" });
+      if (body.n != null && body.n !== 1) {
+        throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", {
+          code: "unsupported_value",
+          param: "n",
+        });
+      }
       const { prompt } = buildPrompt(body.messages, deps.promptMaxBytes);
       const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
       const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
@@ -116,7 +125,14 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       const tokenizer = maxTokens !== undefined || !stream || includeUsage ? deps.tokenizer() : undefined;
       tokenizer?.catch(() => {}); // observed where it is awaited; never an unhandled rejection
       const head = { id: `chatcmpl-${deps.id()}`, created: Math.floor(deps.now() / 1000), model: MODEL };
-      const { reply, first } = await openReply(deps.chat, tokens, prompt, req.signal, stream ? deps.keepAliveMs : Infinity, (n) => (attempts = n));
+      const { reply, first } = await openReply(
+        deps.chat,
+        tokens,
+        prompt,
+        req.signal,
+        stream ? deps.keepAliveMs : Infinity,
+        (n) => (attempts = n),
+      );
       let cutter: Cutter;
       try {
         cutter = new Cutter({ stop, maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });

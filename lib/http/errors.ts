@@ -63,7 +63,9 @@ export class ApiError extends Error {
     if (this.retryAfter !== undefined) h["retry-after"] = String(Math.max(1, Math.ceil(this.retryAfter)));
     // Permanent failures must not be retried by SDKs that retry every 5xx; transient ones may be.
     // A server whose every account was rejected will not recover within an SDK's retry window either.
-    if (this.status === 401 || this.status === 403 || this.status === 400 || this.code === "accounts_unavailable") h["x-should-retry"] = "false";
+    if (this.status === 401 || this.status === 403 || this.status === 400 || this.code === "accounts_unavailable") {
+      h["x-should-retry"] = "false";
+    }
     return h;
   }
 }
@@ -82,7 +84,10 @@ export function toApiError(err: unknown): ApiError {
 export function invalidRequest(issues: readonly { path: readonly PropertyKey[]; message: string }[]): ApiError {
   const issue = issues[0]!;
   const param = issue.path.length ? issue.path.join(".") : null;
-  return new ApiError(400, `Invalid request${param ? ` at ${param}` : ""}: ${issue.message}`, { code: "invalid_request", param });
+  return new ApiError(400, `Invalid request${param ? ` at ${param}` : ""}: ${issue.message}`, {
+    code: "invalid_request",
+    param,
+  });
 }
 
 /** The error for a request the client itself cancelled (nginx's 499): logged, never read by anyone. */

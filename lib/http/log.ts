@@ -107,7 +107,10 @@ export interface LineBufferOptions {
  * meanwhile wait in a bounded buffer, and past its bound they are dropped and counted. Logging never makes a
  * request wait.
  */
-export function batchedLines(write: (text: string) => void | Promise<void>, options: LineBufferOptions = {}): LineBuffer {
+export function batchedLines(
+  write: (text: string) => void | Promise<void>,
+  options: LineBufferOptions = {},
+): LineBuffer {
   const { flushMs = 20, maxChars = 1024 * 1024, onDropped } = options;
   let pending: string[] = [];
   let pendingChars = 0;

@@ -45,36 +45,101 @@ export class Metrics {
   render(s: MetricsSnapshot): string {
     const out: string[] = [];
     const esc = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-    out.push("# HELP emohaa_http_requests_total HTTP requests by route and status.", "# TYPE emohaa_http_requests_total counter");
+    out.push(
+      "# HELP emohaa_http_requests_total HTTP requests by route and status.",
+      "# TYPE emohaa_http_requests_total counter",
+    );
     for (const [key, n] of this.requests) {
       const [route, status] = key.split("\u0000");
       out.push(`emohaa_http_requests_total{route="${esc(route!)}",status="${status}"} ${n}`);
     }
-    out.push("# HELP emohaa_streams_in_flight Streaming responses open now.", "# TYPE emohaa_streams_in_flight gauge", `emohaa_streams_in_flight ${this.streamsInFlight}`);
-    out.push("# HELP emohaa_upstream_first_piece_seconds Time from opening the upstream chat to its first piece.", "# TYPE emohaa_upstream_first_piece_seconds histogram");
+    out.push(
+      "# HELP emohaa_streams_in_flight Streaming responses open now.",
+      "# TYPE emohaa_streams_in_flight gauge",
+      `emohaa_streams_in_flight ${this.streamsInFlight}`,
+    );
+    out.push(
+      "# HELP emohaa_upstream_first_piece_seconds Time from opening the upstream chat to its first piece.",
+      "# TYPE emohaa_upstream_first_piece_seconds histogram",
+    );
     BUCKETS.forEach((b, i) => out.push(`emohaa_upstream_first_piece_seconds_bucket{le="${b}"} ${this.buckets[i]}`));
     out.push(`emohaa_upstream_first_piece_seconds_bucket{le="+Inf"} ${this.firstPieceCount}`);
-    out.push(`emohaa_upstream_first_piece_seconds_sum ${this.firstPieceSum}`, `emohaa_upstream_first_piece_seconds_count ${this.firstPieceCount}`);
-    out.push("# HELP emohaa_conversations_open Upstream conversations created and not yet deleted.", "# TYPE emohaa_conversations_open gauge", `emohaa_conversations_open ${s.conversationsOpen}`);
-    out.push("# HELP emohaa_conversation_deletions_failed_total Conversations whose deletion failed after every retry.", "# TYPE emohaa_conversation_deletions_failed_total counter", `emohaa_conversation_deletions_failed_total ${s.deletionsFailed}`);
+    out.push(
+      `emohaa_upstream_first_piece_seconds_sum ${this.firstPieceSum}`,
+      `emohaa_upstream_first_piece_seconds_count ${this.firstPieceCount}`,
+    );
+    out.push(
+      "# HELP emohaa_conversations_open Upstream conversations created and not yet deleted.",
+      "# TYPE emohaa_conversations_open gauge",
+      `emohaa_conversations_open ${s.conversationsOpen}`,
+    );
+    out.push(
+      "# HELP emohaa_conversation_deletions_failed_total Conversations whose deletion failed after every retry.",
+      "# TYPE emohaa_conversation_deletions_failed_total counter",
+      `emohaa_conversation_deletions_failed_total ${s.deletionsFailed}`,
+    );
     out.push("# HELP emohaa_tokens Tokens known to the pool by state.", "# TYPE emohaa_tokens gauge");
     for (const state of TOKEN_STATES) out.push(`emohaa_tokens{state="${state}"} ${s.pool[state]}`);
-    out.push("# HELP emohaa_queue_waiting Requests waiting for a free account.", "# TYPE emohaa_queue_waiting gauge", `emohaa_queue_waiting ${s.pool.waiting}`);
-    out.push("# HELP emohaa_log_lines_dropped_total Log lines dropped because the reader of the log output fell behind.", "# TYPE emohaa_log_lines_dropped_total counter", `emohaa_log_lines_dropped_total ${this.sources.logLinesDropped?.() ?? 0}`);
+    out.push(
+      "# HELP emohaa_queue_waiting Requests waiting for a free account.",
+      "# TYPE emohaa_queue_waiting gauge",
+      `emohaa_queue_waiting ${s.pool.waiting}`,
+    );
+    out.push(
+      "# HELP emohaa_log_lines_dropped_total Log lines dropped because the reader of the log output fell behind.",
+      "# TYPE emohaa_log_lines_dropped_total counter",
+      `emohaa_log_lines_dropped_total ${this.sources.logLinesDropped?.() ?? 0}`,
+    );
     const st = this.sources.state?.();
     if (st) {
       const b = `backend="${st.backend}"`;
-      out.push("# HELP emohaa_state_up Whether the last call to the state store succeeded.", "# TYPE emohaa_state_up gauge", `emohaa_state_up{${b}} ${st.ok ? 1 : 0}`);
-      out.push("# HELP emohaa_state_calls_total Calls to the state store.", "# TYPE emohaa_state_calls_total counter", `emohaa_state_calls_total{${b}} ${st.calls}`);
-      out.push("# HELP emohaa_state_failures_total Calls to the state store that failed, timeouts included.", "# TYPE emohaa_state_failures_total counter", `emohaa_state_failures_total{${b}} ${st.failures}`);
-      out.push("# HELP emohaa_state_timeouts_total Calls to the state store that got no answer in time.", "# TYPE emohaa_state_timeouts_total counter", `emohaa_state_timeouts_total{${b}} ${st.timeouts}`);
-      out.push("# HELP emohaa_state_retries_total Conflicts and locked databases retried by the state store.", "# TYPE emohaa_state_retries_total counter", `emohaa_state_retries_total{${b}} ${st.retries}`);
-      out.push("# HELP emohaa_state_call_seconds Latency of calls to the state store.", "# TYPE emohaa_state_call_seconds histogram");
-      st.latency.bucketBoundsMs.forEach((ms, i) => out.push(`emohaa_state_call_seconds_bucket{${b},le="${ms / 1000}"} ${st.latency.buckets[i] ?? 0}`));
+      out.push(
+        "# HELP emohaa_state_up Whether the last call to the state store succeeded.",
+        "# TYPE emohaa_state_up gauge",
+        `emohaa_state_up{${b}} ${st.ok ? 1 : 0}`,
+      );
+      out.push(
+        "# HELP emohaa_state_calls_total Calls to the state store.",
+        "# TYPE emohaa_state_calls_total counter",
+        `emohaa_state_calls_total{${b}} ${st.calls}`,
+      );
+      out.push(
+        "# HELP emohaa_state_failures_total Calls to the state store that failed, timeouts included.",
+        "# TYPE emohaa_state_failures_total counter",
+        `emohaa_state_failures_total{${b}} ${st.failures}`,
+      );
+      out.push(
+        "# HELP emohaa_state_timeouts_total Calls to the state store that got no answer in time.",
+        "# TYPE emohaa_state_timeouts_total counter",
+        `emohaa_state_timeouts_total{${b}} ${st.timeouts}`,
+      );
+      out.push(
+        "# HELP emohaa_state_retries_total Conflicts and locked databases retried by the state store.",
+        "# TYPE emohaa_state_retries_total counter",
+        `emohaa_state_retries_total{${b}} ${st.retries}`,
+      );
+      out.push(
+        "# HELP emohaa_state_call_seconds Latency of calls to the state store.",
+        "# TYPE emohaa_state_call_seconds histogram",
+      );
+      st.latency.bucketBoundsMs.forEach((ms, i) =>
+        out.push(`emohaa_state_call_seconds_bucket{${b},le="${ms / 1000}"} ${st.latency.buckets[i] ?? 0}`)
+      );
       out.push(`emohaa_state_call_seconds_bucket{${b},le="+Inf"} ${st.latency.count}`);
-      out.push(`emohaa_state_call_seconds_sum{${b}} ${st.latency.sumMs / 1000}`, `emohaa_state_call_seconds_count{${b}} ${st.latency.count}`);
-      out.push("# HELP emohaa_state_leases_lost_total Account leases that expired before their renewal (their streams may have shared an account).", "# TYPE emohaa_state_leases_lost_total counter", `emohaa_state_leases_lost_total ${st.leasesLost}`);
-      out.push("# HELP emohaa_state_write_failures_total Lease frees, renewals and health reports the state store refused.", "# TYPE emohaa_state_write_failures_total counter", `emohaa_state_write_failures_total ${st.writeFailures}`);
+      out.push(
+        `emohaa_state_call_seconds_sum{${b}} ${st.latency.sumMs / 1000}`,
+        `emohaa_state_call_seconds_count{${b}} ${st.latency.count}`,
+      );
+      out.push(
+        "# HELP emohaa_state_leases_lost_total Account leases that expired before their renewal (their streams may have shared an account).",
+        "# TYPE emohaa_state_leases_lost_total counter",
+        `emohaa_state_leases_lost_total ${st.leasesLost}`,
+      );
+      out.push(
+        "# HELP emohaa_state_write_failures_total Lease frees, renewals and health reports the state store refused.",
+        "# TYPE emohaa_state_write_failures_total counter",
+        `emohaa_state_write_failures_total ${st.writeFailures}`,
+      );
     }
     return out.join("\n") + "\n";
   }

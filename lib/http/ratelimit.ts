@@ -54,7 +54,11 @@ export class RateLimiter {
  * `X-Forwarded-For` (the one the proxy in front of us saw; earlier ones are whatever the client wrote). An IPv6
  * address counts by its /64, the block one subscriber gets, so a client cannot take a fresh bucket per address.
  */
-export function clientKey(remoteAddress: string | undefined, forwardedFor: string | null | undefined, trustProxy: boolean): string {
+export function clientKey(
+  remoteAddress: string | undefined,
+  forwardedFor: string | null | undefined,
+  trustProxy: boolean,
+): string {
   let addr = remoteAddress;
   if (trustProxy && forwardedFor) {
     const last = forwardedFor.split(",").at(-1)!.trim();
@@ -72,7 +76,9 @@ function ipv6Key(addr: string): string {
   const [head = "", tail] = a.split("::");
   const left = head ? head.split(":") : [];
   const right = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  const groups = tail === undefined
+    ? left
+    : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
   return groups
     .slice(0, 4)
     .map((g) => (parseInt(g, 16) || 0).toString(16))

@@ -24,21 +24,35 @@ export const MessageSchema = z
 
 export const ChatRequestSchema = z
   .looseObject({
-    model: z.string().max(200).optional().openapi({ description: "Any model name; the answer always says `emohaa`.", example: "emohaa" }),
+    model: z.string().max(200).optional().openapi({
+      description: "Any model name; the answer always says `emohaa`.",
+      example: "emohaa",
+    }),
     messages: z.array(MessageSchema).min(1).max(2000),
-    stream: z.boolean().nullish().openapi({ description: "Stream the reply as server-sent events. Decided by this field only, never by `Accept`." }),
+    stream: z.boolean().nullish().openapi({
+      description: "Stream the reply as server-sent events. Decided by this field only, never by `Accept`.",
+    }),
     stream_options: z
       .looseObject({
-        include_usage: z.boolean().nullish().openapi({ description: "Send a last chunk with empty `choices` and the estimated `usage` before `[DONE]`." }),
+        include_usage: z.boolean().nullish().openapi({
+          description: "Send a last chunk with empty `choices` and the estimated `usage` before `[DONE]`.",
+        }),
       })
       .nullish(),
     n: z.number().int().nullish().openapi({ description: "Only 1 is supported." }),
-    max_tokens: z.number().int().min(0).nullish().openapi({ description: "Cut the reply at this many (estimated) tokens, `finish_reason: \"length\"`." }),
-    max_completion_tokens: z.number().int().min(0).nullish().openapi({ description: "The newer name of `max_tokens`; wins when both are given." }),
-    stop: z.union([z.string(), z.array(z.string()).max(4)]).nullish().openapi({ description: "Up to 4 sequences that end the reply." }),
+    max_tokens: z.number().int().min(0).nullish().openapi({
+      description: 'Cut the reply at this many (estimated) tokens, `finish_reason: "length"`.',
+    }),
+    max_completion_tokens: z.number().int().min(0).nullish().openapi({
+      description: "The newer name of `max_tokens`; wins when both are given.",
+    }),
+    stop: z.union([z.string(), z.array(z.string()).max(4)]).nullish().openapi({
+      description: "Up to 4 sequences that end the reply.",
+    }),
   })
   .openapi("ChatCompletionRequest", {
-    description: "An OpenAI chat completion request. Other OpenAI fields (temperature, tools, user, metadata, ...) are accepted and ignored.",
+    description:
+      "An OpenAI chat completion request. Other OpenAI fields (temperature, tools, user, metadata, ...) are accepted and ignored.",
     example: { model: "emohaa", messages: [{ role: "user", content: "你好" }], stream: false },
   });
 
@@ -76,7 +90,12 @@ export const CompletionSchema = z
       object: "chat.completion",
       created: 1710000000,
       model: "emohaa",
-      choices: [{ index: 0, message: { role: "assistant", content: "你好啊！我是Emohaa，想和我聊点什么吗？😊", refusal: null }, logprobs: null, finish_reason: "stop" }],
+      choices: [{
+        index: 0,
+        message: { role: "assistant", content: "你好啊！我是Emohaa，想和我聊点什么吗？😊", refusal: null },
+        logprobs: null,
+        finish_reason: "stop",
+      }],
       usage: { prompt_tokens: 9, completion_tokens: 24, total_tokens: 33 },
     },
   });
@@ -101,7 +120,7 @@ export const ChunkSchema = z
     description:
       "One `data:` frame of the event stream. The first delta carries the role, exactly one chunk has a finish_reason, " +
       "an optional usage chunk (empty choices) follows with `stream_options.include_usage`, then `data: [DONE]`. " +
-      "A failure after streaming began is sent as `data: {\"error\": {...}}` and the stream closes without [DONE].",
+      'A failure after streaming began is sent as `data: {"error": {...}}` and the stream closes without [DONE].',
     example: {
       id: "chatcmpl-3f9c2b7e1d5a4c08",
       object: "chat.completion.chunk",
@@ -121,13 +140,24 @@ export const ErrorSchema = z
     }),
   })
   .openapi("Error", {
-    description: "Every failure, in OpenAI's shape, with a real HTTP status. `code` is stable; `message` is for people.",
-    example: { error: { message: "Emohaa rejected the token (expired or invalid) while trying to create a conversation", type: "authentication_error", param: null, code: "invalid_token" } },
+    description:
+      "Every failure, in OpenAI's shape, with a real HTTP status. `code` is stable; `message` is for people.",
+    example: {
+      error: {
+        message: "Emohaa rejected the token (expired or invalid) while trying to create a conversation",
+        type: "authentication_error",
+        param: null,
+        code: "invalid_token",
+      },
+    },
   });
 
 export const TokenCheckRequestSchema = z
   .object({ token: z.string().min(1).max(4096).openapi({ example: "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9..." }) })
-  .openapi("TokenCheckRequest", { description: "One Emohaa token (not a comma-separated list).", example: { token: "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9..." } });
+  .openapi("TokenCheckRequest", {
+    description: "One Emohaa token (not a comma-separated list).",
+    example: { token: "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9..." },
+  });
 
 export const TokenCheckResponseSchema = z
   .object({ live: z.boolean().openapi({ description: "`true` when Emohaa accepted the token" }) })
@@ -136,15 +166,22 @@ export const TokenCheckResponseSchema = z
 export const ModelListSchema = z
   .object({
     object: z.literal("list"),
-    data: z.array(z.object({ id: z.string(), object: z.literal("model"), created: z.number().int(), owned_by: z.string() })),
+    data: z.array(
+      z.object({ id: z.string(), object: z.literal("model"), created: z.number().int(), owned_by: z.string() }),
+    ),
   })
   .openapi("ModelList", {
-    example: { object: "list", data: [{ id: "emohaa", object: "model", created: 1710000000, owned_by: "emohaa-free-api" }] },
+    example: {
+      object: "list",
+      data: [{ id: "emohaa", object: "model", created: 1710000000, owned_by: "emohaa-free-api" }],
+    },
   });
 
 export const TokenStatusSchema = z
   .object({
-    mode: z.enum(["server", "client"]).openapi({ description: "`server`: the server holds the tokens (EMOHAA_TOKENS); `client`: callers send them" }),
+    mode: z.enum(["server", "client"]).openapi({
+      description: "`server`: the server holds the tokens (EMOHAA_TOKENS); `client`: callers send them",
+    }),
     waiting: z.number().int().openapi({ description: "Requests queued for a free account" }),
     tokens: z.array(
       z.object({

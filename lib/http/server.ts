@@ -86,12 +86,33 @@ const BAD_TARGET = /[^\x21-\x7e]|#/;
 const HOST = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?$/;
 const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
 const REASONS: Record<number, string> = {
-  200: "OK", 201: "Created", 204: "No Content", 206: "Partial Content", 301: "Moved Permanently", 302: "Found",
-  304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-  405: "Method Not Allowed", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
-  415: "Unsupported Media Type", 417: "Expectation Failed", 422: "Unprocessable Content", 429: "Too Many Requests",
-  431: "Request Header Fields Too Large", 499: "Client Closed Request", 500: "Internal Server Error",
-  501: "Not Implemented", 505: "HTTP Version Not Supported", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+  200: "OK",
+  201: "Created",
+  204: "No Content",
+  206: "Partial Content",
+  301: "Moved Permanently",
+  302: "Found",
+  304: "Not Modified",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  415: "Unsupported Media Type",
+  417: "Expectation Failed",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  499: "Client Closed Request",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  505: "HTTP Version Not Supported",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
 };
 /** A body cancelled by the handler is still read and dropped up to this much, so the connection can be kept. */
 const DISCARD_MAX_BYTES = 256 * 1024;
@@ -102,7 +123,8 @@ const NOT_YET = Symbol("not yet");
  * Settles a few microtask turns from now: a read of a stream that already ended settles before it (Bun's takes one
  * turn), a read that waits for more data does not. No timer: a stream's first piece is never held back.
  */
-const soon = (): Promise<typeof NOT_YET> => Promise.resolve().then(() => undefined).then(() => undefined).then(() => NOT_YET);
+const soon = (): Promise<typeof NOT_YET> =>
+  Promise.resolve().then(() => undefined).then(() => undefined).then(() => NOT_YET);
 
 /** A parse failure of a request head: the status to answer with before closing. */
 class HeadError extends Error {
@@ -212,8 +234,19 @@ export function parseHead(text: string, defaultHost: string, maxUrlBytes = 8192)
     body = Number(length);
   }
   if (expect !== undefined && expect !== "100-continue") throw new HeadError(417);
-  const keepAlive = minor === 1 ? !/(?:^|,)\s*close\s*(?:,|$)/.test(connection) : /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(connection);
-  return { method, target, minor, headers, host: host || defaultHost, body, keepAlive, expectContinue: expect !== undefined && minor === 1 };
+  const keepAlive = minor === 1
+    ? !/(?:^|,)\s*close\s*(?:,|$)/.test(connection)
+    : /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(connection);
+  return {
+    method,
+    target,
+    minor,
+    headers,
+    host: host || defaultHost,
+    body,
+    keepAlive,
+    expectContinue: expect !== undefined && minor === 1,
+  };
 }
 
 /** The URL of a request: origin-form targets, or absolute-form ones whose authority is checked like a Host. */
@@ -240,7 +273,9 @@ type BodyState = "none" | "length" | "size" | "chunk" | "chunk-end" | "trailer" 
 /** A simple response the server writes itself (errors before a request reaches the handler). */
 function plain(status: number, extra = ""): Uint8Array {
   const body = REASONS[status] ?? "Error";
-  return encoder.encode(`HTTP/1.1 ${status} ${body}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n${extra}\r\n${body}`);
+  return encoder.encode(
+    `HTTP/1.1 ${status} ${body}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n${extra}\r\n${body}`,
+  );
 }
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 const LAST_CHUNK = encoder.encode("0\r\n\r\n");
@@ -489,7 +524,10 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       }
       let req: Request;
       try {
-        req = new Request(url, { method, headers: head.headers, body, signal: abort.signal, duplex: "half" } as RequestInit);
+        req = new Request(
+          url,
+          { method, headers: head.headers, body, signal: abort.signal, duplex: "half" } as RequestInit,
+        );
       } catch {
         return this.fail(400);
       }
@@ -649,7 +687,9 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       this.responding = true;
       const head = this.head!;
       // A client told to wait for 100 Continue that never got it may never send its body: the connection ends.
-      if (head.expectContinue && !this.continueSent && this.bodyState !== "done" && this.bodyState !== "none") this.keepAlive = false;
+      if (head.expectContinue && !this.continueSent && this.bodyState !== "done" && this.bodyState !== "none") {
+        this.keepAlive = false;
+      }
       const status = res.status;
       const bodyless = head.method === "HEAD" || NO_BODY_STATUS.has(status) || status < 200;
       let text = `HTTP/1.1 ${status} ${res.statusText || REASONS[status] || ""}\r\n`;
@@ -657,11 +697,14 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       for (const [name, value] of res.headers) {
         const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : "";
         if (lower === "content-length") appLength = value;
-        else if (lower !== "transfer-encoding" && lower !== "connection" && lower !== "keep-alive") text += `${name}: ${value}\r\n`;
+        else if (lower !== "transfer-encoding" && lower !== "connection" && lower !== "keep-alive") {
+          text += `${name}: ${value}\r\n`;
+        }
       }
       if (!res.headers.has("date")) text += `Date: ${dateHeader(now())}\r\n`;
       if (stopping) this.keepAlive = false;
-      const connection = () => (this.keepAlive ? (head.minor === 0 ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n");
+      const connection =
+        () => (this.keepAlive ? (head.minor === 0 ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n");
       try {
         if (bodyless || !res.body) {
           res.body?.cancel().catch(() => {});

@@ -35,7 +35,9 @@ export function promptLine(m: PromptMessage): string {
 /** The size a line takes in the chat URL's query string, plus the joining newline. */
 function urlSize(line: string): number {
   // A lone surrogate (valid in JSON, not in UTF-8) travels as U+FFFD, 9 bytes encoded; encodeURIComponent throws.
-  const text = (line as unknown as { isWellFormed(): boolean }).isWellFormed() ? line : (line as unknown as { toWellFormed(): string }).toWellFormed();
+  const text = (line as unknown as { isWellFormed(): boolean }).isWellFormed()
+    ? line
+    : (line as unknown as { toWellFormed(): string }).toWellFormed();
   return encodeURIComponent(text).length + 3;
 }
 
@@ -62,10 +64,14 @@ export function buildPrompt(messages: readonly PromptMessage[], maxBytes: number
   if (lastUser < 0) lastUser = lines.length - 1;
   let used = urlSize(lines[lastUser]!.line);
   if (used > maxBytes) {
-    throw new ApiError(400, `The last user message is too long for Emohaa: ${used} bytes URL-encoded, the limit is ${maxBytes}`, {
-      code: "context_length_exceeded",
-      param: "messages",
-    });
+    throw new ApiError(
+      400,
+      `The last user message is too long for Emohaa: ${used} bytes URL-encoded, the limit is ${maxBytes}`,
+      {
+        code: "context_length_exceeded",
+        param: "messages",
+      },
+    );
   }
   keep[lastUser] = true;
   const isSystem = (r: string) => r === "system" || r === "developer";

@@ -1,5 +1,5 @@
 // Server-sent events out: OpenAI chunk frames, error frames, keep-alive comments.
-import { deltaChunk, type ChunkHead } from "./translate.ts";
+import { type ChunkHead, deltaChunk } from "./translate.ts";
 
 /** SSE response headers real clients need (nginx buffering off, no compression). */
 export const SSE_HEADERS: Record<string, string> = {

@@ -68,7 +68,9 @@ export class Cutter {
     this.stop = options.stop.filter((s) => s.length > 0);
     this.maxTokens = options.maxTokens;
     this.tokenizer = options.tokenizer;
-    if (this.maxTokens !== undefined && !this.tokenizer) throw new Error("Cannot cut at max_tokens without a tokenizer");
+    if (this.maxTokens !== undefined && !this.tokenizer) {
+      throw new Error("Cannot cut at max_tokens without a tokenizer");
+    }
   }
 
   /** True when neither stop nor max_tokens applies: pieces pass through untouched. */
@@ -179,7 +181,11 @@ export interface ChunkHead {
 }
 
 /** The OpenAI `chat.completion.chunk` for a delta. */
-export function deltaChunk(head: ChunkHead, delta: { role?: "assistant"; content?: string }, finish: FinishReason | null = null) {
+export function deltaChunk(
+  head: ChunkHead,
+  delta: { role?: "assistant"; content?: string },
+  finish: FinishReason | null = null,
+) {
   return {
     id: head.id,
     object: "chat.completion.chunk" as const,
@@ -191,7 +197,14 @@ export function deltaChunk(head: ChunkHead, delta: { role?: "assistant"; content
 
 /** The `include_usage` chunk: empty choices and the usage. */
 export function usageChunk(head: ChunkHead, usage: Usage) {
-  return { id: head.id, object: "chat.completion.chunk" as const, created: head.created, model: head.model, choices: [], usage };
+  return {
+    id: head.id,
+    object: "chat.completion.chunk" as const,
+    created: head.created,
+    model: head.model,
+    choices: [],
+    usage,
+  };
 }
 
 /** The OpenAI `chat.completion` for a whole reply. */
@@ -201,12 +214,21 @@ export function completion(head: ChunkHead, content: string, finish: FinishReaso
     object: "chat.completion" as const,
     created: head.created,
     model: head.model,
-    choices: [{ index: 0, message: { role: "assistant" as const, content, refusal: null }, logprobs: null, finish_reason: finish }],
+    choices: [{
+      index: 0,
+      message: { role: "assistant" as const, content, refusal: null },
+      logprobs: null,
+      finish_reason: finish,
+    }],
     usage,
   };
 }
 
 /** Usage from two counts. */
 export function usageOf(promptTokens: number, completionTokens: number): Usage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+  };
 }

@@ -1,20 +1,20 @@
 // The Deno KV backend: optimistic atomic commits (read, then commit with version checks, retried on conflict) on a
 // KV the caller opens (runtime/kv.ts), so lib/ never touches Deno.*. Wake-ups by `watch` plus a short poll.
 import { jitter, Meter } from "./meter.ts";
-import { applyHealth, firstWithRoom, HEALTHY, healthKeepMs, type LeaseSlot, leaseId, live } from "./rules.ts";
+import { applyHealth, firstWithRoom, healthKeepMs, HEALTHY, leaseId, type LeaseSlot, live } from "./rules.ts";
 import {
   type AccountHealth,
   checkKey,
   checkPart,
   type FreedListener,
   type JournalRecord,
-  LEASE_TTL_MS,
   type Lease,
+  LEASE_TTL_MS,
   type LeaseRef,
   OWNER_DEAD_AFTER_MS,
   type StateStore,
-  type StoreOptions,
   StoreError,
+  type StoreOptions,
   type ValueKey,
 } from "./store.ts";
 
@@ -81,19 +81,29 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
   checkPart("open", "prefix", prefix);
   const leaseKey = (a: string): Key => [prefix, "lease", a];
   const healthKey = (a: string): Key => [prefix, "health", a];
-  const journalKey = (o: string, cid?: string): Key => (cid === undefined ? [prefix, "journal", o] : [prefix, "journal", o, cid]);
+  const journalKey = (
+    o: string,
+    cid?: string,
+  ): Key => (cid === undefined ? [prefix, "journal", o] : [prefix, "journal", o, cid]);
   const beatKey = (o: string): Key => [prefix, "beat", o];
   const valueKey = (k: ValueKey): Key => [prefix, "value", ...k];
   const freedKey: Key = [prefix, "freed"];
 
   /** Runs one KV call, retrying "database is locked" with jitter. */
   const locked = async <T>(op: string, f: () => Promise<T>): Promise<T> => {
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0;; attempt++) {
       try {
         return await f();
       } catch (err) {
         if (!isLocked(err)) throw err;
-        if (attempt >= LOCKED_RETRIES) throw new StoreError("conflict", op, `Cannot ${op}: the KV database stayed locked after ${LOCKED_RETRIES} retries`, { cause: err });
+        if (attempt >= LOCKED_RETRIES) {
+          throw new StoreError(
+            "conflict",
+            op,
+            `Cannot ${op}: the KV database stayed locked after ${LOCKED_RETRIES} retries`,
+            { cause: err },
+          );
+        }
         meter.retried();
         await jitter(Math.min(2 * 2 ** attempt, 50));
       }
@@ -105,7 +115,10 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
     return (await Promise.all(chunks.map((c) => locked(op, () => kv.getMany(c))))).flat();
   };
   /** Read-modify-commit: `attempt` reads and returns an atomic operation (or a final result); retried on conflict. */
-  const optimistic = async <T>(op: string, attempt: () => Promise<{ commit: KvAtomicLike; result: T } | { result: T }>): Promise<T> => {
+  const optimistic = async <T>(
+    op: string,
+    attempt: () => Promise<{ commit: KvAtomicLike; result: T } | { result: T }>,
+  ): Promise<T> => {
     for (let i = 0; i <= maxConflicts; i++) {
       const a = await attempt();
       if (!("commit" in a)) return a.result;
@@ -118,7 +131,12 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
   };
   const slotsOf = (e: KvEntryLike | undefined) => (e?.value as LeaseSlot[] | null) ?? [];
   const keepFor = (slots: readonly LeaseSlot[], t: number) => Math.max(...slots.map((s) => s[2])) - t + 1_000;
-  const putSlots = (a: KvAtomicLike, key: Key, slots: LeaseSlot[], t: number) => (slots.length ? a.set(key, slots, { expireIn: keepFor(slots, t) }) : a.delete(key));
+  const putSlots = (
+    a: KvAtomicLike,
+    key: Key,
+    slots: LeaseSlot[],
+    t: number,
+  ) => (slots.length ? a.set(key, slots, { expireIn: keepFor(slots, t) }) : a.delete(key));
 
   // Wake-ups: one watcher and one poll per store while anyone listens; the freed key's versionstamp says "new".
   const listeners = new Set<FreedListener>();
@@ -175,10 +193,20 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
           const t = now();
           const i = firstWithRoom(entries.map(slotsOf), req.perAccount, t);
           if (i < 0) return { result: null };
-          const lease: Lease = { id: leaseId(req.owner), account: req.accounts[i]!, owner: req.owner, expiresAt: t + (req.ttlMs ?? LEASE_TTL_MS) };
+          const lease: Lease = {
+            id: leaseId(req.owner),
+            account: req.accounts[i]!,
+            owner: req.owner,
+            expiresAt: t + (req.ttlMs ?? LEASE_TTL_MS),
+          };
           const slots = [...live(slotsOf(entries[i]), t), [lease.id, lease.owner, lease.expiresAt] as const];
           // Only the chosen account is checked: a preferred one that freed meanwhile costs order, never capacity.
-          const commit = putSlots(kv.atomic().check({ key: keys[i]!, versionstamp: entries[i]!.versionstamp }), keys[i]!, slots, t);
+          const commit = putSlots(
+            kv.atomic().check({ key: keys[i]!, versionstamp: entries[i]!.versionstamp }),
+            keys[i]!,
+            slots,
+            t,
+          );
           return { commit, result: lease };
         });
       });
@@ -195,10 +223,12 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
           const rest = slots.filter((s) => s[0] !== lease.id);
           if (rest.length === slots.length) return { result: false };
           const wasLive = slots.some((s) => s[0] === lease.id && s[2] > t);
-          const commit = putSlots(kv.atomic().check({ key, versionstamp: e.versionstamp }), key, live(rest, t), t).set(freedKey, { account: lease.account, at: t });
+          const commit = putSlots(kv.atomic().check({ key, versionstamp: e.versionstamp }), key, live(rest, t), t).set(
+            freedKey,
+            { account: lease.account, at: t },
+          );
           return { commit, result: wasLive };
-        }),
-      );
+        }));
     },
 
     renew(owner, refs, ttlMs = LEASE_TTL_MS) {
@@ -206,7 +236,9 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       // One atomic operation checks at most 100 keys: more accounts renew in parallel commits of 100.
       const accounts = [...new Set(refs.map((r) => r.account))];
       const chunks: string[][] = [];
-      for (let i = 0; i < accounts.length; i += ATOMIC_CHECKS_MAX) chunks.push(accounts.slice(i, i + ATOMIC_CHECKS_MAX));
+      for (let i = 0; i < accounts.length; i += ATOMIC_CHECKS_MAX) {
+        chunks.push(accounts.slice(i, i + ATOMIC_CHECKS_MAX));
+      }
       const renewChunk = (chunk: string[]) =>
         optimistic(op, async () => {
           const entries = await getMany(op, chunk.map(leaseKey));
@@ -258,7 +290,10 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
           const t = now();
           const h = applyHealth((e.value as AccountHealth | null) ?? null, update, t);
           const a = kv.atomic().check({ key, versionstamp: e.versionstamp });
-          return { commit: h ? a.set(key, h, { expireIn: healthKeepMs(h, t) }) : a.delete(key), result: { ...(h ?? HEALTHY) } };
+          return {
+            commit: h ? a.set(key, h, { expireIn: healthKeepMs(h, t) }) : a.delete(key),
+            result: { ...(h ?? HEALTHY) },
+          };
         });
       });
     },
@@ -293,7 +328,12 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
 
     journalList(owner) {
       const op = "list the journal";
-      return meter.run(op, () => locked(op, () => collect(kv.list({ prefix: owner === undefined ? [prefix, "journal"] : journalKey(owner) }))).then((es) => es.map((e) => e.value as JournalRecord)));
+      return meter.run(
+        op,
+        () =>
+          locked(op, () => collect(kv.list({ prefix: owner === undefined ? [prefix, "journal"] : journalKey(owner) })))
+            .then((es) => es.map((e) => e.value as JournalRecord)),
+      );
     },
 
     heartbeat(owner) {
@@ -318,7 +358,10 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
     forgetOwner(owner) {
       const op = "forget an owner";
       return meter.run(op, async () => {
-        const keys = [beatKey(owner), ...(await locked(op, () => collect(kv.list({ prefix: journalKey(owner) })))).map((e) => e.key)];
+        const keys = [
+          beatKey(owner),
+          ...(await locked(op, () => collect(kv.list({ prefix: journalKey(owner) })))).map((e) => e.key),
+        ];
         // An atomic operation holds at most 1000 mutations.
         for (let i = 0; i < keys.length; i += 1000) {
           const a = kv.atomic();
@@ -342,7 +385,10 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       const op = "set a value";
       return meter.run(op, async () => {
         checkKey(op, key);
-        const r = await locked(op, () => kv.set(valueKey(key), wrap(op, value, opts?.expireInMs, now()), expiry(opts?.expireInMs)));
+        const r = await locked(
+          op,
+          () => kv.set(valueKey(key), wrap(op, value, opts?.expireInMs, now()), expiry(opts?.expireInMs)),
+        );
         return r.versionstamp;
       });
     },
@@ -391,7 +437,12 @@ export function isLocked(err: unknown): boolean {
 }
 
 // KV's own expiry drops keys some time after `expireIn`, so values carry their deadline and reads enforce it.
-function wrap(op: string, value: unknown, expireInMs: number | undefined, t: number): { v: unknown; exp: number | null } {
+function wrap(
+  op: string,
+  value: unknown,
+  expireInMs: number | undefined,
+  t: number,
+): { v: unknown; exp: number | null } {
   const s = JSON.stringify(value);
   if (s === undefined) throw new StoreError("invalid", op, `Cannot ${op}: the value is not JSON`);
   return { v: JSON.parse(s), exp: expireInMs === undefined ? null : t + expireInMs };

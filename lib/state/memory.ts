@@ -1,19 +1,19 @@
 // The state store of one process: plain maps, no I/O, no timers. The default, and today's behaviour.
 import { Meter } from "./meter.ts";
-import { applyHealth, firstWithRoom, HEALTHY, type LeaseSlot, leaseId, live } from "./rules.ts";
+import { applyHealth, firstWithRoom, HEALTHY, leaseId, type LeaseSlot, live } from "./rules.ts";
 import {
   type AccountHealth,
   checkKey,
   checkPart,
   type FreedListener,
   type JournalRecord,
-  LEASE_TTL_MS,
   type Lease,
+  LEASE_TTL_MS,
   type LeaseRef,
   OWNER_DEAD_AFTER_MS,
   type StateStore,
-  type StoreOptions,
   StoreError,
+  type StoreOptions,
   type TakeRequest,
   type ValueKey,
   type Versioned,
@@ -61,7 +61,11 @@ export function memoryStore(options: MemoryStoreOptions = {}): StateStore {
     const json = JSON.stringify(v);
     if (json === undefined) throw new StoreError("invalid", "set", "Cannot store a value that is not JSON");
     const ver = String(++version);
-    values.set(key.join("\u0000"), { json, version: ver, expiresAt: expireInMs === undefined ? Infinity : now() + expireInMs });
+    values.set(key.join("\u0000"), {
+      json,
+      version: ver,
+      expiresAt: expireInMs === undefined ? Infinity : now() + expireInMs,
+    });
     return ver;
   };
 
@@ -76,7 +80,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): StateStore {
         const i = firstWithRoom(req.accounts.map((a) => slots(a)), req.perAccount, t);
         if (i < 0) return null;
         const account = req.accounts[i]!;
-        const lease: Lease = { id: leaseId(req.owner), account, owner: req.owner, expiresAt: t + (req.ttlMs ?? LEASE_TTL_MS) };
+        const lease: Lease = {
+          id: leaseId(req.owner),
+          account,
+          owner: req.owner,
+          expiresAt: t + (req.ttlMs ?? LEASE_TTL_MS),
+        };
         leases.set(account, [...slots(account), [lease.id, lease.owner, lease.expiresAt]]);
         return lease;
       });
@@ -144,7 +153,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): StateStore {
         checkPart("journal a conversation", "owner", record.owner);
         checkPart("journal a conversation", "conversation id", record.cid);
         let m = journal.get(record.owner);
-        if (!m) journal.set(record.owner, (m = new Map()));
+        if (!m) journal.set(record.owner, m = new Map());
         m.set(record.cid, { ...record });
         beats.set(record.owner, now());
       });
@@ -160,7 +169,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): StateStore {
 
     journalList(owner) {
       return meter.runSync("list the journal", () => {
-        const maps = owner === undefined ? [...journal.values()] : [journal.get(owner) ?? new Map<string, JournalRecord>()];
+        const maps = owner === undefined
+          ? [...journal.values()]
+          : [journal.get(owner) ?? new Map<string, JournalRecord>()];
         return maps.flatMap((m) => [...m.values()].map((r) => ({ ...r })));
       });
     },
@@ -173,7 +184,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): StateStore {
     },
 
     deadOwners(deadAfterMs = OWNER_DEAD_AFTER_MS) {
-      return meter.runSync("find dead owners", () => [...journal.keys()].filter((o) => (beats.get(o) ?? -Infinity) < now() - deadAfterMs));
+      return meter.runSync(
+        "find dead owners",
+        () => [...journal.keys()].filter((o) => (beats.get(o) ?? -Infinity) < now() - deadAfterMs),
+      );
     },
 
     forgetOwner(owner) {

@@ -1,5 +1,5 @@
 // Runs every store call under a timeout, turns its failures into StoreError and counts calls, errors and latency.
-import { type StoreErrorCode, StoreError, type StoreHealth } from "./store.ts";
+import { StoreError, type StoreErrorCode, type StoreHealth } from "./store.ts";
 
 /** The default timeout of one store call. */
 export const STORE_TIMEOUT_MS = 2_000;
@@ -36,7 +36,11 @@ export class Meter {
     this.calls++;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreError("timeout", op, `Cannot ${op}: the store did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(new StoreError("timeout", op, `Cannot ${op}: the store did not answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
     });
     let work: Promise<T>;
     try {
@@ -79,7 +83,9 @@ export class Meter {
   }
 
   private fail(op: string, err: unknown, code: StoreErrorCode): Promise<never> {
-    const e = err instanceof StoreError ? err : new StoreError(code, op, `Cannot ${op}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    const e = err instanceof StoreError
+      ? err
+      : new StoreError(code, op, `Cannot ${op}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     this.failures++;
     if (e.code === "timeout") this.timeouts++;
     this.ok = false;

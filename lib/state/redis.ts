@@ -9,12 +9,12 @@ import {
   checkPart,
   type FreedListener,
   type JournalRecord,
-  LEASE_TTL_MS,
   type Lease,
+  LEASE_TTL_MS,
   OWNER_DEAD_AFTER_MS,
   type StateStore,
-  type StoreOptions,
   StoreError,
+  type StoreOptions,
   type ValueKey,
 } from "./store.ts";
 import { leaseId } from "./rules.ts";
@@ -42,7 +42,8 @@ interface RedisLike {
 // The server's clock in milliseconds, so leases of instances with skewed clocks expire alike.
 const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 // A lease set lives as long as its longest lease (plus a second), so an abandoned account leaves nothing behind.
-const KEEP = `local function keep(k) local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES') if top[2] then redis.call('PEXPIREAT', k, tonumber(top[2]) + 1000) end end`;
+const KEEP =
+  `local function keep(k) local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES') if top[2] then redis.call('PEXPIREAT', k, tonumber(top[2]) + 1000) end end`;
 
 const SCRIPTS = {
   // KEYS: lease sets in preference order. ARGV: perAccount, ttlMs, lease id. -> {index (0: none), expiresAt}
@@ -129,7 +130,8 @@ for _, o in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return out`,
   // KEYS: owner's journal hash, owners set, heartbeats hash. ARGV: owner.
-  forget: `redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1]) redis.call('HDEL', KEYS[3], ARGV[1]) return 1`,
+  forget:
+    `redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1]) redis.call('HDEL', KEYS[3], ARGV[1]) return 1`,
   // KEYS: value hash, version counter. ARGV: json, expireInMs ('' for none). -> new version
   set: `local n = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'j', ARGV[1], 'n', n)
@@ -145,7 +147,9 @@ if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) else redis.call('P
 return tostring(n)`,
 } as const;
 
-const SHAS = Object.fromEntries(Object.entries(SCRIPTS).map(([k, src]) => [k, createHash("sha1").update(src).digest("hex")])) as Record<keyof typeof SCRIPTS, string>;
+const SHAS = Object.fromEntries(
+  Object.entries(SCRIPTS).map(([k, src]) => [k, createHash("sha1").update(src).digest("hex")]),
+) as Record<keyof typeof SCRIPTS, string>;
 
 /** The URL without its password, for messages. */
 export function redactUrl(url: string): string {
@@ -187,7 +191,10 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
   const client = createClient({
     url: options.url,
     disableOfflineQueue: true,
-    socket: { connectTimeout: meter.timeoutMs, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000) },
+    socket: {
+      connectTimeout: meter.timeoutMs,
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000),
+    },
   }) as unknown as RedisLike;
   client.on("error", (err) => meter.event(`Redis connection: ${err.message}`));
   await connect(client, meter, options.url);
@@ -218,20 +225,31 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
         for (const a of req.accounts) checkPart("take a lease", "account", a);
         if (!req.accounts.length) return null;
         const id = leaseId(req.owner);
-        const [i, expiresAt] = (await run("take", req.accounts.map(leaseKey), [req.perAccount, req.ttlMs ?? LEASE_TTL_MS, id])) as [number, number];
+        const [i, expiresAt] =
+          (await run("take", req.accounts.map(leaseKey), [req.perAccount, req.ttlMs ?? LEASE_TTL_MS, id])) as [
+            number,
+            number,
+          ];
         if (!i) return null;
         return { id, account: req.accounts[i - 1]!, owner: req.owner, expiresAt } satisfies Lease;
       });
     },
 
     free(lease) {
-      return meter.run("free a lease", async () => (await run("free", [leaseKey(lease.account)], [lease.id, channel, lease.account])) === 1);
+      return meter.run(
+        "free a lease",
+        async () => (await run("free", [leaseKey(lease.account)], [lease.id, channel, lease.account])) === 1,
+      );
     },
 
     renew(owner, refs, ttlMs = LEASE_TTL_MS) {
       return meter.run("renew leases", async () => {
         if (!refs.length) return [];
-        return (await run("renew", refs.map((r) => leaseKey(r.account)), [ttlMs, owner, ...refs.map((r) => r.id)])) as string[];
+        return (await run("renew", refs.map((r) => leaseKey(r.account)), [
+          ttlMs,
+          owner,
+          ...refs.map((r) => r.id),
+        ])) as string[];
       });
     },
 
@@ -265,7 +283,9 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
       return meter.run("report health", async () => {
         checkPart("report health", "account", account);
         const u = update as { kind: string; error?: string; threshold?: number; cooldownMs?: number };
-        return parseHealth(await run("health", [healthKey(account)], [u.kind, u.error ?? "", u.threshold ?? 0, u.cooldownMs ?? 0]));
+        return parseHealth(
+          await run("health", [healthKey(account)], [u.kind, u.error ?? "", u.threshold ?? 0, u.cooldownMs ?? 0]),
+        );
       });
     },
 
@@ -292,12 +312,17 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
     },
 
     journalRemove(owner, cid) {
-      return meter.run("remove a journal entry", async () => void (await run("journalRemove", [journalKey(owner), owners], [owner, cid])));
+      return meter.run(
+        "remove a journal entry",
+        async () => void (await run("journalRemove", [journalKey(owner), owners], [owner, cid])),
+      );
     },
 
     journalList(owner) {
       return meter.run("list the journal", async () => {
-        const rows = owner === undefined ? ((await run("journalAll", [owners], [`${p}:journal:`])) as string[]) : await client.hVals(journalKey(owner));
+        const rows = owner === undefined
+          ? ((await run("journalAll", [owners], [`${p}:journal:`])) as string[])
+          : await client.hVals(journalKey(owner));
         return rows.map((r) => JSON.parse(r) as JournalRecord);
       });
     },
@@ -314,7 +339,10 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
     },
 
     forgetOwner(owner) {
-      return meter.run("forget an owner", async () => void (await run("forget", [journalKey(owner), owners, beats], [owner])));
+      return meter.run(
+        "forget an owner",
+        async () => void (await run("forget", [journalKey(owner), owners, beats], [owner])),
+      );
     },
 
     get(key) {
@@ -328,7 +356,9 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
     set(key, value, opts) {
       return meter.run("set a value", async () => {
         checkKey("set a value", key);
-        return String(await run("set", [valueKey(key), versions], [json("set a value", value), opts?.expireInMs ?? ""]));
+        return String(
+          await run("set", [valueKey(key), versions], [json("set a value", value), opts?.expireInMs ?? ""]),
+        );
       });
     },
 
@@ -342,7 +372,11 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
     cas(key, expected, value, opts) {
       return meter.run("compare and set a value", async () => {
         checkKey("compare and set a value", key);
-        const r = await run("cas", [valueKey(key), versions], [expected ?? "", value === null ? "" : json("compare and set a value", value), opts?.expireInMs ?? ""]);
+        const r = await run("cas", [valueKey(key), versions], [
+          expected ?? "",
+          value === null ? "" : json("compare and set a value", value),
+          opts?.expireInMs ?? "",
+        ]);
         if (r === null || r === false) return false;
         return r === "" ? null : String(r);
       });
@@ -372,8 +406,14 @@ async function connect(client: RedisLike, meter: Meter, url: string): Promise<vo
     await meter.run("connect", () => client.connect());
   } catch (err) {
     client.destroy();
-    const why = err instanceof StoreError && err.code === "timeout" ? `no answer within ${meter.timeoutMs} ms` : err instanceof Error ? err.message : String(err);
-    throw new StoreError("unavailable", "connect", `Cannot connect to Redis at ${redactUrl(url)}: ${why}`, { cause: err });
+    const why = err instanceof StoreError && err.code === "timeout"
+      ? `no answer within ${meter.timeoutMs} ms`
+      : err instanceof Error
+      ? err.message
+      : String(err);
+    throw new StoreError("unavailable", "connect", `Cannot connect to Redis at ${redactUrl(url)}: ${why}`, {
+      cause: err,
+    });
   }
 }
 

@@ -10,7 +10,11 @@ export function live(slots: readonly LeaseSlot[] | undefined, now: number): Leas
 }
 
 /** The index of the first account whose live slots number fewer than `perAccount`, or -1. */
-export function firstWithRoom(slotsPerAccount: readonly (readonly LeaseSlot[] | undefined)[], perAccount: number, now: number): number {
+export function firstWithRoom(
+  slotsPerAccount: readonly (readonly LeaseSlot[] | undefined)[],
+  perAccount: number,
+  now: number,
+): number {
   return slotsPerAccount.findIndex((slots) => live(slots, now).length < perAccount);
 }
 

@@ -231,7 +231,12 @@ export interface StateStore {
    * still `expected` (null: only when the key is absent). Resolves the new version (null after a delete), or
    * false when someone wrote the key in between.
    */
-  cas<T = unknown>(key: ValueKey, expected: string | null, value: T | null, options?: { expireInMs?: number }): Promise<string | null | false>;
+  cas<T = unknown>(
+    key: ValueKey,
+    expected: string | null,
+    value: T | null,
+    options?: { expireInMs?: number },
+  ): Promise<string | null | false>;
 
   /** The store's own health: counters and latency of this client's calls (for /metrics). Never calls the store. */
   health(): StoreHealth;
@@ -244,7 +249,13 @@ const KEY_PART = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /** Checks one id that becomes part of a key (an account hash, an owner, a conversation id); throws `invalid`. */
 export function checkPart(op: string, what: string, value: string): void {
-  if (!KEY_PART.test(value)) throw new StoreError("invalid", op, `Cannot use ${what} ${JSON.stringify(value.slice(0, 40))}: it must be 1-128 characters of A-Z a-z 0-9 _ . : -`);
+  if (!KEY_PART.test(value)) {
+    throw new StoreError(
+      "invalid",
+      op,
+      `Cannot use ${what} ${JSON.stringify(value.slice(0, 40))}: it must be 1-128 characters of A-Z a-z 0-9 _ . : -`,
+    );
+  }
 }
 
 /**
@@ -253,6 +264,10 @@ export function checkPart(op: string, what: string, value: string): void {
  */
 export function checkKey(op: string, key: ValueKey): void {
   if (key.length < 1 || key.length > 8 || !key.every((p) => KEY_PART.test(p))) {
-    throw new StoreError("invalid", op, `Cannot use key ${JSON.stringify(key).slice(0, 80)}: parts must be 1-128 characters of A-Z a-z 0-9 _ . : -`);
+    throw new StoreError(
+      "invalid",
+      op,
+      `Cannot use key ${JSON.stringify(key).slice(0, 80)}: parts must be 1-128 characters of A-Z a-z 0-9 _ . : -`,
+    );
   }
 }

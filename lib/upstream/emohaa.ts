@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import type { FetchLike } from "./http1.ts";
 import { type PieceReader, pieceReader } from "./events.ts";
-import { asProblem, maybeJson, type Problem, upstreamFailure, UpstreamError } from "./errors.ts";
+import { asProblem, maybeJson, type Problem, UpstreamError, upstreamFailure } from "./errors.ts";
 
 export interface EmohaaClientOptions {
   baseUrl: string;
@@ -69,7 +69,11 @@ export async function boundedText(res: Response, maxBytes: number, strict = true
     size += value.length;
     if (size > maxBytes) {
       reader.cancel().catch(() => {});
-      if (strict) throw new UpstreamError("protocol", 502, `Emohaa's answer exceeded ${maxBytes} bytes`, { code: "upstream_reply_too_large" });
+      if (strict) {
+        throw new UpstreamError("protocol", 502, `Emohaa's answer exceeded ${maxBytes} bytes`, {
+          code: "upstream_reply_too_large",
+        });
+      }
       return text + decoder.decode(value.subarray(0, value.length - (size - maxBytes)));
     }
     text += decoder.decode(value, { stream: true });
@@ -80,15 +84,26 @@ export async function boundedText(res: Response, maxBytes: number, strict = true
  * The status rule: an answer that failed says so with its HTTP status, or, sent with a 200, with its problem
  * body's own status; otherwise `orElse` (0: no failure).
  */
-function failureOf(res: Response, problem: Problem | null, what: string, token: string, orElse: number): UpstreamError | undefined {
+function failureOf(
+  res: Response,
+  problem: Problem | null,
+  what: string,
+  token: string,
+  orElse: number,
+): UpstreamError | undefined {
   const status = !res.ok ? res.status : problem?.status && problem.status >= 400 ? problem.status : orElse;
-  return status ? upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token }) : undefined;
+  return status
+    ? upstreamFailure(status, what, problem, { retryAfter: res.headers.get("retry-after"), token })
+    : undefined;
 }
 
 /** What a failed exchange with Emohaa is to the caller: its own abort, or "cannot reach Emohaa" (502). */
 function unreachable(what: string, err: unknown, signal?: AbortSignal): unknown {
   if (signal?.aborted) return err;
-  return new UpstreamError("network", 502, `Cannot reach Emohaa to ${what}`, { code: "upstream_unreachable", cause: err });
+  return new UpstreamError("network", 502, `Cannot reach Emohaa to ${what}`, {
+    code: "upstream_unreachable",
+    cause: err,
+  });
 }
 
 /** The upstream client; every call takes the account token and an abort signal. */
@@ -165,7 +180,14 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
   }
 
   /** Sends a JSON-answering call; throws UpstreamError for HTTP errors and problem bodies. */
-  async function call(token: string, method: string, path: string, query: Record<string, string>, what: string, signal?: AbortSignal): Promise<string> {
+  async function call(
+    token: string,
+    method: string,
+    path: string,
+    query: Record<string, string>,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const res = await send(token, method, path, query, what, signal);
     let text: string;
     try {
@@ -180,7 +202,15 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
 
   async function openChat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<PieceReader> {
     const what = "answer";
-    const res = await send(token, "GET", "/chat", { token, cid, prompt, role: "echo" }, what, signal, "text/event-stream");
+    const res = await send(
+      token,
+      "GET",
+      "/chat",
+      { token, cid, prompt, role: "echo" },
+      what,
+      signal,
+      "text/event-stream",
+    );
     const type = res.headers.get("content-type") ?? "";
     if (!res.ok || !type.includes("text/event-stream") || !res.body) {
       // An error body is read only as far as a problem body can reach: a hostile upstream cannot make us hold more.
@@ -195,7 +225,11 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     async createConversation(token, signal) {
       const body = await call(token, "GET", "/generate/id", { create: "true" }, "create a conversation", signal);
       const id = parseConversationId(body);
-      if (!id) throw new UpstreamError("protocol", 502, "Emohaa answered with no conversation id", { code: "upstream_protocol_error" });
+      if (!id) {
+        throw new UpstreamError("protocol", 502, "Emohaa answered with no conversation id", {
+          code: "upstream_protocol_error",
+        });
+      }
       return id;
     },
 
@@ -208,7 +242,9 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     async listConversations(token, signal) {
       const text = await call(token, "GET", "/convs", { role: "echo" }, "list conversations", signal);
       const list = JSON.parse(text);
-      if (!Array.isArray(list)) throw new UpstreamError("auth", 401, "Emohaa did not accept the token", { code: "invalid_token" });
+      if (!Array.isArray(list)) {
+        throw new UpstreamError("auth", 401, "Emohaa did not accept the token", { code: "invalid_token" });
+      }
       return list;
     },
   };

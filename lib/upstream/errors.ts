@@ -6,7 +6,12 @@ export type UpstreamKind = "auth" | "busy" | "rate" | "server" | "network" | "ti
 
 /** An upstream failure: an ApiError carrying the kind of failure (the client sees status and message). */
 export class UpstreamError extends ApiError {
-  constructor(readonly kind: UpstreamKind, status: number, message: string, opts: { code: string; retryAfter?: number; cause?: unknown }) {
+  constructor(
+    readonly kind: UpstreamKind,
+    status: number,
+    message: string,
+    opts: { code: string; retryAfter?: number; cause?: unknown },
+  ) {
     super(status, message, opts);
   }
 }
@@ -18,7 +23,9 @@ export class UpstreamError extends ApiError {
 export function maybeJson(text: string): unknown {
   const c = text.trimStart().charCodeAt(0);
   // { [ " - 0-9 t f n
-  if (!(c === 123 || c === 91 || c === 34 || c === 45 || (c >= 48 && c <= 57) || c === 116 || c === 102 || c === 110)) return undefined;
+  if (!(c === 123 || c === 91 || c === 34 || c === 45 || (c >= 48 && c <= 57) || c === 116 || c === 102 || c === 110)) {
+    return undefined;
+  }
   try {
     return JSON.parse(text);
   } catch {
@@ -36,7 +43,11 @@ export function asProblem(v: unknown): Problem | null {
   if (!v || typeof v !== "object" || Array.isArray(v)) return null;
   const p = v as Record<string, unknown>;
   if (typeof p.status !== "number" && typeof p.title !== "string") return null;
-  return { status: typeof p.status === "number" ? p.status : undefined, title: String(p.title ?? ""), detail: String(p.detail ?? "") };
+  return {
+    status: typeof p.status === "number" ? p.status : undefined,
+    title: String(p.title ?? ""),
+    detail: String(p.detail ?? ""),
+  };
 }
 
 /** How much of an upstream problem's title and detail is looked at, and how much of it may reach a client. */
@@ -59,7 +70,10 @@ export function sanitiseUpstreamText(text: string, token?: string): string {
   t = t
     .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]*/gi, "[url]")
     .replace(/\bbearer\s+[^\s,;"']+/gi, `Bearer ${REDACTED}`)
-    .replace(/\b(access_token|token|authorization|auth|api_?key|key|secret|password|passwd|cookie|session|signature|sig|xreal)(\s*[:=]\s*)(?!bearer\b)[^\s,;&"']+/gi, `$1$2${REDACTED}`)
+    .replace(
+      /\b(access_token|token|authorization|auth|api_?key|key|secret|password|passwd|cookie|session|signature|sig|xreal)(\s*[:=]\s*)(?!bearer\b)[^\s,;&"']+/gi,
+      `$1$2${REDACTED}`,
+    )
     .replace(/\?[^\s"']*=[^\s"']*/g, `?${REDACTED}`)
     .replace(/[\w~+.%\/=-]{8,}/g, (run) => {
       if (run.length >= 24 || (token && sharesPart(run, token))) return REDACTED;
@@ -96,25 +110,48 @@ export interface FailureContext {
  * upstream status, and at most the upstream's sanitised words (see {@link sanitiseUpstreamText}). A redirect is
  * never followed: it is a 502 like any answer that is not the one asked for.
  */
-export function upstreamFailure(status: number, what: string, problem: Problem | null, context: FailureContext = {}): UpstreamError {
+export function upstreamFailure(
+  status: number,
+  what: string,
+  problem: Problem | null,
+  context: FailureContext = {},
+): UpstreamError {
   if (status === 401 || status === 403) {
-    return new UpstreamError("auth", 401, `Emohaa rejected the token (expired or invalid) while trying to ${what}`, { code: "invalid_token" });
+    return new UpstreamError("auth", 401, `Emohaa rejected the token (expired or invalid) while trying to ${what}`, {
+      code: "invalid_token",
+    });
   }
   if (status === 429) {
     const retryAfter = Number(context.retryAfter) > 0 ? Number(context.retryAfter) : 5;
     // Decided on the raw words (they never leave this function): only the verdict reaches the client.
     const raw = `${problem?.title ?? ""} ${problem?.detail ?? ""}`.slice(0, SCAN_CHARS);
     const busy = /progress|stream|busy|正在/i.test(raw);
-    return new UpstreamError(busy ? "busy" : "rate", 429, busy
-      ? "Emohaa is still answering another request on this account; try again shortly"
-      : `Emohaa rate limit reached while trying to ${what}`, { code: busy ? "account_busy" : "rate_limit_exceeded", retryAfter });
+    return new UpstreamError(
+      busy ? "busy" : "rate",
+      429,
+      busy
+        ? "Emohaa is still answering another request on this account; try again shortly"
+        : `Emohaa rate limit reached while trying to ${what}`,
+      { code: busy ? "account_busy" : "rate_limit_exceeded", retryAfter },
+    );
   }
   if (status >= 300 && status < 400) {
-    return new UpstreamError("protocol", 502, `Emohaa answered with a redirect (upstream status ${status}) while trying to ${what}; redirects are not followed`, { code: "upstream_redirect" });
+    return new UpstreamError(
+      "protocol",
+      502,
+      `Emohaa answered with a redirect (upstream status ${status}) while trying to ${what}; redirects are not followed`,
+      { code: "upstream_redirect" },
+    );
   }
   const said = saidBy(problem, context.token);
-  if (status >= 500) return new UpstreamError("server", 502, `Emohaa failed to ${what} (upstream status ${status})${said}`, { code: "upstream_error" });
-  return new UpstreamError("protocol", 502, `Emohaa refused to ${what} (upstream status ${status})${said}`, { code: "upstream_error" });
+  if (status >= 500) {
+    return new UpstreamError("server", 502, `Emohaa failed to ${what} (upstream status ${status})${said}`, {
+      code: "upstream_error",
+    });
+  }
+  return new UpstreamError("protocol", 502, `Emohaa refused to ${what} (upstream status ${status})${said}`, {
+    code: "upstream_error",
+  });
 }
 
 /** The problem body an event or answer may carry, if it is one. */

@@ -1,6 +1,6 @@
 // Reading the upstream's event stream: pieces of the reply, `[DONE]`, error events, and the bounds on both.
 import { createParser } from "eventsource-parser";
-import { problemOf, upstreamFailure, UpstreamError } from "./errors.ts";
+import { problemOf, UpstreamError, upstreamFailure } from "./errors.ts";
 
 /** A reply's bounds, and the token its request carried (never quoted back from an error event). */
 interface ReplyRules {
@@ -26,7 +26,9 @@ function pieceOf(ev: { event?: string; data: string }, state: ReplyState, rules:
   if (ev.data.length > rules.maxEventChars) throw eventTooLarge();
   state.total += ev.data.length;
   if (state.total > rules.maxReplyChars) {
-    throw new UpstreamError("protocol", 502, `Emohaa's answer exceeded ${rules.maxReplyChars} characters`, { code: "upstream_reply_too_large" });
+    throw new UpstreamError("protocol", 502, `Emohaa's answer exceeded ${rules.maxReplyChars} characters`, {
+      code: "upstream_reply_too_large",
+    });
   }
   if (ev.data === "[DONE]") {
     state.done = true;
@@ -41,9 +43,14 @@ function pieceOf(ev: { event?: string; data: string }, state: ReplyState, rules:
 }
 
 function eventTooLarge(): UpstreamError {
-  return new UpstreamError("protocol", 502, "Emohaa sent an event larger than this server accepts", { code: "upstream_event_too_large" });
+  return new UpstreamError("protocol", 502, "Emohaa sent an event larger than this server accepts", {
+    code: "upstream_event_too_large",
+  });
 }
-const streamCut = () => new UpstreamError("network", 502, "Emohaa's stream ended before the answer was complete", { code: "upstream_stream_cut" });
+const streamCut = () =>
+  new UpstreamError("network", 502, "Emohaa's stream ended before the answer was complete", {
+    code: "upstream_stream_cut",
+  });
 
 /** A reply being read: the pieces of each upstream read, in order. */
 export interface PieceReader {
@@ -67,7 +74,12 @@ const READ_BUFFER_BYTES = 16 * 1024;
  * a promise hand-off per event. Everything a network read holds is parsed at once and handed over as one batch.
  * `token` is the one the request carried: an error event that quotes it is not passed on with it.
  */
-export function pieceReader(body: ReadableStream<Uint8Array>, maxEventChars: number, maxReplyChars = Infinity, token?: string): PieceReader {
+export function pieceReader(
+  body: ReadableStream<Uint8Array>,
+  maxEventChars: number,
+  maxReplyChars = Infinity,
+  token?: string,
+): PieceReader {
   // Where the body is a byte stream (Deno, Node) every read fills the same buffer: a default reader there gets a
   // fresh 64 KiB buffer per read, which at a thousand slow streams is hundreds of megabytes of garbage.
   // Bun's fetch body is not a byte stream: its default reader hands over the bytes it received.

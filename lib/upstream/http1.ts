@@ -24,7 +24,11 @@ export interface WireEvents {
  * Opens a TCP (or TLS) connection; rejects when it cannot. Runtime-specific: see runtime/dial.ts. `signal` aborts a
  * connect still under way where the runtime can (the caller stops waiting either way, and ends a late connection).
  */
-export type Dial = (target: { hostname: string; port: number; tls: boolean }, events: WireEvents, signal?: AbortSignal) => Promise<Wire>;
+export type Dial = (
+  target: { hostname: string; port: number; tls: boolean },
+  events: WireEvents,
+  signal?: AbortSignal,
+) => Promise<Wire>;
 
 /** What the upstream client asks of a request, beyond fetch's own fields. */
 export interface FetchInit {
@@ -159,7 +163,13 @@ class Connection {
       return;
     }
     this.dead = true;
-    if (ex) this.destroy(err ? networkError("The connection to the upstream failed", err) : networkError("The upstream closed the connection mid-response"));
+    if (ex) {
+      this.destroy(
+        err
+          ? networkError("The connection to the upstream failed", err)
+          : networkError("The upstream closed the connection mid-response"),
+      );
+    }
   }
 
   private finish(reusable: boolean): void {
@@ -202,7 +212,9 @@ class Connection {
           const joined = concat(this.buf, data);
           const end = headEnd(joined, Math.max(0, this.buf.length - 3));
           if (end < 0) {
-            if (joined.length > this.maxHeadBytes) return this.destroy(networkError("The upstream sent a response head that is too large"));
+            if (joined.length > this.maxHeadBytes) {
+              return this.destroy(networkError("The upstream sent a response head that is too large"));
+            }
             this.buf = joined === data ? data.slice() : joined;
             return;
           }
@@ -230,7 +242,9 @@ class Connection {
           const l = this.line(data, 1024);
           if (l === undefined) return;
           const size = l ? parseInt(latin1.decode(l[0]), 16) : NaN;
-          if (!l || !Number.isFinite(size) || size < 0) return this.destroy(networkError("The upstream sent a malformed chunk size"));
+          if (!l || !Number.isFinite(size) || size < 0) {
+            return this.destroy(networkError("The upstream sent a malformed chunk size"));
+          }
           this.left = size;
           data = l[1];
           this.state = size === 0 ? "trailer" : "chunk";
@@ -384,7 +398,11 @@ export function createHttp1Fetch(dial: Dial, options: Http1Options = {}): FetchL
    * dialer does: a connect that hangs (a full backlog, a black-holed address) holds nothing but its own socket,
    * which is ended as soon as it opens.
    */
-  async function open(key: string, target: { hostname: string; port: number; tls: boolean }, signal?: AbortSignal): Promise<Connection> {
+  async function open(
+    key: string,
+    target: { hostname: string; port: number; tls: boolean },
+    signal?: AbortSignal,
+  ): Promise<Connection> {
     const conn = new Connection((c) => {
       c.idleSince = Date.now();
       const list = idle.get(key) ?? idle.set(key, []).get(key)!;
@@ -430,7 +448,12 @@ export function createHttp1Fetch(dial: Dial, options: Http1Options = {}): FetchL
   }
 
   /** Sends the request on `conn`; `ex.answered` tells afterwards whether any byte of an answer came. */
-  function exchange(conn: Connection, method: string, request: Uint8Array, signal?: AbortSignal): { ex: Exchange; response: Promise<Response> } {
+  function exchange(
+    conn: Connection,
+    method: string,
+    request: Uint8Array,
+    signal?: AbortSignal,
+  ): { ex: Exchange; response: Promise<Response> } {
     let ex!: Exchange;
     const response = new Promise<Response>((resolve, reject) => {
       ex = { method, resolve, reject, signal, answered: false };

@@ -74,11 +74,19 @@ export async function serveAsset(req: Request, asset: Asset, headers: Record<str
   const gzip = asset.body.length >= GZIP_MIN_CHARS && acceptsGzip(req.headers.get("accept-encoding"));
   const base = await etagOf(asset);
   const etag = gzip ? `${base.slice(0, -1)}-gz"` : base;
-  const h = new Headers({ "content-type": asset.type, etag, "cache-control": "no-cache", "x-content-type-options": "nosniff", ...headers });
+  const h = new Headers({
+    "content-type": asset.type,
+    etag,
+    "cache-control": "no-cache",
+    "x-content-type-options": "nosniff",
+    ...headers,
+  });
   if (asset.body.length >= GZIP_MIN_CHARS) h.set("vary", "accept-encoding");
   if (gzip) h.set("content-encoding", "gzip");
   const match = req.headers.get("if-none-match");
-  if (match && match.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) return new Response(null, { status: 304, headers: h });
+  if (match && match.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) {
+    return new Response(null, { status: 304, headers: h });
+  }
   if (req.method === "HEAD") return new Response(null, { status: 200, headers: h });
   return new Response(gzip ? await gzipOf(asset) : asset.body, { status: 200, headers: h });
 }

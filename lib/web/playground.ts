@@ -45,7 +45,9 @@ const UI = new Map<string, Asset>([
 function esmFromCjs(cjs: string): string {
   const names = [...new Set([...cjs.matchAll(/^exports\.([A-Za-z_$][\w$]*) = /gm)].map((m) => m[1]!))];
   // In a function of its own: its top-level names would clash with the exports of the same names.
-  return `const exports = {};\n(function (exports) {\n${cjs}\n})(exports);\nexport const { ${names.join(", ")} } = exports;\n`;
+  return `const exports = {};\n(function (exports) {\n${cjs}\n})(exports);\nexport const { ${
+    names.join(", ")
+  } } = exports;\n`;
 }
 
 // Modules from node_modules, served without their source map comments (the maps are not served).

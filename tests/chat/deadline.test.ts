@@ -11,7 +11,12 @@ describe("withDeadline", () => {
   });
 
   it("aborts a call that runs past the limit with a TimeoutError naming it", async () => {
-    const never = (signal: AbortSignal) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
-    await assert.rejects(withDeadline(10, "delete request", never), (e: unknown) => e instanceof DOMException && e.name === "TimeoutError" && e.message === "The delete request timed out");
+    const never = (signal: AbortSignal) =>
+      new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+    await assert.rejects(
+      withDeadline(10, "delete request", never),
+      (e: unknown) =>
+        e instanceof DOMException && e.name === "TimeoutError" && e.message === "The delete request timed out",
+    );
   });
 });

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { journalFor, type JournalEntry, journalLine, replayJournal, resolveEntries } from "../../lib/chat/journal.ts";
+import { type JournalEntry, journalFor, journalLine, replayJournal, resolveEntries } from "../../lib/chat/journal.ts";
 import { tokenHash } from "../../lib/chat/pool.ts";
 
 describe("replayJournal", () => {
@@ -37,15 +37,29 @@ describe("journalFor", () => {
     const added: JournalEntry[] = [];
     const removed: string[] = [];
     const errors: unknown[] = [];
-    const j = journalFor({ load: async () => [], add: (e) => void added.push(e), remove: (c) => void removed.push(c) }, () => ["s0", "s1"], (e) => errors.push(e));
+    const j = journalFor(
+      { load: async () => [], add: (e) => void added.push(e), remove: (c) => void removed.push(c) },
+      () => ["s0", "s1"],
+      (e) => errors.push(e),
+    );
     j.created("s1", "c1");
     j.created("client-token", "c2");
     j.deleted("s1", "c1");
     j.deleted("client-token", "c2");
     assert.deepEqual(added, [{ cid: "c1", index: 1, hash: tokenHash("s1") }]);
     assert.deepEqual(removed, ["c1"]);
-    assert.ok(!JSON.stringify(added).includes("s1\""));
-    const broken = journalFor({ load: async () => [], add: () => { throw new Error("disk full"); }, remove: () => {} }, () => ["s0"], (e) => errors.push(e));
+    assert.ok(!JSON.stringify(added).includes('s1"'));
+    const broken = journalFor(
+      {
+        load: async () => [],
+        add: () => {
+          throw new Error("disk full");
+        },
+        remove: () => {},
+      },
+      () => ["s0"],
+      (e) => errors.push(e),
+    );
     broken.created("s0", "c9");
     assert.equal(errors.length, 1);
   });

@@ -1,9 +1,17 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { tokenHash, TokenPool, type PoolOptions } from "../../lib/chat/pool.ts";
+import { type PoolOptions, tokenHash, TokenPool } from "../../lib/chat/pool.ts";
 import { ApiError } from "../../lib/http/errors.ts";
 
-const opts = (o: Partial<PoolOptions> = {}): PoolOptions => ({ perToken: 1, authCooldownMs: 600_000, failCooldownMs: 30_000, failThreshold: 2, queueTimeoutMs: 1000, queueMax: 10, ...o });
+const opts = (o: Partial<PoolOptions> = {}): PoolOptions => ({
+  perToken: 1,
+  authCooldownMs: 600_000,
+  failCooldownMs: 30_000,
+  failThreshold: 2,
+  queueTimeoutMs: 1000,
+  queueMax: 10,
+  ...o,
+});
 const never = new AbortController().signal;
 const none = new Set<string>();
 
@@ -33,7 +41,10 @@ describe("TokenPool", () => {
   it("a queue timeout is a 429 with retry-after", async () => {
     const pool = new TokenPool(opts({ queueTimeoutMs: 50 }));
     await pool.acquire(["a"], none, never);
-    await assert.rejects(pool.acquire(["a"], none, never), (e: unknown) => e instanceof ApiError && e.status === 429 && e.retryAfter! >= 1);
+    await assert.rejects(
+      pool.acquire(["a"], none, never),
+      (e: unknown) => e instanceof ApiError && e.status === 429 && e.retryAfter! >= 1,
+    );
     assert.equal(pool.waiting, 0);
   });
 
@@ -82,7 +93,13 @@ describe("TokenPool", () => {
     pool.report("t", "timeout");
     assert.equal(pool.status(["t"])[0]!.state, "cooling");
     pool.report("t", "ok");
-    assert.deepEqual(pool.status(["t"])[0], { label: pool.status(["t"])[0]!.label, state: "healthy", inFlight: 0, coolingUntil: null, lastError: null });
+    assert.deepEqual(pool.status(["t"])[0], {
+      label: pool.status(["t"])[0]!.label,
+      state: "healthy",
+      inFlight: 0,
+      coolingUntil: null,
+      lastError: null,
+    });
   });
 
   it("busy and rate limits say nothing about health", () => {

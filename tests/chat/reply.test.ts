@@ -92,7 +92,7 @@ class FakeUpstream implements EmohaaClient {
   /** The reply of conversation `cid`, to feed before or after it is opened. */
   stream(cid: string): FeedStream {
     let s = this.streams.get(cid);
-    if (!s) this.streams.set(cid, (s = new FeedStream()));
+    if (!s) this.streams.set(cid, s = new FeedStream());
     return s;
   }
 

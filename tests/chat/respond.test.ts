@@ -10,7 +10,14 @@ import { loadTokenizer } from "../../lib/openai/tokenizer.ts";
 function arrived(pieces: string[]): Reply & { closed: boolean } {
   let i = 0;
   const next = () => (i < pieces.length ? pieces[i++]! : null);
-  return { closed: false, read: async () => next(), readNow: () => next(), close() { this.closed = true; } };
+  return {
+    closed: false,
+    read: async () => next(),
+    readNow: () => next(),
+    close() {
+      this.closed = true;
+    },
+  };
 }
 
 /** Random lowercase letters: one unbroken word the tokenizer's merge cache cannot shortcut. */
@@ -25,7 +32,11 @@ function randomWord(seed: number, length: number): string {
 }
 
 const head = { id: "chatcmpl-1", created: 1, model: "emohaa" };
-const context = (pieces: string[], maxTokens?: number, prompt = "hi"): Promise<ReplyContext & { reply: ReturnType<typeof arrived> }> =>
+const context = (
+  pieces: string[],
+  maxTokens?: number,
+  prompt = "hi",
+): Promise<ReplyContext & { reply: ReturnType<typeof arrived> }> =>
   loadTokenizer().then((tk) => ({
     head,
     reply: arrived(pieces),
@@ -89,11 +100,21 @@ describe("collectCompletion", () => {
 describe("streamCompletion", () => {
   it("counts a huge reply's usage with turns of the event loop between slices", async () => {
     const word = randomWord(4, 150_000);
-    const ctx = await context([word.slice(0, 50_000), word.slice(50_000, 100_000), word.slice(100_000)], undefined, randomWord(5, 20_000));
-    const { result, longest, ticks } = await loopGaps(() => frames(streamCompletion(ctx, { includeUsage: true, keepAliveMs: 15_000 })));
+    const ctx = await context(
+      [word.slice(0, 50_000), word.slice(50_000, 100_000), word.slice(100_000)],
+      undefined,
+      randomWord(5, 20_000),
+    );
+    const { result, longest, ticks } = await loopGaps(() =>
+      frames(streamCompletion(ctx, { includeUsage: true, keepAliveMs: 15_000 }))
+    );
     const usage = JSON.parse(result.data.at(-2)!).usage;
     const tk = await loadTokenizer();
-    assert.deepEqual(usage, { prompt_tokens: tk.count(ctx.prompt), completion_tokens: tk.count(word), total_tokens: tk.count(ctx.prompt) + tk.count(word) });
+    assert.deepEqual(usage, {
+      prompt_tokens: tk.count(ctx.prompt),
+      completion_tokens: tk.count(word),
+      total_tokens: tk.count(ctx.prompt) + tk.count(word),
+    });
     assert.equal(result.data.at(-1), "[DONE]");
     assert.ok(ticks > 10, `the loop had turns: ${ticks}`);
     assert.ok(longest < 200, `the loop was held ${longest.toFixed(0)} ms at a time`);

@@ -7,14 +7,30 @@ import { ApiError } from "../../lib/http/errors.ts";
 import { memoryStore } from "../../lib/state/memory.ts";
 import type { StateStore } from "../../lib/state/store.ts";
 
-const OPTIONS = { perToken: 1, authCooldownMs: 60_000, failCooldownMs: 5_000, failThreshold: 2, queueTimeoutMs: 2_000, queueMax: 10 };
+const OPTIONS = {
+  perToken: 1,
+  authCooldownMs: 60_000,
+  failCooldownMs: 5_000,
+  failThreshold: 2,
+  queueTimeoutMs: 2_000,
+  queueMax: 10,
+};
 
 /** Pools named a, b, ... on one store, closed by `end`. */
 function fleet(store: StateStore = memoryStore(), extra: Partial<SharedPoolOptions> = {}) {
   const pools: SharedPool[] = [];
   const errors: string[] = [];
   const pool = (owner: string, more: Partial<SharedPoolOptions> = {}) => {
-    const p = new SharedPool({ ...OPTIONS, store, owner, healthTtlMs: 0, retryMs: 50, onError: (m) => errors.push(m), ...extra, ...more });
+    const p = new SharedPool({
+      ...OPTIONS,
+      store,
+      owner,
+      healthTtlMs: 0,
+      retryMs: 50,
+      onError: (m) => errors.push(m),
+      ...extra,
+      ...more,
+    });
     pools.push(p);
     return p;
   };
@@ -57,7 +73,10 @@ describe("SharedPool", () => {
     const f = fleet();
     try {
       const a = f.pool("a");
-      const leases = await Promise.all([a.acquire(["live-1", "live-2", "live-3"], none, never), a.acquire(["live-1", "live-2", "live-3"], none, never)]);
+      const leases = await Promise.all([
+        a.acquire(["live-1", "live-2", "live-3"], none, never),
+        a.acquire(["live-1", "live-2", "live-3"], none, never),
+      ]);
       assert.notEqual(leases[0]!.token, leases[1]!.token);
       leases.forEach((l) => l!.release());
       assert.equal(await a.acquire(["live-1"], new Set(["live-1"]), never), undefined);
@@ -148,8 +167,14 @@ describe("SharedPool", () => {
     await store.close();
     held.release(); // the free fails: counted and logged, and the waiter's retry meets the closed store
     const err = await waiting;
-    assert.ok(err instanceof ApiError && err.status === 503 && err.code === "state_unavailable" && err.retryAfter === 1, String(err));
-    await assert.rejects(a.acquire(["live-2"], none, never), (e: unknown) => e instanceof ApiError && e.code === "state_unavailable");
+    assert.ok(
+      err instanceof ApiError && err.status === 503 && err.code === "state_unavailable" && err.retryAfter === 1,
+      String(err),
+    );
+    await assert.rejects(
+      a.acquire(["live-2"], none, never),
+      (e: unknown) => e instanceof ApiError && e.code === "state_unavailable",
+    );
     assert.ok(a.counters.writeFailures >= 1);
     assert.equal(f.errors.length, 1, "one log line for a run of failures");
     a.close();

@@ -5,7 +5,19 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, realpathSync, rmSync, statSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  realpathSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { DEFAULT_TARGETS, outName } from "../../scripts/compile.ts";
@@ -31,7 +43,8 @@ const sha256 = async (bytes: ArrayBuffer) => Buffer.from(await crypto.subtle.dig
 
 /** Same-origin URLs a page or a script refers to: src/href attributes, import maps' and imports' relative paths. */
 function linked(text: string, page: string): string[] {
-  const refs = [...text.matchAll(/(?:src|href)=["']([^"']+)["']/g), ...text.matchAll(/["'](\.{1,2}\/[^"'\s]+)["']/g)].map((m) => m[1]!);
+  const refs = [...text.matchAll(/(?:src|href)=["']([^"']+)["']/g), ...text.matchAll(/["'](\.{1,2}\/[^"'\s]+)["']/g)]
+    .map((m) => m[1]!);
   const origin = new URL(page).origin;
   return refs.map((r) => new URL(r, page)).filter((u) => u.origin === origin).map((u) => u.pathname);
 }
@@ -49,7 +62,9 @@ async function assertSameSite(reference: string, candidate: string) {
     assert.equal(b.headers.get("content-type"), a.headers.get("content-type"), `${path}: content-type`);
     const [ba, bb] = await Promise.all([a.arrayBuffer(), b.arrayBuffer()]);
     assert.equal(await sha256(bb), await sha256(ba), `${path}: body differs`);
-    if (a.status === 200 && /^text\/(html|javascript)/.test(a.headers.get("content-type") ?? "")) queue.push(...linked(new TextDecoder().decode(ba), reference + path));
+    if (a.status === 200 && /^text\/(html|javascript)/.test(a.headers.get("content-type") ?? "")) {
+      queue.push(...linked(new TextDecoder().decode(ba), reference + path));
+    }
   }
   assert.ok(seen.size >= 10, `only ${[...seen].join(" ")}`);
 }
@@ -134,9 +149,16 @@ describe("dist/emohaa-free-api (bun build --compile)", () => {
 
   it("the linux-arm64 build answers /ping and chats under qemu-aarch64 (skipped where qemu is not installed)", async (t) => {
     const sysroot = "/usr/aarch64-linux-gnu"; // Debian's libc6-arm64-cross
-    if (spawnSync("qemu-aarch64", ["--version"]).error || !existsSync(sysroot)) return t.skip("no qemu-aarch64 and arm64 glibc here");
+    if (spawnSync("qemu-aarch64", ["--version"]).error || !existsSync(sysroot)) {
+      return t.skip("no qemu-aarch64 and arm64 glibc here");
+    }
     const dir = alone(join(dist, outName("linux-arm64")));
-    const server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl }, ["qemu-aarch64", "-L", sysroot, join(dir, outName("linux-arm64"))], dir);
+    const server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl }, [
+      "qemu-aarch64",
+      "-L",
+      sysroot,
+      join(dir, outName("linux-arm64")),
+    ], dir);
     try {
       assert.equal(await (await fetch(`${server.url}/ping`)).text(), "pong");
       await assertChats(server.url, sim);
@@ -149,7 +171,16 @@ describe("dist/emohaa-free-api (bun build --compile)", () => {
     const ldd = spawnSync("ldd", [binary], { encoding: "utf8" });
     if (ldd.error) return t.skip("no ldd on this machine");
     const libs = [...ldd.stdout.matchAll(/^\s*(\S+)/gm)].map((m) => m[1]!.replace(/\.so.*$/, ""));
-    const glibc = new Set(["linux-vdso", "libc", "libpthread", "libdl", "libm", "librt", "/lib64/ld-linux-x86-64", "/lib/ld-linux-aarch64"]);
+    const glibc = new Set([
+      "linux-vdso",
+      "libc",
+      "libpthread",
+      "libdl",
+      "libm",
+      "librt",
+      "/lib64/ld-linux-x86-64",
+      "/lib/ld-linux-aarch64",
+    ]);
     for (const lib of libs) assert.ok(glibc.has(lib), `links ${lib}`);
   });
 
@@ -202,7 +233,10 @@ describe("deno task start", () => {
         };
         child.stdout!.on("data", onData);
         child.stderr!.on("data", onData);
-        child.on("exit", (code) => reject((clearTimeout(timer), new Error(`deno task start exited with ${code}:\n${out}`))));
+        child.on(
+          "exit",
+          (code) => reject((clearTimeout(timer), new Error(`deno task start exited with ${code}:\n${out}`))),
+        );
       });
       assert.ok(existsSync(join(fresh, "node_modules")));
       assert.equal(await (await fetch(`${url}/ping`)).text(), "pong");
@@ -216,7 +250,10 @@ describe("deno task start", () => {
 /** What a `git clone` of the working tree holds (tracked and new, not ignored, files), in a temp directory; same as scripts/test-deploy.mjs. */
 function freshCopy(): string {
   const dir = tempDir("emohaa-fresh-");
-  const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root, encoding: "utf8" });
+  const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+    cwd: root,
+    encoding: "utf8",
+  });
   if (git.status !== 0) {
     // Not a git checkout: everything but what a clone would not have.
     const skip = new Set(["node_modules", "dist", ".git"]);

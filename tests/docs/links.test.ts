@@ -71,7 +71,7 @@ describe("the markdown helpers", () => {
     assert.equal(slug("`stop` and `max_tokens`"), "stop-and-max_tokens");
   });
   it("anchors skips code blocks and numbers repeated headings", () => {
-    const page = "# A\n## A\n```ini\n# not a heading\n```\n<a id=\"x\"></a>\n";
+    const page = '# A\n## A\n```ini\n# not a heading\n```\n<a id="x"></a>\n';
     assert.deepEqual([...anchors(page)].sort(), ["a", "a-1", "x"]);
   });
   it("links keeps relative targets outside code, and resolveLink reads them from the page's folder", () => {

@@ -31,7 +31,7 @@ function raw(p = port) {
   let received = "";
   let closedAt: number | undefined;
   const closed = new Promise<number>((resolve) => {
-    socket.on("close", () => resolve((closedAt = Date.now() - t0)));
+    socket.on("close", () => resolve(closedAt = Date.now() - t0));
   });
   socket.on("data", (b) => (received += b.toString("latin1")));
   socket.on("error", () => {});
@@ -79,7 +79,9 @@ describe(`connection handling (${serverCommand().join(" ")})`, { skip: platformS
 
   it("a slow body is closed within the body timeout", async () => {
     const c = raw();
-    c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{");
+    c.send(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    );
     const timer = setInterval(() => c.closedAt() === undefined && c.send(" "), 100);
     const at = await c.closed;
     clearInterval(timer);
@@ -134,7 +136,9 @@ describe(`connection handling (${serverCommand().join(" ")})`, { skip: platformS
 
   it("pipelined requests are answered in order on one connection", async () => {
     const c = raw();
-    c.send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    c.send(
+      "GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     await c.closed;
     const statuses = [...c.received().matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
     assert.deepEqual(statuses, ["200", "200", "404"]);
@@ -144,8 +148,10 @@ describe(`connection handling (${serverCommand().join(" ")})`, { skip: platformS
   it("a chunked upload with Expect: 100-continue gets 100 Continue, then its answer", async () => {
     const body = JSON.stringify({ messages: [{ role: "user", content: "[[pieces:2]]" }] });
     const c = raw();
-    c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer live-chunked\r\nContent-Type: application/json\r\n" +
-      "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n");
+    c.send(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer live-chunked\r\nContent-Type: application/json\r\n" +
+        "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    );
     await eventually(() => c.received().startsWith("HTTP/1.1 100 Continue\r\n\r\n"), 5000, "100 Continue");
     const half = Math.floor(body.length / 2);
     c.send(`${half.toString(16)}\r\n${body.slice(0, half)}\r\n`);
@@ -167,44 +173,61 @@ describe(`connection handling (${serverCommand().join(" ")})`, { skip: platformS
   });
 });
 
-describe("at the descriptor limit", { skip: platformServes || (!existsSync("/usr/bin/prlimit") && "no prlimit here") }, () => {
-  it("90 attacker connections held and reopened under nofile=96 leave /ping answering within a second", async () => {
-    const command = serverCommand();
-    const limited = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, LOG_LEVEL: "error" }, ["/usr/bin/prlimit", "--nofile=96:96", ...command]);
-    const p = Number(new URL(limited.url).port);
-    const script = new URL("../support/attacker.ts", import.meta.url).pathname;
-    const args = runtimeName() === "deno" ? ["run", "--allow-net", script] : ["run", script];
-    const attacker = spawn(process.execPath, [...args, String(p), "90"], { stdio: ["ignore", "pipe", "inherit"] });
-    try {
-      await new Promise((r) => attacker.stdout!.once("data", r));
-      await sleep(500);
-      const answered: number[] = [];
-      let resets = 0;
-      for (const end = Date.now() + 8000; Date.now() < end; ) {
-        const t0 = Date.now();
-        // Within the second, the client may retry once on a reset, as HTTP clients do for a GET: a new connection
-        // evicted before the server read its request (a busy event loop under the flood) is reset, not answered.
-        const ping = () => fetch(`${limited.url}/ping`, { signal: AbortSignal.timeout(1000 - (Date.now() - t0)), headers: { connection: "close" } });
-        const res = await ping()
-          .catch((err) => (Date.now() - t0 < 900 && !(err instanceof DOMException) ? (resets++, ping()) : Promise.reject(err)))
-          .catch((err) => {
-            throw new Error(`/ping ${answered.length + 1} failed after ${Date.now() - t0} ms (earlier: ${answered.join(", ")} ms)`, { cause: err });
-          });
-        assert.equal(await res.text(), "pong");
-        answered.push(Date.now() - t0);
-        await sleep(100);
+describe(
+  "at the descriptor limit",
+  { skip: platformServes || (!existsSync("/usr/bin/prlimit") && "no prlimit here") },
+  () => {
+    it("90 attacker connections held and reopened under nofile=96 leave /ping answering within a second", async () => {
+      const command = serverCommand();
+      const limited = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, LOG_LEVEL: "error" }, [
+        "/usr/bin/prlimit",
+        "--nofile=96:96",
+        ...command,
+      ]);
+      const p = Number(new URL(limited.url).port);
+      const script = new URL("../support/attacker.ts", import.meta.url).pathname;
+      const args = runtimeName() === "deno" ? ["run", "--allow-net", script] : ["run", script];
+      const attacker = spawn(process.execPath, [...args, String(p), "90"], { stdio: ["ignore", "pipe", "inherit"] });
+      try {
+        await new Promise((r) => attacker.stdout!.once("data", r));
+        await sleep(500);
+        const answered: number[] = [];
+        let resets = 0;
+        for (const end = Date.now() + 8000; Date.now() < end;) {
+          const t0 = Date.now();
+          // Within the second, the client may retry once on a reset, as HTTP clients do for a GET: a new connection
+          // evicted before the server read its request (a busy event loop under the flood) is reset, not answered.
+          const ping = () =>
+            fetch(`${limited.url}/ping`, {
+              signal: AbortSignal.timeout(1000 - (Date.now() - t0)),
+              headers: { connection: "close" },
+            });
+          const res = await ping()
+            .catch((
+              err,
+            ) => (Date.now() - t0 < 900 && !(err instanceof DOMException) ? (resets++, ping()) : Promise.reject(err)))
+            .catch((err) => {
+              throw new Error(
+                `/ping ${answered.length + 1} failed after ${Date.now() - t0} ms (earlier: ${answered.join(", ")} ms)`,
+                { cause: err },
+              );
+            });
+          assert.equal(await res.text(), "pong");
+          answered.push(Date.now() - t0);
+          await sleep(100);
+        }
+        assert.ok(answered.length >= 20, `only ${answered.length} pings`);
+        assert.ok(answered.every((ms) => ms < 1000), `a ping took ${Math.max(...answered)} ms`);
+        // Resets are the exception, never the rule.
+        assert.ok(resets <= answered.length / 5, `${resets} of ${answered.length} pings were reset first`);
+        // Still alive after the attack: it answers, and never exited.
+        attacker.kill("SIGKILL");
+        await sleep(300);
+        assert.equal(await (await fetch(`${limited.url}/ping`)).text(), "pong");
+      } finally {
+        attacker.kill("SIGKILL");
+        await limited.kill("SIGKILL");
       }
-      assert.ok(answered.length >= 20, `only ${answered.length} pings`);
-      assert.ok(answered.every((ms) => ms < 1000), `a ping took ${Math.max(...answered)} ms`);
-      // Resets are the exception, never the rule.
-      assert.ok(resets <= answered.length / 5, `${resets} of ${answered.length} pings were reset first`);
-      // Still alive after the attack: it answers, and never exited.
-      attacker.kill("SIGKILL");
-      await sleep(300);
-      assert.equal(await (await fetch(`${limited.url}/ping`)).text(), "pong");
-    } finally {
-      attacker.kill("SIGKILL");
-      await limited.kill("SIGKILL");
-    }
-  });
-});
+    });
+  },
+);

@@ -15,7 +15,12 @@ after(async () => {
 });
 
 /** Writes `head` (and `body`) on a fresh TCP connection; resolves with everything read until the server closes. */
-function raw(url: string, head: string, body = "", opts: { leaveAfterMs?: number; localAddress?: string } = {}): Promise<string> {
+function raw(
+  url: string,
+  head: string,
+  body = "",
+  opts: { leaveAfterMs?: number; localAddress?: string } = {},
+): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     let out = "";
@@ -33,7 +38,11 @@ function raw(url: string, head: string, body = "", opts: { leaveAfterMs?: number
 
 const statusOf = (response: string) => Number(/^HTTP\/1\.[01] (\d{3})/.exec(response)?.[1] ?? 0);
 const check = (url: string, token: string, headers: Record<string, string> = {}) =>
-  fetch(`${url}/token/check`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ token }) });
+  fetch(`${url}/token/check`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ token }),
+  });
 
 describe("HTTP edge, client mode (CORS list, METRICS_KEY, TRUST_PROXY)", () => {
   let server: RunningServer;
@@ -64,7 +73,17 @@ describe("HTTP edge, client mode (CORS list, METRICS_KEY, TRUST_PROXY)", () => {
   });
 
   it("file names from the prototype chain are a 404, not a 500", async () => {
-    for (const path of ["/docs/constructor", "/docs/__proto__", "/docs/hasOwnProperty", "/ui/toString", "/ui/__proto__", "/ui/vendor/constructor", "/ui/vendor/valueOf"]) {
+    for (
+      const path of [
+        "/docs/constructor",
+        "/docs/__proto__",
+        "/docs/hasOwnProperty",
+        "/ui/toString",
+        "/ui/__proto__",
+        "/ui/vendor/constructor",
+        "/ui/vendor/valueOf",
+      ]
+    ) {
       const res = await fetch(server.url + path);
       assert.equal(res.status, 404, path);
       assert.equal(((await res.json()) as any).error.code, "not_found", path);
@@ -77,8 +96,16 @@ describe("HTTP edge, client mode (CORS list, METRICS_KEY, TRUST_PROXY)", () => {
       `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer live-edge\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`;
     await raw(server.url, head("/v1/chat/completions"), '{"messages', { leaveAfterMs: 100 });
     await raw(server.url, head("/token/check"), '{"token":"', { leaveAfterMs: 100 });
-    await eventually(() => /POST \/v1\/chat\/completions 499 .*code=client_closed/.test(server.output()), 5000, "chat route 499 logged");
-    await eventually(() => /POST \/token\/check 499 .*code=client_closed/.test(server.output()), 5000, "token check 499 logged");
+    await eventually(
+      () => /POST \/v1\/chat\/completions 499 .*code=client_closed/.test(server.output()),
+      5000,
+      "chat route 499 logged",
+    );
+    await eventually(
+      () => /POST \/token\/check 499 .*code=client_closed/.test(server.output()),
+      5000,
+      "token check 499 logged",
+    );
     assert.ok(!/internal_error| 500 /.test(server.output()), server.output());
   });
 
@@ -102,7 +129,10 @@ describe("HTTP edge, client mode (CORS list, METRICS_KEY, TRUST_PROXY)", () => {
 
   it("/metrics needs METRICS_KEY when it is set", async () => {
     assert.equal((await fetch(`${server.url}/metrics`)).status, 401);
-    assert.equal((await fetch(`${server.url}/metrics`, { headers: { authorization: "Bearer key-wrong" } })).status, 401);
+    assert.equal(
+      (await fetch(`${server.url}/metrics`, { headers: { authorization: "Bearer key-wrong" } })).status,
+      401,
+    );
     const res = await fetch(`${server.url}/metrics`, { headers: { authorization: "Bearer key-metrics-edge" } });
     assert.equal(res.status, 200);
     assert.match(await res.text(), /# TYPE/);
@@ -179,7 +209,8 @@ describe("HTTP edge, server-side tokens (all expired)", () => {
     assert.equal((await check(server.url, "live-tc2", { ...key, "x-forwarded-for": "192.0.2.1" })).status, 429);
     // The budget is the peer address's: another loopback address (Linux routes all of 127/8 locally) has its own.
     const body = JSON.stringify({ token: "live-tc2" });
-    const head = `POST /token/check HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer gk-edge\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+    const head =
+      `POST /token/check HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer gk-edge\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
     assert.equal(statusOf(await raw(server.url, head, body, { localAddress: "127.0.0.2" })), 200);
     assert.equal(statusOf(await raw(server.url, head, body, { localAddress: "127.0.0.2" })), 200);
     assert.equal(statusOf(await raw(server.url, head, body, { localAddress: "127.0.0.2" })), 429);

@@ -10,7 +10,12 @@ const SECRET = "my-private-feelings-4711";
 
 before(async () => {
   sim = await startSim();
-  server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, LOG_LEVEL: "debug", KEEPALIVE_INTERVAL_MS: "300", UPSTREAM_FIRST_PIECE_TIMEOUT_MS: "1500" });
+  server = await startServer({
+    EMOHAA_BASE_URL: sim.baseUrl,
+    LOG_LEVEL: "debug",
+    KEEPALIVE_INTERVAL_MS: "300",
+    UPSTREAM_FIRST_PIECE_TIMEOUT_MS: "1500",
+  });
 });
 
 after(async () => {
@@ -26,7 +31,8 @@ const chat = (body: unknown, token = "live-e2e", init: RequestInit = {}) =>
     ...init,
   });
 const user = (content: string) => [{ role: "user", content }];
-const settled = () => eventually(() => sim.sim.state().open === 0 && sim.sim.state().openStreams === 0, 15_000, "conversations deleted");
+const settled = () =>
+  eventually(() => sim.sim.state().open === 0 && sim.sim.state().openStreams === 0, 15_000, "conversations deleted");
 
 describe(`gateway process (${serverCommand().join(" ")})`, () => {
   it("answers /ping, /v1/models and a non-stream chat", async () => {
@@ -34,19 +40,31 @@ describe(`gateway process (${serverCommand().join(" ")})`, () => {
     assert.equal(((await (await fetch(`${server.url}/v1/models`)).json()) as any).data[0].id, "emohaa");
     const res = await chat({ model: "gpt-4o-mini", messages: user(SECRET) });
     assert.equal(res.status, 200);
-    assert.equal(((await res.json()) as any).choices[0].message.content, "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？");
+    assert.equal(
+      ((await res.json()) as any).choices[0].message.content,
+      "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？",
+    );
     await settled();
   });
 
   it("streams over real HTTP with multi-byte characters split across writes", async () => {
-    const res = await chat({ stream: true, messages: user(`${SECRET} [[split]]`) }, "live-e2e", { headers: { "content-type": "application/json", authorization: "Bearer live-e2e", accept: "application/json", "accept-encoding": "gzip, deflate, br" } });
+    const res = await chat({ stream: true, messages: user(`${SECRET} [[split]]`) }, "live-e2e", {
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer live-e2e",
+        accept: "application/json",
+        "accept-encoding": "gzip, deflate, br",
+      },
+    });
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type")!, /text\/event-stream/);
     assert.equal(res.headers.get("x-accel-buffering"), "no");
     assert.equal(res.headers.get("content-encoding"), null);
     const text = await res.text();
     assert.ok(text.endsWith("data: [DONE]\n\n"));
-    const content = text.split("\n\n").filter((f) => f.startsWith("data: {")).map((f) => JSON.parse(f.slice(6)).choices[0]?.delta?.content ?? "").join("");
+    const content = text.split("\n\n").filter((f) => f.startsWith("data: {")).map((f) =>
+      JSON.parse(f.slice(6)).choices[0]?.delta?.content ?? ""
+    ).join("");
     assert.equal(content, "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？");
     await settled();
   });
@@ -54,7 +72,9 @@ describe(`gateway process (${serverCommand().join(" ")})`, () => {
   it("a client disconnect mid-stream aborts the upstream at once and deletes the conversation", async () => {
     const before = sim.sim.state();
     const ac = new AbortController();
-    const res = await chat({ stream: true, messages: user("[[pieces:100]] [[delay:100]]") }, "live-e2e", { signal: ac.signal });
+    const res = await chat({ stream: true, messages: user("[[pieces:100]] [[delay:100]]") }, "live-e2e", {
+      signal: ac.signal,
+    });
     const reader = res.body!.getReader();
     await reader.read();
     await reader.read();
@@ -69,7 +89,9 @@ describe(`gateway process (${serverCommand().join(" ")})`, () => {
   it("a client disconnect while a non-stream reply is generated stops the upstream too", async () => {
     const before = sim.sim.state();
     const ac = new AbortController();
-    const pending = chat({ messages: user("[[pieces:100]] [[delay:100]]") }, "live-e2e", { signal: ac.signal }).catch(() => "aborted");
+    const pending = chat({ messages: user("[[pieces:100]] [[delay:100]]") }, "live-e2e", { signal: ac.signal }).catch(
+      () => "aborted",
+    );
     await eventually(() => sim.sim.state().openStreams > 0, 10_000, "stream open");
     ac.abort();
     assert.equal(await pending, "aborted");
@@ -106,7 +128,11 @@ describe(`gateway process (${serverCommand().join(" ")})`, () => {
   it("CORS preflight passes without auth and reflects headers", async () => {
     const res = await fetch(`${server.url}/v1/chat/completions`, {
       method: "OPTIONS",
-      headers: { origin: "http://localhost:3210", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type, x-stainless-arch" },
+      headers: {
+        origin: "http://localhost:3210",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type, x-stainless-arch",
+      },
     });
     assert.ok(res.status < 300);
     assert.equal(res.headers.get("access-control-allow-origin"), "*");
@@ -116,7 +142,9 @@ describe(`gateway process (${serverCommand().join(" ")})`, () => {
   it("never logs a token or message text, even at LOG_LEVEL=debug", async () => {
     await eventually(() => server.output().includes("/v1/chat/completions 401"), 10_000, "log lines");
     const out = server.output();
-    for (const secret of [SECRET, "live-e2e", "expired-e2e", "cut-e2e", "pieces:"]) assert.ok(!out.includes(secret), `log contains ${secret}`);
+    for (const secret of [SECRET, "live-e2e", "expired-e2e", "cut-e2e", "pieces:"]) {
+      assert.ok(!out.includes(secret), `log contains ${secret}`);
+    }
     assert.match(out, /POST \/v1\/chat\/completions 200 \d+ms attempts=1 id=req_\w+/);
   });
 });

@@ -16,7 +16,8 @@ const chat = (url: string, token: string, content: string, stream = false) =>
   });
 
 /** Every way a test token could show up: itself, URL-encoded, and the mode part alone. */
-const leaks = (text: string, token: string) => [token, encodeURIComponent(token), token.split("-")[0]!].filter((t) => text.includes(t));
+const leaks = (text: string, token: string) =>
+  [token, encodeURIComponent(token), token.split("-")[0]!].filter((t) => text.includes(t));
 
 /**
  * A raw HTTP/1.1 upstream (node:net): creates conversations and deletes them normally, and answers every chat with
@@ -43,7 +44,9 @@ async function resettingUpstream() {
           const cid = url.searchParams.get("cid") ?? "";
           chatsByConversation.set(cid, (chatsByConversation.get(cid) ?? 0) + 1);
           if (url.searchParams.get("token")?.startsWith("live-resetpiece")) {
-            sock.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n");
+            sock.write(
+              "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n",
+            );
           }
           sock.resetAndDestroy();
           return;
@@ -85,10 +88,19 @@ before(async () => {
   redirecting = await serve((req) => {
     const url = new URL(req.url);
     const token = (req.headers.get("authorization") ?? "").slice("Bearer ".length);
-    const call = url.pathname.endsWith("/generate/id") ? "create" : url.pathname.endsWith("/chat") ? "chat" : url.pathname.endsWith("/conv") ? "del" : "";
+    const call = url.pathname.endsWith("/generate/id")
+      ? "create"
+      : url.pathname.endsWith("/chat")
+      ? "chat"
+      : url.pathname.endsWith("/conv")
+      ? "del"
+      : "";
     if (token.startsWith(`live-hop${call}-`)) {
       redirected[call] = (redirected[call] ?? 0) + 1;
-      return new Response(null, { status: 302, headers: { location: `http://127.0.0.1:${elsewhere.port}${url.pathname}${url.search}` } });
+      return new Response(null, {
+        status: 302,
+        headers: { location: `http://127.0.0.1:${elsewhere.port}${url.pathname}${url.search}` },
+      });
     }
     return sim.sim.fetch(req);
   }, { port: 0, hostname: "127.0.0.1" });
@@ -107,7 +119,11 @@ for (const client of ["http1", "fetch"] as const) {
     let toReset: RunningServer;
     before(async () => {
       [gateway, toReset] = await Promise.all([
-        startServer({ EMOHAA_BASE_URL: `http://127.0.0.1:${redirecting.port}/echo-prod`, UPSTREAM_CLIENT: client, UPSTREAM_MAX_EVENT_BYTES: "1024" }),
+        startServer({
+          EMOHAA_BASE_URL: `http://127.0.0.1:${redirecting.port}/echo-prod`,
+          UPSTREAM_CLIENT: client,
+          UPSTREAM_MAX_EVENT_BYTES: "1024",
+        }),
         startServer({ EMOHAA_BASE_URL: reset.baseUrl, UPSTREAM_CLIENT: client }),
       ]);
     });
@@ -121,7 +137,8 @@ for (const client of ["http1", "fetch"] as const) {
 
     it("never hands the token to the client or the log when the upstream's errors quote it", async () => {
       const seen: string[] = [];
-      const check = (text: string, token: string, where: string) => assert.deepEqual(leaks(text, token), [], `${where}: ${text}`);
+      const check = (text: string, token: string, where: string) =>
+        assert.deepEqual(leaks(text, token), [], `${where}: ${text}`);
       // Creating, and the chat call itself, fail with HTTP errors.
       for (const token of [`leakycreate-${client}`, `leakychat-${client}`]) {
         const res = await chat(gateway.url, token, "hi");
@@ -148,7 +165,11 @@ for (const client of ["http1", "fetch"] as const) {
       assert.equal((await chat(gateway.url, del, "hi")).status, 200);
       await eventually(() => (sim.sim.state().callsByToken[del] ?? 0) >= before + 4, 10_000, "deletion retried");
       const list = `leakylist-${client}`;
-      const checked = await fetch(`${gateway.url}/token/check`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: list }) });
+      const checked = await fetch(`${gateway.url}/token/check`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: list }),
+      });
       assert.deepEqual(await checked.json(), { live: false });
       seen.push(del, list);
       await eventually(() => gateway.output().includes("/token/check 200"), 5000, "log lines");
@@ -183,7 +204,11 @@ for (const client of ["http1", "fetch"] as const) {
         }
         // Failover may open new conversations; none gets the prompt twice.
         assert.ok(reset.chatsByConversation.size >= 3);
-        assert.deepEqual([...new Set(reset.chatsByConversation.values())], [1], `${token}: ${JSON.stringify([...reset.chatsByConversation])}`);
+        assert.deepEqual(
+          [...new Set(reset.chatsByConversation.values())],
+          [1],
+          `${token}: ${JSON.stringify([...reset.chatsByConversation])}`,
+        );
       }
     });
 
@@ -218,7 +243,12 @@ describe("through a proxy (UPSTREAM_CLIENT=auto with HTTP_PROXY set: the runtime
       return sim.sim.fetch(req);
     }, { port: 0, hostname: "127.0.0.1" });
     // The upstream's name resolves nowhere: only the proxy can reach it (Deno sends loopback addresses direct).
-    gateway = await startServer({ EMOHAA_BASE_URL: "http://emohaa.invalid/echo-prod", HTTP_PROXY: `http://127.0.0.1:${proxy.port}`, NO_PROXY: "", no_proxy: "" });
+    gateway = await startServer({
+      EMOHAA_BASE_URL: "http://emohaa.invalid/echo-prod",
+      HTTP_PROXY: `http://127.0.0.1:${proxy.port}`,
+      NO_PROXY: "",
+      no_proxy: "",
+    });
   });
   after(async () => {
     await gateway?.kill();
@@ -229,12 +259,17 @@ describe("through a proxy (UPSTREAM_CLIENT=auto with HTTP_PROXY set: the runtime
     if (noProxies) return;
     proxied = [];
     const res = await chat(gateway.url, "live-proxy", "[[reply:through]]", true);
-    assert.equal(res.status, 200, `${await res.clone().text()} ${JSON.stringify(proxied)}\n${gateway.output().slice(-2000)}`);
+    assert.equal(
+      res.status,
+      200,
+      `${await res.clone().text()} ${JSON.stringify(proxied)}\n${gateway.output().slice(-2000)}`,
+    );
     // The reply may come in several chunks (however the pieces met the reads): its text is what they add up to.
-    const text = (await res.text()).split("\n").filter((l) => l.startsWith("data: {")).map((l) => JSON.parse(l.slice(6)).choices[0]?.delta?.content ?? "").join("");
+    const text = (await res.text()).split("\n").filter((l) => l.startsWith("data: {")).map((l) =>
+      JSON.parse(l.slice(6)).choices[0]?.delta?.content ?? ""
+    ).join("");
     assert.equal(text, "through");
     await eventually(() => proxied.some((r) => r.startsWith("DELETE")), 5000, "deletion");
     assert.deepEqual(proxied.map((r) => r.replace(/^(\w+) .*\//, "$1 /")), ["GET /id", "GET /chat", "DELETE /conv"]);
   });
 });
-

@@ -3,7 +3,17 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -22,15 +32,19 @@ after(async () => {
 describe("crash journal", { skip: !signalsApply && "no process signals where this runs" }, () => {
   it("kill -9 with streams open, restart: 0 conversations left; the journal never holds a token", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "emohaa-journal-")), "journal");
-    const env = { EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-j1,live-j2,live-j3", API_KEYS: "key-j", JOURNAL_FILE: file };
+    const env = {
+      EMOHAA_BASE_URL: sim.baseUrl,
+      EMOHAA_TOKENS: "live-j1,live-j2,live-j3",
+      API_KEYS: "key-j",
+      JOURNAL_FILE: file,
+    };
     const first = await startServer(env);
     const streams = Array.from({ length: 3 }, () =>
       fetch(`${first.url}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: "Bearer key-j" },
         body: JSON.stringify({ stream: true, messages: [{ role: "user", content: "[[pieces:500]] [[delay:100]]" }] }),
-      }).then((r) => r.text()).catch(() => "cut"),
-    );
+      }).then((r) => r.text()).catch(() => "cut"));
     await eventually(() => sim.sim.state().openStreams === 3, 15_000, "3 streams open");
     const journal = readFileSync(file, "utf8");
     assert.equal(journal.trim().split("\n").length, 3);
@@ -49,7 +63,12 @@ describe("crash journal", { skip: !signalsApply && "no process signals where thi
     }
   });
 
-  const env = (extra: Record<string, string>) => ({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-j1,live-j2", API_KEYS: "key-j", ...extra });
+  const env = (extra: Record<string, string>) => ({
+    EMOHAA_BASE_URL: sim.baseUrl,
+    EMOHAA_TOKENS: "live-j1,live-j2",
+    API_KEYS: "key-j",
+    ...extra,
+  });
   const openStream = (url: string) =>
     fetch(`${url}/v1/chat/completions`, {
       method: "POST",
@@ -157,8 +176,7 @@ describe("crash journal in Deno KV, deploy.ts under deno serve", { skip: skipDep
         method: "POST",
         headers: { "content-type": "application/json", authorization: "Bearer key-k" },
         body: JSON.stringify({ stream: true, messages: [{ role: "user", content: "[[pieces:500]] [[delay:100]]" }] }),
-      }).then((r) => r.text()).catch(() => "cut"),
-    );
+      }).then((r) => r.text()).catch(() => "cut"));
     await eventually(() => sim.sim.state().openStreams === 3, 15_000, "3 streams open");
     // Deno KV writes in the background (a file journal's appends are synchronous): wait until all three are in.
     let entries: JournalEntry[] = [];

@@ -66,7 +66,9 @@ describe("log output", () => {
         assert.ok(reported > 0 && reported <= dropped + 10, `reported ${reported}, counted ${dropped}`);
         assert.equal(await (await fetch(`${server.url}/ping`, { signal: AbortSignal.timeout(1000) })).text(), "pong");
         // Logging works again: a new request's line arrives.
-        await fetch(`${server.url}/after-the-stall`, { headers: { "x-request-id": "after-stall" } }).then((r) => r.arrayBuffer());
+        await fetch(`${server.url}/after-the-stall`, { headers: { "x-request-id": "after-stall" } }).then((r) =>
+          r.arrayBuffer()
+        );
         await eventually(() => server.output().includes("id=after-stall"), 5000, "a line after the stall");
         assert.equal(server.output().match(/log lines dropped/g)!.length, 1, "reported once");
       } finally {
@@ -79,10 +81,16 @@ describe("log output", () => {
     const server = await startServer({ EMOHAA_BASE_URL: UPSTREAM, LOG_LEVEL: "info" });
     try {
       const forged = "/%0Afake%20line%200%20GET%20/ok%20200%201ms%20id=forged%0D%1B%5B31mred%1B%5B0m%1B%5D0;title%07";
-      const answer = await rawRequest(server.url, `GET ${forged} HTTP/1.1\r\nHost: x\r\nx-request-id: esc-1\r\nConnection: close\r\n\r\n`);
+      const answer = await rawRequest(
+        server.url,
+        `GET ${forged} HTTP/1.1\r\nHost: x\r\nx-request-id: esc-1\r\nConnection: close\r\n\r\n`,
+      );
       assert.match(answer, /^HTTP\/1\.1 404/);
       // A raw ESC byte in the request target, if the server's parser lets it through at all.
-      await rawRequest(server.url, `GET /raw\x1b[2Jx HTTP/1.1\r\nHost: x\r\nx-request-id: esc-2\r\nConnection: close\r\n\r\n`);
+      await rawRequest(
+        server.url,
+        `GET /raw\x1b[2Jx HTTP/1.1\r\nHost: x\r\nx-request-id: esc-2\r\nConnection: close\r\n\r\n`,
+      );
       await fetch(`${server.url}/marker`, { headers: { "x-request-id": "esc-marker" } }).then((r) => r.arrayBuffer());
       await eventually(() => server.output().includes("id=esc-marker"), 5000, "the marker's line");
       const out = server.output();
@@ -90,7 +98,10 @@ describe("log output", () => {
       assert.doesNotMatch(out, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
       const lines = out.split("\n").filter((l) => l.includes("fake"));
       assert.equal(lines.length, 1, `one line:\n${lines.join("\n")}`);
-      assert.match(lines[0]!, / GET \/%0Afake%20line%200%20GET%20\/ok%20200%201ms%20id=forged%0D%1B\[31mred%1B\[0m%1B\]0;title%07 404 \d+ms(?: code=\S+)? id=esc-1$/);
+      assert.match(
+        lines[0]!,
+        / GET \/%0Afake%20line%200%20GET%20\/ok%20200%201ms%20id=forged%0D%1B\[31mred%1B\[0m%1B\]0;title%07 404 \d+ms(?: code=\S+)? id=esc-1$/,
+      );
       assert.ok(!out.split("\n").some((l) => l.startsWith("fake")));
     } finally {
       await server.kill();
@@ -98,11 +109,15 @@ describe("log output", () => {
   });
 
   it("the start-up line shows EMOHAA_BASE_URL without user name, password or query string", async () => {
-    const server = await startServer({ EMOHAA_BASE_URL: "http://operator:pw-hunter2@127.0.0.1:9/echo-prod?sig=qs-hunter3" });
+    const server = await startServer({
+      EMOHAA_BASE_URL: "http://operator:pw-hunter2@127.0.0.1:9/echo-prod?sig=qs-hunter3",
+    });
     try {
       const out = server.output();
       assert.match(out, /listening on http:\/\/\S+ \(upstream http:\/\/127\.0\.0\.1:9\/echo-prod\)/);
-      for (const secret of ["operator", "hunter2", "hunter3", "sig="]) assert.ok(!out.includes(secret), `start-up output shows ${secret}`);
+      for (const secret of ["operator", "hunter2", "hunter3", "sig="]) {
+        assert.ok(!out.includes(secret), `start-up output shows ${secret}`);
+      }
     } finally {
       await server.kill();
     }

@@ -23,7 +23,10 @@ const settled = () => eventually(() => sim.sim.state().open === 0, 15_000, "conv
 
 describe("openai SDK", () => {
   it("non-stream create returns a typed completion with usage and _request_id", async () => {
-    const res = await sdk().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "你好" }] });
+    const res = await sdk().chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "你好" }],
+    });
     assert.equal(res.object, "chat.completion");
     assert.equal(res.choices[0]!.message.content, REPLY);
     assert.ok(res.usage!.total_tokens > 0);
@@ -33,7 +36,10 @@ describe("openai SDK", () => {
 
   it("stream with include_usage: text, one finish_reason, then a usage chunk", async () => {
     const stream = await sdk().chat.completions.create({
-      model: "emohaa", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "hi" }],
+      model: "emohaa",
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: "user", content: "hi" }],
     });
     let text = "";
     let finishes = 0;
@@ -58,10 +64,20 @@ describe("openai SDK", () => {
   });
 
   it("typed errors: AuthenticationError, RateLimitError, BadRequestError; mid-stream error throws APIError", async () => {
-    await assert.rejects(sdk("expired-sdk").chat.completions.create({ model: "x", messages: [{ role: "user", content: "x" }] }), OpenAI.AuthenticationError);
-    await assert.rejects(sdk("ratelimit-sdk").chat.completions.create({ model: "x", messages: [{ role: "user", content: "x" }] }), OpenAI.RateLimitError);
+    await assert.rejects(
+      sdk("expired-sdk").chat.completions.create({ model: "x", messages: [{ role: "user", content: "x" }] }),
+      OpenAI.AuthenticationError,
+    );
+    await assert.rejects(
+      sdk("ratelimit-sdk").chat.completions.create({ model: "x", messages: [{ role: "user", content: "x" }] }),
+      OpenAI.RateLimitError,
+    );
     await assert.rejects(sdk().chat.completions.create({ model: "x", messages: [] }), OpenAI.BadRequestError);
-    const stream = await sdk("cut-sdk").chat.completions.create({ model: "x", stream: true, messages: [{ role: "user", content: "[[pieces:10]]" }] });
+    const stream = await sdk("cut-sdk").chat.completions.create({
+      model: "x",
+      stream: true,
+      messages: [{ role: "user", content: "[[pieces:10]]" }],
+    });
     await assert.rejects(
       (async () => {
         for await (const _ of stream) {
@@ -75,7 +91,11 @@ describe("openai SDK", () => {
 
   it("controller.abort() stops the upstream", async () => {
     const before = sim.sim.state().aborted;
-    const stream = await sdk().chat.completions.create({ model: "x", stream: true, messages: [{ role: "user", content: "[[pieces:100]] [[delay:50]]" }] });
+    const stream = await sdk().chat.completions.create({
+      model: "x",
+      stream: true,
+      messages: [{ role: "user", content: "[[pieces:100]] [[delay:50]]" }],
+    });
     let n = 0;
     for await (const _ of stream) {
       if (++n === 3) stream.controller.abort();

@@ -22,7 +22,12 @@ const chat = (url: string, bearer: string, content = "hi", init: RequestInit = {
     body: JSON.stringify({ messages: [{ role: "user", content }] }),
     ...init,
   });
-const settled = () => eventually(() => sim.sim.state().open === 0 && sim.sim.state().openStreams === 0, 15_000, "conversations deleted").catch((e) => { const { prompts, requests, ...s } = sim.sim.state(); throw new Error(`${e.message}: ${JSON.stringify(s)}`); });
+const settled = () =>
+  eventually(() => sim.sim.state().open === 0 && sim.sim.state().openStreams === 0, 15_000, "conversations deleted")
+    .catch((e) => {
+      const { prompts, requests, ...s } = sim.sim.state();
+      throw new Error(`${e.message}: ${JSON.stringify(s)}`);
+    });
 
 describe("token pool (client tokens)", () => {
   let server: RunningServer;
@@ -42,7 +47,13 @@ describe("token pool (client tokens)", () => {
   it("10 parallel requests over 3 one-stream tokens all succeed with at most 3 streams open", async () => {
     sim.sim.reset();
     const results = await Promise.all(
-      Array.from({ length: 10 }, () => chat(server.url, "live-q1,live-q2,live-q3", "[[pieces:3]] [[delay:20]]").then(async (r) => [r.status, ((await r.json()) as any).choices?.[0]?.message?.content])),
+      Array.from(
+        { length: 10 },
+        () =>
+          chat(server.url, "live-q1,live-q2,live-q3", "[[pieces:3]] [[delay:20]]").then(async (
+            r,
+          ) => [r.status, ((await r.json()) as any).choices?.[0]?.message?.content]),
+      ),
     );
     assert.deepEqual(results.map((r) => r[0]), Array(10).fill(200));
     assert.ok(results.every((r) => typeof r[1] === "string" && r[1].length > 0));
@@ -79,7 +90,9 @@ describe("token pool (client tokens)", () => {
   });
 
   it("GET /v1/tokens/status shows the caller's own tokens by masked label", async () => {
-    const res = await fetch(`${server.url}/v1/tokens/status`, { headers: { authorization: "Bearer expired-pool,live-p1" } });
+    const res = await fetch(`${server.url}/v1/tokens/status`, {
+      headers: { authorization: "Bearer expired-pool,live-p1" },
+    });
     const body = (await res.json()) as any;
     assert.equal(body.mode, "client");
     assert.deepEqual(body.tokens.map((t: any) => t.state), ["cooling", "healthy"]);
@@ -92,8 +105,16 @@ describe("server-side tokens", () => {
   it("refuses to start without API_KEYS unless ALLOW_ANONYMOUS=true, and then not with CORS_ORIGIN=*", async () => {
     await assert.rejects(startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-x" }), /API_KEYS/);
     // Any web page could spend the accounts from its visitors' browsers.
-    await assert.rejects(startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-x", ALLOW_ANONYMOUS: "true" }), /ALLOW_ANONYMOUS.*CORS_ORIGIN/);
-    const anon = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-anon", ALLOW_ANONYMOUS: "true", CORS_ORIGIN: "https://chat.example" });
+    await assert.rejects(
+      startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: "live-x", ALLOW_ANONYMOUS: "true" }),
+      /ALLOW_ANONYMOUS.*CORS_ORIGIN/,
+    );
+    const anon = await startServer({
+      EMOHAA_BASE_URL: sim.baseUrl,
+      EMOHAA_TOKENS: "live-anon",
+      ALLOW_ANONYMOUS: "true",
+      CORS_ORIGIN: "https://chat.example",
+    });
     try {
       assert.equal((await chat(anon.url, "anything")).status, 200);
     } finally {
@@ -106,7 +127,12 @@ describe("server-side tokens", () => {
     const dir = mkdtempSync(join(tmpdir(), "emohaa-tokens-"));
     const file = join(dir, "tokens.txt");
     writeFileSync(file, "# accounts\nexpired-file1\n");
-    const server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS_FILE: file, API_KEYS: "gk-one,gk-two", LOG_LEVEL: "debug" });
+    const server = await startServer({
+      EMOHAA_BASE_URL: sim.baseUrl,
+      EMOHAA_TOKENS_FILE: file,
+      API_KEYS: "gk-one,gk-two",
+      LOG_LEVEL: "debug",
+    });
     try {
       const wrong = await chat(server.url, "gk-wrong");
       assert.equal(wrong.status, 401);
@@ -129,11 +155,16 @@ describe("server-side tokens", () => {
       const s = (await status.json()) as any;
       assert.equal(s.mode, "server");
       assert.equal(s.tokens.length, 1);
-      assert.equal((await fetch(`${server.url}/v1/tokens/status`, { headers: { authorization: "Bearer nope" } })).status, 401);
+      assert.equal(
+        (await fetch(`${server.url}/v1/tokens/status`, { headers: { authorization: "Bearer nope" } })).status,
+        401,
+      );
 
       await settled();
       const out = server.output();
-      for (const secret of ["expired-file1", "live-file2", "gk-one", "gk-two", "gk-wrong"]) assert.ok(!out.includes(secret), `log contains ${secret}`);
+      for (const secret of ["expired-file1", "live-file2", "gk-one", "gk-two", "gk-wrong"]) {
+        assert.ok(!out.includes(secret), `log contains ${secret}`);
+      }
     } finally {
       await server.kill();
     }

@@ -39,7 +39,10 @@ function openStream(url: string, tag: string) {
     method: "POST",
     signal: abort.signal,
     headers: { "content-type": "application/json", authorization: "Bearer key-sj" },
-    body: JSON.stringify({ stream: true, messages: [{ role: "user", content: `[[pieces:600]] [[delay:100]] ${tag}` }] }),
+    body: JSON.stringify({
+      stream: true,
+      messages: [{ role: "user", content: `[[pieces:600]] [[delay:100]] ${tag}` }],
+    }),
   }).then((r) => r.text()).catch(() => "cut");
   return { abort: () => abort.abort(), done };
 }
@@ -61,8 +64,15 @@ async function scenario(start: (name: string) => Promise<RunningServer>) {
   const b = await start("B");
   const a = await start("A");
   let c: RunningServer | undefined;
-  const streams = [openStream(b.url, "from-B"), openStream(b.url, "from-B"), openStream(a.url, "from-A"), openStream(a.url, "from-A")];
-  const outputs = () => [["A", a], ["B", b], ["C", c]].map(([n, x]) => `${n}:\n${(x as RunningServer | undefined)?.output().slice(-1500)}`).join("\n");
+  const streams = [
+    openStream(b.url, "from-B"),
+    openStream(b.url, "from-B"),
+    openStream(a.url, "from-A"),
+    openStream(a.url, "from-A"),
+  ];
+  const outputs = () =>
+    [["A", a], ["B", b], ["C", c]].map(([n, x]) => `${n}:\n${(x as RunningServer | undefined)?.output().slice(-1500)}`)
+      .join("\n");
   let aKilled = false;
   try {
     await eventually(() => sim.sim.state().openStreams === 4, 20_000, "4 streams open").catch((err) => {
@@ -73,13 +83,21 @@ async function scenario(start: (name: string) => Promise<RunningServer>) {
     await eventually(() => sim.sim.state().openStreams === 5, 20_000, "5 streams open");
     // C's first recovery pass ran at its start, and a few periodic ones since: all live, nothing deleted.
     await new Promise((r) => setTimeout(r, DEAD_AFTER_MS * 1.5));
-    assert.deepEqual(sim.sim.state().deletedIds.filter((id) => sim.sim.state().promptOf[id]), [], "nothing of a live instance deleted");
+    assert.deepEqual(
+      sim.sim.state().deletedIds.filter((id) => sim.sim.state().promptOf[id]),
+      [],
+      "nothing of a live instance deleted",
+    );
     const ofA = conversationsOf("from-A");
     assert.equal(ofA.ids.length, 2);
 
     aKilled = true;
     assert.equal(await a.kill("SIGKILL"), null);
-    await eventually(() => conversationsOf("from-A").deleted.length === 2, DEAD_AFTER_MS * 5, "A's conversations deleted")
+    await eventually(
+      () => conversationsOf("from-A").deleted.length === 2,
+      DEAD_AFTER_MS * 5,
+      "A's conversations deleted",
+    )
       .catch((err) => {
         throw new Error(`${err.message}\n${outputs()}`);
       });
@@ -90,7 +108,10 @@ async function scenario(start: (name: string) => Promise<RunningServer>) {
     assert.equal(s.openStreams, 3, "B's and C's streams still run");
     // The log is written in batches: the line may come a moment after the deletions.
     const told = () =>
-      [b, c].reduce((n, x) => n + Number(/deleted (\d+) conversations left behind by a dead instance/.exec(x!.output())?.[1] ?? 0), 0);
+      [b, c].reduce(
+        (n, x) => n + Number(/deleted (\d+) conversations left behind by a dead instance/.exec(x!.output())?.[1] ?? 0),
+        0,
+      );
     await eventually(() => told() === 2, 5000, "the survivors saying what they deleted");
     // B and C delete their own conversations when their clients leave: nothing is left, nothing twice.
     for (const st of streams) st.abort();
@@ -105,7 +126,9 @@ async function scenario(start: (name: string) => Promise<RunningServer>) {
 }
 
 const redisUrl = process.env.REDIS_URL;
-const skipRedis = !signalsApply ? "no process signals where this runs" : !redisUrl && "REDIS_URL is not set (scripts/test.mjs starts a redis-server)";
+const skipRedis = !signalsApply
+  ? "no process signals where this runs"
+  : !redisUrl && "REDIS_URL is not set (scripts/test.mjs starts a redis-server)";
 
 describe("crash journal shared in Redis", { skip: skipRedis }, () => {
   // A database of its own, emptied first: other tests' instances (and their dead owners) live in other ones.
@@ -137,20 +160,37 @@ const deno = join(root, "node_modules", "deno", "deno");
 const kvApplies = existsSync(deno) && signalsApply &&
   (process.env.E2E_COMMAND ? / serve /.test(process.env.E2E_COMMAND) : runtimeName() === "deno");
 
-describe("crash journal shared in Deno KV, deploy.ts under deno serve", { skip: !kvApplies && "runs under Deno only" }, () => {
-  const dir = mkdtempSync(join(tmpdir(), "emohaa-kv-fleet-"));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  const denoServe = [deno, "serve", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys", "--port", "0", "--host", "127.0.0.1", "deploy.ts"];
+describe(
+  "crash journal shared in Deno KV, deploy.ts under deno serve",
+  { skip: !kvApplies && "runs under Deno only" },
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), "emohaa-kv-fleet-"));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const denoServe = [
+      deno,
+      "serve",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-sys",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "deploy.ts",
+    ];
 
-  it("three isolates on one KV file: kill -9 of one mid-stream, the others delete its conversations once, nothing of theirs", async () => {
-    await scenario((name) =>
-      startServer({
-        EMOHAA_BASE_URL: sim.baseUrl,
-        EMOHAA_TOKENS: tokensOf(name),
-        API_KEYS: "key-sj",
-        STATE: `kv:${join(dir, "state.sqlite3")}`,
-        STATE_OWNER_DEAD_AFTER_MS: String(DEAD_AFTER_MS),
-      }, denoServe)
-    );
-  });
-});
+    it("three isolates on one KV file: kill -9 of one mid-stream, the others delete its conversations once, nothing of theirs", async () => {
+      await scenario((name) =>
+        startServer({
+          EMOHAA_BASE_URL: sim.baseUrl,
+          EMOHAA_TOKENS: tokensOf(name),
+          API_KEYS: "key-sj",
+          STATE: `kv:${join(dir, "state.sqlite3")}`,
+          STATE_OWNER_DEAD_AFTER_MS: String(DEAD_AFTER_MS),
+        }, denoServe)
+      );
+    });
+  },
+);

@@ -26,7 +26,11 @@ after(async () => {
 describe("STATE at start-up", () => {
   it("a store that cannot be reached stops the server with exit 1 and a message naming STATE", async () => {
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
-    const err = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, STATE: "redis://:pw@127.0.0.1:1", STATE_TIMEOUT_MS: "500" })
+    const err = await startServer({
+      EMOHAA_BASE_URL: sim.baseUrl,
+      STATE: "redis://:pw@127.0.0.1:1",
+      STATE_TIMEOUT_MS: "500",
+    })
       .then(async (s) => (await s.kill("SIGKILL"), undefined), (e: Error) => e);
     assert.ok(err, "the server started");
     assert.match(err.message, /exited with 1/);
@@ -48,7 +52,10 @@ async function stream(url: string, tokens: string, content: string): Promise<{ s
 /** `n` gateways on one store, reached in turn. */
 async function fleet(n: number, env: Record<string, string>) {
   const servers: RunningServer[] = await Promise.all(
-    Array.from({ length: n }, () => startServer({ EMOHAA_BASE_URL: sim.baseUrl, LOG_LEVEL: "info", JOURNAL: "off", ...env })),
+    Array.from(
+      { length: n },
+      () => startServer({ EMOHAA_BASE_URL: sim.baseUrl, LOG_LEVEL: "info", JOURNAL: "off", ...env }),
+    ),
   );
   let turn = 0;
   return {
@@ -85,7 +92,9 @@ for (const backend of backends) {
       sim.sim.reset();
       const id = uid();
       const tokens = [1, 2, 3].map((i) => `live-${id}-${i}`);
-      const results = await Promise.all(Array.from({ length: 30 }, () => stream(f.next().url, tokens.join(","), "[[pieces:4]] [[delay:25]]")));
+      const results = await Promise.all(
+        Array.from({ length: 30 }, () => stream(f.next().url, tokens.join(","), "[[pieces:4]] [[delay:25]]")),
+      );
       const statuses = results.map((r) => r.status);
       assert.ok(statuses.every((s) => s === 200 || s === 429), `statuses ${statuses}`);
       assert.equal(statuses.filter((s) => s === 200).length, 30, "all served within the queue timeout");
@@ -94,8 +103,14 @@ for (const backend of backends) {
       await eventually(() => sim.sim.state().open === 0, 10_000, "every conversation deleted");
       const s = sim.sim.state();
       assert.equal(s.busy, 0, "upstream busy answers");
-      for (const t of tokens) assert.ok((s.maxOpenByToken[t] ?? 0) <= 1, `${s.maxOpenByToken[t]} streams at once on one account`);
-      assert.equal(tokens.reduce((n, t) => n + (s.callsByToken[t] ?? 0), 0), 30 * 3, "create, chat and delete per request");
+      for (const t of tokens) {
+        assert.ok((s.maxOpenByToken[t] ?? 0) <= 1, `${s.maxOpenByToken[t]} streams at once on one account`);
+      }
+      assert.equal(
+        tokens.reduce((n, t) => n + (s.callsByToken[t] ?? 0), 0),
+        30 * 3,
+        "create, chat and delete per request",
+      );
     });
 
     it("an account the upstream rejected through instance 1 is not tried by instances 2 and 3", async () => {
@@ -104,12 +119,16 @@ for (const backend of backends) {
       const tokens = `${dead},live-${id}-1,live-${id}-2`;
       const [one, two, three] = f.servers;
       // Instance 1 starts each request one account further along: within three requests it meets the dead one.
-      for (let i = 0; i < 3 && !sim.sim.state().callsByToken[dead]; i++) assert.equal((await stream(one!.url, tokens, "hi")).status, 200);
+      for (let i = 0; i < 3 && !sim.sim.state().callsByToken[dead]; i++) {
+        assert.equal((await stream(one!.url, tokens, "hi")).status, 200);
+      }
       const calls = sim.sim.state().callsByToken[dead];
       assert.equal(calls, 1, "instance 1 tried the dead account once");
       for (let i = 0; i < 6; i++) assert.equal((await stream((i % 2 ? two : three)!.url, tokens, "hi")).status, 200);
       assert.equal(sim.sim.state().callsByToken[dead], calls, "instances 2 and 3 skipped it");
-      const status = (await (await fetch(`${three!.url}/v1/tokens/status`, { headers: { authorization: `Bearer ${tokens}` } })).json()) as any;
+      const status =
+        (await (await fetch(`${three!.url}/v1/tokens/status`, { headers: { authorization: `Bearer ${tokens}` } }))
+          .json()) as any;
       assert.equal(status.tokens[0].state, "cooling");
       assert.equal(status.tokens[0].lastError, "auth");
     });
@@ -134,32 +153,40 @@ for (const backend of backends) {
   });
 }
 
-describe("Redis stopped mid-run, then restarted", { skip: !findRedisServer() && "redis-server is not installed" }, () => {
-  it("requests get 503 state_unavailable at once while it is down, and are served again once it is back", async () => {
-    // A conversation of the instance killed above stays open at the simulator (client tokens keep no journal).
-    const openBefore = sim.sim.state().open;
-    let redis = await startRedis();
-    const port = redis.port;
-    const f = await fleet(2, { STATE: redis.url, STATE_TIMEOUT_MS: "500" });
-    try {
-      const tokens = `live-${uid()}-1,live-${uid()}-2`;
-      assert.equal((await stream(f.next().url, tokens, "hi")).status, 200);
-      await redis.stop();
-      for (let i = 0; i < 4; i++) {
-        const t0 = Date.now();
-        const res = await stream(f.next().url, tokens, "hi");
-        assert.equal(res.status, 503, res.body);
-        assert.equal(JSON.parse(res.body).error.code, "state_unavailable");
-        assert.ok(Date.now() - t0 < 2_000, `answered after ${Date.now() - t0} ms`);
+describe(
+  "Redis stopped mid-run, then restarted",
+  { skip: !findRedisServer() && "redis-server is not installed" },
+  () => {
+    it("requests get 503 state_unavailable at once while it is down, and are served again once it is back", async () => {
+      // A conversation of the instance killed above stays open at the simulator (client tokens keep no journal).
+      const openBefore = sim.sim.state().open;
+      let redis = await startRedis();
+      const port = redis.port;
+      const f = await fleet(2, { STATE: redis.url, STATE_TIMEOUT_MS: "500" });
+      try {
+        const tokens = `live-${uid()}-1,live-${uid()}-2`;
+        assert.equal((await stream(f.next().url, tokens, "hi")).status, 200);
+        await redis.stop();
+        for (let i = 0; i < 4; i++) {
+          const t0 = Date.now();
+          const res = await stream(f.next().url, tokens, "hi");
+          assert.equal(res.status, 503, res.body);
+          assert.equal(JSON.parse(res.body).error.code, "state_unavailable");
+          assert.ok(Date.now() - t0 < 2_000, `answered after ${Date.now() - t0} ms`);
+        }
+        redis = await startRedis({ port });
+        for (const server of f.servers) {
+          await eventually(
+            async () => (await stream(server.url, tokens, "hi")).status === 200,
+            15_000,
+            "service after the restart",
+          );
+        }
+        await eventually(() => sim.sim.state().open === openBefore, 10_000, "every conversation deleted");
+      } finally {
+        await f.stop();
+        await redis.stop();
       }
-      redis = await startRedis({ port });
-      for (const server of f.servers) {
-        await eventually(async () => (await stream(server.url, tokens, "hi")).status === 200, 15_000, "service after the restart");
-      }
-      await eventually(() => sim.sim.state().open === openBefore, 10_000, "every conversation deleted");
-    } finally {
-      await f.stop();
-      await redis.stop();
-    }
-  });
-});
+    });
+  },
+);

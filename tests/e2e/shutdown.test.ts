@@ -22,11 +22,21 @@ const stream = (url: string, token: string, content: string) =>
 describe("graceful shutdown", { skip: !signalsApply && "no signals where this runs" }, () => {
   it("SIGTERM with 20 streams open: short ones finish, long ones get an error frame, 0 conversations left, exit 0", async () => {
     const server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, SHUTDOWN_GRACE_MS: "2500" });
-    const shortOnes = Array.from({ length: 5 }, (_, i) => stream(server.url, `live-short${i}`, "[[pieces:8]] [[delay:150]]"));
-    const longOnes = Array.from({ length: 15 }, (_, i) => stream(server.url, `live-long${i}`, "[[pieces:200]] [[delay:100]]"));
+    const shortOnes = Array.from(
+      { length: 5 },
+      (_, i) => stream(server.url, `live-short${i}`, "[[pieces:8]] [[delay:150]]"),
+    );
+    const longOnes = Array.from(
+      { length: 15 },
+      (_, i) => stream(server.url, `live-long${i}`, "[[pieces:200]] [[delay:100]]"),
+    );
     try {
       // Every chat has started (short ones may already be done): all 20 were in flight at SIGTERM time or finished.
-      await eventually(() => sim.sim.state().chats === 20 && sim.sim.state().openStreams >= 15, 15_000, "20 streams started");
+      await eventually(
+        () => sim.sim.state().chats === 20 && sim.sim.state().openStreams >= 15,
+        15_000,
+        "20 streams started",
+      );
     } catch (err) {
       await server.kill("SIGKILL"); // never leave a server behind when the test fails early
       throw err;

@@ -29,15 +29,28 @@ function streamChat(port: number, token: string, first: () => void): Promise<str
     });
     s.on("error", reject);
     s.on("close", () => resolve(got));
-    s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-      `Authorization: Bearer ${token}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    s.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Authorization: Bearer ${token}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   });
 }
 
 before(async () => {
   sim = await startSim();
   // The server's own defaults, as README's commands start it: no variable raises a limit, none picks the client.
-  for (const v of ["BUN_CONFIG_MAX_HTTP_REQUESTS", "UPSTREAM_CLIENT", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]) {
+  for (
+    const v of [
+      "BUN_CONFIG_MAX_HTTP_REQUESTS",
+      "UPSTREAM_CLIENT",
+      "HTTPS_PROXY",
+      "https_proxy",
+      "HTTP_PROXY",
+      "http_proxy",
+      "ALL_PROXY",
+      "all_proxy",
+    ]
+  ) {
     delete process.env[v];
   }
   server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, LOG_LEVEL: "error" });
@@ -53,8 +66,14 @@ describe(`many streams (${serverCommand().join(" ")})`, () => {
     let firsts = 0;
     const streams = Array.from({ length: STREAMS }, (_, i) => streamChat(port, `live-many${i}`, () => firsts++));
     // Served concurrently: every stream's chat is open upstream at the same time.
-    await eventually(() => sim.sim.state().maxOpenStreams >= STREAMS, 20_000, `${STREAMS} upstream streams open at once`);
-    for (const text of await Promise.all(streams)) assert.match(text, /^HTTP\/1\.1 200 [\s\S]*data: \[DONE\]\n\n\r\n0\r\n\r\n$/);
+    await eventually(
+      () => sim.sim.state().maxOpenStreams >= STREAMS,
+      20_000,
+      `${STREAMS} upstream streams open at once`,
+    );
+    for (const text of await Promise.all(streams)) {
+      assert.match(text, /^HTTP\/1\.1 200 [\s\S]*data: \[DONE\]\n\n\r\n0\r\n\r\n$/);
+    }
     assert.equal(firsts, STREAMS);
   });
 
@@ -65,24 +84,25 @@ describe(`many streams (${serverCommand().join(" ")})`, () => {
         new Promise<net.Socket>((resolve, reject) => {
           const s = net.connect(port, "127.0.0.1", () => resolve(s));
           s.on("error", reject);
-        }),
-      ),
+        })),
     );
     try {
       // Every one of them still gets its answer: none was evicted or refused.
       let answered = 0;
-      await Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
-        let got = "";
-        s.on("data", (b) => {
-          got += b;
-          if (got.endsWith("pong")) {
-            answered++;
-            resolve();
-          }
-        });
-        s.on("close", () => resolve());
-        s.write("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
-      })));
+      await Promise.all(sockets.map((s) =>
+        new Promise<void>((resolve) => {
+          let got = "";
+          s.on("data", (b) => {
+            got += b;
+            if (got.endsWith("pong")) {
+              answered++;
+              resolve();
+            }
+          });
+          s.on("close", () => resolve());
+          s.write("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
+        })
+      ));
       assert.equal(answered, 1000);
     } finally {
       for (const s of sockets) s.destroy();

@@ -52,43 +52,52 @@ function pinger(): { stop(): Promise<number> } {
 
 /** The content and the usage chunk of a streamed completion. */
 async function streamed(res: Response): Promise<{ content: string; usage: Record<string, number> }> {
-  const frames = (await res.text()).split("\n\n").filter((f) => f.startsWith("data: {")).map((f) => JSON.parse(f.slice(6)));
+  const frames = (await res.text()).split("\n\n").filter((f) => f.startsWith("data: {")).map((f) =>
+    JSON.parse(f.slice(6))
+  );
   return { content: frames.map((f) => f.choices[0]?.delta?.content ?? "").join(""), usage: frames.at(-1).usage };
 }
 
 describe(`token counting (${serverCommand().join(" ")})`, () => {
-  it("a reply of 3 x 50,000 'b' is counted while /ping keeps answering within a second", { timeout: 120_000 }, async () => {
-    const ping = pinger();
-    const [whole, stream, cut] = await Promise.all([
-      chat({ messages: HOSTILE }, "live-tok1"),
-      chat({ messages: HOSTILE, stream: true, stream_options: { include_usage: true } }, "live-tok2"),
-      chat({ messages: HOSTILE, max_tokens: 3000 }, "live-tok3"),
-    ]);
-    assert.equal(whole.status, 200);
-    const completion = (await whole.json()) as any;
-    assert.equal(completion.choices[0].message.content, WORD);
-    assert.ok(completion.usage.completion_tokens > 150_000 / 20, JSON.stringify(completion.usage));
-    assert.ok(completion.usage.prompt_tokens > 0);
+  it(
+    "a reply of 3 x 50,000 'b' is counted while /ping keeps answering within a second",
+    { timeout: 120_000 },
+    async () => {
+      const ping = pinger();
+      const [whole, stream, cut] = await Promise.all([
+        chat({ messages: HOSTILE }, "live-tok1"),
+        chat({ messages: HOSTILE, stream: true, stream_options: { include_usage: true } }, "live-tok2"),
+        chat({ messages: HOSTILE, max_tokens: 3000 }, "live-tok3"),
+      ]);
+      assert.equal(whole.status, 200);
+      const completion = (await whole.json()) as any;
+      assert.equal(completion.choices[0].message.content, WORD);
+      assert.ok(completion.usage.completion_tokens > 150_000 / 20, JSON.stringify(completion.usage));
+      assert.ok(completion.usage.prompt_tokens > 0);
 
-    assert.equal(stream.status, 200);
-    const s = await streamed(stream);
-    assert.equal(s.content, WORD);
-    assert.deepEqual(s.usage, completion.usage);
+      assert.equal(stream.status, 200);
+      const s = await streamed(stream);
+      assert.equal(s.content, WORD);
+      assert.deepEqual(s.usage, completion.usage);
 
-    assert.equal(cut.status, 200);
-    const c = (await cut.json()) as any;
-    assert.equal(c.choices[0].finish_reason, "length");
-    assert.equal(c.usage.completion_tokens, 3000);
-    assert.ok(WORD.startsWith(c.choices[0].message.content) && c.choices[0].message.content.length > 3000);
+      assert.equal(cut.status, 200);
+      const c = (await cut.json()) as any;
+      assert.equal(c.choices[0].finish_reason, "length");
+      assert.equal(c.usage.completion_tokens, 3000);
+      assert.ok(WORD.startsWith(c.choices[0].message.content) && c.choices[0].message.content.length > 3000);
 
-    const slowest = await ping.stop();
-    assert.ok(slowest < 1000, `/ping took ${slowest.toFixed(0)} ms`);
-    await eventually(() => sim.sim.state().open === 0, 10_000, "conversations deleted");
-  });
+      const slowest = await ping.stop();
+      assert.ok(slowest < 1000, `/ping took ${slowest.toFixed(0)} ms`);
+      await eventually(() => sim.sim.state().open === 0, 10_000, "conversations deleted");
+    },
+  );
 
   it("text that looks like a special token is counted as text, not a server error", async () => {
     const text = "<|endoftext|> and <|im_start|>";
-    const res = await chat({ messages: [{ role: "user", content: `[[reply:${text}]]` }], max_tokens: 100 }, "live-tok4");
+    const res = await chat(
+      { messages: [{ role: "user", content: `[[reply:${text}]]` }], max_tokens: 100 },
+      "live-tok4",
+    );
     assert.equal(res.status, 200);
     const body = (await res.json()) as any;
     assert.equal(body.choices[0].message.content, text);

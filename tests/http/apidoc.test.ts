@@ -33,7 +33,9 @@ async function documentOf(given?: TestApp["app"]): Promise<any> {
 
 /** Every operation of the document as [path, method, operation]. */
 const operations = (doc: any): [string, string, any][] =>
-  Object.entries(doc.paths).flatMap(([path, item]: [string, any]) => Object.entries(item).map(([method, op]) => [path, method, op] as [string, string, any]));
+  Object.entries(doc.paths).flatMap(([path, item]: [string, any]) =>
+    Object.entries(item).map(([method, op]) => [path, method, op] as [string, string, any])
+  );
 
 describe("GET /openapi.json", () => {
   it("passes the OpenAPI 3.1 validator of @readme/openapi-parser", async () => {
@@ -52,7 +54,8 @@ describe("GET /openapi.json", () => {
     const { app } = await testApp();
     const doc = await documentOf(app);
     // The pages and their files are not API operations.
-    const notApi = (path: string) => path === "/" || path === "/openapi.json" || path === "/favicon.svg" || /^\/(docs|ui)(\/|$)/.test(path);
+    const notApi = (path: string) =>
+      path === "/" || path === "/openapi.json" || path === "/favicon.svg" || /^\/(docs|ui)(\/|$)/.test(path);
     const served = app.routes.filter((r) => r.method !== "ALL" && !notApi(r.path)).map((r) => `${r.method} ${r.path}`);
     // Chat completions are served before the router (lib/http/completions.ts): a request proves the route exists.
     assert.equal((await app.request("/v1/chat/completions", { method: "POST" })).status, 401);
@@ -60,10 +63,14 @@ describe("GET /openapi.json", () => {
     const documented = operations(doc).map(([path, method]) => `${method.toUpperCase()} ${path}`);
     assert.ok(served.length >= 4);
     assert.deepEqual([...new Set(served)].sort(), [...documented].sort());
-    for (const route of ["POST /v1/chat/completions", "POST /token/check", "GET /v1/models", "GET /ping"]) assert.ok(documented.includes(route), route);
+    for (const route of ["POST /v1/chat/completions", "POST /token/check", "GET /v1/models", "GET /ping"]) {
+      assert.ok(documented.includes(route), route);
+    }
     for (const [path, method, op] of operations(doc)) {
       assert.ok(op.summary && op.operationId, `${method} ${path} has a summary and an operationId`);
-      for (const [status, r] of Object.entries<any>(op.responses)) assert.ok(r.description, `${method} ${path} ${status} has a description`);
+      for (const [status, r] of Object.entries<any>(op.responses)) {
+        assert.ok(r.description, `${method} ${path} ${status} has a description`);
+      }
     }
   });
 
@@ -71,12 +78,19 @@ describe("GET /openapi.json", () => {
     const doc = await documentOf();
     const chat = doc.paths["/v1/chat/completions"].post;
     assert.deepEqual(chat.security, [{ bearer: [] }]);
-    assert.equal(chat.requestBody.content["application/json"].schema.$ref, "#/components/schemas/ChatCompletionRequest");
+    assert.equal(
+      chat.requestBody.content["application/json"].schema.$ref,
+      "#/components/schemas/ChatCompletionRequest",
+    );
     const ok = chat.responses["200"].content;
     assert.equal(ok["application/json"].schema.$ref, "#/components/schemas/ChatCompletion");
     assert.equal(ok["text/event-stream"].schema.$ref, "#/components/schemas/ChatCompletionChunk");
     for (const status of ["400", "401", "429", "500", "502", "504"]) {
-      assert.equal(chat.responses[status].content["application/json"].schema.$ref, "#/components/schemas/Error", status);
+      assert.equal(
+        chat.responses[status].content["application/json"].schema.$ref,
+        "#/components/schemas/Error",
+        status,
+      );
     }
     assert.ok(chat.responses["429"].headers["retry-after"]);
     const bearer = doc.components.securitySchemes.bearer;
@@ -188,7 +202,17 @@ export const notANumber = (c: ChatCompletion): string => c.usage.total_tokens;
       );
       const tsconfig = (files: string[]) =>
         JSON.stringify({
-          compilerOptions: { strict: true, noEmit: true, target: "ES2022", module: "ESNext", moduleResolution: "bundler", allowImportingTsExtensions: true, lib: ["ES2022", "DOM"], types: [], noUncheckedIndexedAccess: true },
+          compilerOptions: {
+            strict: true,
+            noEmit: true,
+            target: "ES2022",
+            module: "ESNext",
+            moduleResolution: "bundler",
+            allowImportingTsExtensions: true,
+            lib: ["ES2022", "DOM"],
+            types: [],
+            noUncheckedIndexedAccess: true,
+          },
           files,
         });
       const tsc = (config: string) => {
@@ -204,7 +228,11 @@ export const notANumber = (c: ChatCompletion): string => c.usage.total_tokens;
       // The client works against the server too.
       const { app } = await testApp();
       const client = await import(pathToFileURL(join(dir, "client.ts")).href);
-      const api = client.createClient("http://gateway", (url: string, init?: RequestInit) => Promise.resolve(app.request(url, init)), ["live-typed-1"]);
+      const api = client.createClient(
+        "http://gateway",
+        (url: string, init?: RequestInit) => Promise.resolve(app.request(url, init)),
+        ["live-typed-1"],
+      );
       const completion = await api.chat({ messages: [{ role: "user", content: "[[reply:typed hello]]" }] });
       assert.equal(client.text(completion), "typed hello");
       assert.equal(client.finished(completion), "stop");
@@ -222,6 +250,10 @@ export const notANumber = (c: ChatCompletion): string => c.usage.total_tokens;
 });
 
 function createFailing(client: any, app: TestApp["app"]) {
-  const api = client.createClient("http://gateway", (url: string, init?: RequestInit) => Promise.resolve(app.request(url, init)), ["expired-typed-2"]);
+  const api = client.createClient(
+    "http://gateway",
+    (url: string, init?: RequestInit) => Promise.resolve(app.request(url, init)),
+    ["expired-typed-2"],
+  );
   return api.chat({ messages: [{ role: "user", content: "hi" }] });
 }

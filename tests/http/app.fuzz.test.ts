@@ -33,9 +33,19 @@ const part = fc.oneof(
   fc.record({ type: fc.string(), text: fc.anything() }),
   fc.anything(),
 );
-const content = fc.oneof(fc.string(), fc.string({ unit: "grapheme" }), fc.array(part, { maxLength: 4 }), fc.constant(null), fc.anything());
+const content = fc.oneof(
+  fc.string(),
+  fc.string({ unit: "grapheme" }),
+  fc.array(part, { maxLength: 4 }),
+  fc.constant(null),
+  fc.anything(),
+);
 const message = fc.record(
-  { role: fc.oneof(fc.constantFrom("system", "developer", "user", "assistant", "tool", "function"), fc.string()), content, name: fc.string() },
+  {
+    role: fc.oneof(fc.constantFrom("system", "developer", "user", "assistant", "tool", "function"), fc.string()),
+    content,
+    name: fc.string(),
+  },
   { requiredKeys: ["role"] },
 );
 const body = fc.record(
@@ -75,11 +85,19 @@ describe("fuzz: request bodies", () => {
 });
 
 describe("fuzz: Authorization header", () => {
-  const entry = fc.oneof(fc.string(), fc.stringMatching(/^[ -~]{0,20}$/), fc.constant(""), fc.constant(" "), fc.string({ unit: "grapheme", maxLength: 8 }));
+  const entry = fc.oneof(
+    fc.string(),
+    fc.stringMatching(/^[ -~]{0,20}$/),
+    fc.constant(""),
+    fc.constant(" "),
+    fc.string({ unit: "grapheme", maxLength: 8 }),
+  );
   const header = fc.oneof(
     fc.array(entry, { maxLength: 8 }).map((xs) => `Bearer ${xs.join(",")}`),
     fc.string(),
-    fc.array(fc.constant("live-x"), { minLength: 1000, maxLength: 3000 }).map((xs) => `Bearer ${xs.map((x, i) => x + i).join(",")}`),
+    fc.array(fc.constant("live-x"), { minLength: 1000, maxLength: 3000 }).map((xs) =>
+      `Bearer ${xs.map((x, i) => x + i).join(",")}`
+    ),
     fc.stringMatching(/^[Bb][Ee][Aa][Rr][Ee][Rr] [\s\S]{0,40}$/),
   );
 
@@ -107,7 +125,11 @@ describe("fuzz: Authorization header", () => {
         } catch {
           return; // not representable in HTTP at all
         }
-        const res = await t.app.request("/v1/chat/completions", { method: "POST", headers, body: JSON.stringify({ messages: [{ role: "user", content: "hi" }] }) });
+        const res = await t.app.request("/v1/chat/completions", {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ messages: [{ role: "user", content: "hi" }] }),
+        });
         await assertSane(res);
       }),
       { numRuns: RUNS },
@@ -119,15 +141,23 @@ describe("fuzz: Authorization header", () => {
 describe("fuzz: paths and methods", () => {
   it("any path and method gets a non-5xx answer, errors as JSON", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"), fc.webPath(), fc.string(), async (method, path, q) => {
-        const url = `http://localhost${path.startsWith("/") ? path : "/" + path}?${encodeURIComponent(q)}`;
-        const res = await t.app.request(url, { method, body: method === "GET" || method === "HEAD" ? undefined : "x" });
-        assert.ok(res.status < 500, `${method} ${url} -> ${res.status}`);
-        if (res.status >= 400 && method !== "HEAD") {
-          const text = await res.text();
-          assert.doesNotThrow(() => JSON.parse(text), `${method} ${url}: ${text.slice(0, 100)}`);
-        } else await res.arrayBuffer();
-      }),
+      fc.asyncProperty(
+        fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"),
+        fc.webPath(),
+        fc.string(),
+        async (method, path, q) => {
+          const url = `http://localhost${path.startsWith("/") ? path : "/" + path}?${encodeURIComponent(q)}`;
+          const res = await t.app.request(url, {
+            method,
+            body: method === "GET" || method === "HEAD" ? undefined : "x",
+          });
+          assert.ok(res.status < 500, `${method} ${url} -> ${res.status}`);
+          if (res.status >= 400 && method !== "HEAD") {
+            const text = await res.text();
+            assert.doesNotThrow(() => JSON.parse(text), `${method} ${url}: ${text.slice(0, 100)}`);
+          } else await res.arrayBuffer();
+        },
+      ),
       { numRuns: RUNS },
     );
   });

@@ -28,8 +28,19 @@ describe("POST /v1/chat/completions (non-stream)", () => {
   it("accepts unknown OpenAI fields and any model", async () => {
     const t = await testApp();
     const res = await t.chat({
-      model: "whatever", temperature: 0.7, top_p: 1, presence_penalty: 0, frequency_penalty: 0, user: "u", metadata: { a: 1 },
-      tools: [{ type: "function", function: { name: "f" } }], parallel_tool_calls: false, stream_options: { include_usage: true }, stream: false, n: 1, ...user("hi"),
+      model: "whatever",
+      temperature: 0.7,
+      top_p: 1,
+      presence_penalty: 0,
+      frequency_penalty: 0,
+      user: "u",
+      metadata: { a: 1 },
+      tools: [{ type: "function", function: { name: "f" } }],
+      parallel_tool_calls: false,
+      stream_options: { include_usage: true },
+      stream: false,
+      n: 1,
+      ...user("hi"),
     });
     assert.equal(res.status, 200);
   });
@@ -50,12 +61,21 @@ describe("POST /v1/chat/completions (non-stream)", () => {
     await t.chat({
       messages: [
         { role: "system", content: "be gentle" },
-        { role: "user", content: [{ type: "text", text: "I feel" }, { type: "image_url", image_url: { url: "data:x" } }, { type: "text", text: "tired" }] },
+        {
+          role: "user",
+          content: [{ type: "text", text: "I feel" }, { type: "image_url", image_url: { url: "data:x" } }, {
+            type: "text",
+            text: "tired",
+          }],
+        },
         { role: "assistant", content: "I hear you, assistant here" },
         { role: "user", content: "thanks" },
       ],
     });
-    assert.equal(t.sim.state().prompts[0], "system:be gentle\nuser:I feel\ntired\nemohaa:I hear you, assistant here\nuser:thanks");
+    assert.equal(
+      t.sim.state().prompts[0],
+      "system:be gentle\nuser:I feel\ntired\nemohaa:I hear you, assistant here\nuser:thanks",
+    );
   });
 
   it("cuts at a stop sequence split across pieces", async () => {
@@ -70,7 +90,11 @@ describe("POST /v1/chat/completions (non-stream)", () => {
 describe("POST /v1/chat/completions (stream)", () => {
   it("streams role chunk, content chunks, one finish chunk, usage, [DONE] with SSE headers", async () => {
     const t = await testApp();
-    const res = await t.chat({ stream: true, stream_options: { include_usage: true }, ...user("hi [[split]]") }, "live-1", { accept: "application/json", "accept-encoding": "gzip, br" });
+    const res = await t.chat(
+      { stream: true, stream_options: { include_usage: true }, ...user("hi [[split]]") },
+      "live-1",
+      { accept: "application/json", "accept-encoding": "gzip, br" },
+    );
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type")!, /^text\/event-stream/);
     assert.equal(res.headers.get("cache-control"), "no-cache");
@@ -82,7 +106,9 @@ describe("POST /v1/chat/completions (stream)", () => {
     assert.deepEqual(chunks[0].choices[0].delta, { role: "assistant", content: "" });
     const ids = new Set(chunks.map((c) => c.id));
     assert.equal(ids.size, 1);
-    assert.ok(chunks.every((c) => c.object === "chat.completion.chunk" && c.model === "emohaa" && Array.isArray(c.choices)));
+    assert.ok(
+      chunks.every((c) => c.object === "chat.completion.chunk" && c.model === "emohaa" && Array.isArray(c.choices)),
+    );
     const finishes = chunks.filter((c) => c.choices[0]?.finish_reason);
     assert.equal(finishes.length, 1);
     assert.equal(finishes[0].choices[0].finish_reason, "stop");
@@ -112,7 +138,9 @@ describe("POST /v1/chat/completions (stream)", () => {
 
   it("max_tokens cuts the stream with finish_reason length and stops the upstream", async () => {
     const t = await testApp();
-    const events = await sseEvents(await t.chat({ stream: true, max_completion_tokens: 3, ...user("[[pieces:500]] [[delay:2]]") }));
+    const events = await sseEvents(
+      await t.chat({ stream: true, max_completion_tokens: 3, ...user("[[pieces:500]] [[delay:2]]") }),
+    );
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
     assert.equal(chunks.at(-1).choices[0].finish_reason, "length");
     await eventually(() => t.sim.state().open === 0 && t.sim.state().openStreams === 0);
@@ -259,12 +287,20 @@ describe("errors", () => {
   it("the access log names the error code of a failed request", async () => {
     const t = await testApp();
     await t.chat(user("x"), "expired-code");
-    await eventually(() => t.logs.some((l) => / 401 \d+ms attempts=1 code=invalid_token id=/.test(l)), 1000, "log line with code");
+    await eventually(
+      () => t.logs.some((l) => / 401 \d+ms attempts=1 code=invalid_token id=/.test(l)),
+      1000,
+      "log line with code",
+    );
   });
 
   it("missing bearer is 401", async () => {
     const t = await testApp();
-    const res = await t.app.request("/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(user("x")) });
+    const res = await t.app.request("/v1/chat/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(user("x")),
+    });
     assert.equal(res.status, 401);
   });
 
@@ -290,7 +326,12 @@ describe("other routes", () => {
 
   it("POST /token/check: live, expired, garbage token and bad body", async () => {
     const t = await testApp();
-    const check = (body: unknown) => t.app.request("/token/check", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const check = (body: unknown) =>
+      t.app.request("/token/check", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
     assert.deepEqual(await (await check({ token: "live-1" })).json(), { live: true });
     assert.deepEqual(await (await check({ token: "expired-1" })).json(), { live: false });
     assert.deepEqual(await (await check({ token: "a b\u00e9" })).json(), { live: false });
@@ -304,8 +345,16 @@ describe("other routes", () => {
   it("POST /token/check is limited per client address; without one (app.request) every caller shares one budget", async () => {
     const t = await testApp({ tokenCheckLimit: { perMinute: 1, burst: 2 } });
     const check = (remoteAddress?: string) =>
-      t.app.request("/token/check", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: "live-1" }) }, remoteAddress ? { remoteAddress } : undefined);
-    assert.deepEqual([(await check("192.0.2.1")).status, (await check("192.0.2.1")).status, (await check("192.0.2.1")).status], [200, 200, 429]);
+      t.app.request("/token/check", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: "live-1" }),
+      }, remoteAddress ? { remoteAddress } : undefined);
+    assert.deepEqual([
+      (await check("192.0.2.1")).status,
+      (await check("192.0.2.1")).status,
+      (await check("192.0.2.1")).status,
+    ], [200, 200, 429]);
     assert.equal((await check("192.0.2.2")).status, 200);
     assert.deepEqual([(await check()).status, (await check()).status, (await check()).status], [200, 200, 429]);
     // Refused checks never reach the upstream.
@@ -316,7 +365,11 @@ describe("other routes", () => {
     const t = await testApp();
     const pre = await t.app.request("/v1/chat/completions", {
       method: "OPTIONS",
-      headers: { origin: "https://chat.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type,x-stainless-os" },
+      headers: {
+        origin: "https://chat.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,content-type,x-stainless-os",
+      },
     });
     assert.ok(pre.status === 204 || pre.status === 200);
     assert.equal(pre.headers.get("access-control-allow-origin"), "*");
@@ -354,11 +407,21 @@ describe("bounds and timeouts", () => {
   it("the body's media type and syntax: 415 for anything but JSON, 400 for malformed JSON; a streamed body is measured as it comes", async () => {
     const t = await testApp();
     const post = (headers: Record<string, string>, body?: BodyInit) =>
-      t.app.request("/v1/chat/completions", { method: "POST", headers: { authorization: "Bearer live-1", ...headers }, body });
+      t.app.request("/v1/chat/completions", {
+        method: "POST",
+        headers: { authorization: "Bearer live-1", ...headers },
+        body,
+      });
     const code = async (res: Response) => [res.status, ((await res.json()) as any).error.message];
-    assert.deepEqual(await code(await post({ "content-type": "text/plain" }, JSON.stringify(user("x")))), [415, "Unsupported Media Type"]);
+    assert.deepEqual(await code(await post({ "content-type": "text/plain" }, JSON.stringify(user("x")))), [
+      415,
+      "Unsupported Media Type",
+    ]);
     assert.deepEqual(await code(await post({}, JSON.stringify(user("x")))), [415, "Unsupported Media Type"]);
-    assert.deepEqual(await code(await post({ "content-type": "application/json" }, "{not json")), [400, "Malformed JSON in request body"]);
+    assert.deepEqual(await code(await post({ "content-type": "application/json" }, "{not json")), [
+      400,
+      "Malformed JSON in request body",
+    ]);
     const ok = await post({ "content-type": "application/json; charset=utf-8" }, JSON.stringify(user("x")));
     assert.equal(ok.status, 200);
     // Without a Content-Length (a chunked upload) the limit is counted while reading.
@@ -370,10 +433,26 @@ describe("bounds and timeouts", () => {
           c.close();
         },
       });
-    const small = new Request("http://x/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer live-2" }, body: streamed(JSON.stringify(user("ok"))), duplex: "half" } as RequestInit);
+    const small = new Request(
+      "http://x/v1/chat/completions",
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer live-2" },
+        body: streamed(JSON.stringify(user("ok"))),
+        duplex: "half",
+      } as RequestInit,
+    );
     assert.equal(small.headers.get("content-length"), null);
     assert.equal((await t.app.fetch(small)).status, 200);
-    const big = new Request("http://x/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer live-3" }, body: streamed(JSON.stringify(user("x".repeat(2 * 1024 * 1024)))), duplex: "half" } as RequestInit);
+    const big = new Request(
+      "http://x/v1/chat/completions",
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer live-3" },
+        body: streamed(JSON.stringify(user("x".repeat(2 * 1024 * 1024)))),
+        duplex: "half",
+      } as RequestInit,
+    );
     assert.equal((await t.app.fetch(big)).status, 413);
     await eventually(() => t.sim.state().open === 0);
   });

@@ -17,7 +17,10 @@ describe("parseBearer", () => {
     }
   });
   it("rejects tokens with control or non-ASCII characters, without echoing them", () => {
-    assert.throws(() => parseBearer("Bearer abc\r\nX-Evil: 1"), (e: unknown) => e instanceof ApiError && e.status === 401 && !e.message.includes("abc"));
+    assert.throws(
+      () => parseBearer("Bearer abc\r\nX-Evil: 1"),
+      (e: unknown) => e instanceof ApiError && e.status === 401 && !e.message.includes("abc"),
+    );
     assert.throws(() => parseBearer("Bearer tök"), (e: unknown) => e instanceof ApiError && e.status === 401);
   });
 });

@@ -14,7 +14,12 @@ function heldTokenizer() {
 }
 
 describe("completionsHandler and the tokenizer", () => {
-  for (const [what, extra] of [["a non-stream request", {}], ["max_tokens", { max_tokens: 5 }], ["include_usage", { stream: true, stream_options: { include_usage: true } }]] as const) {
+  for (
+    const [what, extra] of [["a non-stream request", {}], ["max_tokens", { max_tokens: 5 }], ["include_usage", {
+      stream: true,
+      stream_options: { include_usage: true },
+    }]] as const
+  ) {
     it(`${what}: the upstream is asked while the tokenizer still loads`, async () => {
       const tk = heldTokenizer();
       const t = await testApp({ tokenizer: tk.load });

@@ -9,7 +9,14 @@ describe("createLogger", () => {
     const out: string[] = [];
     const log = createLogger("info", (l) => out.push(l));
     log.request({ method: "POST", path: "/v1/chat/completions", status: 200, ms: 3, attempts: 2, id: "req_1" });
-    log.request({ method: "POST", path: "/v1/chat/completions", status: 502, ms: 3, id: "req_2", code: "upstream_error" });
+    log.request({
+      method: "POST",
+      path: "/v1/chat/completions",
+      status: 502,
+      ms: 3,
+      id: "req_2",
+      code: "upstream_error",
+    });
     log.debug("not shown");
     assert.equal(out.length, 2);
     assert.match(out[0]!, /POST \/v1\/chat\/completions 200 3ms attempts=2 id=req_1$/);

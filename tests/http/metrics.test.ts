@@ -44,7 +44,11 @@ describe("GET /metrics", () => {
 
 describe("Metrics", () => {
   it("reports the log lines dropped by the log's writer, 0 when it is not wired", () => {
-    const snapshot = { conversationsOpen: 0, deletionsFailed: 0, pool: { healthy: 0, cooling: 0, busy: 0, waiting: 0 } };
+    const snapshot = {
+      conversationsOpen: 0,
+      deletionsFailed: 0,
+      pool: { healthy: 0, cooling: 0, busy: 0, waiting: 0 },
+    };
     let dropped = 7;
     const m = new Metrics({ logLinesDropped: () => dropped });
     assert.equal(parse(m.render(snapshot)).get("emohaa_log_lines_dropped_total"), 7);

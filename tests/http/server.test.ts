@@ -36,7 +36,9 @@ describe("parseHead", () => {
     assert.equal(status("GET / HTTP/1.1\r\nHost: x\r\nX: \x00\r\n\r\n"), 400);
     assert.equal(status("GET / HTTP/1.1\nHost: x\r\n\r\n"), 400);
     assert.equal(status("GET / HTTP/1.1\r\n\r\n"), 400);
-    for (const host of ["x/metrics?", "a?b", "a#b", "u@h", "a b", "a\tb"]) assert.equal(status(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`), 400, host);
+    for (const host of ["x/metrics?", "a?b", "a#b", "u@h", "a b", "a\tb"]) {
+      assert.equal(status(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`), 400, host);
+    }
     assert.equal(status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
     assert.equal(status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), 400);
     assert.equal(status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n"), 400);
@@ -69,10 +71,17 @@ const limits = { headerTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 
 
 describe("createHttpServer", () => {
   it("answers pipelined requests in order, reads chunked bodies, builds the URL from Host", async () => {
-    const server = createHttpServer(async (req) => new Response(`${req.method} ${req.url} ${req.body ? await req.text() : "-"}`), { ...limits, maxConnections: 10 });
+    const server = createHttpServer(
+      async (req) => new Response(`${req.method} ${req.url} ${req.body ? await req.text() : "-"}`),
+      { ...limits, maxConnections: 10 },
+    );
     const w = fakeWire();
     const events = server.accept(w.wire);
-    events.data(bytes("GET /a HTTP/1.1\r\nHost: x.test\r\n\r\nPOST /b HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
+    events.data(
+      bytes(
+        "GET /a HTTP/1.1\r\nHost: x.test\r\n\r\nPOST /b HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+      ),
+    );
     events.data(bytes("2\r\nde\r\n0\r\n\r\nGET /c HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n"));
     await until(w.ended);
     const bodies = w.out().split(/HTTP\/1\.1 200 OK\r\n[\s\S]*?\r\n\r\n/).filter(Boolean);
@@ -95,7 +104,10 @@ describe("createHttpServer", () => {
   });
 
   it("at the cap evicts an idle connection first, and never one serving a request", async () => {
-    const server = createHttpServer((req) => (new URL(req.url).pathname === "/hold" ? new Promise<Response>(() => {}) : new Response("ok")), { ...limits, maxConnections: 2, lingerMs: 0 });
+    const server = createHttpServer(
+      (req) => (new URL(req.url).pathname === "/hold" ? new Promise<Response>(() => {}) : new Response("ok")),
+      { ...limits, maxConnections: 2, lingerMs: 0 },
+    );
     const busy = fakeWire();
     server.accept(busy.wire).data(bytes("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"));
     const idle = fakeWire();
@@ -118,7 +130,13 @@ describe("createHttpServer", () => {
 
   it("at the cap evicts a silent connection before an older one that sent part of its head", () => {
     let t = 0;
-    const server = createHttpServer(() => new Response("ok"), { ...limits, maxConnections: 2, lingerMs: 0, evictGraceMs: 20, now: () => t });
+    const server = createHttpServer(() => new Response("ok"), {
+      ...limits,
+      maxConnections: 2,
+      lingerMs: 0,
+      evictGraceMs: 20,
+      now: () => t,
+    });
     const partial = fakeWire();
     server.accept(partial.wire).data(bytes("GET / HTTP/1.1\r\nHo"));
     t = 10;

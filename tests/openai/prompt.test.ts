@@ -12,14 +12,21 @@ describe("promptLine", () => {
     assert.equal(promptLine({ role: "tool", content: "{}" }), "tool:{}");
   });
   it("never renames text inside a message", () => {
-    const p = buildPrompt([{ role: "user", content: "assistant says assistant" }, { role: "assistant", content: "ok" }, { role: "user", content: "assistant?" }], 10_000);
+    const p = buildPrompt([
+      { role: "user", content: "assistant says assistant" },
+      { role: "assistant", content: "ok" },
+      { role: "user", content: "assistant?" },
+    ], 10_000);
     assert.equal(p.prompt, "user:assistant says assistant\nemohaa:ok\nuser:assistant?");
   });
 });
 
 describe("messageText", () => {
   it("joins text parts and leaves out images and other parts", () => {
-    assert.equal(messageText([{ type: "text", text: "a" }, { type: "image_url" }, { type: "text", text: "b" }]), "a\nb");
+    assert.equal(
+      messageText([{ type: "text", text: "a" }, { type: "image_url" }, { type: "text", text: "b" }]),
+      "a\nb",
+    );
   });
   it("treats null content as empty", () => assert.equal(messageText(null), ""));
   it("keeps the role label on array content", () => {
@@ -43,7 +50,11 @@ describe("buildPrompt", () => {
   });
   it("counts size URL-encoded (CJK takes 9 bytes a character)", () => {
     const msgs = [{ role: "user", content: "你".repeat(10) }];
-    assert.throws(() => buildPrompt(msgs, 60), (e: unknown) => e instanceof ApiError && e.status === 400 && e.code === "context_length_exceeded" && e.param === "messages");
+    assert.throws(
+      () => buildPrompt(msgs, 60),
+      (e: unknown) =>
+        e instanceof ApiError && e.status === 400 && e.code === "context_length_exceeded" && e.param === "messages",
+    );
     assert.equal(buildPrompt(msgs, 200).prompt, "user:" + "你".repeat(10));
   });
   it("keeps the whole history when it fits", () => {
@@ -51,7 +62,10 @@ describe("buildPrompt", () => {
     assert.deepEqual(buildPrompt(msgs, 6000), { prompt: "user:a\nemohaa:b\nuser:c", dropped: 0 });
   });
   it("leaves no hole: stops at the first turn that does not fit", () => {
-    const msgs = [{ role: "user", content: "a" }, { role: "assistant", content: "x".repeat(100) }, { role: "user", content: "c" }];
+    const msgs = [{ role: "user", content: "a" }, { role: "assistant", content: "x".repeat(100) }, {
+      role: "user",
+      content: "c",
+    }];
     assert.equal(buildPrompt(msgs, 30).prompt, "user:c");
   });
 });

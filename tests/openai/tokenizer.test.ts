@@ -17,7 +17,32 @@ function random(seed: number) {
 
 // Everything the tokenizer's pre-tokenizer treats differently: cases, digits, punctuation, `'s`, `/`, marks,
 // CJK, emoji (surrogate pairs), spaces, tabs, line breaks, an ideographic space.
-const ALPHABET = ["a", "b", "Z", "é", "7", "42", ".", "!", "'s", "/", "\u0301", "你", "好", "，", "😊", " ", "  ", "\t", "\n", "\r\n", "\u3000", "word", " the", "..."];
+const ALPHABET = [
+  "a",
+  "b",
+  "Z",
+  "é",
+  "7",
+  "42",
+  ".",
+  "!",
+  "'s",
+  "/",
+  "\u0301",
+  "你",
+  "好",
+  "，",
+  "😊",
+  " ",
+  "  ",
+  "\t",
+  "\n",
+  "\r\n",
+  "\u3000",
+  "word",
+  " the",
+  "...",
+];
 
 /** Random text made of the alphabet above; `spaced` keeps words short (a space at least every few pieces). */
 function randomText(seed: number, pieces: number, spaced = true): string {
@@ -53,7 +78,14 @@ describe("loadTokenizer", () => {
   it("boundary gives a place where the parts count to the same as the whole", async () => {
     const tk = await loadTokenizer();
     for (let seed = 1; seed <= 40; seed++) {
-      for (const text of [randomText(seed, 300), randomText(seed, 300, false), "b".repeat(300 + seed * 37), "x\n x\n".repeat(60 + seed)]) {
+      for (
+        const text of [
+          randomText(seed, 300),
+          randomText(seed, 300, false),
+          "b".repeat(300 + seed * 37),
+          "x\n x\n".repeat(60 + seed),
+        ]
+      ) {
         const at = tk.boundary(text);
         assert.ok(at > 0 && at < text.length, `seed ${seed}: a boundary in a text longer than ${PIECE_MAX}`);
         assert.equal(tk.count(text.slice(0, at)) + tk.count(text.slice(at)), tk.count(text), `seed ${seed} at ${at}`);
@@ -105,7 +137,14 @@ describe("boundedTokenizer", () => {
 
   it("never hands the encoding a stretch without a boundary longer than PIECE_MAX", () => {
     const { tk, seen } = recording();
-    for (const text of ["b".repeat(150_000), "情".repeat(10_000), "😊".repeat(5000), `${"a".repeat(1000)} ${"c".repeat(1000)}`]) {
+    for (
+      const text of [
+        "b".repeat(150_000),
+        "情".repeat(10_000),
+        "😊".repeat(5000),
+        `${"a".repeat(1000)} ${"c".repeat(1000)}`,
+      ]
+    ) {
       seen.length = 0;
       tk.count(text);
       tk.encode(text);
@@ -126,7 +165,9 @@ describe("boundedTokenizer", () => {
     const tk = await loadTokenizer();
     for (let seed = 1; seed <= 10; seed++) {
       for (const text of [randomText(seed, 3000), randomText(seed, 3000, false), randomWord(seed, 5000)]) {
-        for (const slice of [1, 300, 1000, 4096]) assert.equal(await countInTurns(tk, text, slice), tk.count(text), `seed ${seed} slice ${slice}`);
+        for (const slice of [1, 300, 1000, 4096]) {
+          assert.equal(await countInTurns(tk, text, slice), tk.count(text), `seed ${seed} slice ${slice}`);
+        }
       }
     }
   });

@@ -52,7 +52,10 @@ describe("Cutter", () => {
   });
   it("does not cut a reply shorter than max_tokens", async () => {
     const tk = await loadTokenizer();
-    assert.deepEqual(feed(new Cutter({ stop: [], maxTokens: 100, tokenizer: tk }), ["你好", "啊"]), { out: "你好啊", finish: "stop" });
+    assert.deepEqual(feed(new Cutter({ stop: [], maxTokens: 100, tokenizer: tk }), ["你好", "啊"]), {
+      out: "你好啊",
+      finish: "stop",
+    });
   });
   it("max_tokens 0 gives an empty reply", async () => {
     const tk = await loadTokenizer();
@@ -70,7 +73,10 @@ describe("Cutter", () => {
       }
     }
     // Under the limit, nothing is cut.
-    assert.deepEqual(feed(new Cutter({ stop: [], maxTokens: 100_000, tokenizer: tk }), chunks(run, 50_000)), { out: run, finish: "stop" });
+    assert.deepEqual(feed(new Cutter({ stop: [], maxTokens: 100_000, tokenizer: tk }), chunks(run, 50_000)), {
+      out: run,
+      finish: "stop",
+    });
   });
   it("cuts at exactly max_tokens however the text is split into pieces", async () => {
     const tk = await loadTokenizer();
@@ -96,7 +102,11 @@ describe("Cutter", () => {
     const real = await loadTokenizer();
     let work = 0;
     // The real tokenizer, with the characters it is given to count or encode added up.
-    const tk = { ...real, count: (t: string) => ((work += t.length), real.count(t)), encode: (t: string) => ((work += t.length), real.encode(t)) };
+    const tk = {
+      ...real,
+      count: (t: string) => ((work += t.length), real.count(t)),
+      encode: (t: string) => ((work += t.length), real.encode(t)),
+    };
     for (const text of ["b".repeat(60_000), "情绪 ".repeat(20_000)]) {
       work = 0;
       const r = feed(new Cutter({ stop: [], maxTokens: 1_000_000, tokenizer: tk }), chunks(text, 3));
@@ -113,7 +123,7 @@ describe("Cutter", () => {
 /** `text` in pieces of `size` characters, never splitting a surrogate pair. */
 function chunks(text: string, size: number): string[] {
   const out: string[] = [];
-  for (let at = 0; at < text.length; ) {
+  for (let at = 0; at < text.length;) {
     let end = Math.min(text.length, at + size);
     if ((text.charCodeAt(end) & 0xfc00) === 0xdc00) end++;
     out.push(text.slice(at, end));
@@ -126,13 +136,20 @@ describe("chunks", () => {
   const head = { id: "chatcmpl-1", created: 1, model: "emohaa" };
   it("deltaChunk has the OpenAI shape", () => {
     assert.deepEqual(deltaChunk(head, { content: "x" }), {
-      id: "chatcmpl-1", object: "chat.completion.chunk", created: 1, model: "emohaa",
+      id: "chatcmpl-1",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "emohaa",
       choices: [{ index: 0, delta: { content: "x" }, logprobs: null, finish_reason: null }],
     });
   });
   it("usageChunk has empty choices", () => {
     assert.deepEqual(usageChunk(head, usageOf(2, 3)).choices, []);
-    assert.deepEqual(usageChunk(head, usageOf(2, 3)).usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
+    assert.deepEqual(usageChunk(head, usageOf(2, 3)).usage, {
+      prompt_tokens: 2,
+      completion_tokens: 3,
+      total_tokens: 5,
+    });
   });
   it("completion has message, finish_reason and usage", () => {
     const c = completion(head, "hi", "length", usageOf(1, 1));

@@ -1,6 +1,18 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,7 +68,10 @@ describe("fileJournal", () => {
     chmodSync(target, 0o600);
     const path = join(dir, "journal");
     symlinkSync(target, path);
-    assert.throws(() => fileJournal(path), (err) => err instanceof JournalFileError && /symbolic link/.test(err.message));
+    assert.throws(
+      () => fileJournal(path),
+      (err) => err instanceof JournalFileError && /symbolic link/.test(err.message),
+    );
     assert.equal(readFileSync(target, "utf8"), "+ 0 h planted\nsomething else\n");
   });
 
@@ -79,7 +94,10 @@ describe("fileJournal", () => {
       const path = join(scratch(), "journal");
       writeFileSync(path, "+ 0 h planted\n");
       chmodSync(path, m);
-      assert.throws(() => fileJournal(path), (err) => err instanceof JournalFileError && /others may write/.test(err.message));
+      assert.throws(
+        () => fileJournal(path),
+        (err) => err instanceof JournalFileError && /others may write/.test(err.message),
+      );
       assert.equal(mode(path), m, "left as found");
     }
   });
@@ -89,14 +107,19 @@ describe("fileJournal", () => {
     mkdirSync(join(dir, "d"));
     assert.throws(() => fileJournal(join(dir, "d")), /not a regular file/);
     // A FIFO with no reader would block a plain open for writing forever.
-    if (spawnSync("mkfifo", [join(dir, "fifo")]).status === 0) assert.throws(() => fileJournal(join(dir, "fifo")), /not a regular file/);
+    if (spawnSync("mkfifo", [join(dir, "fifo")]).status === 0) {
+      assert.throws(() => fileJournal(join(dir, "fifo")), /not a regular file/);
+    }
   });
 
   it("refuses a journal owned by another user", { skip: !isRoot && "needs root to give a file away" }, () => {
     const path = join(scratch(), "journal");
     writeFileSync(path, "+ 0 h planted\n", { mode: 0o600 });
     chownSync(path, 65534, 65534);
-    assert.throws(() => fileJournal(path), (err) => err instanceof JournalFileError && /owned by another user/.test(err.message));
+    assert.throws(
+      () => fileJournal(path),
+      (err) => err instanceof JournalFileError && /owned by another user/.test(err.message),
+    );
     assert.equal(readFileSync(path, "utf8"), "+ 0 h planted\n");
   });
 
@@ -144,7 +167,10 @@ describe("journalDirectory", () => {
     symlinkSync(join(base, "private", "emohaa-free-api"), join(base, "state"));
     assert.equal(journalDirectory({ STATE_DIRECTORY: join(base, "state") }, base), join(base, "state"));
     writeFileSync(join(base, "file"), "");
-    assert.throws(() => journalDirectory({ STATE_DIRECTORY: join(base, "file") }, base), /cannot create|not a directory/);
+    assert.throws(
+      () => journalDirectory({ STATE_DIRECTORY: join(base, "file") }, base),
+      /cannot create|not a directory/,
+    );
   });
 });
 

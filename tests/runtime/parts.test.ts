@@ -12,8 +12,18 @@ describe("platformDefaults", () => {
   });
 
   it("keeps a STATE that is set: memory turns the journal off (no disk), a shared store keeps it", () => {
-    assert.deepEqual(platformDefaults({ STATE: "memory" }), { UPSTREAM_CLIENT: "fetch", STATE: "memory", JOURNAL: "off" });
-    assert.deepEqual(platformDefaults({ STATE: "redis://r:6379" }), { UPSTREAM_CLIENT: "fetch", STATE: "redis://r:6379" });
-    assert.deepEqual(platformDefaults({ STATE: "kv:/tmp/s.sqlite3" }), { UPSTREAM_CLIENT: "fetch", STATE: "kv:/tmp/s.sqlite3" });
+    assert.deepEqual(platformDefaults({ STATE: "memory" }), {
+      UPSTREAM_CLIENT: "fetch",
+      STATE: "memory",
+      JOURNAL: "off",
+    });
+    assert.deepEqual(platformDefaults({ STATE: "redis://r:6379" }), {
+      UPSTREAM_CLIENT: "fetch",
+      STATE: "redis://r:6379",
+    });
+    assert.deepEqual(platformDefaults({ STATE: "kv:/tmp/s.sqlite3" }), {
+      UPSTREAM_CLIENT: "fetch",
+      STATE: "kv:/tmp/s.sqlite3",
+    });
   });
 });

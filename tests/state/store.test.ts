@@ -248,7 +248,10 @@ for (const b of backends) {
 
     it("refuses keys that could hold text or tokens, with an invalid StoreError", async () => {
       await using(b, 1, async ([s]) => {
-        await assert.rejects(s!.get(["conv", "hello world"]), (e: unknown) => e instanceof StoreError && e.code === "invalid");
+        await assert.rejects(
+          s!.get(["conv", "hello world"]),
+          (e: unknown) => e instanceof StoreError && e.code === "invalid",
+        );
         await assert.rejects(s!.set([], 1), (e: unknown) => e instanceof StoreError && e.code === "invalid");
         await assert.rejects(s!.take({ owner: "o", accounts: ["a b"], perAccount: 1 }), StoreError);
       });
@@ -269,53 +272,60 @@ for (const b of backends) {
   });
 }
 
-describe("StateStore (redis) when the server fails", { skip: !findRedisServer() && "redis-server is not installed" }, () => {
-  it("connecting to a port where nothing listens rejects unavailable, naming the URL without its password", async () => {
-    const t0 = performance.now();
-    await assert.rejects(redisStore({ url: "redis://user:secret@127.0.0.1:1", timeoutMs: 1_000 }), (e: unknown) => {
-      assert.ok(e instanceof StoreError && e.code === "unavailable", String(e));
-      assert.match(e.message, /127\.0\.0\.1:1/);
-      assert.doesNotMatch(e.message, /secret/);
-      return true;
+describe(
+  "StateStore (redis) when the server fails",
+  { skip: !findRedisServer() && "redis-server is not installed" },
+  () => {
+    it("connecting to a port where nothing listens rejects unavailable, naming the URL without its password", async () => {
+      const t0 = performance.now();
+      await assert.rejects(redisStore({ url: "redis://user:secret@127.0.0.1:1", timeoutMs: 1_000 }), (e: unknown) => {
+        assert.ok(e instanceof StoreError && e.code === "unavailable", String(e));
+        assert.match(e.message, /127\.0\.0\.1:1/);
+        assert.doesNotMatch(e.message, /secret/);
+        return true;
+      });
+      assert.ok(performance.now() - t0 < 2_500);
     });
-    assert.ok(performance.now() - t0 < 2_500);
-  });
 
-  it("a call rejects within its timeout when the server stops answering, and when it is gone", async () => {
-    const server = await startRedis();
-    try {
-      const s = await redisStore({ url: server.url, timeoutMs: 300, prefix: `t${uid()}` });
+    it("a call rejects within its timeout when the server stops answering, and when it is gone", async () => {
+      const server = await startRedis();
       try {
-        assert.ok(await s.take({ owner: "o", accounts: ["a"], perAccount: 1 }));
-        // A server that hangs (every client paused): the call times out, it does not hang.
-        const pause = await import("redis").then(async ({ createClient }) => {
-          const c = createClient({ url: server.url });
-          await c.connect();
-          await c.sendCommand(["CLIENT", "PAUSE", "1500", "ALL"]);
-          return c;
-        });
-        let t0 = performance.now();
-        await assert.rejects(s.take({ owner: "o", accounts: ["b"], perAccount: 1 }), (e: unknown) => e instanceof StoreError && e.code === "timeout");
-        assert.ok(performance.now() - t0 < 800, `rejected after ${Math.round(performance.now() - t0)} ms`);
-        await pause.close();
-        await sleep(1_600);
-        // A server that is gone: rejected at once or within the timeout, never queued for later.
-        await server.stop();
-        t0 = performance.now();
-        await assert.rejects(s.take({ owner: "o", accounts: ["c"], perAccount: 1 }), StoreError);
-        await assert.rejects(s.free({ id: "o.x", account: "a" }), StoreError);
-        assert.ok(performance.now() - t0 < 800, `rejected after ${Math.round(performance.now() - t0)} ms`);
-        const h = s.health();
-        assert.equal(h.ok, false);
-        assert.ok(h.timeouts >= 1 && h.failures >= 3);
+        const s = await redisStore({ url: server.url, timeoutMs: 300, prefix: `t${uid()}` });
+        try {
+          assert.ok(await s.take({ owner: "o", accounts: ["a"], perAccount: 1 }));
+          // A server that hangs (every client paused): the call times out, it does not hang.
+          const pause = await import("redis").then(async ({ createClient }) => {
+            const c = createClient({ url: server.url });
+            await c.connect();
+            await c.sendCommand(["CLIENT", "PAUSE", "1500", "ALL"]);
+            return c;
+          });
+          let t0 = performance.now();
+          await assert.rejects(
+            s.take({ owner: "o", accounts: ["b"], perAccount: 1 }),
+            (e: unknown) => e instanceof StoreError && e.code === "timeout",
+          );
+          assert.ok(performance.now() - t0 < 800, `rejected after ${Math.round(performance.now() - t0)} ms`);
+          await pause.close();
+          await sleep(1_600);
+          // A server that is gone: rejected at once or within the timeout, never queued for later.
+          await server.stop();
+          t0 = performance.now();
+          await assert.rejects(s.take({ owner: "o", accounts: ["c"], perAccount: 1 }), StoreError);
+          await assert.rejects(s.free({ id: "o.x", account: "a" }), StoreError);
+          assert.ok(performance.now() - t0 < 800, `rejected after ${Math.round(performance.now() - t0)} ms`);
+          const h = s.health();
+          assert.equal(h.ok, false);
+          assert.ok(h.timeouts >= 1 && h.failures >= 3);
+        } finally {
+          await s.close();
+        }
       } finally {
-        await s.close();
+        await server.stop();
       }
-    } finally {
-      await server.stop();
-    }
-  });
-});
+    });
+  },
+);
 
 describe("StateStore (kv) across processes", { skip: !hasKv() && "Deno KV exists only under Deno" }, () => {
   it("3 processes taking and freeing leases on one SQLite file: no crash on 'database is locked', capacity held", async () => {
@@ -323,7 +333,9 @@ describe("StateStore (kv) across processes", { skip: !hasKv() && "Deno KV exists
     const worker = new URL("../support/kv-lease-worker.ts", import.meta.url).pathname;
     const run = (owner: string) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const p = spawn(Deno.execPath(), ["run", "-A", "--unstable-kv", "--no-check", worker, path, owner, "15"], { stdio: ["ignore", "pipe", "pipe"] });
+        const p = spawn(Deno.execPath(), ["run", "-A", "--unstable-kv", "--no-check", worker, path, owner, "15"], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
         let out = "";
         let err = "";
         p.stdout.on("data", (b) => (out += b));
@@ -334,7 +346,10 @@ describe("StateStore (kv) across processes", { skip: !hasKv() && "Deno KV exists
     const held: [string, number, number][] = [];
     for (const r of results) {
       assert.equal(r.code, 0, `a worker failed: ${r.err.slice(-800)}`);
-      const report = JSON.parse(r.out.trim().split("\n").at(-1)!) as { held: [string, number, number][]; failures: number };
+      const report = JSON.parse(r.out.trim().split("\n").at(-1)!) as {
+        held: [string, number, number][];
+        failures: number;
+      };
       assert.equal(report.failures, 0);
       assert.equal(report.held.length, 15);
       held.push(...report.held);
@@ -342,7 +357,9 @@ describe("StateStore (kv) across processes", { skip: !hasKv() && "Deno KV exists
     // perAccount 1: no two holding intervals on one account overlap, whichever processes held them.
     for (const account of ["a", "b"]) {
       const spans = held.filter((h) => h[0] === account).sort((x, y) => x[1] - y[1]);
-      for (let i = 1; i < spans.length; i++) assert.ok(spans[i]![1] >= spans[i - 1]![2], `two holders of ${account} at once`);
+      for (let i = 1; i < spans.length; i++) {
+        assert.ok(spans[i]![1] >= spans[i - 1]![2], `two holders of ${account} at once`);
+      }
     }
   });
 });

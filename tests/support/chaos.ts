@@ -33,7 +33,24 @@ function rng(seed: number) {
   };
 }
 
-const MODES = ["live", "live", "live", "live", "expired", "chat500", "create500", "cut", "slow", "malformed", "ratelimit", "silent", "delfail", "expired,live", "cut,live", "chat500,create500,live"];
+const MODES = [
+  "live",
+  "live",
+  "live",
+  "live",
+  "expired",
+  "chat500",
+  "create500",
+  "cut",
+  "slow",
+  "malformed",
+  "ratelimit",
+  "silent",
+  "delfail",
+  "expired,live",
+  "cut,live",
+  "chat500,create500,live",
+];
 
 /** Checks a stream body: success ends with one finish chunk and [DONE]; failure ends with an error frame. */
 function classifyStream(text: string): "success" | "visibleError" | "silentTruncation" {
@@ -50,7 +67,15 @@ function classifyStream(text: string): "success" | "visibleError" | "silentTrunc
 /** Runs the chaos load; every request ends classified. */
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const random = rng(o.seed);
-  const report: ChaosReport = { success: 0, visibleError: 0, aborted: 0, silentTruncation: 0, hanging: 0, statuses: {}, maxMs: 0 };
+  const report: ChaosReport = {
+    success: 0,
+    visibleError: 0,
+    aborted: 0,
+    silentTruncation: 0,
+    hanging: 0,
+    statuses: {},
+    maxMs: 0,
+  };
   let next = 0;
   const one = async (i: number) => {
     const mode = MODES[Math.floor(random() * MODES.length)]!;
@@ -68,7 +93,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         method: "POST",
         signal: ac.signal,
         headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: JSON.stringify({ stream, messages: [{ role: "user", content: `chaos ${i} [[pieces:${pieces}]] [[delay:${delay}]]` }] }),
+        body: JSON.stringify({
+          stream,
+          messages: [{ role: "user", content: `chaos ${i} [[pieces:${pieces}]] [[delay:${delay}]]` }],
+        }),
       });
       report.statuses[res.status] = (report.statuses[res.status] ?? 0) + 1;
       const text = await res.text();

@@ -9,7 +9,7 @@ const [path, owner, n] = Deno.args;
 const store = kvStore(await openKv(path), { timeoutMs: 10_000 });
 const held: [account: string, start: number, end: number][] = [];
 const clock = () => performance.timeOrigin + performance.now();
-for (let i = 0; i < Number(n); ) {
+for (let i = 0; i < Number(n);) {
   const lease = await store.take({ owner: owner!, accounts: ["a", "b"], perAccount: 1, ttlMs: 10_000 });
   if (!lease) {
     await new Promise((r) => setTimeout(r, 1 + Math.random() * 4));

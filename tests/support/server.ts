@@ -50,7 +50,16 @@ function testStateHome(): string {
 export function serverCommand(): string[] {
   if (process.env.E2E_COMMAND) return process.env.E2E_COMMAND.split(" ");
   return runtimeName() === "deno"
-    ? [process.execPath, "run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys", "server.ts"]
+    ? [
+      process.execPath,
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-sys",
+      "server.ts",
+    ]
     : [process.execPath, "run", "server.ts"];
 }
 
@@ -137,12 +146,19 @@ export function processTree(pid: number): number[] {
  * Test tokens and keys all look like `<mode>-<name>` (the simulator's prefixes, `key-`, `gk-`), and test messages
  * carry simulator directives (`[[pieces:...`) or the word "secret": none of them may ever reach a log line.
  */
-const SECRETS = /\b(?:live|expired200|expired|create500|chat500|ratelimit|cut|silent|slow|malformed|delfail|hang|leaky\w*|key|gk|gw)-[\w-]+|\[\[[a-z]+|secret|private-feelings/i;
+const SECRETS =
+  /\b(?:live|expired200|expired|create500|chat500|ratelimit|cut|silent|slow|malformed|delfail|hang|leaky\w*|key|gk|gw)-[\w-]+|\[\[[a-z]+|secret|private-feelings/i;
 
 /** Checks a server's output for anything a test sent as a token, key or message (the demo's banner aside). */
 export function assertPrivate(output: string): void {
   // The demo banner (indented lines) prints its simulated demo token on purpose; stack frames ("    at") are kept.
   const checked = output.replace(/^ {2,}(?!at ).*$/gm, "");
   const leak = SECRETS.exec(checked);
-  if (leak) throw new Error(`Server output contains test secret ${JSON.stringify(leak[0])}:\n${checked.slice(Math.max(0, leak.index - 200), leak.index + 100)}`);
+  if (leak) {
+    throw new Error(
+      `Server output contains test secret ${JSON.stringify(leak[0])}:\n${
+        checked.slice(Math.max(0, leak.index - 200), leak.index + 100)
+      }`,
+    );
+  }
 }

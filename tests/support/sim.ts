@@ -28,7 +28,9 @@ export function simFetch(sim: Simulator): typeof fetch {
     const body = new ReadableStream<Uint8Array>({
       start(c) {
         signal.addEventListener("abort", () => {
-          try { c.error(new DOMException("The operation was aborted", "AbortError")); } catch { /* closed */ }
+          try {
+            c.error(new DOMException("The operation was aborted", "AbortError"));
+          } catch { /* closed */ }
           reader.cancel().catch(() => {});
         }, { once: true });
       },
@@ -38,7 +40,9 @@ export function simFetch(sim: Simulator): typeof fetch {
           if (r.done) c.close();
           else c.enqueue(r.value);
         } catch (err) {
-          try { c.error(err); } catch { /* closed */ }
+          try {
+            c.error(err);
+          } catch { /* closed */ }
         }
       },
       cancel: (reason) => reader.cancel(reason),
@@ -48,7 +52,12 @@ export function simFetch(sim: Simulator): typeof fetch {
 }
 
 /** Polls every `everyMs` until `check` passes or `ms` elapse. */
-export async function eventually(check: () => boolean | Promise<boolean>, ms = 3000, what = "condition", everyMs = 20): Promise<void> {
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  ms = 3000,
+  what = "condition",
+  everyMs = 20,
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await check()) return;

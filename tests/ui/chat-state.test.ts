@@ -32,7 +32,16 @@ describe("chatReducer", () => {
       { type: "done", exchange: 1, content: "你好", ttftMs: 12, totalMs: 30, usage },
     );
     assert.equal(s.pending, null);
-    assert.deepEqual(s.turns[1], { id: "a1", exchange: 1, role: "assistant", content: "你好", state: "done", ttftMs: 12, totalMs: 30, usage });
+    assert.deepEqual(s.turns[1], {
+      id: "a1",
+      exchange: 1,
+      role: "assistant",
+      content: "你好",
+      state: "done",
+      ttftMs: 12,
+      totalMs: 30,
+      usage,
+    });
   });
 
   it("keys every turn by its exchange, never by its place: ids stay unique over turns, errors and a new chat", () => {
@@ -44,7 +53,11 @@ describe("chatReducer", () => {
     );
     const ids = s.turns.map((x: any) => x.id);
     assert.deepEqual(ids, ["u1", "e1", "u2", "a2"]);
-    const after = run({ type: "send", exchange: 1, text: "a" }, { type: "clear" }, { type: "send", exchange: 2, text: "b" });
+    const after = run({ type: "send", exchange: 1, text: "a" }, { type: "clear" }, {
+      type: "send",
+      exchange: 2,
+      text: "b",
+    });
     assert.deepEqual(
       after.turns.map((x: any) => x.id),
       ["u2", "a2"],
@@ -52,7 +65,13 @@ describe("chatReducer", () => {
   });
 
   it("on an error before any text: the reply goes, the question is marked failed and put back, the error is shown", () => {
-    const s = run({ type: "send", exchange: 1, text: "are you there?" }, { type: "fail", exchange: 1, error, ttftMs: null, totalMs: 40 });
+    const s = run({ type: "send", exchange: 1, text: "are you there?" }, {
+      type: "fail",
+      exchange: 1,
+      error,
+      ttftMs: null,
+      totalMs: 40,
+    });
     assert.equal(s.pending, null);
     assert.equal(s.prompt, "are you there?");
     assert.deepEqual(s.turns, [
@@ -63,7 +82,13 @@ describe("chatReducer", () => {
   });
 
   it("does not overwrite what was typed meanwhile when it puts a question back", () => {
-    const s = run({ type: "send", exchange: 1, text: "first" }, { type: "input", text: "second" }, { type: "fail", exchange: 1, error, ttftMs: null, totalMs: 1 });
+    const s = run({ type: "send", exchange: 1, text: "first" }, { type: "input", text: "second" }, {
+      type: "fail",
+      exchange: 1,
+      error,
+      ttftMs: null,
+      totalMs: 1,
+    });
     assert.equal(s.prompt, "second");
   });
 
@@ -75,7 +100,15 @@ describe("chatReducer", () => {
     );
     assert.equal(s.pending, null);
     assert.equal(s.prompt, "");
-    assert.deepEqual(s.turns[1], { id: "a1", exchange: 1, role: "assistant", content: "Once", state: "stopped", ttftMs: 15, totalMs: 90 });
+    assert.deepEqual(s.turns[1], {
+      id: "a1",
+      exchange: 1,
+      role: "assistant",
+      content: "Once",
+      state: "stopped",
+      ttftMs: 15,
+      totalMs: 90,
+    });
     assert.equal(s.turns.length, 2);
     assert.deepEqual(historyOf(s.turns), [
       { role: "user", content: "tell me a story" },
@@ -85,7 +118,13 @@ describe("chatReducer", () => {
 
   it("keeps the text and shows the error when a stream breaks off mid-reply", () => {
     const broke = { kind: "stream", message: "The stream ended before the reply was complete" };
-    const s = run({ type: "send", exchange: 1, text: "q" }, { type: "delta", exchange: 1, content: "par" }, { type: "fail", exchange: 1, error: broke, ttftMs: 3, totalMs: 9 });
+    const s = run({ type: "send", exchange: 1, text: "q" }, { type: "delta", exchange: 1, content: "par" }, {
+      type: "fail",
+      exchange: 1,
+      error: broke,
+      ttftMs: 3,
+      totalMs: 9,
+    });
     assert.deepEqual(
       s.turns.map((x: any) => [x.id, x.state ?? x.error?.kind ?? null]),
       [
@@ -97,15 +136,19 @@ describe("chatReducer", () => {
   });
 
   it("drops a cleared reply's late updates, and its end leaves the next exchange pending", () => {
-    const cleared = run({ type: "send", exchange: 1, text: "old" }, { type: "delta", exchange: 1, content: "o" }, { type: "clear" });
+    const cleared = run({ type: "send", exchange: 1, text: "old" }, { type: "delta", exchange: 1, content: "o" }, {
+      type: "clear",
+    });
     assert.deepEqual(cleared.turns, []);
     assert.equal(cleared.pending, null);
     const next = chatReducer(cleared, { type: "send", exchange: 2, text: "new" });
-    for (const late of [
-      { type: "delta", exchange: 1, content: "old reply" },
-      { type: "done", exchange: 1, content: "old reply", ttftMs: 1, totalMs: 2, usage: null },
-      { type: "fail", exchange: 1, error, ttftMs: null, totalMs: 2 },
-    ]) {
+    for (
+      const late of [
+        { type: "delta", exchange: 1, content: "old reply" },
+        { type: "done", exchange: 1, content: "old reply", ttftMs: 1, totalMs: 2, usage: null },
+        { type: "fail", exchange: 1, error, ttftMs: null, totalMs: 2 },
+      ]
+    ) {
       const s = chatReducer(next, late);
       assert.equal(s, next, late.type);
     }

@@ -17,8 +17,12 @@ const body = (...pieces: string[]) =>
       c.close();
     },
   });
-const sse = (...frames: unknown[]) => frames.map((f) => (typeof f === "string" ? f : `data: ${JSON.stringify(f)}\n\n`)).join("");
-const chunk = (delta: object, finish: string | null = null) => ({ object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish }] });
+const sse = (...frames: unknown[]) =>
+  frames.map((f) => (typeof f === "string" ? f : `data: ${JSON.stringify(f)}\n\n`)).join("");
+const chunk = (delta: object, finish: string | null = null) => ({
+  object: "chat.completion.chunk",
+  choices: [{ index: 0, delta, finish_reason: finish }],
+});
 
 describe("parseTokens and maskToken", () => {
   it("splits on commas, spaces and new lines, without duplicates", () => {
@@ -32,15 +36,22 @@ describe("parseTokens and maskToken", () => {
 });
 
 describe("checkToken", () => {
-  const answer = (res: () => Response, seen: { url?: string; init?: RequestInit }[] = []) => async (url: string, init: RequestInit) => {
-    seen.push({ url, init });
-    return res();
-  };
-  const json = (value: unknown, status = 200, headers = {}) => new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json", ...headers } });
+  const answer =
+    (res: () => Response, seen: { url?: string; init?: RequestInit }[] = []) =>
+    async (url: string, init: RequestInit) => {
+      seen.push({ url, init });
+      return res();
+    };
+  const json = (value: unknown, status = 200, headers = {}) =>
+    new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json", ...headers } });
 
   it("posts the token with the page's bearer, as the chat sends it, and reads live or expired", async () => {
     const seen: { url?: string; init?: RequestInit }[] = [];
-    const live = await client.checkToken("t1", { base: "/p/", bearer: ["t1", "t2"], fetchFn: answer(() => json({ live: true }), seen) });
+    const live = await client.checkToken("t1", {
+      base: "/p/",
+      bearer: ["t1", "t2"],
+      fetchFn: answer(() => json({ live: true }), seen),
+    });
     assert.deepEqual(live, { state: "live" });
     assert.equal(seen[0]!.url, "/p/token/check");
     assert.equal(seen[0]!.init!.method, "POST");
@@ -48,7 +59,10 @@ describe("checkToken", () => {
     assert.deepEqual(JSON.parse(String(seen[0]!.init!.body)), { token: "t1" });
     // A server that holds the tokens: the bearer is its gateway key.
     const gateway: { init?: RequestInit }[] = [];
-    assert.deepEqual(await client.checkToken("gw-key", { bearer: ["gw-key"], fetchFn: answer(() => json({ live: false }), gateway) }), { state: "expired" });
+    assert.deepEqual(
+      await client.checkToken("gw-key", { bearer: ["gw-key"], fetchFn: answer(() => json({ live: false }), gateway) }),
+      { state: "expired" },
+    );
     assert.equal((gateway[0]!.init!.headers as Record<string, string>).authorization, "Bearer gw-key");
   });
 
@@ -59,12 +73,32 @@ describe("checkToken", () => {
   });
 
   it("says a 429 is a limit, with the server's retry-after, apart from a failed check", async () => {
-    const limit = { error: { message: "Too many token checks from this address (1 per minute, bursts of 10); retry in 42 s", type: "rate_limit_error", param: null, code: "rate_limit_exceeded" } };
-    assert.deepEqual(await client.checkToken("t", { fetchFn: answer(() => json(limit, 429, { "retry-after": "42" })) }), { state: "limited", retryAfter: 42 });
-    assert.deepEqual(await client.checkToken("t", { fetchFn: answer(() => json(limit, 429)) }), { state: "limited", retryAfter: null });
-    const wrongKey = { error: { message: "Invalid API key", type: "authentication_error", param: null, code: "invalid_api_key" } };
+    const limit = {
+      error: {
+        message: "Too many token checks from this address (1 per minute, bursts of 10); retry in 42 s",
+        type: "rate_limit_error",
+        param: null,
+        code: "rate_limit_exceeded",
+      },
+    };
+    assert.deepEqual(
+      await client.checkToken("t", { fetchFn: answer(() => json(limit, 429, { "retry-after": "42" })) }),
+      { state: "limited", retryAfter: 42 },
+    );
+    assert.deepEqual(await client.checkToken("t", { fetchFn: answer(() => json(limit, 429)) }), {
+      state: "limited",
+      retryAfter: null,
+    });
+    const wrongKey = {
+      error: { message: "Invalid API key", type: "authentication_error", param: null, code: "invalid_api_key" },
+    };
     assert.deepEqual(await client.checkToken("t", { fetchFn: answer(() => json(wrongKey, 401)) }), { state: "error" });
-    assert.deepEqual(await client.checkToken("t", { fetchFn: answer(() => new Response("<html>Bad gateway</html>", { status: 502 })) }), { state: "error" });
+    assert.deepEqual(
+      await client.checkToken("t", {
+        fetchFn: answer(() => new Response("<html>Bad gateway</html>", { status: 502 })),
+      }),
+      { state: "error" },
+    );
     const down = async () => {
       throw new TypeError("fetch failed");
     };
@@ -87,7 +121,9 @@ describe("chatBody", () => {
 
 describe("sseData", () => {
   it("yields data values across split reads, CRLF frames and keep-alive comments, and stops at [DONE]", async () => {
-    const text = sse({ a: 1 }, ": ping\n\n", "data: {\"b\":\r\n", "data: 2}\r\n\r\n", { c: "é" }, "data: [DONE]\n\n", { after: true });
+    const text = sse({ a: 1 }, ": ping\n\n", 'data: {"b":\r\n', "data: 2}\r\n\r\n", { c: "é" }, "data: [DONE]\n\n", {
+      after: true,
+    });
     const bytes = encoder.encode(text);
     const cut = [5, 17, 30, 44, bytes.length - 3];
     const parts: Uint8Array[] = [];
@@ -117,7 +153,15 @@ describe("sseData with eventsource-parser", () => {
   };
 
   it("reads CR-only line ends, a byte order mark, event and id fields, and an empty data field", async () => {
-    assert.deepEqual(await read("\uFEFFdata: {\"a\":1}\r\r", "event: message\nid: 7\ndata: {\"b\":2}\n\n", "data:\n\n", "data:{\"c\":3}\n\n"), [{ a: 1 }, { b: 2 }, { c: 3 }]);
+    assert.deepEqual(
+      await read(
+        '\uFEFFdata: {"a":1}\r\r',
+        'event: message\nid: 7\ndata: {"b":2}\n\n',
+        "data:\n\n",
+        'data:{"c":3}\n\n',
+      ),
+      [{ a: 1 }, { b: 2 }, { c: 3 }],
+    );
   });
 
   it("does not yield an event the stream cut before its blank line", async () => {
@@ -126,22 +170,39 @@ describe("sseData with eventsource-parser", () => {
 });
 
 describe("streamChat", () => {
-  const fakeFetch = (res: Response, seen: { url?: string; init?: RequestInit } = {}) => async (url: string, init: RequestInit) => {
-    seen.url = url;
-    seen.init = init;
-    return res;
-  };
+  const fakeFetch =
+    (res: Response, seen: { url?: string; init?: RequestInit } = {}) => async (url: string, init: RequestInit) => {
+      seen.url = url;
+      seen.init = init;
+      return res;
+    };
 
   it("calls onDelta as pieces arrive and returns the reply, finish, usage and timings", async () => {
     let t = 1000;
     const now = () => (t += 10);
     const seen: { url?: string; init?: RequestInit } = {};
     const res = new Response(
-      body(sse(chunk({ role: "assistant", content: "" }), chunk({ content: "你" }), chunk({ content: "好" }), chunk({}, "stop"), { choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } }, "data: [DONE]\n\n")),
+      body(
+        sse(
+          chunk({ role: "assistant", content: "" }),
+          chunk({ content: "你" }),
+          chunk({ content: "好" }),
+          chunk({}, "stop"),
+          { choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } },
+          "data: [DONE]\n\n",
+        ),
+      ),
       { headers: { "content-type": "text/event-stream" } },
     );
     const deltas: string[] = [];
-    const r = await client.streamChat({ tokens: ["t1", "t2"], body: { messages: [] }, fetchFn: fakeFetch(res, seen), base: "/", now, onDelta: (p: string) => deltas.push(p) });
+    const r = await client.streamChat({
+      tokens: ["t1", "t2"],
+      body: { messages: [] },
+      fetchFn: fakeFetch(res, seen),
+      base: "/",
+      now,
+      onDelta: (p: string) => deltas.push(p),
+    });
     assert.deepEqual(deltas, ["你", "好"]);
     assert.equal(r.content, "你好");
     assert.equal(r.finish, "stop");
@@ -154,14 +215,25 @@ describe("streamChat", () => {
 
   it("sends no Authorization header without tokens", async () => {
     const seen: { init?: RequestInit } = {};
-    const res = new Response(JSON.stringify({ error: { message: "Missing bearer token", type: "authentication_error", param: null, code: "missing_token" } }), { status: 401 });
-    await assert.rejects(client.streamChat({ tokens: [], body: {}, fetchFn: fakeFetch(res, seen) }), (e: any) => e.kind === "missing");
+    const res = new Response(
+      JSON.stringify({
+        error: { message: "Missing bearer token", type: "authentication_error", param: null, code: "missing_token" },
+      }),
+      { status: 401 },
+    );
+    await assert.rejects(
+      client.streamChat({ tokens: [], body: {}, fetchFn: fakeFetch(res, seen) }),
+      (e: any) => e.kind === "missing",
+    );
     assert.equal((seen.init!.headers as Record<string, string>).authorization, undefined);
   });
 
   it("turns error responses into ChatErrors with the server's message, code and retry-after", async () => {
     const error = (status: number, code: string, headers = {}) =>
-      new Response(JSON.stringify({ error: { message: `m${status}`, type: "x", param: null, code } }), { status, headers });
+      new Response(JSON.stringify({ error: { message: `m${status}`, type: "x", param: null, code } }), {
+        status,
+        headers,
+      });
     const cases: [Response, string][] = [
       [error(401, "invalid_token"), "auth"],
       [error(429, "rate_limit_exceeded", { "retry-after": "7" }), "rate"],
@@ -178,30 +250,51 @@ describe("streamChat", () => {
         assert.equal(e.kind, kind, `${status}`);
         assert.equal(e.status, status);
         if (kind === "rate") assert.equal(e.retryAfter, 7);
-        assert.match(e.message, status === 502 && kind === "upstream" && !e.code ? /Bad gateway/ : new RegExp(`m${status}`));
+        assert.match(
+          e.message,
+          status === 502 && kind === "upstream" && !e.code ? /Bad gateway/ : new RegExp(`m${status}`),
+        );
         return true;
       });
     }
   });
 
   it("fails on an error frame after the stream began, and on a stream that ends without a finish", async () => {
-    const broken = new Response(body(sse(chunk({ content: "a" }), { error: { message: "Emohaa went silent", type: "timeout_error", param: null, code: "upstream_timeout" } })));
-    await assert.rejects(client.streamChat({ tokens: ["t"], body: {}, fetchFn: fakeFetch(broken) }), (e: any) => e.kind === "timeout" && e.message === "Emohaa went silent");
+    const broken = new Response(
+      body(
+        sse(chunk({ content: "a" }), {
+          error: { message: "Emohaa went silent", type: "timeout_error", param: null, code: "upstream_timeout" },
+        }),
+      ),
+    );
+    await assert.rejects(
+      client.streamChat({ tokens: ["t"], body: {}, fetchFn: fakeFetch(broken) }),
+      (e: any) => e.kind === "timeout" && e.message === "Emohaa went silent",
+    );
     const cut = new Response(body(sse(chunk({ content: "a" }))));
-    await assert.rejects(client.streamChat({ tokens: ["t"], body: {}, fetchFn: fakeFetch(cut) }), (e: any) => e.kind === "stream");
+    await assert.rejects(
+      client.streamChat({ tokens: ["t"], body: {}, fetchFn: fakeFetch(cut) }),
+      (e: any) => e.kind === "stream",
+    );
   });
 
   it("reports a network failure as such, and rethrows an abort untouched", async () => {
     const down = async () => {
       throw new TypeError("fetch failed");
     };
-    await assert.rejects(client.streamChat({ tokens: ["t"], body: {}, fetchFn: down }), (e: any) => e.kind === "network" && /fetch failed/.test(e.message));
+    await assert.rejects(
+      client.streamChat({ tokens: ["t"], body: {}, fetchFn: down }),
+      (e: any) => e.kind === "network" && /fetch failed/.test(e.message),
+    );
     const ac = new AbortController();
     ac.abort();
     const aborted = async () => {
       throw new DOMException("The operation was aborted", "AbortError");
     };
-    await assert.rejects(client.streamChat({ tokens: ["t"], body: {}, fetchFn: aborted, signal: ac.signal }), (e: any) => e.name === "AbortError");
+    await assert.rejects(
+      client.streamChat({ tokens: ["t"], body: {}, fetchFn: aborted, signal: ac.signal }),
+      (e: any) => e.name === "AbortError",
+    );
   });
 });
 
@@ -214,7 +307,8 @@ describe("fetchPoolStatus", () => {
       { label: "…09bc", state: "cooling", inFlight: 0, coolingUntil: "2030-01-01T00:10:00.000Z", lastError: "auth" },
     ],
   };
-  const json = (value: unknown, status = 200) => new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
+  const json = (value: unknown, status = 200) =>
+    new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
 
   it("asks /v1/tokens/status with the page's bearer and returns the status with the tokens asked about", async () => {
     const seen: { url?: string; init?: RequestInit } = {};
@@ -244,20 +338,31 @@ describe("fetchPoolStatus", () => {
   });
 
   it("says the endpoint is absent on 404 (an older server)", async () => {
-    const r = await client.fetchPoolStatus(["t"], { fetchFn: async () => json({ error: { message: "Not found", type: "not_found_error", param: null, code: "not_found" } }, 404) });
+    const r = await client.fetchPoolStatus(["t"], {
+      fetchFn: async () =>
+        json({ error: { message: "Not found", type: "not_found_error", param: null, code: "not_found" } }, 404),
+    });
     assert.deepEqual(r, { kind: "absent" });
-    assert.deepEqual(await client.fetchPoolStatus(["t"], { fetchFn: async () => new Response("Not Found", { status: 404 }) }), { kind: "absent" });
+    assert.deepEqual(
+      await client.fetchPoolStatus(["t"], { fetchFn: async () => new Response("Not Found", { status: 404 }) }),
+      { kind: "absent" },
+    );
   });
 
   it("keeps the server's message, status and code for other errors", async () => {
     const message = "Invalid API key: this server holds the Emohaa tokens; send one of its API_KEYS as the bearer";
-    const r = await client.fetchPoolStatus(["wrong"], { fetchFn: async () => json({ error: { message, type: "authentication_error", param: null, code: "invalid_api_key" } }, 401) });
+    const r = await client.fetchPoolStatus(["wrong"], {
+      fetchFn: async () =>
+        json({ error: { message, type: "authentication_error", param: null, code: "invalid_api_key" } }, 401),
+    });
     assert.equal(r.kind, "error");
     assert.equal(r.error.message, message);
     assert.equal(r.error.status, 401);
     assert.equal(r.error.code, "invalid_api_key");
     assert.equal(r.error.kind, "auth");
-    const proxy = await client.fetchPoolStatus(["t"], { fetchFn: async () => new Response("<html>Bad gateway</html>", { status: 502 }) });
+    const proxy = await client.fetchPoolStatus(["t"], {
+      fetchFn: async () => new Response("<html>Bad gateway</html>", { status: 502 }),
+    });
     assert.equal(proxy.kind, "error");
     assert.match(proxy.error.message, /Bad gateway/);
   });
@@ -271,7 +376,13 @@ describe("fetchPoolStatus", () => {
     assert.equal(down.kind, "error");
     assert.equal(down.error.kind, "network");
     assert.match(down.error.message, /fetch failed/);
-    for (const res of [new Response("<!doctype html><p>a page</p>"), json({ mode: "other", tokens: [] }), json({ mode: "client" })]) {
+    for (
+      const res of [
+        new Response("<!doctype html><p>a page</p>"),
+        json({ mode: "other", tokens: [] }),
+        json({ mode: "client" }),
+      ]
+    ) {
       const r = await client.fetchPoolStatus(["t"], { fetchFn: async () => res });
       assert.equal(r.kind, "error");
       assert.match(r.error.message, /not a token pool status/);
@@ -318,7 +429,10 @@ describe("fetchPoolStatus", () => {
 
 describe("poolRows keys", () => {
   const row = (label: string) => ({ label, state: "healthy", inFlight: 0, coolingUntil: null, lastError: null });
-  const keys = (labels: string[]) => client.poolRows({ kind: "ok", status: { mode: "server", waiting: 0, tokens: labels.map(row) } }).map((r: any) => r.key);
+  const keys = (labels: string[]) =>
+    client.poolRows({ kind: "ok", status: { mode: "server", waiting: 0, tokens: labels.map(row) } }).map((r: any) =>
+      r.key
+    );
 
   it("keys a row by its label, so a row keeps its key when one before it goes", () => {
     assert.deepEqual(keys(["…aaaa", "…bbbb", "…cccc"]), ["…aaaa", "…bbbb", "…cccc"]);

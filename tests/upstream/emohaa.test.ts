@@ -20,7 +20,15 @@ function fakeFetch(answer: (url: URL, init: RequestInit) => Response) {
 
 /** A response whose body arrives in the given byte chunks. */
 function chunked(chunks: Uint8Array[], type = "text/event-stream") {
-  return new Response(new ReadableStream({ start(c) { for (const x of chunks) c.enqueue(x); c.close(); } }), { headers: { "content-type": type } });
+  return new Response(
+    new ReadableStream({
+      start(c) {
+        for (const x of chunks) c.enqueue(x);
+        c.close();
+      },
+    }),
+    { headers: { "content-type": type } },
+  );
 }
 
 /** Every piece of a reply, in order. */
@@ -63,7 +71,12 @@ describe("createEmohaaClient", () => {
   it("signs every request freshly with browser-like headers", async () => {
     let n = 0;
     const { f, calls } = fakeFetch(() => new Response("c1"));
-    const client = createEmohaaClient({ baseUrl: "http://up/echo-prod/", fetch: f, now: () => 1000 + n, randomId: () => `r${++n}` });
+    const client = createEmohaaClient({
+      baseUrl: "http://up/echo-prod/",
+      fetch: f,
+      now: () => 1000 + n,
+      randomId: () => `r${++n}`,
+    });
     await client.createConversation("TOK");
     await client.createConversation("TOK");
     const [a, b] = calls.map((c) => new Headers(c.init.headers));
@@ -103,18 +116,31 @@ describe("createEmohaaClient", () => {
   it("treats a stream that ends without [DONE] as cut", async () => {
     const { f } = fakeFetch(() => chunked([new TextEncoder().encode("data: a\n\n")]));
     const client = createEmohaaClient({ baseUrl: "http://up", fetch: f });
-    await assert.rejects(readAll(await client.openChat("T", "c", "p")), (e: unknown) => e instanceof UpstreamError && e.code === "upstream_stream_cut");
+    await assert.rejects(
+      readAll(await client.openChat("T", "c", "p")),
+      (e: unknown) => e instanceof UpstreamError && e.code === "upstream_stream_cut",
+    );
   });
 
   it("maps problem bodies, with or without a matching HTTP status", async () => {
     const cases: [Response, number, string][] = [
       [new Response(JSON.stringify({ status: 401, title: "Unauthorized" }), { status: 401 }), 401, "auth"],
       [new Response(JSON.stringify({ status: 401, title: "Unauthorized" }), { status: 200 }), 401, "auth"],
-      [new Response(JSON.stringify({ status: 429, title: "Too Many", detail: "another request is in progress" }), { status: 429, headers: { "retry-after": "3" } }), 429, "busy"],
+      [
+        new Response(JSON.stringify({ status: 429, title: "Too Many", detail: "another request is in progress" }), {
+          status: 429,
+          headers: { "retry-after": "3" },
+        }),
+        429,
+        "busy",
+      ],
       [new Response("oops", { status: 503 }), 502, "server"],
     ];
     for (const [res, status, kind] of cases) {
-      const client = createEmohaaClient({ baseUrl: "http://up", fetch: (async () => res.clone()) as unknown as typeof fetch });
+      const client = createEmohaaClient({
+        baseUrl: "http://up",
+        fetch: (async () => res.clone()) as unknown as typeof fetch,
+      });
       await assert.rejects(client.createConversation("SECRET-TOKEN"), (e: unknown) => {
         assert.ok(e instanceof UpstreamError);
         assert.equal(e.status, status);
@@ -130,13 +156,36 @@ describe("createEmohaaClient", () => {
     const cases: [() => Response, "call" | "chat", string, string][] = [
       [problem401, "call", "auth", "invalid_token"],
       [problem401, "chat", "auth", "invalid_token"],
-      [() => new Response(null, { status: 302, headers: { location: "http://elsewhere/" } }), "call", "protocol", "upstream_redirect"],
-      [() => new Response(null, { status: 302, headers: { location: "http://elsewhere/" } }), "chat", "protocol", "upstream_redirect"],
-      [() => new Response("<html>", { status: 200, headers: { "content-type": "text/html" } }), "chat", "server", "upstream_error"],
-      [() => new Response("busy", { status: 429, headers: { "retry-after": "7" } }), "chat", "rate", "rate_limit_exceeded"],
+      [
+        () => new Response(null, { status: 302, headers: { location: "http://elsewhere/" } }),
+        "call",
+        "protocol",
+        "upstream_redirect",
+      ],
+      [
+        () => new Response(null, { status: 302, headers: { location: "http://elsewhere/" } }),
+        "chat",
+        "protocol",
+        "upstream_redirect",
+      ],
+      [
+        () => new Response("<html>", { status: 200, headers: { "content-type": "text/html" } }),
+        "chat",
+        "server",
+        "upstream_error",
+      ],
+      [
+        () => new Response("busy", { status: 429, headers: { "retry-after": "7" } }),
+        "chat",
+        "rate",
+        "rate_limit_exceeded",
+      ],
     ];
     for (const [answer, which, kind, code] of cases) {
-      const client = createEmohaaClient({ baseUrl: "http://up", fetch: (() => Promise.resolve(answer())) as unknown as typeof fetch });
+      const client = createEmohaaClient({
+        baseUrl: "http://up",
+        fetch: (() => Promise.resolve(answer())) as unknown as typeof fetch,
+      });
       const sent = which === "call" ? client.deleteConversation("T", "c") : client.openChat("T", "c", "p");
       await assert.rejects(sent, (e: unknown) => {
         assert.ok(e instanceof UpstreamError, `${which}: ${e}`);
@@ -144,14 +193,18 @@ describe("createEmohaaClient", () => {
         return true;
       });
     }
-    const ok = createEmohaaClient({ baseUrl: "http://up", fetch: (() => Promise.resolve(new Response(""))) as unknown as typeof fetch });
+    const ok = createEmohaaClient({
+      baseUrl: "http://up",
+      fetch: (() => Promise.resolve(new Response(""))) as unknown as typeof fetch,
+    });
     await ok.deleteConversation("T", "c");
   });
 
   it("leaves an abort the caller's own, while another failure to send is a 502", async () => {
     const ac = new AbortController();
     ac.abort();
-    const aborting = ((_: unknown, init: RequestInit) => Promise.reject(init.signal!.reason)) as unknown as typeof fetch;
+    const aborting =
+      ((_: unknown, init: RequestInit) => Promise.reject(init.signal!.reason)) as unknown as typeof fetch;
     const client = createEmohaaClient({ baseUrl: "http://up", fetch: aborting });
     await assert.rejects(client.openChat("T", "c", "p", ac.signal), (e: unknown) => e === ac.signal.reason);
     await assert.rejects(client.createConversation("T", ac.signal), (e: unknown) => e === ac.signal.reason);
@@ -160,32 +213,66 @@ describe("createEmohaaClient", () => {
   it("reads an answer only within its bound: an endless body is refused, an endless error body is cut", async () => {
     let pulled = 0;
     const endless = (type: string, status = 200) =>
-      new Response(new ReadableStream({ pull(c) { pulled++; c.enqueue(new TextEncoder().encode(`{"status":${status},"title":"x` + "y".repeat(8192))); } }), { status, headers: { "content-type": type } });
-    const { f } = fakeFetch((url) => (url.pathname === "/generate/id" ? endless("application/json") : endless("application/problem+json", 500)));
+      new Response(
+        new ReadableStream({
+          pull(c) {
+            pulled++;
+            c.enqueue(new TextEncoder().encode(`{"status":${status},"title":"x` + "y".repeat(8192)));
+          },
+        }),
+        { status, headers: { "content-type": type } },
+      );
+    const { f } = fakeFetch((
+      url,
+    ) => (url.pathname === "/generate/id" ? endless("application/json") : endless("application/problem+json", 500)));
     const client = createEmohaaClient({ baseUrl: "http://up", fetch: f, limits: { maxReplyChars: 64 * 1024 } });
-    await assert.rejects(client.createConversation("tok"), (e: any) => e instanceof UpstreamError && e.code === "upstream_reply_too_large");
+    await assert.rejects(
+      client.createConversation("tok"),
+      (e: any) => e instanceof UpstreamError && e.code === "upstream_reply_too_large",
+    );
     assert.ok(pulled < 20, `read ${pulled} chunks of an endless body`);
     pulled = 0;
     // The error body is cut at its bound; what was read is still not a whole problem body, so the status rules.
-    await assert.rejects(client.openChat("tok", "c1", "hi"), (e: any) => e instanceof UpstreamError && e.kind === "server");
+    await assert.rejects(
+      client.openChat("tok", "c1", "hi"),
+      (e: any) => e instanceof UpstreamError && e.kind === "server",
+    );
     assert.ok(pulled < 20, `read ${pulled} chunks of an endless error body`);
   });
 
   it("maps a network failure to 502 upstream_unreachable", async () => {
-    const client = createEmohaaClient({ baseUrl: "http://up", fetch: (async () => { throw new TypeError("connection refused"); }) as unknown as typeof fetch });
-    await assert.rejects(client.createConversation("T"), (e: unknown) => e instanceof UpstreamError && e.status === 502 && e.code === "upstream_unreachable");
+    const client = createEmohaaClient({
+      baseUrl: "http://up",
+      fetch: (async () => {
+        throw new TypeError("connection refused");
+      }) as unknown as typeof fetch,
+    });
+    await assert.rejects(
+      client.createConversation("T"),
+      (e: unknown) => e instanceof UpstreamError && e.status === 502 && e.code === "upstream_unreachable",
+    );
   });
 
   it("talks to the simulator: create, chat, list, delete", async () => {
     const sim = createSimulator();
     const client = createEmohaaClient({ baseUrl: "http://sim/echo-prod", fetch: simFetch(sim) });
-    const ids = [await client.createConversation("live-a"), await client.createConversation("live-a"), await client.createConversation("live-a")];
+    const ids = [
+      await client.createConversation("live-a"),
+      await client.createConversation("live-a"),
+      await client.createConversation("live-a"),
+    ];
     assert.equal(new Set(ids).size, 3);
     assert.equal((await client.listConversations("live-a")).length, 3);
-    assert.equal((await readAll(await client.openChat("live-a", ids[0]!, "user:hi"))).join(""), "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？");
+    assert.equal(
+      (await readAll(await client.openChat("live-a", ids[0]!, "user:hi"))).join(""),
+      "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？",
+    );
     for (const id of ids) await client.deleteConversation("live-a", id);
     assert.equal(sim.state().open, 0);
     assert.equal(sim.state().badSignatures, 0);
-    await assert.rejects(client.listConversations("expired-a"), (e: unknown) => e instanceof UpstreamError && e.status === 401);
+    await assert.rejects(
+      client.listConversations("expired-a"),
+      (e: unknown) => e instanceof UpstreamError && e.status === 401,
+    );
   });
 });

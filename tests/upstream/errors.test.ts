@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { asProblem, maybeJson, problemOf, sanitiseUpstreamText, upstreamFailure, UpstreamError } from "../../lib/upstream/errors.ts";
+import {
+  asProblem,
+  maybeJson,
+  problemOf,
+  sanitiseUpstreamText,
+  UpstreamError,
+  upstreamFailure,
+} from "../../lib/upstream/errors.ts";
 
 describe("upstreamFailure", () => {
   it("maps each upstream status to what the client sees and the pool learns", () => {
@@ -53,7 +60,16 @@ describe("upstreamFailure", () => {
     for (const said of hostile) {
       for (const status of [400, 404, 500, 503]) {
         const e = upstreamFailure(status, "answer", { status, title: "Error", detail: said }, { token });
-        for (const secret of [token, token.slice(4, 12), jwt.slice(0, 20), "deadbeef0123", btoa(token).slice(0, 12), "ai-role.cn"]) {
+        for (
+          const secret of [
+            token,
+            token.slice(4, 12),
+            jwt.slice(0, 20),
+            "deadbeef0123",
+            btoa(token).slice(0, 12),
+            "ai-role.cn",
+          ]
+        ) {
           assert.ok(!e.message.includes(secret), `${said} -> ${e.message}`);
         }
         assert.ok(!/[\r\n\u202e]/.test(e.message), e.message);

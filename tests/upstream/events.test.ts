@@ -7,7 +7,14 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 
 /** A body whose reads give exactly these chunks; `byte` makes it a byte stream (Deno's and Node's fetch). */
 function body(chunks: Uint8Array[], byte = false): ReadableStream<Uint8Array> {
-  if (!byte) return new ReadableStream({ start(c) { for (const x of chunks) c.enqueue(x); c.close(); } });
+  if (!byte) {
+    return new ReadableStream({
+      start(c) {
+        for (const x of chunks) c.enqueue(x);
+        c.close();
+      },
+    });
+  }
   let i = 0;
   return new ReadableStream({
     type: "bytes",
@@ -56,17 +63,33 @@ describe("pieceReader", () => {
   });
 
   it("fails on an error event, an event over the bound and a reply over the bound", async () => {
-    await assert.rejects(readAll(pieceReader(body([bytes('event: error\ndata: {"status":500,"title":"boom"}\n\n')]), 1024)), (e: unknown) => e instanceof UpstreamError && e.status === 502);
+    await assert.rejects(
+      readAll(pieceReader(body([bytes('event: error\ndata: {"status":500,"title":"boom"}\n\n')]), 1024)),
+      (e: unknown) => e instanceof UpstreamError && e.status === 502,
+    );
     // The bound is on what an event holds while incomplete: it arrives over more than one read.
     const huge = [bytes(`data: ${"x".repeat(5000)}`), bytes("\n\n"), bytes("data: [DONE]\n\n")];
-    await assert.rejects(readAll(pieceReader(body(huge), 1024)), (e: unknown) => e instanceof UpstreamError && e.status === 502 && e.code === "upstream_event_too_large");
+    await assert.rejects(
+      readAll(pieceReader(body(huge), 1024)),
+      (e: unknown) => e instanceof UpstreamError && e.status === 502 && e.code === "upstream_event_too_large",
+    );
     // The same event complete in one read, and one in a read of its own next to a normal piece.
-    for (const chunks of [[bytes(`data: ${"x".repeat(5000)}\n\ndata: [DONE]\n\n`)], [bytes(`data: a\n\ndata: ${"x".repeat(1025)}\n\n`)]]) {
+    for (
+      const chunks of [[bytes(`data: ${"x".repeat(5000)}\n\ndata: [DONE]\n\n`)], [
+        bytes(`data: a\n\ndata: ${"x".repeat(1025)}\n\n`),
+      ]]
+    ) {
       for (const byte of [false, true]) {
-        await assert.rejects(readAll(pieceReader(body(chunks, byte), 1024)), (e: unknown) => e instanceof UpstreamError && e.code === "upstream_event_too_large");
+        await assert.rejects(
+          readAll(pieceReader(body(chunks, byte), 1024)),
+          (e: unknown) => e instanceof UpstreamError && e.code === "upstream_event_too_large",
+        );
       }
     }
-    assert.deepEqual((await readAll(pieceReader(body([bytes(`data: ${"x".repeat(1024)}\n\ndata: [DONE]\n\n`)]), 1024))).flat(), ["x".repeat(1024)]);
+    assert.deepEqual(
+      (await readAll(pieceReader(body([bytes(`data: ${"x".repeat(1024)}\n\ndata: [DONE]\n\n`)]), 1024))).flat(),
+      ["x".repeat(1024)],
+    );
     await assert.rejects(
       readAll(pieceReader(body([bytes("data: 12345\n\n".repeat(10))]), 1024, 30)),
       (e: unknown) => e instanceof UpstreamError && e.code === "upstream_reply_too_large",
@@ -75,7 +98,13 @@ describe("pieceReader", () => {
 
   it("an error event that quotes the request's token passes on neither the token nor its URL", async () => {
     const token = "acct-7d1e93b0c4";
-    const ev = `event: error\ndata: ${JSON.stringify({ status: 500, title: `Bearer ${token}`, detail: `GET https://x.invalid/chat?token=${token} failed for ${token}` })}\n\n`;
+    const ev = `event: error\ndata: ${
+      JSON.stringify({
+        status: 500,
+        title: `Bearer ${token}`,
+        detail: `GET https://x.invalid/chat?token=${token} failed for ${token}`,
+      })
+    }\n\n`;
     await assert.rejects(readAll(pieceReader(body([bytes(ev)]), 1024, Infinity, token)), (e: unknown) => {
       assert.ok(e instanceof UpstreamError && e.status === 502);
       assert.ok(!e.message.includes(token) && !e.message.includes("x.invalid"), e.message);
@@ -92,7 +121,14 @@ describe("pieceReader", () => {
 
   it("cancel releases the body", async () => {
     let cancelled = false;
-    const b = new ReadableStream<Uint8Array>({ start(c) { c.enqueue(bytes("data: a\n\n")); }, cancel() { cancelled = true; } });
+    const b = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(bytes("data: a\n\n"));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
     const r = pieceReader(b, 1024);
     assert.deepEqual(await r.read(), ["a"]);
     r.cancel();

@@ -73,7 +73,8 @@ const client = () => {
   stops.push(async () => f.close());
   return f;
 };
-const get = (f: ReturnType<typeof client>, url: string, signal?: AbortSignal) => f(url, { method: "GET", headers: { Accept: "*/*" }, signal });
+const get = (f: ReturnType<typeof client>, url: string, signal?: AbortSignal) =>
+  f(url, { method: "GET", headers: { Accept: "*/*" }, signal });
 
 describe("createHttp1Fetch", () => {
   it("talks to the simulator as the upstream client's fetch: create, chat, list, delete, one kept-alive connection", async () => {
@@ -89,7 +90,10 @@ describe("createHttp1Fetch", () => {
     for (const id of ids) await api.deleteConversation("live-h1", id);
     assert.equal(sim.sim.state().open, 0);
     assert.equal(sim.sim.state().badSignatures, 0);
-    await assert.rejects(api.listConversations("expired-h1"), (e: unknown) => e instanceof UpstreamError && e.status === 401);
+    await assert.rejects(
+      api.listConversations("expired-h1"),
+      (e: unknown) => e instanceof UpstreamError && e.status === 401,
+    );
   });
 
   it("reuses one connection for Content-Length bodies that arrive in pieces", async () => {
@@ -169,13 +173,19 @@ describe("createHttp1Fetch", () => {
   });
 
   for (const written of [true, false]) {
-    const when = written ? "after writing its head and first piece" : "before anything arrived (what it wrote is lost with the reset)";
+    const when = written
+      ? "after writing its head and first piece"
+      : "before anything arrived (what it wrote is lost with the reset)";
     it(`sends a chat once when the upstream resets the connection ${when}`, async () => {
       // The upstream creates conversations normally; a chat gets a reset: after its head and first piece, or with
       // nothing before it, which is what a client sees when the reset overtakes the bytes written before it.
       const s = await serverFor((sock, request) => {
         if (request.startsWith("GET /chat")) {
-          if (written) sock.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n");
+          if (written) {
+            sock.write(
+              "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n",
+            );
+          }
           sock.resetAndDestroy();
         } else sock.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nconv-1");
       });
@@ -197,7 +207,8 @@ describe("createHttp1Fetch", () => {
 
   it("gives up a connect that never completes: at once when aborted, after the connect timeout otherwise", async () => {
     const late: { resolve(w: Wire): void; signal?: AbortSignal }[] = [];
-    const hanging: Dial = (_target, _events, signal) => new Promise<Wire>((resolve) => void late.push({ resolve, signal }));
+    const hanging: Dial = (_target, _events, signal) =>
+      new Promise<Wire>((resolve) => void late.push({ resolve, signal }));
     const f = createHttp1Fetch(hanging, { connectTimeoutMs: 300 });
     const ac = new AbortController();
     const aborted = f("http://127.0.0.1:9/chat", { method: "GET", headers: {}, signal: ac.signal });
@@ -210,7 +221,10 @@ describe("createHttp1Fetch", () => {
     late[0]!.resolve({ write() {}, end: () => void ended++ });
     await eventually(() => ended === 1);
     const t0 = Date.now();
-    await assert.rejects(f("http://127.0.0.1:9/generate/id", { method: "GET", headers: {} }), (e: unknown) => e instanceof TypeError && /within 300 ms/.test(e.message));
+    await assert.rejects(
+      f("http://127.0.0.1:9/generate/id", { method: "GET", headers: {} }),
+      (e: unknown) => e instanceof TypeError && /within 300 ms/.test(e.message),
+    );
     assert.ok(Date.now() - t0 >= 250);
     assert.equal(late[1]!.signal?.aborted, true);
   });
@@ -228,7 +242,9 @@ describe("createHttp1Fetch", () => {
 
   it("aborting mid-body errors the body and ends the connection at once (the upstream stops)", async () => {
     const s = await serverFor((sock) => {
-      sock.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n");
+      sock.write(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n",
+      );
     });
     const f = client();
     const ac = new AbortController();
@@ -284,7 +300,10 @@ describe("createHttp1Fetch", () => {
   it("refuses header values that would write headers of their own, before sending anything", async () => {
     const s = await serverFor((sock) => void sock.write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
     const f = client();
-    await assert.rejects(f(`${s.url}/`, { method: "GET", headers: { Authorization: "Bearer x\r\nX-Evil: 1" } }), TypeError);
+    await assert.rejects(
+      f(`${s.url}/`, { method: "GET", headers: { Authorization: "Bearer x\r\nX-Evil: 1" } }),
+      TypeError,
+    );
     await sleep(20);
     assert.equal(s.requests.length, 0);
   });

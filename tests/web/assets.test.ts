@@ -66,7 +66,10 @@ describe("serveAsset", () => {
     assert.notEqual(etag, plain.headers.get("etag"));
     assert.equal((await serveAsset(get({ "accept-encoding": "gzip", "if-none-match": etag }), big)).status, 304);
     // The plain form's ETag does not match the gzipped one, and the reverse.
-    assert.equal((await serveAsset(get({ "accept-encoding": "gzip", "if-none-match": plain.headers.get("etag")! }), big)).status, 200);
+    assert.equal(
+      (await serveAsset(get({ "accept-encoding": "gzip", "if-none-match": plain.headers.get("etag")! }), big)).status,
+      200,
+    );
     assert.equal((await serveAsset(get({ "if-none-match": etag }), big)).status, 200);
     // A small file goes as it is.
     assert.equal((await serveAsset(get({ "accept-encoding": "gzip" }), asset)).headers.get("content-encoding"), null);
@@ -75,8 +78,12 @@ describe("serveAsset", () => {
 
 describe("acceptsGzip", () => {
   it("reads Accept-Encoding: gzip or *, unless its q is 0", () => {
-    for (const yes of ["gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.8", "*", "GZIP"]) assert.equal(acceptsGzip(yes), true, yes);
-    for (const no of [null, "", "br", "identity", "gzip;q=0", "gzip; q=0.000", "x-gzip-not"]) assert.equal(acceptsGzip(no), false, String(no));
+    for (const yes of ["gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.8", "*", "GZIP"]) {
+      assert.equal(acceptsGzip(yes), true, yes);
+    }
+    for (const no of [null, "", "br", "identity", "gzip;q=0", "gzip; q=0.000", "x-gzip-not"]) {
+      assert.equal(acceptsGzip(no), false, String(no));
+    }
   });
 });
 

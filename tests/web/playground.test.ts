@@ -14,7 +14,8 @@ const uiDir = new URL("../../ui/", import.meta.url);
 /** The files in ui/, as a developer adds them. */
 const uiFiles = readdirSync(uiDir).sort();
 
-const importsOf = (js: string) => [...js.matchAll(/(?:^|[;\s}])(?:import|export)\s*(?:[\w*{}\s,$]+?\s*from\s*)?["']([^"']+)["']/g)].map((m) => m[1]!);
+const importsOf = (js: string) =>
+  [...js.matchAll(/(?:^|[;\s}])(?:import|export)\s*(?:[\w*{}\s,$]+?\s*from\s*)?["']([^"']+)["']/g)].map((m) => m[1]!);
 
 describe("GET /", () => {
   it("is the playground page, with a policy that allows its import map by hash and nothing from elsewhere", async () => {
@@ -27,12 +28,19 @@ describe("GET /", () => {
     const map = /<script type="importmap">([\s\S]*?)<\/script>/.exec(html)![1]!;
     assert.equal(map, IMPORT_MAP);
     const csp = res.headers.get("content-security-policy")!;
-    assert.match(csp, new RegExp(`script-src 'self' 'sha256-${(await sha256Base64(map)).replace(/[+/]/g, "\\$&")}'(;|$)`));
+    assert.match(
+      csp,
+      new RegExp(`script-src 'self' 'sha256-${(await sha256Base64(map)).replace(/[+/]/g, "\\$&")}'(;|$)`),
+    );
     assert.match(csp, /style-src 'self'(;|$)/);
     assert.match(csp, /connect-src 'self'(;|$)/);
     assert.doesNotMatch(csp, /unsafe|https?:/);
     assert.doesNotMatch(html, /https?:\/\//, "no absolute URL: nothing from a CDN");
-    assert.equal([...html.matchAll(/<script(?! type="importmap")(?![^>]*\bsrc=)[^>]*>/g)].length, 0, "no other inline script");
+    assert.equal(
+      [...html.matchAll(/<script(?! type="importmap")(?![^>]*\bsrc=)[^>]*>/g)].length,
+      0,
+      "no other inline script",
+    );
   });
 
   it("serves every module the page imports, following the import map through Preact, hooks, htm and eventsource-parser", async () => {
@@ -61,8 +69,13 @@ describe("GET /", () => {
     // Every module in ui/ is part of the page (none left behind), and nothing else is loaded but the import map's.
     assert.deepEqual([...seen].map((u) => new URL(u).pathname).sort(), [...modules, ...vendored].sort());
     // The page preloads all of them but its entry, so the browser need not walk the import graph level by level.
-    const preloads = [...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => new URL(m[1]!, base).pathname);
-    assert.deepEqual(preloads.sort(), [...seen].map((u) => new URL(u).pathname).filter((p) => p !== "/ui/app.js").sort());
+    const preloads = [...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) =>
+      new URL(m[1]!, base).pathname
+    );
+    assert.deepEqual(
+      preloads.sort(),
+      [...seen].map((u) => new URL(u).pathname).filter((p) => p !== "/ui/app.js").sort(),
+    );
   });
 
   it("serves every file of ui/ as it is on disk: a module added there but not embedded fails here", async () => {
@@ -90,7 +103,7 @@ describe("GET /", () => {
       const { createParser } = await import(pathToFileURL(join(dir, "eventsource-parser.mjs")).href);
       const events: string[] = [];
       const parser = createParser({ onEvent: (e: { data: string }) => events.push(e.data) });
-      for (const piece of ["data: {\"a\"", ":1}\r\n\r\n: ping\n\nda", "ta: [DONE]\n\n"]) parser.feed(piece);
+      for (const piece of ['data: {"a"', ":1}\r\n\r\n: ping\n\nda", "ta: [DONE]\n\n"]) parser.feed(piece);
       assert.deepEqual(events, ['{"a":1}', "[DONE]"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -112,7 +125,16 @@ describe("GET /", () => {
 
   it("answers unknown UI files with the JSON 404", async () => {
     const { app } = await testApp();
-    for (const path of ["/ui/nope.js", "/ui/vendor/react.mjs", "/ui/../lib/app.ts", "/ui/toString", "/ui/__proto__", "/ui/vendor/constructor"]) {
+    for (
+      const path of [
+        "/ui/nope.js",
+        "/ui/vendor/react.mjs",
+        "/ui/../lib/app.ts",
+        "/ui/toString",
+        "/ui/__proto__",
+        "/ui/vendor/constructor",
+      ]
+    ) {
       const res = await app.request(path);
       assert.equal(res.status, 404, path);
     }

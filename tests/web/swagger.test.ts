@@ -21,11 +21,21 @@ describe("GET /docs", () => {
     assert.doesNotMatch(html, /https?:\/\//, "no absolute URL: nothing from a CDN");
     assert.doesNotMatch(html, /<script>|<style>| style=/, "no inline script or style");
     const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
-    assert.deepEqual(refs.sort(), ["docs/docs.css", "docs/init.js", "docs/swagger-ui-bundle.js", "docs/swagger-ui.css", "favicon.svg"]);
+    assert.deepEqual(refs.sort(), [
+      "docs/docs.css",
+      "docs/init.js",
+      "docs/swagger-ui-bundle.js",
+      "docs/swagger-ui.css",
+      "favicon.svg",
+    ]);
     for (const ref of refs) {
       const r = await app.request(`/${ref}`);
       assert.equal(r.status, 200, ref);
-      assert.match(r.headers.get("content-type")!, ref.endsWith(".js") ? /^text\/javascript/ : ref.endsWith(".css") ? /^text\/css/ : /^image\/svg\+xml/, ref);
+      assert.match(
+        r.headers.get("content-type")!,
+        ref.endsWith(".js") ? /^text\/javascript/ : ref.endsWith(".css") ? /^text\/css/ : /^image\/svg\+xml/,
+        ref,
+      );
       assert.ok(r.headers.get("etag"), ref);
     }
   });
