@@ -122,15 +122,16 @@ export async function startRedis({ bin = findRedisServer(), timeoutMs = 10_000, 
 /** Ends one redis-server by PID (SIGTERM, then SIGKILL after 3 s) and removes its directory. */
 function stopPid(child, dir) {
   return new Promise((resolve) => {
-    let timer;
-    const finish = () => {
-      clearTimeout(timer);
+    const removed = () => {
       rmSync(dir, { recursive: true, force: true });
       resolve();
     };
-    if (child.exitCode !== null || child.signalCode !== null) return finish();
-    timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
-    child.once("exit", finish);
+    if (child.exitCode !== null || child.signalCode !== null) return removed();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      removed();
+    });
     child.kill("SIGTERM");
   });
 }

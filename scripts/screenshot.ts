@@ -64,7 +64,7 @@ try {
     await page.locator("#system").fill(system);
     await page.evaluate(() => {
       (document.activeElement as HTMLElement | null)?.blur();
-      window.scrollTo(0, 0);
+      globalThis.scrollTo(0, 0);
     });
     await page.screenshot({ path: docs + file });
     console.log(`wrote docs/${file}`);

@@ -79,11 +79,16 @@ function denoCounts(file) {
   return { p: leaves.length - f - s, f, s };
 }
 
-/** Type checks count as one test each: tsc (with bun-types) and deno check. */
+/**
+ * Static checks count as one test each: tsc (with bun-types), deno check, and the formatter and linter (deno fmt and
+ * deno lint, configured in deno.json), so CI fails on drift.
+ */
 function typecheck() {
   const checks = [
     ["tsc", [bin("tsc"), "--noEmit", "-p", "."]],
     ["deno check", [denoBin, "check", "server.ts", "scripts/demo.ts", "scripts/sim.ts", "deploy.ts", "api/index.ts"]],
+    ["deno fmt --check", [denoBin, "fmt", "--check"]],
+    ["deno lint", [denoBin, "lint"]],
   ];
   let p = 0;
   let f = 0;

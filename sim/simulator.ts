@@ -227,7 +227,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
             if (split) {
               const bytes = enc.encode(frame);
               // Cut inside the first multi-byte character, so a decoder must carry bytes across reads.
-              let at = bytes.findIndex((b) => b >= 0x80) + 1 || Math.floor(bytes.length / 2);
+              const at = bytes.findIndex((b) => b >= 0x80) + 1 || Math.floor(bytes.length / 2);
               controller.enqueue(bytes.slice(0, at));
               await sleep(5, signal);
               if (closed) return;

@@ -79,6 +79,7 @@ const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Field values: visible characters, obs-text, space and tab; nothing else (no NUL, CR, LF or other controls). */
+// deno-lint-ignore no-control-regex -- control characters are what this pattern is about
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 /** A request target: visible ASCII only, no fragment. */
 const BAD_TARGET = /[^\x21-\x7e]|#/;
@@ -283,7 +284,7 @@ const REFUSED = plain(503, "Retry-After: 1\r\n");
 
 /** Bytes of a head string: UTF-8 is the same as Latin-1 for ASCII, the common case; header values may be Latin-1. */
 function headBytes(text: string): Uint8Array {
-  // eslint-disable-next-line no-control-regex
+  // deno-lint-ignore no-control-regex -- any byte above 0x7f means the text is not plain ASCII
   if (!/[^\x00-\x7f]/.test(text)) return encoder.encode(text);
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;

@@ -86,7 +86,7 @@ describe("TokenPool", () => {
   });
 
   it("repeated transient failures cool a token briefly; a success clears it", () => {
-    let now = 0;
+    const now = 0;
     const pool = new TokenPool(opts({ now: () => now }));
     pool.report("t", "server");
     assert.equal(pool.status(["t"])[0]!.state, "healthy");

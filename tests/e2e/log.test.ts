@@ -95,6 +95,7 @@ describe("log output", () => {
       await eventually(() => server.output().includes("id=esc-marker"), 5000, "the marker's line");
       const out = server.output();
       // No control character but the line ends anywhere in what the server printed.
+      // deno-lint-ignore no-control-regex -- control characters are what this pattern is about
       assert.doesNotMatch(out, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
       const lines = out.split("\n").filter((l) => l.includes("fake"));
       assert.equal(lines.length, 1, `one line:\n${lines.join("\n")}`);

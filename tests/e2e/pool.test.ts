@@ -25,7 +25,7 @@ const chat = (url: string, bearer: string, content = "hi", init: RequestInit = {
 const settled = () =>
   eventually(() => sim.sim.state().open === 0 && sim.sim.state().openStreams === 0, 15_000, "conversations deleted")
     .catch((e) => {
-      const { prompts, requests, ...s } = sim.sim.state();
+      const { prompts: _prompts, requests: _requests, ...s } = sim.sim.state();
       throw new Error(`${e.message}: ${JSON.stringify(s)}`);
     });
 

@@ -34,6 +34,7 @@ describe("createLogger escaping", () => {
     log.request({ method: "GET", path: "/\nfake 200 1ms id=x\r\u001b[31mred\u2028", status: 404, ms: 1, id: "req_1" });
     log.error("unhandled TypeError on GET /a\nb\u001b[0m");
     assert.equal(out.length, 2);
+    // deno-lint-ignore no-control-regex -- control characters are what this pattern is about
     for (const line of out) assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
     assert.match(out[0]!, / GET \/%0Afake%20200%201ms%20id=x%0D%1B\[31mred%E2%80%A8 404 1ms id=req_1$/);
     assert.match(out[1]!, /ERROR unhandled TypeError on GET \/a\\x0ab\\x1b\[0m$/);

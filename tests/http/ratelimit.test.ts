@@ -28,7 +28,7 @@ describe("RateLimiter", () => {
   });
 
   it("tracks at most maxClients, forgetting the least recently seen", () => {
-    let now = 0;
+    const now = 0;
     const limiter = new RateLimiter({ perMinute: 1, burst: 1, maxClients: 100, now: () => now });
     limiter.take("first");
     for (let i = 0; i < 1000; i++) limiter.take(`client-${i}`);
