@@ -82,6 +82,22 @@ export interface Pool {
   close?(): void;
 }
 
+/** The 429 for a request that finds the wait queue full (both pools answer alike). */
+export function queueFull(options: PoolOptions): ApiError {
+  return new ApiError(429, `Every account is busy and ${options.queueMax} requests are already waiting`, {
+    code: "accounts_busy",
+    retryAfter: Math.ceil(options.queueTimeoutMs / 1000),
+  });
+}
+
+/** The 429 for a request that waited the whole queue timeout (both pools answer alike). */
+export function queueTimedOut(queueTimeoutMs: number): ApiError {
+  return new ApiError(429, `Every account is busy: waited ${queueTimeoutMs} ms for a free one`, {
+    code: "accounts_busy",
+    retryAfter: Math.max(1, Math.ceil(queueTimeoutMs / 10_000)),
+  });
+}
+
 /** The SHA-256 of a token in hex: the pool shows and journals tokens only through it. */
 export function tokenHash(token: string): string {
   return createHash("sha256").update(token).digest("hex");
@@ -191,14 +207,7 @@ export class TokenPool implements Pool {
     if ("token" in p) return Promise.resolve(this.lend(p.token));
     if ("exhausted" in p) return Promise.resolve(undefined);
     const { queueTimeoutMs, queueMax } = this.options;
-    if (this.queue.length >= queueMax) {
-      return Promise.reject(
-        new ApiError(429, `Every account is busy and ${queueMax} requests are already waiting`, {
-          code: "accounts_busy",
-          retryAfter: Math.ceil(queueTimeoutMs / 1000),
-        }),
-      );
-    }
+    if (this.queue.length >= queueMax) return Promise.reject(queueFull(this.options));
     return new Promise<Lease>((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
@@ -217,16 +226,7 @@ export class TokenPool implements Pool {
         reject: (e) => (done(), reject(e)),
       };
       const onAbort = () => leave(clientClosed());
-      const timer = setTimeout(
-        () =>
-          leave(
-            new ApiError(429, `Every account is busy: waited ${queueTimeoutMs} ms for a free one`, {
-              code: "accounts_busy",
-              retryAfter: Math.max(1, Math.ceil(queueTimeoutMs / 10_000)),
-            }),
-          ),
-        queueTimeoutMs,
-      );
+      const timer = setTimeout(() => leave(queueTimedOut(queueTimeoutMs)), queueTimeoutMs);
       signal.addEventListener("abort", onAbort, { once: true });
       this.queue.push(waiter);
     });

@@ -9,7 +9,16 @@ import {
   LEASE_TTL_MS,
   type StateStore,
 } from "../state/store.ts";
-import { type Lease, type Outcome, type Pool, type PoolOptions, tokenHash, type TokenStatus } from "./pool.ts";
+import {
+  type Lease,
+  type Outcome,
+  type Pool,
+  type PoolOptions,
+  queueFull,
+  queueTimedOut,
+  tokenHash,
+  type TokenStatus,
+} from "./pool.ts";
 
 export interface SharedPoolOptions extends PoolOptions {
   store: StateStore;
@@ -232,13 +241,8 @@ export class SharedPool implements Pool {
       throw clientClosed();
     }
     if (lease) return lease;
-    const { queueTimeoutMs, queueMax } = this.options;
-    if (this.queue.length >= queueMax) {
-      throw new ApiError(429, `Every account is busy and ${queueMax} requests are already waiting`, {
-        code: "accounts_busy",
-        retryAfter: Math.ceil(queueTimeoutMs / 1000),
-      });
-    }
+    const { queueMax } = this.options;
+    if (this.queue.length >= queueMax) throw queueFull(this.options);
     return this.wait(candidates, signal);
   }
 
@@ -261,16 +265,7 @@ export class SharedPool implements Pool {
         fail: (err) => (settle(), reject(err)),
       };
       const onAbort = () => waiter.fail(clientClosed());
-      const timer = setTimeout(
-        () =>
-          waiter.fail(
-            new ApiError(429, `Every account is busy: waited ${queueTimeoutMs} ms for a free one`, {
-              code: "accounts_busy",
-              retryAfter: Math.max(1, Math.ceil(queueTimeoutMs / 10_000)),
-            }),
-          ),
-        queueTimeoutMs,
-      );
+      const timer = setTimeout(() => waiter.fail(queueTimedOut(queueTimeoutMs)), queueTimeoutMs);
       signal.addEventListener("abort", onAbort, { once: true });
       this.queue.push(waiter);
       this.wake();
