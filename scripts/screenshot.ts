@@ -1,9 +1,9 @@
 // `bun run scripts/screenshot.ts`: screenshots of the playground (against the simulator) into docs/, for the README.
-import { chromium } from "playwright-core";
 import { start } from "../lib/start.ts";
 import { consoleWriter, runtimeParts } from "../runtime/parts.ts";
 import { readEnv, serve } from "../runtime/serve.ts";
 import { createSimulator } from "../sim/simulator.ts";
+import { launchBrowser } from "../tests/support/browser.ts";
 
 const env = readEnv();
 const sim = createSimulator();
@@ -16,18 +16,7 @@ const gateway = await serve(app.fetch, { port: 0, hostname: "127.0.0.1" });
 const url = `http://127.0.0.1:${gateway.port}/`;
 const docs = new URL("../docs/", import.meta.url).pathname;
 
-const browser = await chromium.launch({
-  executablePath: env.CHROMIUM_PATH || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-  ],
-});
+const browser = await launchBrowser();
 const shots = [
   {
     file: "playground.png",
