@@ -1,5 +1,6 @@
 // The upstream simulator: the Emohaa "echo-prod" protocol with its failure modes, for tests and the demo.
 import { setImmediate } from "node:timers";
+import { isExpired } from "../lib/chat/expiry.ts";
 import { sign } from "../lib/upstream/emohaa.ts";
 
 /**
@@ -19,6 +20,7 @@ import { sign } from "../lib/upstream/emohaa.ts";
  *               `token=`): `leakycreate` creating fails with 500, `leakychat` the chat call fails with 500,
  *               `leakyevent` the stream sends one piece and then an `event: error`, `leakydel` deleting always
  *               fails with 500, `leakylist` listing conversations fails with 500
+ * A JWT (Emohaa's real token form) is healthy until its payload's `exp` passes, then refused like `expired`.
  * Any account has one stream at a time: a second concurrent chat gets 429 "another request is in progress".
  *
  * Directives in the prompt shape the reply: `[[pieces:N]]` N pieces, `[[delay:MS]]` a gap before each piece,
@@ -282,6 +284,8 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
       s.badSignatures++;
       return problem(403, "Forbidden", "bad signature");
     }
+    // A real Emohaa token is a JWT: once its `exp` has passed it is refused like an `expired` account.
+    if (isExpired(token, Date.now())) return problem(401, "Unauthorized", "token expired");
     if (token.startsWith("expired200")) return problem(401, "Unauthorized", "token expired", 200);
     if (token.startsWith("expired")) return problem(401, "Unauthorized", "token expired");
     if (token.startsWith("ratelimit")) {

@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import { ApiError, clientClosed } from "../http/errors.ts";
 import type { UpstreamKind } from "../upstream/errors.ts";
+import { expiresAtIso } from "./expiry.ts";
 
 /** What happened on an account, as the pool needs to know it: fine, or the kind of upstream failure. */
 export type Outcome = "ok" | UpstreamKind;
@@ -39,6 +40,8 @@ export interface TokenStatus {
   inFlight: number;
   coolingUntil: string | null;
   lastError: Outcome | null;
+  /** When the token's JWT `exp` says it ends (ISO time); null when it is not a JWT or has no `exp`. */
+  expiresAt: string | null;
 }
 
 interface Entry {
@@ -101,6 +104,11 @@ export function queueTimedOut(queueTimeoutMs: number): ApiError {
 /** The SHA-256 of a token in hex: the pool shows and journals tokens only through it. */
 export function tokenHash(token: string): string {
   return createHash("sha256").update(token).digest("hex");
+}
+
+/** How a token is shown (status, metrics): the last 4 hex digits of its SHA-256, never the token. */
+export function tokenLabel(token: string): string {
+  return `…${tokenHash(token).slice(-4)}`;
 }
 
 /** Tokens a request may still try, in the order of preference; `busy` when all usable ones are full. */
@@ -272,6 +280,7 @@ export class TokenPool implements Pool {
         inFlight: e.inFlight,
         coolingUntil: cooling ? new Date(e.coolingUntil).toISOString() : null,
         lastError: e.lastError,
+        expiresAt: expiresAtIso(t),
       };
     });
   }

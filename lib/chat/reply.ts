@@ -6,6 +6,7 @@ import { ApiError, clientClosed } from "../http/errors.ts";
 import type { Clock } from "./clock.ts";
 import type { Conversations } from "./conversations.ts";
 import { withDeadline } from "./deadline.ts";
+import { unexpired } from "./expiry.ts";
 import type { Lease, Pool } from "./pool.ts";
 
 export interface ChatTimeouts {
@@ -317,6 +318,8 @@ export async function openReply(
 ): Promise<OpenedReply> {
   const { clock } = deps;
   const started = clock.now();
+  // A token whose JWT `exp` has passed is skipped without an upstream call; when none is left, a fast 401.
+  tokens = unexpired(tokens, started);
   const tried = new Set<string>();
   let lastError: ApiError | undefined;
   let attempts = 0;

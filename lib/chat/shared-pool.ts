@@ -9,6 +9,7 @@ import {
   LEASE_TTL_MS,
   type StateStore,
 } from "../state/store.ts";
+import { expiresAtIso } from "./expiry.ts";
 import {
   type Lease,
   type Outcome,
@@ -398,7 +399,7 @@ export class SharedPool implements Pool {
       throw unavailable(err);
     }
     const now = this.now();
-    return hashes.map((h) => {
+    return hashes.map((h, i) => {
       const hh = health.get(h) ?? null;
       this.health.set(h, { health: hh, readAt: now });
       const n = inFlight.get(h) ?? 0;
@@ -409,6 +410,7 @@ export class SharedPool implements Pool {
         inFlight: n,
         coolingUntil: cooling ? new Date(hh!.coolingUntil).toISOString() : null,
         lastError: (hh?.lastError ?? null) as Outcome | null,
+        expiresAt: expiresAtIso(list[i]!),
       };
     });
   }

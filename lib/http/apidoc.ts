@@ -38,7 +38,7 @@ const ERRORS: Record<
   },
   401: {
     description:
-      "Missing bearer token or wrong API key, or (client mode) every token was rejected by Emohaa (expired or invalid)",
+      "Missing bearer token or wrong API key, or (client mode) every token was rejected by Emohaa (expired or invalid), or every token's JWT `exp` has passed (`token_expired`, without an upstream call)",
     examples: {
       expired: err(
         "Emohaa rejected the token (expired or invalid) while trying to create a conversation",
@@ -49,6 +49,11 @@ const ERRORS: Record<
         "Missing bearer token: send `Authorization: Bearer TOKEN` (several tokens separated by commas)",
         "authentication_error",
         "missing_token",
+      ),
+      jwtExpired: err(
+        "The Emohaa token expired at 2026-12-01T08:00:00.000Z: log in to Emohaa again and send the new token",
+        "authentication_error",
+        "token_expired",
       ),
     },
   },

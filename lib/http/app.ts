@@ -27,12 +27,14 @@ import {
   ChunkSchema,
   CompletionSchema,
   ModelListSchema,
+  ModelSchema,
   TokenCheckRequestSchema,
   TokenCheckResponseSchema,
   TokenStatusSchema,
 } from "./schemas.ts";
 import type { Auth } from "./auth.ts";
-import type { Pool } from "../chat/pool.ts";
+import { type Pool, tokenLabel } from "../chat/pool.ts";
+import { expiresAtIso, expiresAtMs, isExpired } from "../chat/expiry.ts";
 import { clientKey, RateLimiter } from "./ratelimit.ts";
 import { isUsableToken } from "./bearer.ts";
 import type { Tokenizer } from "../openai/translate.ts";
@@ -121,7 +123,8 @@ const tokenCheckRoute = createRoute({
   summary: "Check whether an Emohaa token is alive",
   operationId: "checkToken",
   description:
-    "Upstream errors and timeouts answer `live: false`. Limited per client address (`TOKEN_CHECK_RATE` per minute, bursts of " +
+    "Upstream errors and timeouts answer `live: false`, and so does a JWT whose `exp` has passed, without asking Emohaa; " +
+    "`expiresAt` is that `exp` as an ISO time (null for a token that is not a JWT or has none). Limited per client address (`TOKEN_CHECK_RATE` per minute, bursts of " +
     "`TOKEN_CHECK_BURST`; the original advised one check per token every 10 minutes). When the server holds the tokens " +
     "(EMOHAA_TOKENS) it needs a gateway key.",
   security: OPTIONAL_BEARER,
@@ -164,6 +167,35 @@ const modelsRoute = createRoute({
   responses: { 200: { description: "The model list", content: { "application/json": { schema: ModelListSchema } } } },
 });
 
+const modelRoute = createRoute({
+  method: "get",
+  path: "/v1/models/{model}",
+  tags: ["Models"],
+  summary: "Retrieve one model",
+  operationId: "retrieveModel",
+  description:
+    "The model object for `emohaa`; any other name is a 404, as OpenAI answers for a model it does not serve.",
+  request: {
+    params: z.object({ model: z.string().max(200).openapi({ param: { name: "model", in: "path" }, example: MODEL }) }),
+  },
+  responses: {
+    200: { description: "The model", content: { "application/json": { schema: ModelSchema } } },
+    ...errorResponse(404, "No such model", {
+      value: {
+        error: {
+          message: "The model 'gpt-4o' does not exist",
+          type: "not_found_error",
+          param: "model",
+          code: "model_not_found",
+        },
+      },
+    }),
+  },
+});
+
+/** The one model this server serves, as OpenAI describes a model. */
+const MODEL_OBJECT = { id: MODEL, object: "model" as const, created: 1710000000, owned_by: "emohaa-free-api" };
+
 const pingRoute = createRoute({
   method: "get",
   path: "/ping",
@@ -185,7 +217,8 @@ const metricsRoute = createRoute({
   summary: "Prometheus metrics",
   operationId: "metrics",
   description:
-    "Requests by route and status, streams in flight, upstream time to first piece, open conversations, token pool states. " +
+    "Requests by route and status, streams in flight, upstream time to first piece, open conversations, token pool states, " +
+    "seconds to each server-side token's JWT expiry (by masked label). " +
     "Counts only. Needs `METRICS_KEY` as the bearer when that is set; otherwise a gateway key when the server holds the " +
     "tokens, and nothing in client mode.",
   security: OPTIONAL_BEARER,
@@ -212,7 +245,7 @@ const tokenStatusRoute = createRoute({
   operationId: "tokenStatus",
   description:
     "With server-side tokens (EMOHAA_TOKENS), lists the pool's tokens and needs a gateway key. Otherwise lists the tokens of the " +
-    "caller's own bearer. Tokens are shown only as a masked label derived from their SHA-256.",
+    "caller's own bearer. Tokens are shown only as a masked label derived from their SHA-256, with the expiry their JWT `exp` says.",
   security: [{ bearer: [] }],
   responses: {
     200: { description: "Token states", content: { "application/json": { schema: TokenStatusSchema } } },
@@ -315,8 +348,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.openapi(tokenCheckRoute, async (c) => {
     const { token } = c.req.valid("json");
     let live = false;
-    // A token that cannot travel in a header is not alive, and never reaches the upstream.
-    if (isUsableToken(token)) {
+    const expiresAt = expiresAtIso(token);
+    // A token that cannot travel in a header, or whose JWT exp has passed, is not alive and never reaches the upstream.
+    if (isUsableToken(token) && !isExpired(token, deps.now())) {
       try {
         await withDeadline(
           deps.chat.timeouts.createMs,
@@ -331,17 +365,19 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
       // The check feeds the pool's health state like any request.
       if (live) deps.pool.report(token, "ok");
     }
-    return c.json({ live }, 200);
+    return c.json({ live, expiresAt }, 200);
   });
 
-  app.openapi(
-    modelsRoute,
-    (c) =>
-      c.json({
-        object: "list" as const,
-        data: [{ id: MODEL, object: "model" as const, created: 1710000000, owned_by: "emohaa-free-api" }],
-      }, 200),
-  );
+  app.openapi(modelsRoute, (c) => c.json({ object: "list" as const, data: [MODEL_OBJECT] }, 200));
+
+  app.openapi(modelRoute, (c) => {
+    const { model } = c.req.valid("param");
+    if (model !== MODEL) {
+      // As OpenAI answers an unknown model: a 404 with code model_not_found naming the parameter.
+      throw new ApiError(404, `The model '${model}' does not exist`, { code: "model_not_found", param: "model" });
+    }
+    return c.json(MODEL_OBJECT, 200);
+  });
 
   app.openapi(pingRoute, (c) => c.text("pong", 200));
 
@@ -353,6 +389,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
         conversationsOpen: deps.chat.conversations.open,
         deletionsFailed: deps.chat.conversations.deleteFailures,
         pool: { ...deps.pool.counts(), waiting: deps.pool.waiting },
+        tokenExpiry: tokenExpiry(deps.auth.serverTokens(), deps.now()),
       });
       return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     });
@@ -391,6 +428,16 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     return isCompletionsRequest(req) ? completions(req) : routed(req, info, ctx);
   };
   return app;
+}
+
+/** Seconds left per server-side token that says when it ends, by masked label (for `/metrics`). */
+function tokenExpiry(tokens: readonly string[], now: number): { label: string; seconds: number }[] {
+  const out: { label: string; seconds: number }[] = [];
+  for (const t of tokens) {
+    const at = expiresAtMs(t);
+    if (at !== undefined) out.push({ label: tokenLabel(t), seconds: Math.round((at - now) / 1000) });
+  }
+  return out;
 }
 
 /** A Host header: a name or IPv4 address, or a bracketed IPv6 address, and an optional port. */

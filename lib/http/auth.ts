@@ -19,6 +19,8 @@ export interface Auth {
   requireKey(authorization: string | null | undefined): void;
   /** Throws a 401 unless the caller may read `/metrics` (see `AuthOptions.metricsKey`). */
   requireMetricsKey(authorization: string | null | undefined): void;
+  /** The server's own tokens (server-side mode), for the metrics of their expiry; empty in client mode. */
+  serverTokens(): readonly string[];
   /** Whether the server holds the tokens. */
   readonly serverSide: boolean;
 }
@@ -54,6 +56,7 @@ export function createAuth(options: AuthOptions): Auth {
   };
   return {
     serverSide: !!serverTokens,
+    serverTokens: () => serverTokens?.() ?? [],
     requireKey,
     requireMetricsKey(authorization) {
       if (!metricsKeys) return requireKey(authorization);

@@ -8,6 +8,7 @@
 import type { Auth } from "./auth.ts";
 import { readBody } from "./body.ts";
 import { type ChatDeps, openReply } from "../chat/reply.ts";
+import { TokenExpiredError } from "../chat/expiry.ts";
 import { ApiError, invalidRequest } from "./errors.ts";
 import type { Logger, RequestLine } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -86,6 +87,13 @@ async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
  * "your API key is wrong". A client's own rejected token stays a 401.
  */
 function ownAccountsError(err: unknown): unknown {
+  if (err instanceof TokenExpiredError) {
+    return new ApiError(
+      503,
+      `The server's Emohaa accounts are unavailable: every server token has expired, the last at ${err.expiredAt}`,
+      { code: "accounts_unavailable" },
+    );
+  }
   if (!(err instanceof UpstreamError) || err.kind !== "auth") return err;
   return new ApiError(
     503,

@@ -9,6 +9,8 @@ export interface MetricsSnapshot {
   conversationsOpen: number;
   deletionsFailed: number;
   pool: Record<TokenState, number> & { waiting: number };
+  /** Server-side tokens whose JWT says when they end: masked label and seconds left (negative once expired). */
+  tokenExpiry?: { label: string; seconds: number }[];
 }
 
 /** The gateway's metrics; counts only, never a token or any text. */
@@ -80,6 +82,13 @@ export class Metrics {
     );
     out.push("# HELP emohaa_tokens Tokens known to the pool by state.", "# TYPE emohaa_tokens gauge");
     for (const state of TOKEN_STATES) out.push(`emohaa_tokens{state="${state}"} ${s.pool[state]}`);
+    if (s.tokenExpiry?.length) {
+      out.push(
+        "# HELP emohaa_token_expiry_seconds Seconds until a server-side token's JWT exp (negative once passed), by masked label.",
+        "# TYPE emohaa_token_expiry_seconds gauge",
+      );
+      for (const t of s.tokenExpiry) out.push(`emohaa_token_expiry_seconds{token="${esc(t.label)}"} ${t.seconds}`);
+    }
     out.push(
       "# HELP emohaa_queue_waiting Requests waiting for a free account.",
       "# TYPE emohaa_queue_waiting gauge",

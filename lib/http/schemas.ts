@@ -160,15 +160,25 @@ export const TokenCheckRequestSchema = z
   });
 
 export const TokenCheckResponseSchema = z
-  .object({ live: z.boolean().openapi({ description: "`true` when Emohaa accepted the token" }) })
-  .openapi("TokenCheckResponse", { example: { live: true } });
+  .object({
+    live: z.boolean().openapi({
+      description: "`true` when Emohaa accepted the token; `false` without asking it once the JWT `exp` has passed",
+    }),
+    expiresAt: z.string().nullable().openapi({
+      description: "When the token's JWT `exp` says it ends (ISO time); null when it is not a JWT or has no `exp`",
+      example: "2026-12-02T08:00:00.000Z",
+    }),
+  })
+  .openapi("TokenCheckResponse", { example: { live: true, expiresAt: "2026-12-02T08:00:00.000Z" } });
+
+export const ModelSchema = z
+  .object({ id: z.string(), object: z.literal("model"), created: z.number().int(), owned_by: z.string() })
+  .openapi("Model", { example: { id: "emohaa", object: "model", created: 1710000000, owned_by: "emohaa-free-api" } });
 
 export const ModelListSchema = z
   .object({
     object: z.literal("list"),
-    data: z.array(
-      z.object({ id: z.string(), object: z.literal("model"), created: z.number().int(), owned_by: z.string() }),
-    ),
+    data: z.array(ModelSchema),
   })
   .openapi("ModelList", {
     example: {
@@ -190,6 +200,9 @@ export const TokenStatusSchema = z
         inFlight: z.number().int(),
         coolingUntil: z.string().nullable(),
         lastError: z.string().nullable(),
+        expiresAt: z.string().nullable().openapi({
+          description: "When the token's JWT `exp` says it ends (ISO time); null when it is not a JWT or has no `exp`",
+        }),
       }),
     ),
   })

@@ -99,6 +99,7 @@ describe("TokenPool", () => {
       inFlight: 0,
       coolingUntil: null,
       lastError: null,
+      expiresAt: null,
     });
   });
 

@@ -204,7 +204,7 @@ describe("HTTP edge, server-side tokens (all expired)", () => {
     const key = { authorization: "Bearer gk-edge" };
     const first = await check(server.url, "live-tc2", key);
     assert.equal(first.status, 200);
-    assert.deepEqual(await first.json(), { live: true });
+    assert.deepEqual(await first.json(), { live: true, expiresAt: null });
     assert.equal((await check(server.url, "live-tc2", key)).status, 200);
     assert.equal((await check(server.url, "live-tc2", { ...key, "x-forwarded-for": "192.0.2.1" })).status, 429);
     // The budget is the peer address's: another loopback address (Linux routes all of 127/8 locally) has its own.

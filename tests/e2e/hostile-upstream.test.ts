@@ -170,7 +170,7 @@ for (const client of ["http1", "fetch"] as const) {
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ token: list }),
       });
-      assert.deepEqual(await checked.json(), { live: false });
+      assert.deepEqual(await checked.json(), { live: false, expiresAt: null });
       seen.push(del, list);
       await eventually(() => gateway.output().includes("/token/check 200"), 5000, "log lines");
       for (const t of seen) check(gateway.output(), t, "log");

@@ -108,4 +108,14 @@ describe("openai SDK", () => {
     const page = await sdk().models.list();
     assert.deepEqual(page.data.map((m) => m.id), ["emohaa"]);
   });
+
+  it("models.retrieve() answers emohaa and throws NotFoundError for another model", async () => {
+    const model = await sdk().models.retrieve("emohaa");
+    assert.equal(model.id, "emohaa");
+    assert.equal(model.object, "model");
+    await assert.rejects(
+      sdk().models.retrieve("gpt-4o"),
+      (e: unknown) => e instanceof OpenAI.NotFoundError && (e as any).code === "model_not_found",
+    );
+  });
 });

@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { eventually } from "../support/sim.ts";
 import { sseEvents, testApp, user } from "../support/app.ts";
+import { inSeconds, makeJwt } from "../support/jwt.ts";
 
 const json = (r: Response) => r.json() as Promise<any>;
 
@@ -320,6 +321,30 @@ describe("other routes", () => {
     assert.deepEqual(body.data.map((m: any) => [m.id, m.object]), [["emohaa", "model"]]);
   });
 
+  it("GET /v1/models/{model} answers the model object for emohaa, else a 404 in OpenAI's shape", async () => {
+    const t = await testApp();
+    const res = await t.app.request("/v1/models/emohaa");
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {
+      id: "emohaa",
+      object: "model",
+      created: 1710000000,
+      owned_by: "emohaa-free-api",
+    });
+    const missing = await t.app.request("/v1/models/gpt-4o");
+    assert.equal(missing.status, 404);
+    assert.deepEqual(await missing.json(), {
+      error: {
+        message: "The model 'gpt-4o' does not exist",
+        type: "not_found_error",
+        param: "model",
+        code: "model_not_found",
+      },
+    });
+    const doc = (await (await t.app.request("/openapi.json")).json()) as any;
+    assert.equal(doc.paths["/v1/models/{model}"].get.operationId, "retrieveModel");
+  });
+
   it("GET /ping answers pong", async () => {
     assert.equal(await (await (await testApp()).app.request("/ping")).text(), "pong");
   });
@@ -332,11 +357,11 @@ describe("other routes", () => {
         headers: { "content-type": "application/json" },
         body: JSON.stringify(body),
       });
-    assert.deepEqual(await (await check({ token: "live-1" })).json(), { live: true });
-    assert.deepEqual(await (await check({ token: "expired-1" })).json(), { live: false });
-    assert.deepEqual(await (await check({ token: "a b\u00e9" })).json(), { live: false });
+    assert.deepEqual(await (await check({ token: "live-1" })).json(), { live: true, expiresAt: null });
+    assert.deepEqual(await (await check({ token: "expired-1" })).json(), { live: false, expiresAt: null });
+    assert.deepEqual(await (await check({ token: "a b\u00e9" })).json(), { live: false, expiresAt: null });
     // `hang` accounts hang only when creating: listing answers, so the token is live.
-    assert.deepEqual(await (await check({ token: "hang-1" })).json(), { live: true });
+    assert.deepEqual(await (await check({ token: "hang-1" })).json(), { live: true, expiresAt: null });
     const bad = await check({ nope: 1 });
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as any).error.param, "token");
@@ -492,5 +517,106 @@ describe("bounds and timeouts", () => {
     const t = await testApp();
     const body = (await (await t.chat(user("hi"), "malformed-1")).json()) as any;
     assert.equal(body.choices[0].message.content, "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？");
+  });
+});
+
+describe("JWT expiry", () => {
+  const hi = user("hi");
+
+  it("a client's only token, expired, is a fast 401 token_expired saying when, with no upstream call", async () => {
+    const t = await testApp();
+    const exp = inSeconds(-120);
+    const token = makeJwt({ exp });
+    const res = await t.chat(hi, token);
+    assert.equal(res.status, 401);
+    assert.equal(res.headers.get("x-should-retry"), "false");
+    const body = (await res.json()) as any;
+    assert.equal(body.error.code, "token_expired");
+    assert.equal(body.error.type, "authentication_error");
+    assert.match(
+      body.error.message,
+      new RegExp(`expired at ${new Date(exp * 1000).toISOString().replace(/\./g, "\\.")}`),
+    );
+    assert.equal(t.sim.state().requests.length, 0);
+    for (const line of t.logs) assert.ok(!line.includes(token) && !line.includes("sub-claim"), line);
+  });
+
+  it("an expired token among others is skipped; near, far, no-exp and non-JWT tokens are used as today", async () => {
+    const t = await testApp();
+    const expired = makeJwt({ exp: inSeconds(-1) });
+    for (
+      const good of [
+        makeJwt({ exp: inSeconds(30) }),
+        makeJwt({ exp: inSeconds(86_400) }),
+        makeJwt({ exp: null }),
+        "live-plain",
+      ]
+    ) {
+      const res = await t.chat(hi, `${expired},${good}`);
+      assert.equal(res.status, 200);
+      assert.ok((t.sim.state().callsByToken[good] ?? 0) > 0);
+    }
+    assert.equal(t.sim.state().callsByToken[expired], undefined);
+    await eventually(() => t.sim.state().open === 0);
+  });
+
+  it("server-side: every server token expired is the 503 accounts_unavailable, saying when, with no upstream call", async () => {
+    const exp = inSeconds(-3600);
+    const t = await testApp({ serverTokens: [makeJwt({ exp: exp - 60 }), makeJwt({ exp })], apiKeys: ["gk-exp"] });
+    const res = await t.chat(hi, "gk-exp");
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as any;
+    assert.equal(body.error.code, "accounts_unavailable");
+    assert.match(body.error.message, /every server token has expired, the last at /);
+    assert.ok(body.error.message.includes(new Date(exp * 1000).toISOString()));
+    assert.equal(t.sim.state().requests.length, 0);
+  });
+
+  it("POST /token/check answers {live, expiresAt}; an expired JWT is live:false without an upstream call", async () => {
+    const t = await testApp({ tokenCheckLimit: { perMinute: 60, burst: 60 } });
+    const check = async (token: string) =>
+      (await t.app.request("/token/check", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token }),
+      })).json();
+    const farExp = inSeconds(86_400);
+    const far = makeJwt({ exp: farExp });
+    assert.deepEqual(await check(far), { live: true, expiresAt: new Date(farExp * 1000).toISOString() });
+    const expExp = inSeconds(-60);
+    const expired = makeJwt({ exp: expExp });
+    assert.deepEqual(await check(expired), { live: false, expiresAt: new Date(expExp * 1000).toISOString() });
+    assert.equal(t.sim.state().callsByToken[expired], undefined);
+    assert.deepEqual(await check(makeJwt({ exp: null })), { live: true, expiresAt: null });
+    assert.deepEqual(await check("live-plain"), { live: true, expiresAt: null });
+  });
+
+  it("GET /v1/tokens/status shows each token's expiresAt; /metrics has seconds to expiry per server-side token by label", async () => {
+    const nearExp = inSeconds(1800);
+    const near = makeJwt({ exp: nearExp });
+    const gone = makeJwt({ exp: inSeconds(-60) });
+    const t = await testApp({
+      serverTokens: [near, gone, makeJwt({ exp: null }), "live-plain"],
+      apiKeys: ["gk-status"],
+    });
+    const res = await t.app.request("/v1/tokens/status", { headers: { authorization: "Bearer gk-status" } });
+    const body = (await res.json()) as any;
+    assert.equal(body.mode, "server");
+    assert.deepEqual(body.tokens.map((x: any) => x.expiresAt), [
+      new Date(nearExp * 1000).toISOString(),
+      body.tokens[1].expiresAt,
+      null,
+      null,
+    ]);
+    assert.ok(Date.parse(body.tokens[1].expiresAt) < Date.now());
+    const text = await (await t.app.request("/metrics", { headers: { authorization: "Bearer gk-status" } })).text();
+    const lines = text.split("\n").filter((l) => l.startsWith("emohaa_token_expiry_seconds{"));
+    assert.equal(lines.length, 2);
+    const [label] = [body.tokens[0].label];
+    const m = new RegExp(`^emohaa_token_expiry_seconds\\{token="${label}"\\} (-?\\d+)$`).exec(lines[0]!);
+    assert.ok(m, lines[0]!);
+    assert.ok(Math.abs(Number(m[1]!) - 1800) <= 5, m[1]!);
+    assert.match(lines[1]!, new RegExp(`token="${body.tokens[1].label}"\\} -\\d+$`));
+    assert.ok(!text.includes(near) && !text.includes("sub-claim"));
   });
 });

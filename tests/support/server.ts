@@ -146,8 +146,9 @@ export function processTree(pid: number): number[] {
  * Test tokens and keys all look like `<mode>-<name>` (the simulator's prefixes, `key-`, `gk-`), and test messages
  * carry simulator directives (`[[pieces:...`) or the word "secret": none of them may ever reach a log line.
  */
+// JWTs too (eyJ...: a JSON header in base64url), the form of real Emohaa tokens, and their payloads' claims.
 const SECRETS =
-  /\b(?:live|expired200|expired|create500|chat500|ratelimit|cut|silent|slow|malformed|delfail|hang|leaky\w*|key|gk|gw)-[\w-]+|\[\[[a-z]+|secret|private-feelings/i;
+  /\beyJ[\w-]{8,}|\bsub-claim-\w+|\b(?:live|expired200|expired|create500|chat500|ratelimit|cut|silent|slow|malformed|delfail|hang|leaky\w*|key|gk|gw)-[\w-]+|\[\[[a-z]+|secret|private-feelings/i;
 
 /** Checks a server's output for anything a test sent as a token, key or message (the demo's banner aside). */
 export function assertPrivate(output: string): void {
