@@ -1,5 +1,6 @@
 // The environment schema: every setting of the server, parsed once at start-up.
 import { z } from "zod";
+import type { PoolOptions } from "./chat/pool.ts";
 import { LOG_LEVELS } from "./http/log.ts";
 import { commaList } from "./list.ts";
 
@@ -106,14 +107,8 @@ export interface Config {
    * keep-alive wait; the cap on open connections (absent: from the descriptor limit, see runtime/serve.ts).
    */
   http: { headerTimeoutMs: number; bodyTimeoutMs: number; idleTimeoutMs: number; maxConnections?: number };
-  pool: {
-    perToken: number;
-    authCooldownMs: number;
-    failCooldownMs: number;
-    failThreshold: number;
-    queueTimeoutMs: number;
-    queueMax: number;
-  };
+  /** The token pool's settings, as lib/chat/pool.ts takes them (its clock is injected elsewhere). */
+  pool: Omit<PoolOptions, "now">;
   /** POST /token/check per client: checks per minute, and at once. */
   tokenCheckLimit: { perMinute: number; burst: number };
   /** Take the client's address from the last X-Forwarded-For entry (behind a reverse proxy). */
