@@ -40,7 +40,7 @@ async function main() {
         logger.info(`reloaded ${reloadTokens()} server-side tokens from EMOHAA_TOKENS_FILE`);
       } catch (err) {
         logger.error(
-          `cannot reload EMOHAA_TOKENS_FILE, keeping the old tokens: ${err instanceof Error ? err.name : "error"}`,
+          `${err instanceof Error ? err.message : "cannot reload EMOHAA_TOKENS_FILE"}; keeping the old tokens`,
         );
       }
     });

@@ -45,6 +45,7 @@ const EnvSchema = z.object({
   TOKEN_CHECK_BURST: int(1, 100_000).default(10),
   TRUST_PROXY: bool.default(false),
   METRICS_KEY: z.string().min(1).optional(),
+  ADMIN_KEY: z.string().min(16, "must be at least 16 characters").optional(),
   HTTP_HEADER_TIMEOUT_MS: int(100, 600_000).default(10_000),
   HTTP_BODY_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
   HTTP_IDLE_TIMEOUT_MS: int(100, 600_000).default(5_000),
@@ -115,6 +116,8 @@ export interface Config {
   trustProxy: boolean;
   /** The bearer /metrics wants; absent: a gateway key in server-side mode, none in client mode. */
   metricsKey?: string;
+  /** The bearer of the admin API (`/admin/tokens`); absent: it answers loopback peers only (see lib/http/admin.ts). */
+  adminKey?: string;
   /**
    * Where the state several instances share lives (leases, account health, wake-ups): this process's memory,
    * Deno KV (`path`: a local SQLite file; absent: the platform's KV or Deno's default), or Redis by URL.
@@ -155,6 +158,8 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     // A store URL may carry a password: the message shows it masked.
     const shown = name === "STATE"
       ? (clean[name] ?? "").replace(/\/\/[^@/]*@/, "//***@").replace(/:[^:@/]*@/, ":***@")
+      : name === "ADMIN_KEY"
+      ? "***"
       : clean[name] ?? "";
     throw new ConfigError(`Invalid ${name}=${JSON.stringify(shown)}: ${issue.message}`);
   }
@@ -173,6 +178,13 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     throw new ConfigError(
       'Invalid ALLOW_ANONYMOUS=true with CORS_ORIGIN="*": any web page could spend these Emohaa accounts from its visitors\' ' +
         "browsers. Set CORS_ORIGIN to the origins of your own sites (CORS_ORIGIN=https://chat.example.com), or set API_KEYS",
+    );
+  }
+  if (e.ADMIN_KEY !== undefined && (apiKeys.includes(e.ADMIN_KEY) || e.ADMIN_KEY === e.METRICS_KEY)) {
+    throw new ConfigError(
+      `Invalid ADMIN_KEY="***": it equals one of the ${
+        apiKeys.includes(e.ADMIN_KEY) ? "API_KEYS" : "METRICS_KEY"
+      }, so every client could change the server's tokens. Choose a key of its own`,
     );
   }
   return {
@@ -226,6 +238,7 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     tokenCheckLimit: { perMinute: e.TOKEN_CHECK_RATE, burst: e.TOKEN_CHECK_BURST },
     trustProxy: e.TRUST_PROXY,
     metricsKey: e.METRICS_KEY,
+    adminKey: e.ADMIN_KEY,
     state: parseState(e.STATE, e.STATE_TIMEOUT_MS, e.STATE_LEASE_TTL_MS),
   };
 }

@@ -1,6 +1,8 @@
 // The one start-up path: environment -> config (parsed once) -> parts -> app. Every entry calls `start`.
 import type { ChatDeps } from "./chat/reply.ts";
-import { systemClock } from "./chat/clock.ts";
+import { type Clock, systemClock } from "./chat/clock.ts";
+import { type ExpiryWatch, watchExpiry } from "./chat/expiry-watch.ts";
+import { ServerTokens } from "./chat/server-tokens.ts";
 import { Conversations } from "./chat/conversations.ts";
 import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts";
 import { type Pool, TokenPool } from "./chat/pool.ts";
@@ -8,7 +10,7 @@ import { type SharedJournal, sharedJournal } from "./chat/shared-journal.ts";
 import { SharedPool } from "./chat/shared-pool.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
-import { parseTokenList } from "./list.ts";
+import { isUsableToken } from "./http/bearer.ts";
 import { createAuth } from "./http/auth.ts";
 import { batchedLines, createLogger, type Logger } from "./http/log.ts";
 import { Metrics } from "./http/metrics.ts";
@@ -34,11 +36,17 @@ export interface RuntimeParts {
   openState(config: Config): Promise<StateStore>;
   /** Reads `EMOHAA_TOKENS_FILE`, at start and on each reload. */
   readFile(path: string): string;
+  /** Replaces a file atomically, mode 0600 (the admin API's changes to `EMOHAA_TOKENS_FILE`); absent: none kept. */
+  writeFile?(path: string, text: string): void;
+  /** Calls `onChange` on changes to a file, renamed-into-place ones too; returns the stop. Absent: no watch. */
+  watchFile?(path: string, onChange: () => void, onError: (message: string) => void): () => void;
   /** Writes a batch of log lines (newline-terminated); may return a promise, one write is outstanding at a time. */
   writeLog(text: string): void | Promise<void>;
   sleep(ms: number): Promise<void>;
   /** Milliseconds since the epoch. */
   now(): number;
+  /** The clock of the token expiry warnings (default: the system's); a test's fake one moves time at will. */
+  clock?: Clock;
   /** A fresh random id (request and completion ids). */
   id(): string;
 }
@@ -90,8 +98,13 @@ export interface Gateway {
    * May throw (a file that cannot be removed).
    */
   endJournal(): Promise<void>;
-  /** Re-reads the server-side tokens (EMOHAA_TOKENS and EMOHAA_TOKENS_FILE); how many. Absent in client mode. */
+  /**
+   * Re-reads EMOHAA_TOKENS_FILE (SIGHUP); how many server-side tokens there are now. Throws, keeping the old list,
+   * when the file cannot be read, holds no token or something that is not one. Absent in client mode.
+   */
   reloadTokens?: () => number;
+  /** The server-side token list (absent in client mode); `stop` ends its file watch and store polling. */
+  tokens?: ServerTokens;
 }
 
 /**
@@ -125,26 +138,10 @@ export async function start(
       `${ignored.join(", ")} ignored: with STATE=${config.state.kind} the crash journal lives in the state store`,
     );
   }
-  // Server-side tokens: the inline list plus the file's, re-read on SIGHUP (server.ts).
-  let serverTokens: string[] = [];
-  const reloadTokens = () => {
-    const st = config.serverTokens!;
-    const fromFile = st.file ? parseTokenList(runtime.readFile(st.file)) : [];
-    serverTokens = [...new Set([...st.inline, ...fromFile])];
-    return serverTokens.length;
-  };
-  if (config.serverTokens) {
-    try {
-      reloadTokens();
-    } catch {
-      throw new ConfigError(
-        `Invalid EMOHAA_TOKENS_FILE=${JSON.stringify(config.serverTokens.file)}: cannot read the file`,
-      );
-    }
-  }
-
   const state = await openStateNamed(runtime, config);
   const instanceId = runtime.id();
+  const tokens = config.serverTokens ? await serverTokensFor(config, runtime, state, logger) : undefined;
+  const serverTokens = () => tokens?.list() ?? [];
 
   const upstreamFetch = config.upstreamClient === "http1"
     ? createHttp1Fetch(runtime.dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs })
@@ -164,7 +161,7 @@ export async function start(
     ? sharedJournal({
       store: state,
       owner: instanceId,
-      tokens: () => serverTokens,
+      tokens: serverTokens,
       deleteLeftover: (token, cid): Promise<boolean> => conversations.deleteLeftover(token, cid),
       deadAfterMs: config.journal.ownerDeadAfterMs,
       onError: onJournalError,
@@ -175,7 +172,7 @@ export async function start(
       },
     })
     : undefined;
-  const journal = fleet?.hooks ?? (store ? journalFor(store, () => serverTokens, onJournalError) : undefined);
+  const journal = fleet?.hooks ?? (store ? journalFor(store, serverTokens, onJournalError) : undefined);
   const conversations = new Conversations(client, runtime.sleep, overrides.deleteRetryDelaysMs, journal);
   // One process keeps its pool in memory as it always did; several share theirs through the store.
   const pool: Pool = config.state.kind === "memory" ? new TokenPool(config.pool) : new SharedPool({
@@ -205,7 +202,7 @@ export async function start(
     onFirstPiece: (s) => metrics.firstPiece(s),
   };
   const auth = createAuth({
-    serverTokens: config.serverTokens ? () => serverTokens : undefined,
+    serverTokens: tokens ? serverTokens : undefined,
     apiKeys: config.apiKeys,
     metricsKey: config.metricsKey,
   });
@@ -223,6 +220,7 @@ export async function start(
     metrics,
     tokenCheckLimit: config.tokenCheckLimit,
     trustProxy: config.trustProxy,
+    admin: tokens ? { tokens, pool, adminKey: config.adminKey } : undefined,
     now: runtime.now,
     id: runtime.id,
   });
@@ -235,7 +233,7 @@ export async function start(
     }
     if (!store) return 0;
     try {
-      const { found, orphaned } = resolveEntries(await store.load(), serverTokens);
+      const { found, orphaned } = resolveEntries(await store.load(), serverTokens());
       for (const e of orphaned) await store.remove(e.cid);
       await Promise.all(found.map((f) => conversations.deleteLeftover(f.token, f.cid)));
       if (found.length) logger.info(`deleted ${found.length} conversations left behind by an earlier process`);
@@ -264,8 +262,51 @@ export async function start(
     state,
     instanceId,
     recover,
-    reloadTokens: config.serverTokens ? reloadTokens : undefined,
+    reloadTokens: tokens ? () => tokens.reloadFile() : undefined,
+    tokens,
   };
+}
+
+/**
+ * The server-side token list: the environment's and the file's tokens read now (an unreadable file stops the start
+ * naming EMOHAA_TOKENS_FILE), the file watched, the admin API's changes read from the shared store and polled, and
+ * warnings, once each, about tokens near or past their end.
+ */
+async function serverTokensFor(
+  config: Config,
+  runtime: RuntimeParts,
+  state: StateStore,
+  logger: Logger,
+): Promise<ServerTokens> {
+  const { inline, file } = config.serverTokens!;
+  const shared = config.state.kind !== "memory";
+  // Told of every change to the list; the watch starts once the list is read.
+  const expiry: { watch?: ExpiryWatch } = {};
+  const tokens = new ServerTokens({
+    inline,
+    file,
+    readFile: runtime.readFile,
+    writeFile: runtime.writeFile,
+    store: shared ? state : undefined,
+    sealKey: config.adminKey,
+    isUsable: isUsableToken,
+    log: logger,
+    onChange: () => expiry.watch?.check(),
+  });
+  try {
+    tokens.reloadFile(true);
+  } catch {
+    throw new ConfigError(`Invalid EMOHAA_TOKENS_FILE=${JSON.stringify(file)}: cannot read the file`);
+  }
+  await tokens.start();
+  if (file && runtime.watchFile) tokens.watchFile(runtime.watchFile);
+  expiry.watch = watchExpiry({
+    tokens: () => tokens.list(),
+    clock: runtime.clock ?? systemClock,
+    warn: (m) => logger.info(m),
+    alarm: (m) => logger.error(m),
+  });
+  return tokens;
 }
 
 /** Opens the state store; a store that cannot be reached at start-up stops the server with a message naming STATE. */

@@ -36,6 +36,7 @@ import type { Auth } from "./auth.ts";
 import { type Pool, tokenLabel } from "../chat/pool.ts";
 import { expiresAtIso, expiresAtMs, isExpired } from "../chat/expiry.ts";
 import { clientKey, RateLimiter } from "./ratelimit.ts";
+import { type AdminDeps, adminRoutes } from "./admin.ts";
 import { isUsableToken } from "./bearer.ts";
 import type { Tokenizer } from "../openai/translate.ts";
 
@@ -63,6 +64,8 @@ export interface AppDeps {
   tokenCheckLimit?: { perMinute: number; burst: number };
   /** Take the client's address from X-Forwarded-For's last entry (behind one reverse proxy). */
   trustProxy?: boolean;
+  /** The admin API of the server-side tokens (lib/http/admin.ts); absent in client mode. */
+  admin?: AdminDeps;
 }
 
 /** What the runtime tells about a request besides the request itself: `app.fetch(req, info)` (runtime/serve.ts). */
@@ -407,6 +410,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
       tokens: status,
     }, 200);
   });
+
+  if (deps.admin) app.route("/", adminRoutes(deps.admin));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", bearerScheme);
 

@@ -1,0 +1,264 @@
+// The admin API (server-side tokens): list, add, remove and replace the server's tokens behind ADMIN_KEY.
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { type Pool, TOKEN_STATES, tokenHash, tokenLabel } from "../chat/pool.ts";
+import type { ServerTokens, TokenChange } from "../chat/server-tokens.ts";
+import { errorResponse } from "./apidoc.ts";
+import { isUsableToken } from "./bearer.ts";
+import { ApiError, invalidRequest } from "./errors.ts";
+
+export interface AdminDeps {
+  tokens: ServerTokens;
+  pool: Pool;
+  /** ADMIN_KEY; absent: only loopback peers, with no forwarding header, are let in. */
+  adminKey?: string;
+}
+
+/** The `adminKey` security scheme of the OpenAPI document. */
+export const adminKeyScheme = {
+  type: "http" as const,
+  scheme: "bearer",
+  description:
+    "`ADMIN_KEY` as the bearer: a key of its own, never one of the `API_KEYS` (the server refuses to start when it " +
+    "equals one). Without `ADMIN_KEY` the admin routes answer only requests from the server's own machine " +
+    "(a loopback peer with no `X-Forwarded-For`, `Forwarded` or `X-Real-IP` header) and refuse the network with 403.",
+};
+
+const AdminTokenSchema = z.object({
+  label: z.string().openapi({ description: "The last 4 hex digits of the token's SHA-256", example: "…3fa2" }),
+  origin: z.enum(["env", "file", "admin"]).openapi({
+    description: "Where the token comes from: `EMOHAA_TOKENS`, `EMOHAA_TOKENS_FILE`, or this API",
+  }),
+  state: z.enum(TOKEN_STATES),
+  inFlight: z.number().int(),
+  coolingUntil: z.string().nullable(),
+  lastError: z.string().nullable(),
+  expiresAt: z.string().nullable().openapi({
+    description: "When the token's JWT `exp` says it ends (ISO time); null when it is not a JWT or has no `exp`",
+  }),
+});
+
+const AdminTokenListSchema = z
+  .object({
+    persistence: z.enum(["state", "file", "memory"]).openapi({
+      description:
+        "Where changes are kept: `state` (the shared state store, sealed with ADMIN_KEY; every instance sees them " +
+        "within seconds), `file` (EMOHAA_TOKENS_FILE, rewritten atomically), `memory` (this process, until it stops)",
+    }),
+    tokens: z.array(AdminTokenSchema),
+  })
+  .openapi("AdminTokenList");
+
+const TokenValue = z.string().min(1).max(4096).openapi({ example: "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.…" });
+const AddTokensSchema = z.object({ tokens: z.array(TokenValue).min(1).max(64) }).openapi("AddTokens");
+const ReplaceTokenSchema = z.object({ token: TokenValue }).openapi("ReplaceToken");
+const LabelParam = z.object({
+  label: z.string().max(16).openapi({
+    param: { name: "label", in: "path" },
+    description: "A token's masked label, with or without the leading `…`",
+    example: "3fa2",
+  }),
+});
+
+const SECURITY = [{ adminKey: [] }];
+const listed = { content: { "application/json": { schema: AdminTokenListSchema } } };
+const authErrors = {
+  ...errorResponse(401, "A missing or wrong ADMIN_KEY (an API key is not accepted)", {
+    value: {
+      error: {
+        message: "Invalid admin key: send ADMIN_KEY as the bearer (API_KEYS are not accepted here)",
+        type: "authentication_error",
+        param: null,
+        code: "invalid_admin_key",
+      },
+    },
+  }),
+  ...errorResponse(403, "ADMIN_KEY is not set and the request came over the network", {
+    value: {
+      error: {
+        message: "The admin API is refused over the network while ADMIN_KEY is not set",
+        type: "permission_error",
+        param: null,
+        code: "admin_disabled",
+      },
+    },
+  }),
+};
+const notFound = errorResponse(404, "No token has this label", {
+  value: {
+    error: {
+      message: "No server-side token has the label …3fa2",
+      type: "not_found_error",
+      param: "label",
+      code: "not_found",
+    },
+  },
+});
+const conflict = errorResponse(409, "The label names several tokens, or a token of EMOHAA_TOKENS in file mode", {
+  value: {
+    error: {
+      message: "The label …3fa2 names 2 tokens: remove them through the file or the environment",
+      type: "invalid_request_error",
+      param: "label",
+      code: "ambiguous_label",
+    },
+  },
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/admin/tokens",
+  tags: ["Admin"],
+  summary: "List the server's tokens",
+  operationId: "adminListTokens",
+  description: "Every server-side token by masked label, with its origin, expiry, health and requests in flight.",
+  security: SECURITY,
+  responses: { 200: { description: "The tokens", ...listed }, ...authErrors },
+});
+
+const addRoute = createRoute({
+  method: "post",
+  path: "/admin/tokens",
+  tags: ["Admin"],
+  summary: "Add tokens",
+  operationId: "adminAddTokens",
+  description: "Adds one or several tokens (a token already there is left as it is). Answers the new list.",
+  security: SECURITY,
+  request: { body: { required: true, content: { "application/json": { schema: AddTokensSchema } } } },
+  responses: { 201: { description: "The tokens after the change", ...listed }, ...authErrors },
+});
+
+const removeRoute = createRoute({
+  method: "delete",
+  path: "/admin/tokens/{label}",
+  tags: ["Admin"],
+  summary: "Remove a token",
+  operationId: "adminRemoveToken",
+  description: "Removes the token with this label; requests in flight on it finish. Answers the new list.",
+  security: SECURITY,
+  request: { params: LabelParam },
+  responses: {
+    200: { description: "The tokens after the change", ...listed },
+    ...authErrors,
+    ...notFound,
+    ...conflict,
+  },
+});
+
+const replaceRoute = createRoute({
+  method: "put",
+  path: "/admin/tokens/{label}",
+  tags: ["Admin"],
+  summary: "Replace a token",
+  operationId: "adminReplaceToken",
+  description: "Replaces the token with this label by a new one, in one change. Answers the new list.",
+  security: SECURITY,
+  request: {
+    params: LabelParam,
+    body: { required: true, content: { "application/json": { schema: ReplaceTokenSchema } } },
+  },
+  responses: {
+    200: { description: "The tokens after the change", ...listed },
+    ...authErrors,
+    ...notFound,
+    ...conflict,
+  },
+});
+
+const LOOPBACK = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3})$/;
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+/** The admin routes, to mount on the app; their errors go to the app's one renderer. */
+export function adminRoutes(deps: AdminDeps): OpenAPIHono<{ Bindings: { remoteAddress?: string } }> {
+  const app = new OpenAPIHono<{ Bindings: { remoteAddress?: string } }>({
+    defaultHook: (result) => {
+      if (!result.success) throw invalidRequest(result.error.issues);
+    },
+  });
+  const key = deps.adminKey ? digest(deps.adminKey) : undefined;
+
+  app.use("/admin/*", async function adminGuard(c, next) {
+    if (key) {
+      const m = /^\s*bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
+      // Compared in constant time; hashing makes the lengths equal.
+      if (!m || !timingSafeEqual(digest(m[1]!), key)) {
+        throw new ApiError(401, "Invalid admin key: send ADMIN_KEY as the bearer (API_KEYS are not accepted here)", {
+          code: "invalid_admin_key",
+        });
+      }
+    } else {
+      // A reverse proxy on this machine connects from loopback too: a forwarding header means someone else.
+      const forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"].some((h) => c.req.header(h) !== undefined);
+      if (forwarded || !LOOPBACK.test(c.env?.remoteAddress ?? "")) {
+        throw new ApiError(403, "The admin API is refused over the network while ADMIN_KEY is not set", {
+          code: "admin_disabled",
+        });
+      }
+    }
+    await next();
+  });
+
+  const listing = async () => {
+    const tokens = deps.tokens.list();
+    const status = await deps.pool.status(tokens);
+    return {
+      persistence: deps.tokens.persistence,
+      tokens: status.map((s, i) => ({ ...s, origin: deps.tokens.origin(tokens[i]!) })),
+    };
+  };
+
+  /** The hash of the one token with this label; 404 for none, 409 for several. */
+  const find = (label: string): string => {
+    const want = label.startsWith("…") ? label : `…${label}`;
+    const found = [...new Set(deps.tokens.list().filter((t) => tokenLabel(t) === want).map(tokenHash))];
+    if (!found.length) {
+      throw new ApiError(404, `No server-side token has the label ${want}`, { code: "not_found", param: "label" });
+    }
+    if (found.length > 1) {
+      throw new ApiError(
+        409,
+        `The label ${want} names ${found.length} tokens: remove them through the file or the environment`,
+        {
+          code: "ambiguous_label",
+          param: "label",
+        },
+      );
+    }
+    return found[0]!;
+  };
+
+  const usable = (tokens: readonly string[], param: string) => {
+    if (tokens.every(isUsableToken)) return;
+    throw new ApiError(400, "Invalid token: tokens are printable ASCII without spaces", {
+      code: "invalid_token",
+      param,
+    });
+  };
+
+  const change = (c: TokenChange) => deps.tokens.apply(c);
+
+  app.openapi(listRoute, async (c) => c.json(await listing(), 200));
+
+  app.openapi(addRoute, async (c) => {
+    const { tokens } = c.req.valid("json");
+    usable(tokens, "tokens");
+    await change({ add: tokens, remove: [] });
+    return c.json(await listing(), 201);
+  });
+
+  app.openapi(removeRoute, async (c) => {
+    await change({ add: [], remove: [find(c.req.valid("param").label)] });
+    return c.json(await listing(), 200);
+  });
+
+  app.openapi(replaceRoute, async (c) => {
+    const { token } = c.req.valid("json");
+    usable([token], "token");
+    const old = find(c.req.valid("param").label);
+    await change({ add: [token], remove: old === tokenHash(token) ? [] : [old] });
+    return c.json(await listing(), 200);
+  });
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "adminKey", adminKeyScheme);
+  return app;
+}
