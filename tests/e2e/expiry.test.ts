@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { type RunningServer, startServer } from "../support/server.ts";
 import { inSeconds, makeJwt } from "../support/jwt.ts";
+import { tokenLabel } from "../../lib/chat/pool.ts";
 
 let sim: RunningSim;
 let server: RunningServer;
@@ -53,6 +54,34 @@ describe("JWT expiry (e2e)", () => {
       assert.equal(sim.sim.state().callsByToken[token], undefined);
     } finally {
       await client.kill();
+    }
+    server.assertPrivate();
+  });
+});
+
+describe("expiry warnings in the log (e2e)", () => {
+  it("once per token near or past its end, by masked label; once when none is left valid", async () => {
+    await eventually(
+      () => server.output().includes(`warning: server-side token ${tokenLabel(expired)} expired at `),
+      5_000,
+      "the expired token's warning",
+    );
+    assert.ok(!server.output().includes(tokenLabel(far)), "a far token is not mentioned");
+    const soon = makeJwt({ exp: inSeconds(20 * 60), sub: "sub-claim-soon" });
+    const lone = await startServer({
+      EMOHAA_BASE_URL: sim.baseUrl,
+      EMOHAA_TOKENS: `${soon},${makeJwt({ exp: inSeconds(-60), sub: "sub-claim-gone" })}`,
+      API_KEYS: "gk-expiry",
+    });
+    const dead = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, EMOHAA_TOKENS: expired, API_KEYS: "gk-expiry" });
+    try {
+      await eventually(() => /expires in (19|20) min \(at /.test(lone.output()), 5_000, "the near-expiry warning");
+      assert.ok(lone.output().includes(`server-side token ${tokenLabel(soon)} expires in`));
+      assert.ok(!lone.output().includes("no valid server-side token left"));
+      await eventually(() => dead.output().includes("no valid server-side token left"), 5_000, "the alarm");
+      assert.equal(dead.output().split("no valid server-side token left").length, 2, "said once");
+    } finally {
+      await Promise.all([lone.kill(), dead.kill()]);
     }
     server.assertPrivate();
   });
