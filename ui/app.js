@@ -8,6 +8,9 @@ import { Curl } from "./curl.js";
 import { html, lang, t } from "./page.js";
 import { Pool, usePool } from "./pool.js";
 import { loadTokens, saveTokens, Tokens } from "./tokens.js";
+import { Admin } from "./admin.js";
+import { sendWouldFail } from "./expiry.js";
+import { useNow } from "./expiry-view.js";
 
 document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
 document.title = t("title");
@@ -18,6 +21,11 @@ function App() {
   const [last, setLast] = useState(null);
   const tokens = parseTokens(text);
   const { pool, refresh } = usePool(tokens);
+  const now = useNow();
+  const serverRows = pool.result?.kind === "ok" && pool.result.status.mode === "server"
+    ? pool.result.status.tokens
+    : null;
+  const warning = sendWouldFail({ tokens, serverRows, now }) ? t("sendWouldFail") : "";
 
   function setText(v) {
     setTextState(v);
@@ -49,8 +57,9 @@ function App() {
               setSystem(e.currentTarget.value)}></textarea>
           </section>
           <${Curl} last=${last} />
+          <${Admin} onChanged=${refresh} now=${now} />
         </aside>
-        <${Chat} tokens=${tokens} system=${system} setLast=${setLast} onReplyEnd=${refresh} />
+        <${Chat} tokens=${tokens} system=${system} setLast=${setLast} onReplyEnd=${refresh} warning=${warning} />
       </main>
     </div>
   `;

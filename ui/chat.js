@@ -72,7 +72,7 @@ function Turn({ turn }) {
 }
 
 /** The chat with `tokens` as the bearer; `setLast` hears of each request, `onReplyEnd` of each reply's end. */
-export function Chat({ tokens, system, setLast, onReplyEnd }) {
+export function Chat({ tokens, system, setLast, onReplyEnd, warning }) {
   const list = useRef(null);
   const input = useRef(null);
   const chat = useChat({
@@ -127,6 +127,7 @@ export function Chat({ tokens, system, setLast, onReplyEnd }) {
           chat.send();
         }}
       >
+        ${warning && html`<p class="warn-note send-warning" role="alert">${warning}</p>`}
         <label for="prompt" class="visually-hidden">${t("message")}</label>
         <textarea
           id="prompt"

@@ -257,6 +257,7 @@ export function poolRows(result) {
     inFlight: Number(tk.inFlight) || 0,
     coolingUntil: tk.coolingUntil ?? null,
     lastError: tk.lastError ?? null,
+    expiresAt: tk.expiresAt ?? null,
   }));
 }
 

@@ -1,6 +1,8 @@
 // The account pool card: what /v1/tokens/status says about the page's bearer, kept fresh while the page is visible.
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { fetchPoolStatus, formatClock, POOL_POLL_MS, poolPollDue, poolRows } from "./client.js";
+import { isoExpiry } from "./expiry.js";
+import { Expiry } from "./expiry-view.js";
 import { base, html, t } from "./page.js";
 
 /** The pool's last error kinds (lib/chat/pool.ts Outcome), in words. */
@@ -128,6 +130,7 @@ export function Pool({ pool, refresh }) {
                     ? html`<code>${r.name}</code> <code class="pool-label">${r.label}</code>`
                     : html`<code>${r.label}</code>`}</span>
                   <span class=${`badge ${r.state}`}>${poolState(r)}</span>
+                  <${Expiry} at=${isoExpiry(r.expiresAt)} now=${Date.now()} />
                   <span class="pool-meta">${[
                     t("poolInFlight", { n: r.inFlight }),
                     r.lastError ? t("poolLastError", { kind: errorKind(r.lastError) }) : "",

@@ -1,6 +1,7 @@
 // The tokens card: the pasted tokens (or gateway key), kept in this browser only, their check, and "forget".
 import { useState } from "preact/hooks";
 import { checkToken, maskToken, parseTokens, STORAGE_KEY } from "./client.js";
+import { TokenExpiries } from "./expiry-view.js";
 import { base, html, t } from "./page.js";
 
 /** The tokens kept from an earlier visit ("" when none, or when storage is off). */
@@ -82,6 +83,7 @@ export function Tokens({ text, setText, onChecked }) {
   }}
     ></textarea>
     <p id="tokens-privacy" class="hint">${t("tokensPrivacy")}</p>
+    <${TokenExpiries} tokens=${tokens} />
     <div class="row">
       <button type="button" onClick=${check} disabled=${!tokens.length || checking}>${
     checking ? t("checking") : t("check")

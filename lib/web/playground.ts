@@ -8,11 +8,14 @@ import sseParserCjs from "../../node_modules/eventsource-parser/dist/index.cjs" 
 import htm from "../../node_modules/htm/dist/htm.mjs" with { type: "text" };
 import preactHooks from "../../node_modules/preact/hooks/dist/hooks.mjs" with { type: "text" };
 import preact from "../../node_modules/preact/dist/preact.mjs" with { type: "text" };
+import adminJs from "../../ui/admin.js" with { type: "text" };
 import appJs from "../../ui/app.js" with { type: "text" };
 import chatStateJs from "../../ui/chat-state.js" with { type: "text" };
 import chatJs from "../../ui/chat.js" with { type: "text" };
 import clientJs from "../../ui/client.js" with { type: "text" };
 import curlJs from "../../ui/curl.js" with { type: "text" };
+import expiryViewJs from "../../ui/expiry-view.js" with { type: "text" };
+import expiryJs from "../../ui/expiry.js" with { type: "text" };
 import favicon from "../../ui/favicon.svg" with { type: "text" };
 import i18nJs from "../../ui/i18n.js" with { type: "text" };
 import pageJs from "../../ui/page.js" with { type: "text" };
@@ -24,11 +27,14 @@ import { type Asset, BASE_CSP, noSourceMap, pageHeaders, serveAsset, sha256Base6
 
 // Maps, not objects: a file name from the URL must not find `toString` or `__proto__` up the prototype chain.
 const UI = new Map<string, Asset>([
+  ["admin.js", { type: TYPES.js, body: adminJs }],
   ["app.js", { type: TYPES.js, body: appJs }],
   ["chat-state.js", { type: TYPES.js, body: chatStateJs }],
   ["chat.js", { type: TYPES.js, body: chatJs }],
   ["client.js", { type: TYPES.js, body: clientJs }],
   ["curl.js", { type: TYPES.js, body: curlJs }],
+  ["expiry.js", { type: TYPES.js, body: expiryJs }],
+  ["expiry-view.js", { type: TYPES.js, body: expiryViewJs }],
   ["i18n.js", { type: TYPES.js, body: i18nJs }],
   ["page.js", { type: TYPES.js, body: pageJs }],
   ["pool.js", { type: TYPES.js, body: poolJs }],

@@ -28,7 +28,7 @@ describe("watchExpiry", () => {
     const soon = makeJwt({ exp: at(90 * 60_000), sub: "sub-claim-soon" });
     const far = makeJwt({ exp: at(48 * 3_600_000), sub: "sub-claim-far" });
     const { clock, warnings, alarms, watch } = setup([soon, far, "live-opaque"]);
-    assert.deepEqual(warnings, []);
+    assert.equal(warnings.length, 0);
     await clock.advance(31 * 60_000);
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, new RegExp(`token ${tokenLabel(soon)} expires in (59|60) min \\(at `));
@@ -36,7 +36,7 @@ describe("watchExpiry", () => {
     // Minutes pass, the token ends: still the one warning; the others are valid, so no alarm.
     await clock.advance(2 * 3_600_000);
     assert.equal(warnings.length, 1);
-    assert.deepEqual(alarms, []);
+    assert.equal(alarms.length, 0);
     for (const line of warnings) assert.ok(!line.includes("eyJ") && !line.includes("sub-claim"));
     watch.stop();
     assert.equal(clock.pending, 0);
@@ -49,7 +49,7 @@ describe("watchExpiry", () => {
     assert.equal(warnings.length, 2);
     assert.match(warnings[0]!, /expired at .*skipped until replaced/);
     assert.match(warnings[1]!, /expires in 10 min/);
-    assert.deepEqual(alarms, []);
+    assert.equal(alarms.length, 0);
     await clock.advance(11 * 60_000);
     assert.equal(alarms.length, 1);
     assert.match(alarms[0]!, /no valid server-side token left: every one expired, the last at /);
