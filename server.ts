@@ -77,6 +77,7 @@ async function main() {
     }
     // Leases still held lapse by their TTL anyway; closing frees the connection (Redis) or the KV handle.
     pool.close?.();
+    gateway.tokens?.stop();
     await Promise.race([state.close().catch(() => {}), sleep(2000)]);
     logger.info(`stopped; ${conversations.open} conversations left, ${conversations.deleteFailures} deletions failed`);
     // A reader that stopped reading gets a moment, not a hang.

@@ -21,7 +21,8 @@ export const adminKeyScheme = {
   description:
     "`ADMIN_KEY` as the bearer: a key of its own, never one of the `API_KEYS` (the server refuses to start when it " +
     "equals one). Without `ADMIN_KEY` the admin routes answer only requests from the server's own machine " +
-    "(a loopback peer with no `X-Forwarded-For`, `Forwarded` or `X-Real-IP` header) and refuse the network with 403.",
+    "(a loopback peer with no `X-Forwarded-For`, `Forwarded` or `X-Real-IP` header, a loopback name as its `Host`, and no " +
+    "`Origin` but its own) and refuse the network with 403.",
 };
 
 const AdminTokenSchema = z.object({
@@ -166,6 +167,15 @@ const replaceRoute = createRoute({
 });
 
 const LOOPBACK = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3})$/;
+/** A Host header naming this machine's loopback: localhost, 127.x.y.z or [::1], with any port. */
+const LOOPBACK_HOST = /^(?:localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(?::\d{1,5})?$/i;
+const sameHost = (origin: string, host: string) => {
+  try {
+    return new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+};
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
 /** The admin routes, to mount on the app; their errors go to the app's one renderer. */
@@ -187,9 +197,16 @@ export function adminRoutes(deps: AdminDeps): OpenAPIHono<{ Bindings: { remoteAd
         });
       }
     } else {
-      // A reverse proxy on this machine connects from loopback too: a forwarding header means someone else.
+      // A reverse proxy on this machine connects from loopback too: a forwarding header means someone else. A web
+      // page in a browser on this machine could reach loopback as well: it is refused by its Origin, and a name it
+      // rebound to 127.0.0.1 by the Host header, which then is not a loopback name.
       const forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"].some((h) => c.req.header(h) !== undefined);
-      if (forwarded || !LOOPBACK.test(c.env?.remoteAddress ?? "")) {
+      const host = c.req.header("host") ?? new URL(c.req.url).host;
+      const origin = c.req.header("origin");
+      if (
+        forwarded || !LOOPBACK.test(c.env?.remoteAddress ?? "") || !LOOPBACK_HOST.test(host) ||
+        (origin !== undefined && !sameHost(origin, host))
+      ) {
         throw new ApiError(403, "The admin API is refused over the network while ADMIN_KEY is not set", {
           code: "admin_disabled",
         });

@@ -23,7 +23,7 @@ async function gateway(env: Record<string, string>) {
     logLine: (l) => logs.push(l),
   });
   const call = (path: string, remoteAddress?: string, init: RequestInit = {}) =>
-    g.app.fetch(new Request(`http://gw${path}`, init), { remoteAddress });
+    g.app.fetch(new Request(`http://127.0.0.1:8000${path}`, init), { remoteAddress });
   return { g, logs, call };
 }
 
@@ -43,6 +43,18 @@ describe("admin routes", () => {
     for (const h of ["x-forwarded-for", "forwarded", "x-real-ip"]) {
       assert.equal((await call("/admin/tokens", "127.0.0.1", { headers: { [h]: "203.0.113.1" } })).status, 403, h);
     }
+    // A page in a browser on this machine: another site's Origin, or a name rebound to 127.0.0.1 as the Host.
+    const add = (headers: Record<string, string>) =>
+      call("/admin/tokens", "127.0.0.1", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ tokens: ["live-unit-evil"] }),
+      });
+    assert.equal((await add({ origin: "https://evil.example" })).status, 403);
+    assert.equal((await add({ host: "evil.example:8000", origin: "http://evil.example:8000" })).status, 403);
+    assert.equal((await add({ host: "evil.example:8000" })).status, 403);
+    // The playground served by this server: its own origin.
+    assert.equal((await add({ host: "localhost:8000", origin: "http://localhost:8000" })).status, 201);
   });
 
   it("with ADMIN_KEY: the key from anywhere; an API key or none is 401, even from loopback", async () => {
