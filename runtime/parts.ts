@@ -9,7 +9,7 @@ import { openJournal } from "./journal.ts";
 import { hasKv } from "./kv.ts";
 import { runtimeName } from "./serve.ts";
 import { stdoutWriter } from "./stdout.ts";
-import { watchFile, writeFileAtomic } from "./watch.ts";
+import { canWriteFiles, watchFile, writeFileAtomic } from "./watch.ts";
 
 /**
  * The parts of the runtime this process runs on. `env` locates the default journal directory (runtime/journal.ts).
@@ -23,7 +23,7 @@ export function runtimeParts(env: Record<string, string | undefined>): RuntimePa
     openJournal: (config) => openJournal(config, env),
     openState,
     readFile: (path) => readFileSync(path, "utf8"),
-    writeFile: writeFileAtomic,
+    writeFile: canWriteFiles() ? writeFileAtomic : undefined,
     watchFile,
     writeLog: stdoutWriter(),
     sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),

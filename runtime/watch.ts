@@ -50,6 +50,20 @@ export function watchFile(path: string, onChange: () => void, onError: (message:
 }
 
 /**
+ * Whether this process may write files: false under Deno without `--allow-write` (as `deno serve` is often run),
+ * where the admin API then keeps its changes in memory instead of failing each write.
+ */
+export function canWriteFiles(): boolean {
+  const deno = (globalThis as any).Deno;
+  if (runtimeName() !== "deno") return true;
+  try {
+    return deno.permissions.querySync({ name: "write" }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Replaces `path` with `text` atomically: written to a temporary file beside it (mode 0600), then renamed over it,
  * so a reader sees the old file or the new one, never half of either.
  */
