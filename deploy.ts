@@ -4,7 +4,7 @@ import { displayUrl } from "./lib/http/log.ts";
 import { loadTokenizer } from "./lib/openai/tokenizer.ts";
 import { type Gateway, start } from "./lib/start.ts";
 import { consoleWriter, platformDefaults, runtimeParts } from "./runtime/parts.ts";
-import { readEnv } from "./runtime/serve.ts";
+import { onSignal, readEnv } from "./runtime/serve.ts";
 
 const env = readEnv();
 let gateway: Gateway;
@@ -22,6 +22,8 @@ try {
   throw err;
 }
 const { app, config, logger, recover } = gateway;
+// `deno serve` ends on SIGTERM once nothing is pending: the tokens file's watch and the token list's poll would be.
+onSignal("SIGTERM", () => gateway.tokens?.stop());
 // What a dead isolate left when it was killed mid-stream (an isolate gets no signal to clean up before): at start
 // and, with the state in KV, periodically while this one lives; never what a live isolate is streaming.
 void recover();
