@@ -205,5 +205,6 @@ export const documentConfig = {
     { name: "Tokens", description: "Emohaa account tokens" },
     { name: "Models", description: "The model list OpenAI clients ask for" },
     { name: "Health", description: "For load balancers and uptime checks" },
+    { name: "Admin", description: "The server's own tokens, behind ADMIN_KEY: list, add, replace, remove" },
   ],
 };

@@ -172,70 +172,101 @@ describe("admin API without ADMIN_KEY (e2e)", () => {
 
 const REDIS_URL = process.env.REDIS_URL;
 
-describe("admin API on two instances sharing Redis (e2e)", {
-  skip: !REDIS_URL && "REDIS_URL is not set (scripts/test.mjs starts a redis-server and sets it)",
-}, () => {
-  // A database of its own per runtime: the Bun and Deno runs may share one redis-server at the same time.
-  const url = new URL(REDIS_URL ?? "redis://127.0.0.1");
-  url.pathname = `/${runtimeName() === "deno" ? 7 : 6}`;
-  let a: RunningServer;
-  let b: RunningServer;
-  before(async () => {
-    const redis = createClient({ url: url.href });
-    await redis.connect();
-    await redis.flushDb();
-    await redis.quit();
-    const env = {
-      EMOHAA_BASE_URL: sim.baseUrl,
-      EMOHAA_TOKENS: `live-adm-${uid}-base`,
-      API_KEYS: "gk-admin-fleet",
-      ADMIN_KEY: ADMIN,
-      STATE: url.href,
-      JOURNAL: "off",
-    };
-    [a, b] = await Promise.all([startServer(env), startServer(env)]);
-  });
-  after(async () => {
-    // As the shared-pool tests do: `deno serve` may wait on the Redis connection after SIGTERM.
-    await Promise.all([a?.kill("SIGKILL"), b?.kill("SIGKILL")]);
-  });
-
-  it("a token added on one instance is used by the other within seconds; a removal too; the store holds it sealed", async () => {
-    const shared = `live-adm-${uid}-shared`;
-    const t0 = Date.now();
-    const add = await admin(a.url, "POST", "", { tokens: [shared] });
-    assert.equal(add.status, 201);
-    assert.equal((add.body as Listed).persistence, "state");
-    await eventually(
-      async () => ((await admin(b.url, "GET")).body as Listed).tokens.some((t) => t.label === tokenLabel(shared)),
-      5_000,
-      "the other instance sees the token",
-      50,
-    );
-    console.log(`admin token seen by the other instance after ${Date.now() - t0} ms`);
-    // Only the added token is left on b once the base one is removed there; a's chats follow.
-    assert.equal((await admin(b.url, "DELETE", `/${label(`live-adm-${uid}-base`)}`)).status, 200);
-    await eventually(async () => ((await admin(a.url, "GET")).body as Listed).tokens.length === 1, 5_000, "removal");
-    const before = calls(shared);
-    assert.equal(await chat(a.url, "gk-admin-fleet"), 200);
-    assert.equal(await chat(b.url, "gk-admin-fleet"), 200);
-    assert.ok(calls(shared) >= before + 2, "both chats on the shared token");
-
-    const redis = createClient({ url: url.href });
-    await redis.connect();
-    try {
-      const keys = await redis.keys("*");
-      const values = await Promise.all(keys.map(async (k) => {
-        const type = await redis.type(k);
-        if (type === "hash") return JSON.stringify(await redis.hGetAll(k));
-        return type === "string" ? await redis.get(k) : "";
-      }));
-      assert.ok(values.some((v) => v?.includes("sealed")), "the token list is in the store");
-      assert.ok(!values.join("\n").includes(shared), "no token in the store in the clear");
-    } finally {
+const backends = [
+  {
+    name: "Redis",
+    skip: !REDIS_URL && "REDIS_URL is not set (scripts/test.mjs starts a redis-server and sets it)",
+    // A database of its own per runtime: the Bun and Deno runs may share one redis-server at the same time.
+    state: async () => {
+      const url = new URL(REDIS_URL ?? "redis://127.0.0.1");
+      url.pathname = `/${runtimeName() === "deno" ? 7 : 6}`;
+      const redis = createClient({ url: url.href });
+      await redis.connect();
+      await redis.flushDb();
       await redis.quit();
-    }
-    a.assertPrivate();
-    b.assertPrivate();
+      return url.href;
+    },
+    /** Every value the store holds, as text. */
+    dump: async (state: string) => {
+      const redis = createClient({ url: state });
+      await redis.connect();
+      try {
+        const keys = await redis.keys("*");
+        return (await Promise.all(keys.map(async (k) => {
+          const type = await redis.type(k);
+          if (type === "hash") return JSON.stringify(await redis.hGetAll(k));
+          return type === "string" ? await redis.get(k) : "";
+        }))).join("\n");
+      } finally {
+        await redis.quit();
+      }
+    },
+  },
+  {
+    name: "Deno KV (one local file)",
+    skip: runtimeName() !== "deno" && "Deno KV runs under Deno only",
+    state: async () => `kv:${join(dir, `state-${crypto.randomUUID().slice(0, 8)}.sqlite`)}`,
+    dump: async (state: string) => {
+      const kv = await (globalThis as any).Deno.openKv(state.slice(3));
+      try {
+        const out: string[] = [];
+        for await (const e of kv.list({ prefix: [] })) out.push(JSON.stringify(e.value));
+        return out.join("\n");
+      } finally {
+        kv.close();
+      }
+    },
+  },
+];
+
+for (const backend of backends) {
+  describe(`admin API on two instances sharing ${backend.name} (e2e)`, { skip: backend.skip }, () => {
+    let a: RunningServer;
+    let b: RunningServer;
+    let state: string;
+    before(async () => {
+      state = await backend.state();
+      const env = {
+        EMOHAA_BASE_URL: sim.baseUrl,
+        EMOHAA_TOKENS: `live-adm-${uid}-base`,
+        API_KEYS: "gk-admin-fleet",
+        ADMIN_KEY: ADMIN,
+        STATE: state,
+        JOURNAL: "off",
+      };
+      [a, b] = await Promise.all([startServer(env), startServer(env)]);
+    });
+    after(async () => {
+      // As the shared-pool tests do: `deno serve` may wait on the store's connection after SIGTERM.
+      await Promise.all([a?.kill("SIGKILL"), b?.kill("SIGKILL")]);
+    });
+
+    it("a token added on one instance is used by the other within seconds; a removal too; the store holds it sealed", async () => {
+      const shared = `live-adm-${uid}-shared-${backend.name.slice(0, 5).replace(/\W/g, "")}`;
+      const t0 = Date.now();
+      const add = await admin(a.url, "POST", "", { tokens: [shared] });
+      assert.equal(add.status, 201);
+      assert.equal((add.body as Listed).persistence, "state");
+      await eventually(
+        async () => ((await admin(b.url, "GET")).body as Listed).tokens.some((t) => t.label === tokenLabel(shared)),
+        5_000,
+        "the other instance sees the token",
+        50,
+      );
+      console.log(`${backend.name}: admin token seen by the other instance after ${Date.now() - t0} ms`);
+      // Only the added token is left once the base one is removed on b; a's chats follow.
+      assert.equal((await admin(b.url, "DELETE", `/${label(`live-adm-${uid}-base`)}`)).status, 200);
+      await eventually(async () => ((await admin(a.url, "GET")).body as Listed).tokens.length === 1, 5_000, "removal");
+      const before = calls(shared);
+      assert.equal(await chat(a.url, "gk-admin-fleet"), 200);
+      assert.equal(await chat(b.url, "gk-admin-fleet"), 200);
+      assert.ok(calls(shared) >= before + 2, "both chats on the shared token");
+
+      const values = await backend.dump(state);
+      assert.ok(values.includes("sealed"), "the token list is in the store");
+      assert.ok(!values.includes(shared) && !values.includes(`live-adm-${uid}`), "no token in the store in the clear");
+      a.assertPrivate();
+      b.assertPrivate();
+    });
   });
-});
+}
