@@ -12,7 +12,8 @@ import { TokenExpiredError } from "../chat/expiry.ts";
 import { ApiError, invalidRequest } from "./errors.ts";
 import type { Logger, RequestLine } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { type ChatRequest, ChatRequestSchema } from "./schemas.ts";
+import { ChatRequestSchema } from "./schemas.ts";
+import type { z } from "zod";
 import { buildPrompt } from "../openai/prompt.ts";
 import { collectCompletion, streamCompletion } from "../chat/respond.ts";
 import { SSE_HEADERS } from "../openai/sse.ts";
@@ -63,7 +64,7 @@ export function isCompletionsRequest(req: Request): boolean {
 }
 
 /** Validates a request body the way the OpenAPI route declares it; throws the 4xx a client should see. */
-async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
+export async function parseRequest<S extends z.ZodType>(req: Request, max: number, schema: S): Promise<z.output<S>> {
   const type = req.headers.get("content-type");
   if (type ? !JSON_REQUEST.test(type) : req.body !== null && req.headers.get("content-length") !== "0") {
     throw new ApiError(415, "Unsupported Media Type", { code: "invalid_request" });
@@ -77,7 +78,7 @@ async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
       throw new ApiError(400, "Malformed JSON in request body", { code: "invalid_request" });
     }
   }
-  const result = ChatRequestSchema.safeParse(value);
+  const result = schema.safeParse(value);
   if (!result.success) throw invalidRequest(result.error.issues);
   return result.data;
 }
@@ -86,7 +87,7 @@ async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
  * With server-side tokens, Emohaa rejecting them is the server's problem, not the caller's: a 401 would read as
  * "your API key is wrong". A client's own rejected token stays a 401.
  */
-function ownAccountsError(err: unknown): unknown {
+export function ownAccountsError(err: unknown): unknown {
   if (err instanceof TokenExpiredError) {
     return new ApiError(
       503,
@@ -116,7 +117,7 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
     try {
       // Authentication comes before the body is read: a caller without a valid key learns nothing about validation.
       const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
-      const body = await parseRequest(req, deps.maxBodyBytes);
+      const body = await parseRequest(req, deps.maxBodyBytes, ChatRequestSchema);
       if (body.n != null && body.n !== 1) {
         throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", {
           code: "unsupported_value",
