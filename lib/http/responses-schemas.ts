@@ -111,7 +111,7 @@ export const ResponseSchema = z
     tools: z.array(z.never()),
     top_p: z.null(),
     truncation: z.literal("disabled"),
-    usage: ResponseUsageSchema.nullable(),
+    usage: ResponseUsageSchema.optional().openapi({ description: "Present once the reply ended" }),
     metadata: z.record(z.string(), z.string()),
   })
   .openapi("Response", {
@@ -195,6 +195,15 @@ export const ResponseStreamEventSchema = z
     }),
     lifecycle("response.completed"),
     lifecycle("response.incomplete"),
+    z.object({
+      type: z.literal("error"),
+      code: z.string().nullable(),
+      message: z.string(),
+      param: z.string().nullable(),
+      error: z.object({ message: z.string(), type: z.string(), param: z.string().nullable(), code: z.string().nullable() })
+        .openapi({ description: "The same error in OpenAI's error shape, which the openai SDK throws" }),
+      ...seq,
+    }),
     lifecycle("response.failed"),
   ])
   .openapi("ResponseStreamEvent", {
@@ -202,8 +211,8 @@ export const ResponseStreamEventSchema = z
       "One event of the stream, sent as `event: <type>` and `data: <JSON>`: response.created, response.in_progress, " +
       "response.output_item.added, response.content_part.added, response.output_text.delta per piece, " +
       "response.output_text.done, response.content_part.done, response.output_item.done, then response.completed " +
-      "(or response.incomplete after the `max_output_tokens` cut). A failure after the first event is " +
-      "response.failed, and the stream closes.",
+      "(or response.incomplete after the `max_output_tokens` cut). A failure after the first event is an `error` " +
+      "event followed by response.failed, and the stream closes.",
   });
 
 export const DeletedResponseSchema = z

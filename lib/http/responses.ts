@@ -105,7 +105,7 @@ function responsesFormat(head: ResponseHead, now: () => number): StreamFormat {
     piece: (text) => eventFrame(events.delta(text)),
     whole: true,
     end: (finish, text, usage) => frames(events.done(text!, finish, usage!, Math.floor(now() / 1000))),
-    fail: (e) => eventFrame(events.failed(e)),
+    fail: (e) => frames(events.failed(e)),
   };
 }
 

@@ -138,8 +138,9 @@ export function responseObject(head: ResponseHead, state: ResponseState) {
     tools: [] as never[],
     top_p: null,
     truncation: "disabled" as const,
-    usage: state.usage ? responseUsage(state.usage) : null,
     metadata: head.metadata,
+    // Absent until the reply ended: the published schema has no null usage.
+    ...(state.usage ? { usage: responseUsage(state.usage) } : {}),
   };
 }
 
@@ -156,7 +157,7 @@ export type ResponseEvent = { type: string; sequence_number: number } & Record<s
 /**
  * The stream events of one text reply, numbered in order: `opening` (created, in_progress, the message item and
  * its part added), `delta` per piece, then `done` (text, part and item done, then completed or incomplete), or
- * `failed` at any point after the opening.
+ * `failed` (an error, then the failed response) at any point after the opening.
  */
 export class ResponseEvents {
   private seq = 0;
@@ -199,9 +200,18 @@ export class ResponseEvents {
     ];
   }
 
-  /** A failure after the opening: the response failed, with the error and without output. */
-  failed(error: ApiError): ResponseEvent {
-    return this.event("response.failed", { response: responseObject(this.head, { status: "failed", error }) });
+  /**
+   * A failure after the opening: an `error` event, then the response failed (with the error, without output).
+   * The error event has the published fields and also OpenAI's `error` object, which the openai SDK throws as an
+   * APIError (it reads a stream's `data.error`); the AI SDK reports it once and then ignores the failed response's
+   * error. Clients that only watch the response's status see `failed` last.
+   */
+  failed(error: ApiError): ResponseEvent[] {
+    const { code, message, param } = error;
+    return [
+      this.event("error", { code, message, param, error: error.toJSON().error }),
+      this.event("response.failed", { response: responseObject(this.head, { status: "failed", error }) }),
+    ];
   }
 }
 
