@@ -200,7 +200,12 @@ export const ResponseStreamEventSchema = z
       code: z.string().nullable(),
       message: z.string(),
       param: z.string().nullable(),
-      error: z.object({ message: z.string(), type: z.string(), param: z.string().nullable(), code: z.string().nullable() })
+      error: z.object({
+        message: z.string(),
+        type: z.string(),
+        param: z.string().nullable(),
+        code: z.string().nullable(),
+      })
         .openapi({ description: "The same error in OpenAI's error shape, which the openai SDK throws" }),
       ...seq,
     }),

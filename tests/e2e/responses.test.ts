@@ -125,7 +125,10 @@ describe("POST /v1/responses", () => {
         { role: "user", content: "我睡不着" },
         { role: "assistant", content: [{ type: "output_text", text: "怎么了？", annotations: [] }] as any },
         { role: "developer", content: [{ type: "input_text", text: "Stay calm." }] },
-        { role: "user", content: [{ type: "input_text", text: "考试" }, { type: "input_image", image_url: "x" } as any] },
+        {
+          role: "user",
+          content: [{ type: "input_text", text: "考试" }, { type: "input_image", image_url: "x" } as any],
+        },
       ],
       metadata: { topic: "sleep" },
       tools: [{ type: "function", name: "f", parameters: {}, strict: false }],
@@ -268,7 +271,8 @@ describe("POST /v1/responses", () => {
     assert.ok(!frames.some((f) => /completed|incomplete|done/.test(f.event!)));
 
     // The openai SDK throws, whether iterating or waiting for the final response.
-    const isCut = (e: unknown) => e instanceof OpenAI.APIError && /ended before the answer was complete/.test(e.message);
+    const isCut = (e: unknown) =>
+      e instanceof OpenAI.APIError && /ended before the answer was complete/.test(e.message);
     await assert.rejects(
       sdk("cut-resp").responses.stream({ model: "x", input: "[[pieces:10]]" }).finalResponse(),
       isCut,
