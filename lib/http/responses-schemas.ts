@@ -61,11 +61,14 @@ export const ResponseRequestSchema = z
 
 export type ResponseRequest = z.infer<typeof ResponseRequestSchema>;
 
+/** Always empty here: no annotations, logprobs or tools. */
+const EMPTY = z.array(z.unknown()).max(0);
+
 const OutputText = z.object({
   type: z.literal("output_text"),
   text: z.string(),
-  annotations: z.array(z.never()),
-  logprobs: z.array(z.never()),
+  annotations: EMPTY,
+  logprobs: EMPTY,
 });
 
 const OutputMessage = z
@@ -108,7 +111,7 @@ export const ResponseSchema = z
     temperature: z.null(),
     text: z.object({ format: z.object({ type: z.literal("text") }) }),
     tool_choice: z.literal("none"),
-    tools: z.array(z.never()),
+    tools: EMPTY,
     top_p: z.null(),
     truncation: z.literal("disabled"),
     usage: ResponseUsageSchema.optional().openapi({ description: "Present once the reply ended" }),
@@ -176,14 +179,14 @@ export const ResponseStreamEventSchema = z
       type: z.literal("response.output_text.delta"),
       ...at,
       delta: z.string(),
-      logprobs: z.array(z.never()),
+      logprobs: EMPTY,
       ...seq,
     }),
     z.object({
       type: z.literal("response.output_text.done"),
       ...at,
       text: z.string(),
-      logprobs: z.array(z.never()),
+      logprobs: EMPTY,
       ...seq,
     }),
     z.object({ type: z.literal("response.content_part.done"), ...at, part: OutputText, ...seq }),
