@@ -97,6 +97,20 @@ describe("POST /v1/responses", () => {
     await settled();
   });
 
+  it("AI SDK multi-turn: earlier turns travel as text with store: false; item references are left out", async () => {
+    const first = await generateText({ model: aiModel(), prompt: "你好" });
+    const messages = [...first.response.messages, { role: "user" as const, content: "还在吗" }];
+    await generateText({ model: aiModel(), messages: [{ role: "user", content: "你好" }, ...messages] });
+    assert.equal(sim.sim.state().prompts.at(-1), "user:你好\nuser:还在吗");
+    await generateText({
+      model: aiModel(),
+      messages: [{ role: "user", content: "你好" }, ...messages],
+      providerOptions: { openai: { store: false } },
+    });
+    assert.equal(sim.sim.state().prompts.at(-1), `user:你好\nemohaa:${REPLY}\nuser:还在吗`);
+    await settled();
+  });
+
   it("AI SDK: a dead token is an APICallError with status 401; an upstream cut mid-stream is an error part", async () => {
     await assert.rejects(
       generateText({ model: aiModel("expired-ai"), prompt: "hi", maxRetries: 0 }),
