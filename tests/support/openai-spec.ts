@@ -1,15 +1,15 @@
 // Test support: OpenAI's published OpenAPI document (shared/reference), its schemas as validators of our wire shapes.
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
-import Ajv2019 from "ajv/dist/2019.js";
+import { Ajv2019 } from "ajv/dist/2019.js";
 
 /** Where the document lives: beside the repository's worktrees, or given by OPENAI_OPENAPI. */
 const PATH = process.env.OPENAI_OPENAPI ??
   new URL("../../../shared/reference/openai-openapi.json.gz", import.meta.url).pathname;
 
-let ajv: InstanceType<typeof Ajv2019> | undefined;
+let ajv: Ajv2019 | undefined;
 
-function validator(): InstanceType<typeof Ajv2019> {
+function validator(): Ajv2019 {
   if (ajv) return ajv;
   const doc = JSON.parse(gunzipSync(readFileSync(PATH)).toString("utf8"));
   // Not strict: the document carries x-* keywords, `discriminator` and formats such as `unixtime` that are
