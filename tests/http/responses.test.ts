@@ -102,6 +102,21 @@ describe("POST /v1/responses", () => {
     await eventually(() => t.sim.state().open === 0, 3000, "conversations deleted");
   });
 
+  it("a silent upstream releases the status with the opening events, then keep-alive comments, then the reply", async () => {
+    const t = await testApp({ keepAliveMs: 40 });
+    const res = await post(t.app, { input: "[[pieces:2]] [[delay:300]]", stream: true });
+    assert.equal(res.status, 200);
+    const frames = (await res.text()).split("\n\n").filter(Boolean);
+    const pings = frames.map((f, i) => (f === ": ping" ? i : -1)).filter((i) => i >= 0);
+    assert.ok(pings.length >= 2, frames.join("|"));
+    // The opening events left before the first keep-alive; the reply ends normally.
+    assert.ok(frames.findIndex((f) => f.startsWith("event: response.content_part.added")) < pings[0]!);
+    assert.match(frames.at(-1)!, /^event: response\.completed\n/);
+    const seqs = frames.filter((f) => f !== ": ping").map((f) => JSON.parse(f.split("\ndata: ")[1]!).sequence_number);
+    assert.deepEqual(seqs, seqs.map((_, i) => i));
+    await eventually(() => t.sim.state().open === 0, 3000, "conversation deleted");
+  });
+
   it("with server-side tokens Emohaa rejecting them is a 503 accounts_unavailable, not the caller's 401", async () => {
     const t = await testApp({ serverTokens: ["expired-s1"], apiKeys: ["gk-right"] });
     assert.equal((await post(t.app, { input: "hi" }, "gk-wrong")).status, 401);
