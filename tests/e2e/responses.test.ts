@@ -6,7 +6,7 @@ import OpenAI from "openai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateText, streamText } from "ai";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
-import { type RunningServer, startServer } from "../support/server.ts";
+import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
 import { assertSpec } from "../support/openai-spec.ts";
 
 let sim: RunningSim;
@@ -335,4 +335,39 @@ describe("POST /v1/responses", () => {
     server.assertPrivate();
     await settled();
   });
+
+  it(
+    "SIGTERM ends a long stream with error and response.failed (server_shutting_down), and deletes its conversation",
+    { skip: !signalsApply && "no signals where this runs" },
+    async () => {
+      const own = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, SHUTDOWN_GRACE_MS: "300" });
+      const chatsBefore = sim.sim.state().chats;
+      let answer: Promise<{ res: Response; frames: Frame[] }>;
+      try {
+        answer = (async () => {
+          const res = await fetch(`${own.url}/v1/responses`, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: "Bearer live-shutdown" },
+            body: JSON.stringify({ stream: true, input: "[[pieces:200]] [[delay:50]]" }),
+          });
+          const frames = (await res.text()).split("\n\n").filter((f) => f && !f.startsWith(":")).map((f) => ({
+            event: /^event: (.*)$/m.exec(f)?.[1],
+            data: JSON.parse(/^data: (.*)$/m.exec(f)![1]!),
+          }));
+          return { res, frames };
+        })();
+        await eventually(() => sim.sim.state().chats > chatsBefore, 10_000, "the stream started");
+      } catch (err) {
+        await own.kill("SIGKILL");
+        throw err;
+      }
+      assert.equal(await own.kill("SIGTERM"), 0);
+      const { frames } = await answer;
+      assertEvents(frames);
+      const [error, failed] = frames.slice(-2).map((f) => f.data);
+      assert.equal(error.code, "server_shutting_down");
+      assert.equal(failed.type, "response.failed");
+      await settled();
+    },
+  );
 });
