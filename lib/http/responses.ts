@@ -198,7 +198,7 @@ const createResponseRoute = createRoute({
   summary: "Create a response (OpenAI Responses API)",
   operationId: "createResponse",
   description:
-    "The Responses API over the same path as chat completions: the input becomes one prompt, the reply one " +
+    "The Responses API, served the way chat completions are: the input becomes one prompt, the reply one " +
     "assistant message. With `stream: true` the answer is a `text/event-stream` of `ResponseStreamEvent`s. A client " +
     "that disconnects cancels the upstream request; the Emohaa conversation is deleted in every case. Nothing is " +
     "stored, so `previous_response_id` names no known response (404).",
