@@ -52,15 +52,20 @@ export interface Edge {
 const JSON_REQUEST = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
 
-/** Whether a request is one for this handler (string tests: no URL object on the hot path). */
-export function isCompletionsRequest(req: Request): boolean {
+/** Whether a request is a POST to `path` (string tests: no URL object on the hot path). */
+export function isPostTo(req: Request, path: string): boolean {
   if (req.method !== "POST") return false;
   const url = req.url;
   const start = url.indexOf("/", url.indexOf("//") + 2);
   if (start < 0) return false;
   const q = url.indexOf("?", start);
   const end = q < 0 ? url.length : q;
-  return end - start === CHAT_PATH.length && url.startsWith(CHAT_PATH, start);
+  return end - start === path.length && url.startsWith(path, start);
+}
+
+/** Whether a request is one for this handler. */
+export function isCompletionsRequest(req: Request): boolean {
+  return isPostTo(req, CHAT_PATH);
 }
 
 /** Validates a request body the way the OpenAPI route declares it; throws the 4xx a client should see. */

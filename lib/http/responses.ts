@@ -8,7 +8,7 @@ import type { Env } from "hono";
 import { type ChatDeps, type OpenedReply, openReply } from "../chat/reply.ts";
 import { collectReply, type StreamFormat, streamReply } from "../chat/respond.ts";
 import { errorResponse, errorResponses } from "./apidoc.ts";
-import { type CompletionsDeps, type Edge, MODEL, ownAccountsError, parseRequest } from "./completions.ts";
+import { type CompletionsDeps, type Edge, isPostTo, MODEL, ownAccountsError, parseRequest } from "./completions.ts";
 import { ApiError } from "./errors.ts";
 import {
   DeletedResponseSchema,
@@ -85,15 +85,9 @@ export function statelessThreads(chat: ChatDeps): ResponseThreads {
   };
 }
 
-/** Whether a request is one for the POST handler (string tests, as for chat completions). */
+/** Whether a request is one for the POST handler. */
 export function isResponsesRequest(req: Request): boolean {
-  if (req.method !== "POST") return false;
-  const url = req.url;
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return false;
-  const q = url.indexOf("?", start);
-  const end = q < 0 ? url.length : q;
-  return end - start === RESPONSES_PATH.length && url.startsWith(RESPONSES_PATH, start);
+  return isPostTo(req, RESPONSES_PATH);
 }
 
 /** The Responses API's event stream of one reply (lib/openai/responses.ts), for lib/chat/respond.ts. */
@@ -197,8 +191,7 @@ const createResponseRoute = createRoute({
   tags: ["Responses"],
   summary: "Create a response (OpenAI Responses API)",
   operationId: "createResponse",
-  description:
-    "The Responses API, served the way chat completions are: the input becomes one prompt, the reply one " +
+  description: "The Responses API, served the way chat completions are: the input becomes one prompt, the reply one " +
     "assistant message. With `stream: true` the answer is a `text/event-stream` of `ResponseStreamEvent`s. A client " +
     "that disconnects cancels the upstream request; the Emohaa conversation is deleted in every case. Nothing is " +
     "stored, so `previous_response_id` names no known response (404).",
