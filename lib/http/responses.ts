@@ -77,7 +77,7 @@ function responseNotFound(id: string, why: string): ApiError {
 /** A new upstream conversation per response, deleted after its reply; no response id is ever known. */
 export function statelessThreads(chat: ChatDeps): ResponseThreads {
   return {
-    open(r) {
+    async open(r) {
       if (r.previousId !== null) throw previousNotFound(r.previousId);
       return openReply(chat, r.tokens, r.prompt, r.signal, r.holdMs, r.onAttempt);
     },
