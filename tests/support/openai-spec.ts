@@ -1,11 +1,10 @@
-// Test support: OpenAI's published OpenAPI document (shared/reference), its schemas as validators of our wire shapes.
+// Test support: OpenAI's published OpenAPI document (a copy in tests/fixtures), its schemas as validators of our wire shapes.
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { Ajv2019 } from "ajv/dist/2019.js";
 
-/** Where the document lives: beside the repository's worktrees, or given by OPENAI_OPENAPI. */
-const PATH = process.env.OPENAI_OPENAPI ??
-  new URL("../../../shared/reference/openai-openapi.json.gz", import.meta.url).pathname;
+/** Where the document lives: the copy kept with the fixtures (CI has nothing beside the clone), or OPENAI_OPENAPI. */
+const PATH = process.env.OPENAI_OPENAPI ?? new URL("../fixtures/openai-openapi.json.gz", import.meta.url).pathname;
 
 let ajv: Ajv2019 | undefined;
 
