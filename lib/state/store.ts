@@ -29,6 +29,11 @@ export interface Lease {
   readonly owner: string;
   /** When it lapses unless renewed, by the store's clock (the Redis server's, else the instance's). */
   readonly expiresAt: number;
+  /**
+   * With `TakeRequest.skipCooling`: the taken account's health as the take read it, in the same atomic step
+   * (null: healthy, no record). Absent otherwise.
+   */
+  readonly health?: AccountHealth | null;
 }
 
 /** What `free` and `renew` need of a lease. */
@@ -44,6 +49,13 @@ export interface TakeRequest {
   perAccount: number;
   /** Lease lifetime without renewal; defaults to LEASE_TTL_MS. */
   ttlMs?: number;
+  /**
+   * Health-aware: the store reads the accounts' health in the same round trip and atomic step as the take, tries
+   * the accounts not cooling first (in the given order), then the cooling ones, the soonest to end first, and
+   * returns the taken account's health in `Lease.health`. A cooldown written by any instance before the take is
+   * honoured by it: the caller needs no `readHealth` first.
+   */
+  skipCooling?: boolean;
 }
 
 /** What the pool knows of an account's health, shared by every instance. Absent means healthy. */
