@@ -183,20 +183,22 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
         }
       }
       const failed: LeaseRef[] = [];
-      await Promise.all(chunk(found, ATOMIC_CHECKS_MAX).map(async (part) => {
-        const exp = now() + ttlMs;
-        const a = kv.atomic();
-        for (const [r, e] of part) {
-          a.check({ key: e.key, versionstamp: e.versionstamp }).set(e.key, { id: r.id, owner, exp } satisfies Held, {
-            expireIn: ttlMs,
-          });
-        }
-        const res = await locked(op, () => a.commit());
-        if (!res.ok) return void failed.push(...part.map(([r]) => r));
-        for (const [r, e] of part) {
-          mine.set(r.id, { key: e.key, account: r.account, owner, versionstamp: res.versionstamp!, exp });
-        }
-      }));
+      await Promise.all(
+        chunk(found, ATOMIC_CHECKS_MAX).map(async (part) => {
+          const exp = now() + ttlMs;
+          const a = kv.atomic();
+          for (const [r, e] of part) {
+            a.check({ key: e.key, versionstamp: e.versionstamp }).set(e.key, { id: r.id, owner, exp } satisfies Held, {
+              expireIn: ttlMs,
+            });
+          }
+          const res = await locked(op, () => a.commit());
+          if (!res.ok) return void failed.push(...part.map(([r]) => r));
+          for (const [r, e] of part) {
+            mine.set(r.id, { key: e.key, account: r.account, owner, versionstamp: res.versionstamp!, exp });
+          }
+        }),
+      );
       pending = failed;
     }
     return lost;
@@ -268,7 +270,13 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
           atomic.set(key, held, { expireIn: ttl });
           const r = await locked(op, () => atomic.commit());
           if (!r.ok) return null;
-          mine.set(lease.id, { key, account: a, owner: req.owner, versionstamp: r.versionstamp!, exp: lease.expiresAt });
+          mine.set(lease.id, {
+            key,
+            account: a,
+            owner: req.owner,
+            versionstamp: r.versionstamp!,
+            exp: lease.expiresAt,
+          });
           hint(a).slots[n] = { versionstamp: r.versionstamp!, exp: lease.expiresAt };
           return health ? { ...lease, health: health.value } : lease;
         };
@@ -383,18 +391,24 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
           } else known.push([r, m]);
         }
         // One round trip per 100 leases (an atomic operation's limit of checks), in parallel.
-        await Promise.all(chunk(known, ATOMIC_CHECKS_MAX).map(async (part) => {
-          const exp = now() + ttlMs;
-          const a = kv.atomic();
-          for (const [r, m] of part) {
-            a.check({ key: m.key, versionstamp: m.versionstamp }).set(m.key, { id: r.id, owner, exp } satisfies Held, {
-              expireIn: ttlMs,
-            });
-          }
-          const res = await locked(op, () => a.commit());
-          if (!res.ok) return void slow.push(...part.map(([r]) => r));
-          for (const [, m] of part) Object.assign(m, { versionstamp: res.versionstamp!, exp });
-        }));
+        await Promise.all(
+          chunk(known, ATOMIC_CHECKS_MAX).map(async (part) => {
+            const exp = now() + ttlMs;
+            const a = kv.atomic();
+            for (const [r, m] of part) {
+              a.check({ key: m.key, versionstamp: m.versionstamp }).set(
+                m.key,
+                { id: r.id, owner, exp } satisfies Held,
+                {
+                  expireIn: ttlMs,
+                },
+              );
+            }
+            const res = await locked(op, () => a.commit());
+            if (!res.ok) return void slow.push(...part.map(([r]) => r));
+            for (const [, m] of part) Object.assign(m, { versionstamp: res.versionstamp!, exp });
+          }),
+        );
         if (slow.length) lost.push(...(await renewByReading(op, owner, slow, ttlMs)));
         return lost;
       });

@@ -244,11 +244,12 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
         const id = leaseId(req.owner);
         const keys = req.accounts.map(leaseKey);
         if (req.skipCooling) keys.push(...req.accounts.map(healthKey));
-        const r = (await run("take", keys, [req.perAccount, req.ttlMs ?? LEASE_TTL_MS, id, req.skipCooling ? 1 : 0])) as [
-          number,
-          number,
-          ...(string | number)[],
-        ];
+        const r =
+          (await run("take", keys, [req.perAccount, req.ttlMs ?? LEASE_TTL_MS, id, req.skipCooling ? 1 : 0])) as [
+            number,
+            number,
+            ...(string | number)[],
+          ];
         const [i, expiresAt] = r;
         if (!i) return null;
         const lease: Lease = { id, account: req.accounts[i - 1]!, owner: req.owner, expiresAt };
