@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type KvLike, kvStore } from "../../lib/state/kv.ts";
-import type { StateStore } from "../../lib/state/store.ts";
+import type { Lease, StateStore } from "../../lib/state/store.ts";
 import { hasKv, openKv } from "../../runtime/kv.ts";
 import { countingKv } from "../support/counting-kv.ts";
 
@@ -47,7 +47,7 @@ describe("kvStore round trips", { skip: !hasKv() && "Deno KV exists only under D
       const s = c!.store;
       const accounts = ["a1", "a2", "a3", "a4"];
       for (const skipCooling of [false, true]) {
-        const leases = [];
+        const leases: Lease[] = [];
         // perAccount 2: eight takes fill both slots of every account, first fit in preference order.
         for (let i = 0; i < 8; i++) {
           const { value, calls } = await cost(
