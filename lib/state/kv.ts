@@ -143,6 +143,9 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
   // What this instance last saw of each account (its slots, its health): a take commits on it without reading,
   // and reads only when that commit's checks fail. A wrong hint costs a read, never capacity.
   const hints = new Map<string, Hint>();
+  // Slots this instance's takes are committing on now (account NUL slot).
+  const pending = new Set<string>();
+  const isPending = (a: string, n: number) => pending.has(`${a}\u0000${n}`);
   const hint = (a: string): Hint => {
     let h = hints.get(a);
     if (!h) {
@@ -150,10 +153,6 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       hints.set(a, h = { slots: [] });
     }
     return h;
-  };
-  const freedBy = (account: string, slot: number) => {
-    hint(account).slots[slot] = FREE;
-    return { account, slot, at: now() };
   };
 
   /** Renews leases by reading their slots first: those not known here, or whose one-commit renewal failed. */
@@ -268,7 +267,10 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
           if (health) atomic.check({ key: healthKey(a), versionstamp: health.versionstamp });
           const held: Held = { id: lease.id, owner: lease.owner, exp: lease.expiresAt };
           atomic.set(key, held, { expireIn: ttl });
-          const r = await locked(op, () => atomic.commit());
+          // Other takes of this instance meanwhile leave this slot alone rather than race it.
+          const pend = `${a}\u0000${n}`;
+          pending.add(pend);
+          const r = await locked(op, () => atomic.commit()).finally(() => pending.delete(pend));
           if (!r.ok) return null;
           mine.set(lease.id, {
             key,
@@ -292,7 +294,7 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
         blind: for (const a of order(t0, (x) => hints.get(x))) {
           for (let n = 0; n < per; n++) {
             const s = hints.get(a)?.slots[n];
-            if (s && s.exp > t0) continue;
+            if ((s && s.exp > t0) || isPending(a, n)) continue;
             const health = aware ? hints.get(a)?.health ?? ABSENT : undefined;
             const got = await grant(a, n, s?.versionstamp ?? null, health);
             if (got) return got;
@@ -327,10 +329,21 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
             hints.set(a, h);
           });
           const t = now();
-          const a = order(t, (x) => view.get(x)).find((x) => view.get(x)!.slots.filter((s) => s.exp > t).length < per);
+          // First fit, leaving slots this instance is committing on to those takes; only when no other slot is
+          // free, race them (one of the two commits fails and reads again).
+          let a: string | undefined;
+          let n = -1;
+          for (const pass of [false, true]) {
+            a = order(t, (x) => view.get(x)).find((x) =>
+              view.get(x)!.slots.some((s, k) => s.exp <= t && (pass || !isPending(x, k)))
+            );
+            if (a !== undefined) {
+              n = view.get(a)!.slots.findIndex((s, k) => s.exp <= t && (pass || !isPending(a!, k)));
+              break;
+            }
+          }
           if (a === undefined) return null;
           const h = view.get(a)!;
-          const n = h.slots.findIndex((s) => s.exp <= t);
           const got = await grant(a, n, h.slots[n]!.versionstamp, h.health);
           if (got) return got;
           meter.retried();
@@ -343,13 +356,17 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
     free(ref: LeaseRef) {
       const op = "free a lease";
       return meter.run(op, async () => {
-        const drop = (key: Key, versionstamp: string) =>
-          locked(
+        const drop = async (key: Key, versionstamp: string) => {
+          const slot = key[3] as number;
+          const freed = { account: ref.account, slot, at: now() };
+          const r = await locked(
             op,
-            () =>
-              kv.atomic().check({ key, versionstamp }).delete(key).set(freedKey, freedBy(ref.account, key[3] as number))
-                .commit(),
+            () => kv.atomic().check({ key, versionstamp }).delete(key).set(freedKey, freed).commit(),
           );
+          // Once deleted (not before: a take of this instance would commit on a slot not yet free).
+          if (r.ok) hint(ref.account).slots[slot] = FREE;
+          return r;
+        };
         // One round trip: delete the slot if it still holds the version this instance last wrote.
         const m = mine.get(ref.id);
         if (m && m.account === ref.account && (await drop(m.key, m.versionstamp)).ok) {
