@@ -78,6 +78,22 @@ describe("kvStore round trips", { skip: !hasKv() && "Deno KV exists only under D
     }
   });
 
+  it("concurrent takes of one instance commit on different slots: 8 takes at once over 8 accounts are 8 commits", async () => {
+    const { clients: [c], close } = await clients(1);
+    try {
+      const accounts = Array.from({ length: 8 }, (_, i) => `p${i}`);
+      const { value, calls } = await cost(
+        c!.calls,
+        () =>
+          Promise.all(accounts.map(() => c!.store.take({ owner: "o", accounts, perAccount: 1, skipCooling: true }))),
+      );
+      assert.deepEqual(value.map((l) => l?.account).sort(), accounts);
+      assert.deepEqual(calls, Array(8).fill("commit"));
+    } finally {
+      await close();
+    }
+  });
+
   it("a take on a slot another instance took meanwhile reads and commits again: 3 calls, capacity held", async () => {
     const { clients: [a, b], close } = await clients(2);
     try {
