@@ -67,9 +67,21 @@ const ATOMIC_CHECKS_MAX = 100;
 const LOCKED_RETRIES = 30;
 
 /**
- * A store on Deno KV. Round trips: take, free, renew, reportHealth and cas read once and commit once (more only
- * on conflict); every other call is one read or one write. Every KV call is retried with jitter when a local
+ * A store on Deno KV. Leases: one key per slot, [prefix, "slot", account, 0 .. perAccount - 1], holding the lease
+ * and its expiry (enforced on every read, as KV drops expired keys late); each instance keeps the versionstamp of
+ * its own leases and a hint of what it last saw of each account (slots and health).
+ *
+ * Round trips: `take` is one commit on the first slot the hint says is free (checking that slot's version and,
+ * health-aware, the account's health version); when that check fails it reads every candidate slot (and health) in
+ * one round trip of getMany calls (10 keys each, in parallel) and commits on what it read, so 3 calls in all, and
+ * again on a conflict; when the hint says every slot is taken, one read answers null. `free` is one commit on the
+ * version this instance wrote (a listing of the account's slots first only when that version changed, e.g. a
+ * renewal from another client raced it). `renew` is one commit per 100 leases. `reportHealth` and `cas` read once
+ * and commit once; every other call is one read or one write. Every KV call is retried with jitter when a local
  * SQLite file answers `TypeError: database is locked`, up to a bound, then rejects `conflict`: never a crash.
+ *
+ * First fit is by the hint: a preferred account freed by another instance since this one last looked costs
+ * order (a later account is taken), never capacity: every commit checks the slot it takes.
  * `close()` stops this store's watcher and poll but leaves `kv` open: whoever opened it closes it.
  */
 export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
