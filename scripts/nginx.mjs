@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
-import { tmpdir, userInfo } from "node:os";
+import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 
 /** The nginx executable on PATH (or in /usr/sbin, /usr/bin), or undefined. */
@@ -68,9 +68,9 @@ export async function startNginx(http, { bin = findNginx(), timeoutMs = 10_000 }
   const dir = mkdtempSync(join(tmpdir(), "emohaa-nginx-"));
   for (let tries = 0;; tries++) {
     const port = await freePort();
-    // One process (no master and workers: one PID to stop); everything it would write under /var goes to `dir`;
-    // `user` only matters when started as root.
-    const conf = `user ${userInfo().username};
+    // One process (no master and workers: one PID to stop); everything it would write under /var goes to `dir`.
+    // As root it would otherwise look for its compiled-in user; as anyone else the directive is not wanted.
+    const conf = `${process.getuid?.() === 0 ? "user root;" : ""}
 master_process off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;

@@ -83,7 +83,7 @@ describe("docs/scaling.md's nginx snippet in front of two instances", {
       }));
     const before = await served();
     for (let i = 0; i < 6; i++) {
-      const res = await chat(false, "hi");
+      const res = await chat(false, "hi"); // the first on each instance loads its tokenizer: about a second
       assert.equal(res.status, 200);
       assert.equal(((await res.json()) as any).object, "chat.completion");
     }
