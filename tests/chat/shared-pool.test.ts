@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import type { Lease } from "../../lib/chat/pool.ts";
 import { SharedPool, type SharedPoolOptions } from "../../lib/chat/shared-pool.ts";
 import { ApiError } from "../../lib/http/errors.ts";
+import { kvStore } from "../../lib/state/kv.ts";
 import { memoryStore } from "../../lib/state/memory.ts";
 import type { StateStore } from "../../lib/state/store.ts";
 
@@ -174,6 +175,37 @@ describe("SharedPool", () => {
       assert.deepEqual(await c.counts(), { healthy: 2, cooling: 1, busy: 0 });
       await store.close();
       assert.deepEqual(await c.counts(), { healthy: 2, cooling: 1, busy: 0 }, "its own view: it read the cooldown");
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("counts never wait on a store that hangs beyond its timeout: this instance's view then", async () => {
+    const hang = () => new Promise<never>(() => {});
+    // A Deno KV that accepts calls and never answers (kvStore is pure: any KvLike will do, under Bun too).
+    const kv = {
+      get: hang,
+      getMany: hang,
+      set: hang,
+      delete: hang,
+      list: () => ({ [Symbol.asyncIterator]: () => ({ next: hang }) }),
+      atomic: () => {
+        const a = { check: () => a, set: () => a, delete: () => a, commit: hang };
+        return a;
+      },
+      watch: () => new ReadableStream(),
+      close() {},
+    };
+    const f = fleet(kvStore(kv, { timeoutMs: 200 }));
+    try {
+      const p = f.pool("a", { tokens: () => ["live-1", "live-2"] });
+      const t0 = performance.now();
+      assert.deepEqual(await p.counts(), { healthy: 2, cooling: 0, busy: 0 });
+      assert.ok(performance.now() - t0 < 1_000, `answered after ${Math.round(performance.now() - t0)} ms`);
+      await assert.rejects(
+        p.acquire(["live-1"], none, never),
+        (e: unknown) => e instanceof ApiError && e.status === 503,
+      );
     } finally {
       await f.end();
     }
