@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureNginx } from "./nginx.mjs";
+import { ensureCaddy, ensureNginx } from "./proxy.mjs";
 import { ensureRedisServer, startRedis } from "./redis.mjs";
 import { deployRuns, prepareDeploy } from "./test-deploy.mjs";
 
@@ -120,11 +120,13 @@ if (!process.env.REDIS_URL && runs.some((r) => r.name === "bun" || r.name === "d
   }
 }
 
-// nginx for the reverse-proxy test (tests/e2e/proxy.test.ts starts its own): installed when missing, if it can be.
+// nginx and Caddy for the reverse-proxy test (tests/e2e/proxy.test.ts starts its own): installed when missing, if
+// they can be.
 if (
   runs.some((r) => r.name === "bun" || r.name === "deno") && (!only.length || only.some((f) => f.includes("proxy")))
 ) {
   ensureNginx((m) => console.log(`=== ${m}`));
+  ensureCaddy((m) => console.log(`=== ${m}`));
 }
 
 let passed = 0;

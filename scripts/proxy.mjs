@@ -1,43 +1,61 @@
-// A throwaway nginx for the reverse-proxy test: found (or installed with apt as root), started in the foreground on a
-// free loopback port with a configuration written to a temporary directory, stopped by its PID. Like redis.mjs.
+// Throwaway reverse proxies (nginx, Caddy) for the reverse-proxy test: found (or installed with apt as root), started
+// in the foreground on a free loopback port with a configuration written to a temporary directory, stopped by PID.
+// Like redis.mjs.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 
-/** The nginx executable on PATH (or in /usr/sbin, /usr/bin), or undefined. */
-export function findNginx() {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/bin", "/usr/local/sbin"];
-  return dirs.filter(Boolean).map((d) => join(d, "nginx")).find((p) => existsSync(p));
+/** An executable on PATH (or in the system directories), or undefined. */
+function find(name) {
+  const dirs = [
+    ...(process.env.PATH ?? "").split(delimiter),
+    "/usr/sbin",
+    "/usr/bin",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+  ];
+  return dirs.filter(Boolean).map((d) => join(d, name)).find((p) => existsSync(p));
 }
 
 /**
- * Finds nginx, installing Debian's nginx package when it is missing and this is root with apt-get (a Debian image's
- * policy-rc.d keeps the service from starting). Returns the path, or undefined with the reason printed.
+ * Finds `name`, installing Debian's package of that name when it is missing and this is root with apt-get (a Debian
+ * image's policy-rc.d keeps its service from starting). Returns the path, or undefined with the reason printed.
  */
-export function ensureNginx(log = console.log) {
-  const found = findNginx();
+function ensure(name, log) {
+  const found = find(name);
   if (found) return found;
   const root = process.getuid?.() === 0;
   const apt = spawnSync("sh", ["-c", "command -v apt-get"], { encoding: "utf8" }).status === 0;
   if (!root || !apt) {
     log(
-      `nginx is not installed and cannot be installed here (${root ? "no apt-get" : "not root"}): the proxy test skips`,
+      `${name} is not installed and cannot be installed here (${
+        root ? "no apt-get" : "not root"
+      }): its proxy test skips`,
     );
     return undefined;
   }
-  log("nginx is missing: installing Debian's nginx package");
+  log(`${name} is missing: installing Debian's ${name} package`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  for (const args of [["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", "nginx"]]) {
+  for (const args of [["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", name]]) {
     const r = spawnSync("apt-get", args, { env, encoding: "utf8" });
     if (r.status !== 0) {
       log(`apt-get ${args.join(" ")} failed: ${(r.stderr || r.stdout).trim().slice(-500)}`);
       return undefined;
     }
   }
-  return findNginx();
+  return find(name);
 }
+
+/** The nginx executable, or undefined. */
+export const findNginx = () => find("nginx");
+/** The caddy executable, or undefined. */
+export const findCaddy = () => find("caddy");
+/** Finds nginx, installing Debian's package as root when missing; undefined (reason logged) when it cannot. */
+export const ensureNginx = (log = console.log) => ensure("nginx", log);
+/** Finds caddy, installing Debian's package as root when missing; undefined (reason logged) when it cannot. */
+export const ensureCaddy = (log = console.log) => ensure("caddy", log);
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -63,11 +81,9 @@ function accepts(port) {
  * loopback port) in a fresh directory that also holds its pid file, logs and temporary files. Resolves
  * { url, port, pid, output, stop } once the port accepts; `stop()` ends that PID only and removes the directory.
  */
-export async function startNginx(http, { bin = findNginx(), timeoutMs = 10_000 } = {}) {
+export function startNginx(http, { bin = findNginx(), timeoutMs = 10_000 } = {}) {
   if (!bin) throw new Error("Cannot start nginx: it is not installed");
-  const dir = mkdtempSync(join(tmpdir(), "emohaa-nginx-"));
-  for (let tries = 0;; tries++) {
-    const port = await freePort();
+  return start("nginx", timeoutMs, (dir, port) => {
     // One process (no master and workers: one PID to stop); everything it would write under /var goes to `dir`.
     // As root it would otherwise look for its compiled-in user; as anyone else the directive is not wanted.
     const conf = `${process.getuid?.() === 0 ? "user root;" : ""}
@@ -86,9 +102,34 @@ ${http.replaceAll("{{port}}", String(port))}
 }
 `;
     writeFileSync(join(dir, "nginx.conf"), conf);
-    const child = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr", "-g", "daemon off;"], {
+    return spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr", "-g", "daemon off;"], {
       stdio: ["ignore", "ignore", "pipe"],
     });
+  });
+}
+
+/**
+ * Starts Caddy in the foreground with `caddyfile` (site blocks; `{{port}}` is replaced by a free loopback port),
+ * with no admin endpoint and its data and config directories in a fresh temporary one. Same result as startNginx.
+ */
+export function startCaddy(caddyfile, { bin = findCaddy(), timeoutMs = 10_000 } = {}) {
+  if (!bin) throw new Error("Cannot start caddy: it is not installed");
+  return start("caddy", timeoutMs, (dir, port) => {
+    const file = join(dir, "Caddyfile");
+    writeFileSync(file, `{\n\tadmin off\n}\n\n${caddyfile.replaceAll("{{port}}", String(port))}`);
+    return spawn(bin, ["run", "--config", file, "--adapter", "caddyfile"], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, "data"), XDG_CONFIG_HOME: join(dir, "config") },
+    });
+  });
+}
+
+/** Starts a server made by `launch(dir, port)` and waits until the port accepts; retries a taken port. */
+async function start(name, timeoutMs, launch) {
+  const dir = mkdtempSync(join(tmpdir(), `emohaa-${name}-`));
+  for (let tries = 0;; tries++) {
+    const port = await freePort();
+    const child = launch(dir, port);
     let stderr = "";
     child.stderr.on("data", (b) => (stderr += b));
     let exited = false;
@@ -100,14 +141,14 @@ ${http.replaceAll("{{port}}", String(port))}
       return { url: `http://127.0.0.1:${port}`, port, pid: child.pid, output: () => stderr, stop };
     }
     if (!exited) child.kill("SIGKILL");
-    if (tries >= 3 || !/Address already in use/.test(stderr)) {
+    if (tries >= 3 || !/address already in use/i.test(stderr)) {
       rmSync(dir, { recursive: true, force: true });
-      throw new Error(`Cannot start nginx: ${stderr.trim().slice(-800) || "the port did not accept in time"}`);
+      throw new Error(`Cannot start ${name}: ${stderr.trim().slice(-800) || "the port did not accept in time"}`);
     }
   }
 }
 
-/** Ends nginx by PID (SIGTERM, a fast stop; SIGKILL after 3 s) and removes its directory. */
+/** Ends the server by PID (SIGTERM, a fast stop; SIGKILL after 3 s) and removes its directory. */
 function stopPid(child, dir) {
   return new Promise((resolve) => {
     const removed = () => {
