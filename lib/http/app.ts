@@ -394,12 +394,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
 
   if (deps.metrics) {
     const metrics = deps.metrics;
-    app.openapi(metricsRoute, (c) => {
+    app.openapi(metricsRoute, async (c) => {
       deps.auth.requireMetricsKey(c.req.header("authorization"));
+      // A shared pool counts its accounts as every instance sees them (one bounded store read, cached a while).
+      const counts = await deps.pool.counts();
       const text = metrics.render({
         conversationsOpen: deps.chat.conversations.open,
         deletionsFailed: deps.chat.conversations.deleteFailures,
-        pool: { ...deps.pool.counts(), waiting: deps.pool.waiting },
+        pool: { ...counts, waiting: deps.pool.waiting },
         tokenExpiry: tokenExpiry(deps.auth.serverTokens(), deps.now()),
       });
       return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
