@@ -1,4 +1,6 @@
-// The cost of the shared lease: take + free per backend (memory, Redis, Deno KV), measured in one run. No assertions.
+// The cost of the shared lease: take + free per backend (memory, Redis, Deno KV), measured in one run, with the
+// store round trips each costs (Redis: one per call; KV: counted on the database, calls in flight together counting
+// once). Takes are health-aware, as the gateway's. No assertions.
 //
 //   deno run -A --unstable-kv bench/state.ts            all three (KV needs Deno; Redis: REDIS_URL or a throwaway
 //                                                       redis-server started here)
@@ -14,6 +16,7 @@ import type { StateStore } from "../lib/state/store.ts";
 import { pct } from "./stats.ts";
 import { hasKv, openKv } from "../runtime/kv.ts";
 import { findRedisServer, startRedis } from "../scripts/redis.mjs";
+import { countingKv } from "../tests/support/counting-kv.ts";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => {
@@ -26,61 +29,81 @@ const ACCOUNTS = Array.from({ length: 8 }, (_, i) => `acct${i}`);
 
 const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} us` : `${ms.toFixed(2)} ms`);
 
-/** Sequential take+free pairs, then a renewal of 8 leases, then take+free from `PARALLEL` loops at once. */
-async function measure(name: string, store: StateStore): Promise<void> {
+/**
+ * Sequential take+free pairs, then a renewal of 8 leases, then take+free from `PARALLEL` loops at once (which
+ * contend for slots). `trips` counts the store's round trips so far, `calls` its calls (several may share a trip).
+ */
+async function measure(
+  name: string,
+  store: StateStore,
+  trips: () => number,
+  calls: () => number = trips,
+): Promise<void> {
   const owner = "bench";
-  for (let i = 0; i < Math.min(50, N); i++) {
-    await store.free((await store.take({ owner, accounts: ACCOUNTS, perAccount: 1 }))!);
-  }
+  const req = { owner, accounts: ACCOUNTS, perAccount: 1, skipCooling: true };
+  for (let i = 0; i < Math.min(50, N); i++) await store.free((await store.take(req))!);
   const take: number[] = [];
   const free: number[] = [];
+  let takeTrips = 0;
+  let freeTrips = 0;
   for (let i = 0; i < N; i++) {
+    const r0 = trips();
     const t0 = performance.now();
-    const lease = await store.take({ owner, accounts: ACCOUNTS, perAccount: 1 });
+    const lease = await store.take(req);
     const t1 = performance.now();
+    const r1 = trips();
     await store.free(lease!);
     take.push(t1 - t0);
     free.push(performance.now() - t1);
+    takeTrips += r1 - r0;
+    freeTrips += trips() - r1;
   }
-  const held = await Promise.all(ACCOUNTS.map(() => store.take({ owner, accounts: ACCOUNTS, perAccount: 1 })));
+  const held = await Promise.all(ACCOUNTS.map(() => store.take(req)));
   const renew: number[] = [];
+  const r0 = trips();
   for (let i = 0; i < Math.max(10, N / 10); i++) {
     const t0 = performance.now();
     await store.renew(owner, held.map((l) => l!));
     renew.push(performance.now() - t0);
   }
+  const renewTrips = (trips() - r0) / renew.length;
   await Promise.all(held.map((l) => store.free(l!)));
   let done = 0;
+  let empty = 0;
+  const c1 = calls();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: PARALLEL }, async () => {
       while (done < N) {
-        const lease = await store.take({ owner, accounts: ACCOUNTS, perAccount: 1 });
-        if (!lease) continue;
+        const lease = await store.take(req);
+        if (!lease) {
+          empty++;
+          continue;
+        }
         await store.free(lease);
         done++;
       }
     }),
   );
   const rate = done / ((performance.now() - t0) / 1000);
+  const parallelCalls = (calls() - c1) / done;
   const pair = take.map((t, i) => t + free[i]!);
   const h = store.health();
+  const per = (n: number) => n.toFixed(2);
   console.log(
-    `${name.padEnd(7)} take p50 ${fmt(pct(take, 50)).padStart(8)} p99 ${fmt(pct(take, 99)).padStart(8)} | ` +
-      `free p50 ${fmt(pct(free, 50)).padStart(8)} | take+free p50 ${fmt(pct(pair, 50)).padStart(8)} p99 ${
-        fmt(pct(pair, 99)).padStart(8)
-      } | ` +
-      `renew x${ACCOUNTS.length} p50 ${fmt(pct(renew, 50)).padStart(8)} | ${PARALLEL} parallel: ${
-        Math.round(rate)
-      } take+free/s` +
-      (h.retries ? ` | ${h.retries} retries` : ""),
+    `${name.padEnd(7)} take p50 ${fmt(pct(take, 50)).padStart(8)} p99 ${fmt(pct(take, 99)).padStart(8)} ` +
+      `(${per(takeTrips / N)} trips) | free p50 ${fmt(pct(free, 50)).padStart(8)} (${per(freeTrips / N)} trips) | ` +
+      `take+free p50 ${fmt(pct(pair, 50)).padStart(8)} p99 ${fmt(pct(pair, 99)).padStart(8)} | ` +
+      `renew x${ACCOUNTS.length} p50 ${fmt(pct(renew, 50)).padStart(8)} (${per(renewTrips)} trips) | ` +
+      `${PARALLEL} parallel: ${Math.round(rate)} take+free/s, ${per(parallelCalls)} calls per pair` +
+      (empty ? `, ${empty} takes found all full` : "") + (h.retries ? ` | ${h.retries} retries` : ""),
   );
 }
 
 console.log(
   `state store: ${N} sequential take+free pairs over ${ACCOUNTS.length} accounts, then ${N} from ${PARALLEL} loops at once`,
 );
-await measure("memory", memoryStore());
+await measure("memory", memoryStore(), () => 0);
 
 let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
 let url = process.env.REDIS_URL;
@@ -91,7 +114,7 @@ if (!url && findRedisServer()) {
 if (url) {
   const store = await redisStore({ url, prefix: `bench${Date.now()}` });
   try {
-    await measure("redis", store);
+    await measure("redis", store, () => store.health().calls);
   } finally {
     await store.close();
     await redis?.stop();
@@ -101,9 +124,10 @@ if (url) {
 if (hasKv()) {
   const dir = mkdtempSync(join(tmpdir(), "emohaa-bench-kv-"));
   const kv = await openKv(join(dir, "state.sqlite3"));
-  const store = kvStore(kv);
+  const counted = countingKv(kv);
+  const store = kvStore(counted.kv);
   try {
-    await measure("kv", store);
+    await measure("kv", store, counted.trips, () => counted.calls.length);
   } finally {
     await store.close();
     kv.close();

@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureCaddy, ensureNginx } from "./proxy.mjs";
 import { ensureRedisServer, startRedis } from "./redis.mjs";
 import { deployRuns, prepareDeploy } from "./test-deploy.mjs";
 
@@ -117,6 +118,15 @@ if (!process.env.REDIS_URL && runs.some((r) => r.name === "bun" || r.name === "d
       console.log(`=== redis-server did not start (${err.message}): the Redis tests skip`);
     }
   }
+}
+
+// nginx and Caddy for the reverse-proxy test (tests/e2e/proxy.test.ts starts its own): installed when missing, if
+// they can be.
+if (
+  runs.some((r) => r.name === "bun" || r.name === "deno") && (!only.length || only.some((f) => f.includes("proxy")))
+) {
+  ensureNginx((m) => console.log(`=== ${m}`));
+  ensureCaddy((m) => console.log(`=== ${m}`));
 }
 
 let passed = 0;

@@ -75,8 +75,10 @@ export interface Pool {
   report(token: string, outcome: Outcome): void;
   /** The status of the given tokens (or every known one), by masked label only. */
   status(tokens?: readonly string[]): TokenStatus[] | Promise<TokenStatus[]>;
-  /** How many known tokens are in each state (for metrics). */
-  counts(): { healthy: number; cooling: number; busy: number };
+  /** How many known tokens are in each state (for metrics); a shared pool reads the store (bounded, cached). */
+  counts():
+    | { healthy: number; cooling: number; busy: number }
+    | Promise<{ healthy: number; cooling: number; busy: number }>;
   /** Requests waiting for a token. */
   readonly waiting: number;
   /** Requests in flight (this instance's). */

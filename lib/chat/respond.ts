@@ -1,6 +1,6 @@
 // OpenAI responses from an upstream reply: the SSE stream and the whole completion.
 import type { Reply } from "./reply.ts";
-import { clientClosed, isAbort, toApiError } from "../http/errors.ts";
+import { type ApiError, clientClosed, isAbort, toApiError } from "../http/errors.ts";
 import { contentFramer, dataFrame, DONE_FRAME, PING_FRAME } from "../openai/sse.ts";
 import {
   type ChunkHead,
@@ -100,8 +100,15 @@ function usage(ctx: ReplyContext, loaded: { tokenizer?: Tokenizer }, content: st
   })();
 }
 
-/** Reads the whole reply into a `chat.completion`. A failure part-way is an error, never a partial 200. */
-export async function collectCompletion(ctx: ReplyContext) {
+/** A whole reply: its text, how it ended and its usage. */
+export interface CollectedReply {
+  content: string;
+  finish: FinishReason;
+  usage: Usage;
+}
+
+/** Reads the whole reply. A failure part-way is an error, never a partial answer. */
+export async function collectReply(ctx: ReplyContext): Promise<CollectedReply> {
   const loaded = whenLoaded(ctx);
   const parts: string[] = [];
   let finish: FinishReason;
@@ -111,7 +118,40 @@ export async function collectCompletion(ctx: ReplyContext) {
     ctx.reply.close();
   }
   const content = parts.join("");
-  return completion(ctx.head, content, finish, await usage(ctx, loaded, content));
+  return { content, finish, usage: await usage(ctx, loaded, content) };
+}
+
+/** Reads the whole reply into a `chat.completion`. A failure part-way is an error, never a partial 200. */
+export async function collectCompletion(ctx: ReplyContext) {
+  const { content, finish, usage } = await collectReply(ctx);
+  return completion(ctx.head, content, finish, usage);
+}
+
+/** How a reply is framed on the wire: chat completion chunks, or the Responses API's events. */
+export interface StreamFormat {
+  /** The frames before the first piece. */
+  opening(): string;
+  /** The frame of one piece of text. */
+  piece(text: string): string;
+  /** Whether `end` needs the whole text and its usage (counted after the reply, so only when asked). */
+  readonly whole: boolean;
+  /** The frames after the last piece. */
+  end(finish: FinishReason, text: string | undefined, usage: Usage | undefined): string;
+  /** The frame of a failure after the first byte. */
+  fail(error: ApiError): string;
+}
+
+/** Chat completion chunks: role chunk, content chunks, one finish chunk, optional usage chunk, `[DONE]`. */
+export function chatFormat(head: ChunkHead, includeUsage: boolean): StreamFormat {
+  return {
+    opening: () => dataFrame(deltaChunk(head, { role: "assistant", content: "" })),
+    piece: contentFramer(head),
+    whole: includeUsage,
+    end: (finish, _text, counted) =>
+      dataFrame(deltaChunk(head, {}, finish)) + (counted ? dataFrame(usageChunk(head, counted)) : "") + DONE_FRAME,
+    // A `data: {"error": ...}` frame: the SDKs throw it as an APIError.
+    fail: (e) => dataFrame(e.toJSON()),
+  };
 }
 
 export interface StreamOptions {
@@ -122,14 +162,26 @@ export interface StreamOptions {
 }
 
 /**
- * The event stream: role chunk, content chunks, one finish chunk, optional usage chunk, `[DONE]`.
- * A failure after the first byte becomes a `data: {"error": ...}` frame and the stream closes without [DONE].
- * Cancellation (client gone) closes the reply, which aborts the upstream and deletes the conversation.
+ * The chat completion event stream (see chatFormat). A failure after the first byte becomes a
+ * `data: {"error": ...}` frame and the stream closes without [DONE].
  */
 export function streamCompletion(ctx: ReplyContext, options: StreamOptions): ReadableStream<Uint8Array> {
+  return streamReply(ctx, chatFormat(ctx.head, options.includeUsage), options);
+}
+
+/**
+ * A reply as an event stream in the given format, with keep-alive comments while the upstream is silent. A failure
+ * after the first byte becomes the format's failure frame and the stream closes without a normal end.
+ * Cancellation (client gone) closes the reply, which aborts the upstream and deletes the conversation.
+ */
+export function streamReply(
+  ctx: ReplyContext,
+  format: StreamFormat,
+  options: Omit<StreamOptions, "includeUsage">,
+): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
-  const frame = contentFramer(ctx.head);
-  const parts: string[] | undefined = options.includeUsage ? [] : undefined;
+  const frame = format.piece;
+  const parts: string[] | undefined = format.whole ? [] : undefined;
   const loaded = whenLoaded(ctx);
   let ended = false;
   let lastWrite = Date.now();
@@ -177,7 +229,7 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
       ping = setInterval(() => {
         if (Date.now() - lastWrite >= options.keepAliveMs * 0.9) send(PING_FRAME);
       }, options.keepAliveMs);
-      corked = dataFrame(deltaChunk(ctx.head, { role: "assistant", content: "" }));
+      corked = format.opening();
       (async () => {
         try {
           const finish = await pump(ctx, (t) => {
@@ -185,12 +237,11 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
             send(frame(t));
           });
           ctx.reply.close();
-          const counting = parts && usage(ctx, loaded, parts.join(""));
+          const text = parts?.join("");
+          const counting = text !== undefined ? usage(ctx, loaded, text) : undefined;
           const counted = counting instanceof Promise ? await counting : counting;
           corked ??= "";
-          send(dataFrame(deltaChunk(ctx.head, {}, finish)));
-          if (counted) send(dataFrame(usageChunk(ctx.head, counted)));
-          send(DONE_FRAME);
+          send(format.end(finish, text, counted));
           uncork();
           if (!ended) close();
           end(200, null);
@@ -198,7 +249,7 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
           if (ended) return;
           corked ??= "";
           const e = isAbort(err) ? clientClosed() : toApiError(err);
-          send(dataFrame(e.toJSON()));
+          send(format.fail(e));
           uncork();
           close();
           end(e.status, e.code);

@@ -27,8 +27,13 @@ export interface SharedPoolOptions extends PoolOptions {
   owner: string;
   /** Lease lifetime without renewal (LEASE_TTL_MS); live leases are renewed every third of it, in one call. */
   leaseTtlMs?: number;
-  /** How long a health record read from the store is trusted before it is read again. */
-  healthTtlMs?: number;
+  /**
+   * How long /metrics trusts the pool's view read from the store (leases in flight and health of every known
+   * account) before reading it again; default 2 s. Takes never wait on it: the store skips cooling accounts itself.
+   */
+  viewTtlMs?: number;
+  /** The server-side tokens, so /metrics counts them before any request named them. */
+  tokens?: () => readonly string[];
   /** Waiters retry this often besides being woken: a dead instance's expired leases are not announced. */
   retryMs?: number;
   /** Told what went wrong with the store outside a request (renewals, health writes); never a token. */
@@ -57,6 +62,11 @@ interface CachedHealth {
   readAt: number;
 }
 
+type Counts = { healthy: number; cooling: number; busy: number };
+
+/** Most accounts /metrics reads from the store per scrape (a client-token gateway may know 10,000). */
+const VIEW_MAX = 1_000;
+
 const unavailable = (cause: unknown) =>
   new ApiError(503, "The shared state store is unavailable, so no account can be lent; retry the request", {
     code: "state_unavailable",
@@ -70,8 +80,10 @@ const isHealthy = (h: AccountHealth | null | undefined) => !h || (h.coolingUntil
 /**
  * The pool of lib/chat/pool.ts over a StateStore: at most `perToken` leases per account across every instance
  * (one `take` round trip to lend, one `free` to give back, one batched `renew` per interval for all live leases).
- * Health is shared: a rejection learned here cools the account for every instance; reads are cached for
- * `healthTtlMs`, and a success on an account already known healthy writes nothing. Waiting is FIFO within this
+ * Health is shared: a rejection learned here cools the account for every instance. The take reads health in its
+ * own round trip and atomic step (`skipCooling`), so a cooldown any instance wrote is honoured by the next take
+ * everywhere, for server-side and client tokens alike, with no read before it; the health it returns feeds this
+ * instance's cache, and a success on an account known healthy writes nothing. Waiting is FIFO within this
  * instance; across instances, whichever takes first after a free wins. A store that fails fails the request
  * (503 `state_unavailable`, retry-after 1): never a hang, never a lease nobody frees beyond its TTL.
  */
@@ -79,7 +91,9 @@ export class SharedPool implements Pool {
   private readonly store: StateStore;
   private readonly now: () => number;
   private readonly ttlMs: number;
-  private readonly healthTtlMs: number;
+  private readonly viewTtlMs: number;
+  private view?: { at: number; counts: Counts };
+  private viewing?: Promise<Counts>;
   private readonly retryMs: number;
   private readonly hashes = new Map<string, string>();
   private readonly health = new Map<string, CachedHealth>();
@@ -105,7 +119,7 @@ export class SharedPool implements Pool {
     this.store = options.store;
     this.now = options.now ?? Date.now;
     this.ttlMs = options.leaseTtlMs ?? LEASE_TTL_MS;
-    this.healthTtlMs = options.healthTtlMs ?? 1_000;
+    this.viewTtlMs = options.viewTtlMs ?? 2_000;
     this.retryMs = options.retryMs ?? 1_000;
   }
 
@@ -124,28 +138,19 @@ export class SharedPool implements Pool {
     return this.health.get(this.hash(token))?.health?.coolingUntil ?? 0;
   }
 
-  /** Re-reads the health of accounts whose cached record is older than `healthTtlMs`, in one call. */
-  private async refreshHealth(tokens: readonly string[]): Promise<void> {
+  /**
+   * The accounts to ask for, most preferred first: from a rotating start, those this instance knows cooling last
+   * (the store also puts the ones it knows cooling last: this only adds what a failed health write kept local).
+   */
+  private order(candidates: readonly string[]): string[] {
     const now = this.now();
-    const stale = tokens.map((t) => this.hash(t)).filter((h) => {
-      const c = this.health.get(h);
-      return !c || now - c.readAt >= this.healthTtlMs;
-    });
-    if (!stale.length) return;
-    const read = await this.store.readHealth(stale);
-    const at = this.now();
-    for (const h of stale) this.health.set(h, { health: read.get(h) ?? null, readAt: at });
-  }
-
-  /** The accounts to ask for, most preferred first: healthy ones from a rotating start; else cooling ones by end. */
-  private async order(candidates: readonly string[]): Promise<string[]> {
-    await this.refreshHealth(candidates);
-    const now = this.now();
-    const healthy = candidates.filter((t) => this.coolingUntil(t) <= now);
-    if (!healthy.length) return [...candidates].sort((a, b) => this.coolingUntil(a) - this.coolingUntil(b));
     // Each request starts one further along, so instances spread their requests instead of all asking for the first.
-    const start = this.turn++ % healthy.length;
-    return [...healthy.slice(start), ...healthy.slice(0, start)];
+    const start = this.turn++ % candidates.length;
+    const rotated = [...candidates.slice(start), ...candidates.slice(0, start)];
+    const cooling = rotated.filter((t) => this.coolingUntil(t) > now);
+    if (!cooling.length) return rotated;
+    cooling.sort((a, b) => this.coolingUntil(a) - this.coolingUntil(b));
+    return [...rotated.filter((t) => this.coolingUntil(t) <= now), ...cooling];
   }
 
   /** One take from the store; null when every usable account is full. Store failures become 503. */
@@ -153,18 +158,22 @@ export class SharedPool implements Pool {
     let got: StoreLease | null;
     const byHash = new Map<string, string>();
     try {
-      const order = await this.order(candidates);
-      for (const t of order) byHash.set(this.hash(t), t);
+      for (const t of this.order(candidates)) byHash.set(this.hash(t), t);
       got = await this.store.take({
         owner: this.options.owner,
         accounts: [...byHash.keys()],
         perAccount: this.options.perToken,
         ttlMs: this.ttlMs,
+        skipCooling: true,
       });
     } catch (err) {
       throw unavailable(err);
     }
-    return got ? this.lend(byHash.get(got.account)!, got) : null;
+    if (!got) return null;
+    if (got.health !== undefined) {
+      this.health.set(got.account, { health: isHealthy(got.health) ? null : got.health, readAt: this.now() });
+    }
+    return this.lend(byHash.get(got.account)!, got);
   }
 
   private lend(token: string, lease: StoreLease): Lease {
@@ -415,11 +424,51 @@ export class SharedPool implements Pool {
     });
   }
 
-  /** Accounts this instance knows, by state as it last saw them (for metrics; busy counts its own leases only). */
-  counts(): { healthy: number; cooling: number; busy: number } {
+  /**
+   * Accounts this instance knows (the server-side tokens, the client tokens it has seen; the first VIEW_MAX), by
+   * state as every instance sees them: leases in flight and health read from the store in two calls at once, at
+   * most every `viewTtlMs`, concurrent scrapes sharing one read. Never waits beyond the store's timeout: when the
+   * store fails, this instance's own view (its own leases, the health it last saw).
+   */
+  counts(): Counts | Promise<Counts> {
+    if (this.view && this.now() - this.view.at < this.viewTtlMs) return this.view.counts;
+    this.viewing ??= this.readView().finally(() => (this.viewing = undefined));
+    return this.viewing;
+  }
+
+  private known(): string[] {
+    const tokens = new Set([...(this.options.tokens?.() ?? []), ...this.hashes.keys()]);
+    return [...tokens].slice(0, VIEW_MAX);
+  }
+
+  private async readView(): Promise<Counts> {
+    const tokens = this.known();
+    const hashes = tokens.map((t) => this.hash(t));
+    let inFlight: Map<string, number>;
+    let health: Map<string, AccountHealth>;
+    try {
+      [inFlight, health] = await Promise.all([this.store.inFlight(hashes), this.store.readHealth(hashes)]);
+    } catch {
+      return this.localCounts(tokens);
+    }
+    const now = this.now();
+    const c = { healthy: 0, cooling: 0, busy: 0 };
+    for (const h of hashes) {
+      const hh = health.get(h) ?? null;
+      this.health.set(h, { health: isHealthy(hh) ? null : hh, readAt: now });
+      if ((hh?.coolingUntil ?? 0) > now) c.cooling++;
+      else if ((inFlight.get(h) ?? 0) >= this.options.perToken) c.busy++;
+      else c.healthy++;
+    }
+    this.view = { at: now, counts: c };
+    return c;
+  }
+
+  /** This instance's own view: busy counts its own leases only. */
+  private localCounts(tokens: readonly string[]): Counts {
     const c = { healthy: 0, cooling: 0, busy: 0 };
     const now = this.now();
-    for (const t of this.hashes.keys()) {
+    for (const t of tokens) {
       if (this.coolingUntil(t) > now) c.cooling++;
       else if ((this.lentByToken.get(t) ?? 0) >= this.options.perToken) c.busy++;
       else c.healthy++;

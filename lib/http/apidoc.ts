@@ -202,6 +202,7 @@ export const documentConfig = {
   },
   tags: [
     { name: "Chat", description: "OpenAI chat completions, whole or streamed" },
+    { name: "Responses", description: "The OpenAI Responses API, whole or streamed" },
     { name: "Tokens", description: "Emohaa account tokens" },
     { name: "Models", description: "The model list OpenAI clients ask for" },
     { name: "Health", description: "For load balancers and uptime checks" },

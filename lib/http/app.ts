@@ -5,6 +5,13 @@ import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { ChatDeps } from "../chat/reply.ts";
 import { CHAT_PATH, completionsHandler, type Edge, isCompletionsRequest, MODEL } from "./completions.ts";
+import {
+  addResponseRoutes,
+  isResponsesRequest,
+  responsesHandler,
+  type ResponseThreads,
+  statelessThreads,
+} from "./responses.ts";
 import type { EmohaaClient } from "../upstream/emohaa.ts";
 import { UpstreamError } from "../upstream/errors.ts";
 import {
@@ -66,6 +73,8 @@ export interface AppDeps {
   trustProxy?: boolean;
   /** The admin API of the server-side tokens (lib/http/admin.ts); absent in client mode. */
   admin?: AdminDeps;
+  /** The conversations of `/v1/responses` (default: a new one per response, no response id known). */
+  threads?: ResponseThreads;
 }
 
 /** What the runtime tells about a request besides the request itself: `app.fetch(req, info)` (runtime/serve.ts). */
@@ -347,6 +356,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   // The chat route is served by lib/http/completions.ts before the router (see there why); it is declared here for
   // the OpenAPI document.
   app.openAPIRegistry.registerPath(chatRoute);
+  const threads = deps.threads ?? statelessThreads(deps.chat);
+  addResponseRoutes(app, deps, threads);
 
   app.openapi(tokenCheckRoute, async (c) => {
     const { token } = c.req.valid("json");
@@ -386,12 +397,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
 
   if (deps.metrics) {
     const metrics = deps.metrics;
-    app.openapi(metricsRoute, (c) => {
+    app.openapi(metricsRoute, async (c) => {
       deps.auth.requireMetricsKey(c.req.header("authorization"));
+      // A shared pool counts its accounts as every instance sees them (one bounded store read, cached a while).
+      const counts = await deps.pool.counts();
       const text = metrics.render({
         conversationsOpen: deps.chat.conversations.open,
         deletionsFailed: deps.chat.conversations.deleteFailures,
-        pool: { ...deps.pool.counts(), waiting: deps.pool.waiting },
+        pool: { ...counts, waiting: deps.pool.waiting },
         tokenExpiry: tokenExpiry(deps.auth.serverTokens(), deps.now()),
       });
       return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
@@ -424,13 +437,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
 
   // The hot path first: chat completions skip the router (lib/http/completions.ts); `app.request` in tests goes here too.
   const completions = completionsHandler({ ...deps, maxBodyBytes: maxBody }, edge);
+  const responses = responsesHandler({ ...deps, maxBodyBytes: maxBody }, edge, threads);
   const routed = app.fetch;
   app.fetch = (req, info, ctx) => {
     // Deno builds the request's URL from the Host header, so `Host: x/metrics?` would route `GET /ping` to /metrics
     // (and Bun gives a relative URL): a Host that is not host[:port] never reaches a route.
     const host = req.headers.get("host");
     if (host !== null && !VALID_HOST.test(host)) return badHost(req, edge);
-    return isCompletionsRequest(req) ? completions(req) : routed(req, info, ctx);
+    if (isCompletionsRequest(req)) return completions(req);
+    return isResponsesRequest(req) ? responses(req) : routed(req, info, ctx);
   };
   return app;
 }

@@ -12,7 +12,8 @@ import { TokenExpiredError } from "../chat/expiry.ts";
 import { ApiError, invalidRequest } from "./errors.ts";
 import type { Logger, RequestLine } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { type ChatRequest, ChatRequestSchema } from "./schemas.ts";
+import { ChatRequestSchema } from "./schemas.ts";
+import type { z } from "zod";
 import { buildPrompt } from "../openai/prompt.ts";
 import { collectCompletion, streamCompletion } from "../chat/respond.ts";
 import { SSE_HEADERS } from "../openai/sse.ts";
@@ -51,19 +52,24 @@ export interface Edge {
 const JSON_REQUEST = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
 
-/** Whether a request is one for this handler (string tests: no URL object on the hot path). */
-export function isCompletionsRequest(req: Request): boolean {
+/** Whether a request is a POST to `path` (string tests: no URL object on the hot path). */
+export function isPostTo(req: Request, path: string): boolean {
   if (req.method !== "POST") return false;
   const url = req.url;
   const start = url.indexOf("/", url.indexOf("//") + 2);
   if (start < 0) return false;
   const q = url.indexOf("?", start);
   const end = q < 0 ? url.length : q;
-  return end - start === CHAT_PATH.length && url.startsWith(CHAT_PATH, start);
+  return end - start === path.length && url.startsWith(path, start);
+}
+
+/** Whether a request is one for this handler. */
+export function isCompletionsRequest(req: Request): boolean {
+  return isPostTo(req, CHAT_PATH);
 }
 
 /** Validates a request body the way the OpenAPI route declares it; throws the 4xx a client should see. */
-async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
+export async function parseRequest<S extends z.ZodType>(req: Request, max: number, schema: S): Promise<z.output<S>> {
   const type = req.headers.get("content-type");
   if (type ? !JSON_REQUEST.test(type) : req.body !== null && req.headers.get("content-length") !== "0") {
     throw new ApiError(415, "Unsupported Media Type", { code: "invalid_request" });
@@ -77,7 +83,7 @@ async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
       throw new ApiError(400, "Malformed JSON in request body", { code: "invalid_request" });
     }
   }
-  const result = ChatRequestSchema.safeParse(value);
+  const result = schema.safeParse(value);
   if (!result.success) throw invalidRequest(result.error.issues);
   return result.data;
 }
@@ -86,7 +92,7 @@ async function parseRequest(req: Request, max: number): Promise<ChatRequest> {
  * With server-side tokens, Emohaa rejecting them is the server's problem, not the caller's: a 401 would read as
  * "your API key is wrong". A client's own rejected token stays a 401.
  */
-function ownAccountsError(err: unknown): unknown {
+export function ownAccountsError(err: unknown): unknown {
   if (err instanceof TokenExpiredError) {
     return new ApiError(
       503,
@@ -116,7 +122,7 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
     try {
       // Authentication comes before the body is read: a caller without a valid key learns nothing about validation.
       const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
-      const body = await parseRequest(req, deps.maxBodyBytes);
+      const body = await parseRequest(req, deps.maxBodyBytes, ChatRequestSchema);
       if (body.n != null && body.n !== 1) {
         throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", {
           code: "unsupported_value",

@@ -49,9 +49,9 @@ export interface BuiltPrompt {
 
 /**
  * Builds the prompt: system messages and the newest turns that fit in `maxBytes` (measured URL-encoded,
- * because the prompt travels in the query string). The newest user message must fit, or it is a 400.
+ * because the prompt travels in the query string). The newest user message must fit, or it is a 400 naming `param`.
  */
-export function buildPrompt(messages: readonly PromptMessage[], maxBytes: number): BuiltPrompt {
+export function buildPrompt(messages: readonly PromptMessage[], maxBytes: number, param = "messages"): BuiltPrompt {
   const lines = messages.map((m) => ({ role: m.role, text: messageText(m.content), line: promptLine(m) }));
   const keep = new Array<boolean>(lines.length).fill(false);
   let lastUser = -1;
@@ -69,7 +69,7 @@ export function buildPrompt(messages: readonly PromptMessage[], maxBytes: number
       `The last user message is too long for Emohaa: ${used} bytes URL-encoded, the limit is ${maxBytes}`,
       {
         code: "context_length_exceeded",
-        param: "messages",
+        param,
       },
     );
   }

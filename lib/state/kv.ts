@@ -1,7 +1,7 @@
-// The Deno KV backend: optimistic atomic commits (read, then commit with version checks, retried on conflict) on a
-// KV the caller opens (runtime/kv.ts), so lib/ never touches Deno.*. Wake-ups by `watch` plus a short poll.
+// The Deno KV backend: atomic commits with version checks on a KV the caller opens (runtime/kv.ts), so lib/ never
+// touches Deno.*. Leases live one per slot key, so taking and freeing one is one commit; wake-ups by `watch` + poll.
 import { jitter, Meter } from "./meter.ts";
-import { applyHealth, firstWithRoom, healthKeepMs, HEALTHY, leaseId, type LeaseSlot, live } from "./rules.ts";
+import { applyHealth, healthKeepMs, healthOrder, HEALTHY, leaseId } from "./rules.ts";
 import {
   type AccountHealth,
   checkKey,
@@ -41,7 +41,7 @@ export interface KvLike {
   getMany(keys: Key[]): Promise<KvEntryLike[]>;
   set(key: Key, value: unknown, options?: { expireIn?: number }): Promise<{ ok: boolean; versionstamp: string }>;
   delete(key: Key): Promise<void>;
-  list(selector: { prefix: Key }): AsyncIterable<KvEntryLike>;
+  list(selector: { prefix: Key }, options?: { batchSize?: number }): AsyncIterable<KvEntryLike>;
   atomic(): KvAtomicLike;
   watch(keys: Key[]): ReadableStream<KvEntryLike[]>;
   close(): void;
@@ -67,9 +67,21 @@ const ATOMIC_CHECKS_MAX = 100;
 const LOCKED_RETRIES = 30;
 
 /**
- * A store on Deno KV. Round trips: take, free, renew, reportHealth and cas read once and commit once (more only
- * on conflict); every other call is one read or one write. Every KV call is retried with jitter when a local
+ * A store on Deno KV. Leases: one key per slot, [prefix, "slot", account, 0 .. perAccount - 1], holding the lease
+ * and its expiry (enforced on every read, as KV drops expired keys late); each instance keeps the versionstamp of
+ * its own leases and a hint of what it last saw of each account (slots and health).
+ *
+ * Round trips: `take` is one commit on the first slot the hint says is free (checking that slot's version and,
+ * health-aware, the account's health version); when that check fails it reads every candidate slot (and health) in
+ * one round trip of getMany calls (10 keys each, in parallel) and commits on what it read, so 3 calls in all, and
+ * again on a conflict; when the hint says every slot is taken, one read answers null. `free` is one commit on the
+ * version this instance wrote (a listing of the account's slots first only when that version changed, e.g. a
+ * renewal from another client raced it). `renew` is one commit per 100 leases. `reportHealth` and `cas` read once
+ * and commit once; every other call is one read or one write. Every KV call is retried with jitter when a local
  * SQLite file answers `TypeError: database is locked`, up to a bound, then rejects `conflict`: never a crash.
+ *
+ * First fit is by the hint: a preferred account freed by another instance since this one last looked costs
+ * order (a later account is taken), never capacity: every commit checks the slot it takes.
  * `close()` stops this store's watcher and poll but leaves `kv` open: whoever opened it closes it.
  */
 export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
@@ -79,7 +91,8 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
   const maxConflicts = options.maxConflicts ?? 50;
   const prefix = options.prefix ?? "emohaa";
   checkPart("open", "prefix", prefix);
-  const leaseKey = (a: string): Key => [prefix, "lease", a];
+  // An account's leases: one key per slot, [prefix, "slot", account, 0 .. perAccount - 1].
+  const slotKey = (a: string, n: number): Key => [prefix, "slot", a, n];
   const healthKey = (a: string): Key => [prefix, "health", a];
   const journalKey = (
     o: string,
@@ -117,26 +130,90 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
   /** Read-modify-commit: `attempt` reads and returns an atomic operation (or a final result); retried on conflict. */
   const optimistic = async <T>(
     op: string,
-    attempt: () => Promise<{ commit: KvAtomicLike; result: T } | { result: T }>,
+    attempt: () => Promise<{ commit: KvAtomicLike; result: T; done?: (versionstamp: string) => void } | { result: T }>,
   ): Promise<T> => {
     for (let i = 0; i <= maxConflicts; i++) {
       const a = await attempt();
       if (!("commit" in a)) return a.result;
       const r = await locked(op, () => a.commit.commit());
-      if (r.ok) return a.result;
+      if (r.ok) {
+        a.done?.(r.versionstamp!);
+        return a.result;
+      }
       meter.retried();
       await jitter(Math.min(1 + i, 20));
     }
     throw new StoreError("conflict", op, `Cannot ${op}: ${maxConflicts} concurrent writers won in a row`);
   };
-  const slotsOf = (e: KvEntryLike | undefined) => (e?.value as LeaseSlot[] | null) ?? [];
-  const keepFor = (slots: readonly LeaseSlot[], t: number) => Math.max(...slots.map((s) => s[2])) - t + 1_000;
-  const putSlots = (
-    a: KvAtomicLike,
-    key: Key,
-    slots: LeaseSlot[],
-    t: number,
-  ) => (slots.length ? a.set(key, slots, { expireIn: keepFor(slots, t) }) : a.delete(key));
+  const heldOf = (e: KvEntryLike | undefined): Held | null => (e?.value as Held | null) ?? null;
+  const conflict = (op: string) =>
+    new StoreError("conflict", op, `Cannot ${op}: ${maxConflicts} concurrent writers won in a row`);
+
+  // This instance's own leases, by id, with the versionstamp of their last write: free and renew check that
+  // version in their one commit instead of reading first.
+  const mine = new Map<string, Mine>();
+  // What this instance last saw of each account (its slots, its health): a take commits on it without reading,
+  // and reads only when that commit's checks fail. A wrong hint costs a read, never capacity.
+  const hints = new Map<string, Hint>();
+  // Slots this instance's takes are committing on now (account NUL slot).
+  const pending = new Set<string>();
+  const isPending = (a: string, n: number) => pending.has(`${a}\u0000${n}`);
+  const hint = (a: string): Hint => {
+    let h = hints.get(a);
+    if (!h) {
+      if (hints.size >= 10_000) hints.clear(); // client tokens are unbounded: forget them all now and then
+      hints.set(a, h = { slots: [] });
+    }
+    return h;
+  };
+
+  /** Renews leases by reading their slots first: those not known here, or whose one-commit renewal failed. */
+  const renewByReading = async (op: string, owner: string, refs: LeaseRef[], ttlMs: number): Promise<string[]> => {
+    const lost: string[] = [];
+    let pending = refs;
+    for (let i = 0; pending.length; i++) {
+      if (i > maxConflicts) throw conflict(op);
+      if (i) {
+        meter.retried();
+        await jitter(Math.min(1 + i, 20));
+      }
+      const accounts = [...new Set(pending.map((r) => r.account))];
+      const lists = await Promise.all(
+        accounts.map((a) => locked(op, () => collect(kv.list({ prefix: [prefix, "slot", a] })))),
+      );
+      const byId = new Map(lists.flat().map((e) => [heldOf(e)?.id, e]));
+      const t = now();
+      const found: [LeaseRef, KvEntryLike][] = [];
+      for (const r of pending) {
+        const e = byId.get(r.id);
+        const held = heldOf(e);
+        if (e && held && held.owner === owner && held.exp > t) found.push([r, e]);
+        else {
+          lost.push(r.id);
+          mine.delete(r.id);
+        }
+      }
+      const failed: LeaseRef[] = [];
+      await Promise.all(
+        chunk(found, ATOMIC_CHECKS_MAX).map(async (part) => {
+          const exp = now() + ttlMs;
+          const a = kv.atomic();
+          for (const [r, e] of part) {
+            a.check({ key: e.key, versionstamp: e.versionstamp }).set(e.key, { id: r.id, owner, exp } satisfies Held, {
+              expireIn: ttlMs,
+            });
+          }
+          const res = await locked(op, () => a.commit());
+          if (!res.ok) return void failed.push(...part.map(([r]) => r));
+          for (const [r, e] of part) {
+            mine.set(r.id, { key: e.key, account: r.account, owner, versionstamp: res.versionstamp!, exp });
+          }
+        }),
+      );
+      pending = failed;
+    }
+    return lost;
+  };
 
   // Wake-ups: one watcher and one poll per store while anyone listens; the freed key's versionstamp says "new".
   const listeners = new Set<FreedListener>();
@@ -147,7 +224,9 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
     const first = seen === undefined;
     seen = e.versionstamp;
     if (first) return;
-    const account = (e.value as { account?: string } | null)?.account;
+    const freed = e.value as { account?: string; slot?: number } | null;
+    const account = freed?.account;
+    if (account !== undefined && typeof freed?.slot === "number") hint(account).slots[freed.slot] = FREE;
     for (const l of listeners) l(account);
   };
   const startWaking = async () => {
@@ -184,88 +263,199 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
 
     take(req) {
       const op = "take a lease";
-      return meter.run(op, () => {
+      return meter.run(op, async () => {
         checkPart(op, "owner", req.owner);
         for (const a of req.accounts) checkPart(op, "account", a);
-        const keys = req.accounts.map(leaseKey);
-        return optimistic(op, async () => {
-          const entries = await getMany(op, keys);
+        const ttl = req.ttlMs ?? LEASE_TTL_MS;
+        const per = req.perAccount;
+        const aware = !!req.skipCooling;
+        // Commits a lease on slot `n` of `a` if that slot is still at `slot`'s version (null: absent) and, when
+        // health-aware, the account's health still at `health`'s: null when either changed meanwhile.
+        const grant = async (a: string, n: number, slot: string | null, health: HealthHint | undefined) => {
           const t = now();
-          const i = firstWithRoom(entries.map(slotsOf), req.perAccount, t);
-          if (i < 0) return { result: null };
-          const lease: Lease = {
-            id: leaseId(req.owner),
-            account: req.accounts[i]!,
+          const lease: Lease = { id: leaseId(req.owner), account: a, owner: req.owner, expiresAt: t + ttl };
+          const key = slotKey(a, n);
+          const atomic = kv.atomic().check({ key, versionstamp: slot });
+          if (health) atomic.check({ key: healthKey(a), versionstamp: health.versionstamp });
+          const held: Held = { id: lease.id, owner: lease.owner, exp: lease.expiresAt };
+          atomic.set(key, held, { expireIn: ttl });
+          // Other takes of this instance meanwhile leave this slot alone rather than race it.
+          const pend = `${a}\u0000${n}`;
+          pending.add(pend);
+          const r = await locked(op, () => atomic.commit()).finally(() => pending.delete(pend));
+          if (!r.ok) return null;
+          mine.set(lease.id, {
+            key,
+            account: a,
             owner: req.owner,
-            expiresAt: t + (req.ttlMs ?? LEASE_TTL_MS),
-          };
-          const slots = [...live(slotsOf(entries[i]), t), [lease.id, lease.owner, lease.expiresAt] as const];
-          // Only the chosen account is checked: a preferred one that freed meanwhile costs order, never capacity.
-          const commit = putSlots(
-            kv.atomic().check({ key: keys[i]!, versionstamp: entries[i]!.versionstamp }),
-            keys[i]!,
-            slots,
-            t,
-          );
-          return { commit, result: lease };
-        });
+            versionstamp: r.versionstamp!,
+            exp: lease.expiresAt,
+          });
+          hint(a).slots[n] = { versionstamp: r.versionstamp!, exp: lease.expiresAt };
+          return health ? { ...lease, health: health.value } : lease;
+        };
+        const order = (t: number, view: (a: string) => Hint | undefined) =>
+          aware
+            ? healthOrder(req.accounts.map((a) => view(a)?.health?.value?.coolingUntil ?? 0), t).map((i) =>
+              req.accounts[i]!
+            )
+            : req.accounts;
+
+        // One round trip: commit on the first slot this instance believes free (unknown ones are taken as free).
+        const t0 = now();
+        blind: for (const a of order(t0, (x) => hints.get(x))) {
+          for (let n = 0; n < per; n++) {
+            const s = hints.get(a)?.slots[n];
+            if ((s && s.exp > t0) || isPending(a, n)) continue;
+            const health = aware ? hints.get(a)?.health ?? ABSENT : undefined;
+            const got = await grant(a, n, s?.versionstamp ?? null, health);
+            if (got) return got;
+            break blind;
+          }
+        }
+
+        // The hint was wrong, or every slot looked taken: read them all (and the health), commit on what was read.
+        for (let i = 0; i <= maxConflicts; i++) {
+          const keys = req.accounts.flatMap((a) => [
+            ...Array.from({ length: per }, (_, n) => slotKey(a, n)),
+            ...(aware ? [healthKey(a)] : []),
+          ]);
+          const entries = await getMany(op, keys);
+          const stride = per + (aware ? 1 : 0);
+          const view = new Map<string, { slots: SlotSeen[]; health?: HealthHint }>();
+          req.accounts.forEach((a, j) => {
+            const at = (n: number) => entries[j * stride + n]!;
+            const h: { slots: SlotSeen[]; health?: HealthHint } = {
+              slots: Array.from({ length: per }, (_, n) => ({
+                versionstamp: at(n).versionstamp,
+                exp: heldOf(at(n))?.exp ?? 0,
+              })),
+            };
+            if (aware) {
+              h.health = {
+                versionstamp: at(per).versionstamp,
+                value: (at(per).value as AccountHealth | null) ?? null,
+              };
+            }
+            view.set(a, h);
+            hints.set(a, h);
+          });
+          const t = now();
+          // First fit, leaving slots this instance is committing on to those takes; only when no other slot is
+          // free, race them (one of the two commits fails and reads again).
+          let a: string | undefined;
+          let n = -1;
+          for (const pass of [false, true]) {
+            a = order(t, (x) => view.get(x)).find((x) =>
+              view.get(x)!.slots.some((s, k) => s.exp <= t && (pass || !isPending(x, k)))
+            );
+            if (a !== undefined) {
+              n = view.get(a)!.slots.findIndex((s, k) => s.exp <= t && (pass || !isPending(a!, k)));
+              break;
+            }
+          }
+          if (a === undefined) return null;
+          const h = view.get(a)!;
+          const got = await grant(a, n, h.slots[n]!.versionstamp, h.health);
+          if (got) return got;
+          meter.retried();
+          await jitter(Math.min(1 + i, 20));
+        }
+        throw conflict(op);
       });
     },
 
-    free(lease: LeaseRef) {
+    free(ref: LeaseRef) {
       const op = "free a lease";
-      return meter.run(op, () =>
-        optimistic(op, async () => {
-          const key = leaseKey(lease.account);
-          const e = await locked(op, () => kv.get(key));
-          const t = now();
-          const slots = slotsOf(e);
-          const rest = slots.filter((s) => s[0] !== lease.id);
-          if (rest.length === slots.length) return { result: false };
-          const wasLive = slots.some((s) => s[0] === lease.id && s[2] > t);
-          const commit = putSlots(kv.atomic().check({ key, versionstamp: e.versionstamp }), key, live(rest, t), t).set(
-            freedKey,
-            { account: lease.account, at: t },
+      return meter.run(op, async () => {
+        const drop = async (key: Key, versionstamp: string) => {
+          const slot = key[3] as number;
+          const freed = { account: ref.account, slot, at: now() };
+          const r = await locked(
+            op,
+            () => kv.atomic().check({ key, versionstamp }).delete(key).set(freedKey, freed).commit(),
           );
-          return { commit, result: wasLive };
-        }));
+          // Once deleted (not before: a take of this instance would commit on a slot not yet free).
+          if (r.ok) hint(ref.account).slots[slot] = FREE;
+          return r;
+        };
+        // One round trip: delete the slot if it still holds the version this instance last wrote.
+        const m = mine.get(ref.id);
+        if (m && m.account === ref.account && (await drop(m.key, m.versionstamp)).ok) {
+          mine.delete(ref.id);
+          return m.exp > now();
+        }
+        // Not known here, or changed since (a renewal raced this free, or it lapsed and was taken): find it by id.
+        for (let i = 0; i <= maxConflicts; i++) {
+          const entries = await locked(op, () => collect(kv.list({ prefix: [prefix, "slot", ref.account] })));
+          const e = entries.find((x) => heldOf(x)?.id === ref.id);
+          if (!e) {
+            mine.delete(ref.id);
+            return false;
+          }
+          if ((await drop(e.key, e.versionstamp!)).ok) {
+            mine.delete(ref.id);
+            return heldOf(e)!.exp > now();
+          }
+          meter.retried();
+          await jitter(Math.min(1 + i, 20));
+        }
+        throw conflict(op);
+      });
     },
 
     renew(owner, refs, ttlMs = LEASE_TTL_MS) {
       const op = "renew leases";
-      // One atomic operation checks at most 100 keys: more accounts renew in parallel commits of 100.
-      const accounts = [...new Set(refs.map((r) => r.account))];
-      const chunks: string[][] = [];
-      for (let i = 0; i < accounts.length; i += ATOMIC_CHECKS_MAX) {
-        chunks.push(accounts.slice(i, i + ATOMIC_CHECKS_MAX));
-      }
-      const renewChunk = (chunk: string[]) =>
-        optimistic(op, async () => {
-          const entries = await getMany(op, chunk.map(leaseKey));
-          const t = now();
-          const lost: string[] = [];
-          let commit = kv.atomic();
-          chunk.forEach((a, i) => {
-            const e = entries[i]!;
-            const slots = live(slotsOf(e), t);
-            for (const r of refs.filter((r) => r.account === a)) {
-              const j = slots.findIndex((s) => s[0] === r.id && s[1] === owner);
-              if (j < 0) lost.push(r.id);
-              else slots[j] = [r.id, owner, t + ttlMs];
+      return meter.run(op, async () => {
+        const t = now();
+        const lost: string[] = [];
+        const known: [LeaseRef, Mine][] = [];
+        const slow: LeaseRef[] = [];
+        for (const r of refs) {
+          const m = mine.get(r.id);
+          if (!m || m.account !== r.account || m.owner !== owner) slow.push(r);
+          else if (m.exp <= t) {
+            lost.push(r.id);
+            mine.delete(r.id);
+          } else known.push([r, m]);
+        }
+        // One round trip per 100 leases (an atomic operation's limit of checks), in parallel.
+        await Promise.all(
+          chunk(known, ATOMIC_CHECKS_MAX).map(async (part) => {
+            const exp = now() + ttlMs;
+            const a = kv.atomic();
+            for (const [r, m] of part) {
+              a.check({ key: m.key, versionstamp: m.versionstamp }).set(
+                m.key,
+                { id: r.id, owner, exp } satisfies Held,
+                {
+                  expireIn: ttlMs,
+                },
+              );
             }
-            commit = putSlots(commit.check({ key: e.key, versionstamp: e.versionstamp }), e.key, slots, t);
-          });
-          return { commit, result: lost };
-        });
-      return meter.run(op, async () => (await Promise.all(chunks.map(renewChunk))).flat());
+            const res = await locked(op, () => a.commit());
+            if (!res.ok) return void slow.push(...part.map(([r]) => r));
+            for (const [, m] of part) Object.assign(m, { versionstamp: res.versionstamp!, exp });
+          }),
+        );
+        if (slow.length) lost.push(...(await renewByReading(op, owner, slow, ttlMs)));
+        return lost;
+      });
     },
 
     inFlight(accounts) {
       const op = "count leases";
       return meter.run(op, async () => {
-        const entries = await getMany(op, accounts.map(leaseKey));
+        // One listing of every live slot (live leases are few), rather than a read per account and slot.
+        const entries = await locked(op, () => collect(kv.list({ prefix: [prefix, "slot"] }, { batchSize: 1000 })));
         const t = now();
-        return new Map(accounts.map((a, i) => [a, live(slotsOf(entries[i]), t).length]));
+        const out = new Map(accounts.map((a) => [a, 0]));
+        for (const e of entries) {
+          const a = String(e.key[2]);
+          const n = out.get(a);
+          if (n !== undefined && (heldOf(e)?.exp ?? 0) > t) out.set(a, n + 1);
+        }
+        return out;
       });
     },
 
@@ -293,6 +483,7 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
           return {
             commit: h ? a.set(key, h, { expireIn: healthKeepMs(h, t) }) : a.delete(key),
             result: { ...(h ?? HEALTHY) },
+            done: (versionstamp: string) => (hint(account).health = h ? { versionstamp, value: h } : ABSENT),
           };
         });
       });
@@ -306,6 +497,7 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
         accounts.forEach((a, i) => {
           const v = entries[i]?.value as AccountHealth | null;
           if (v) out.set(a, v);
+          hint(a).health = { versionstamp: entries[i]?.versionstamp ?? null, value: v ?? null };
         });
         return out;
       });
@@ -429,6 +621,49 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       return Promise.resolve();
     },
   };
+}
+
+/** A lease as its slot key holds it; `exp` (epoch ms) is enforced on every read, as KV drops expired keys late. */
+interface Held {
+  id: string;
+  owner: string;
+  exp: number;
+}
+
+/** One of this instance's leases: its slot key and the versionstamp of its last write. */
+interface Mine {
+  key: Key;
+  account: string;
+  owner: string;
+  versionstamp: string;
+  exp: number;
+}
+
+/** An account's health as last seen, with its versionstamp (null: no record, healthy). */
+interface HealthHint {
+  versionstamp: string | null;
+  value: AccountHealth | null;
+}
+
+/** A slot's version and its lease's expiry (0: free). */
+interface SlotSeen {
+  versionstamp: string | null;
+  exp: number;
+}
+
+/** What an instance last saw of an account: its slots (those it saw) and its health. */
+interface Hint {
+  slots: (SlotSeen | undefined)[];
+  health?: HealthHint;
+}
+
+const FREE = Object.freeze({ versionstamp: null, exp: 0 });
+const ABSENT: HealthHint = Object.freeze({ versionstamp: null, value: null });
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 /** True for the error a local SQLite KV throws while another process holds its write lock. */

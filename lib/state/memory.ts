@@ -1,6 +1,6 @@
 // The state store of one process: plain maps, no I/O, no timers. The default, and today's behaviour.
 import { Meter } from "./meter.ts";
-import { applyHealth, firstWithRoom, HEALTHY, leaseId, type LeaseSlot, live } from "./rules.ts";
+import { applyHealth, firstWithRoom, healthOrder, HEALTHY, leaseId, type LeaseSlot, live } from "./rules.ts";
 import {
   type AccountHealth,
   checkKey,
@@ -77,14 +77,19 @@ export function memoryStore(options: MemoryStoreOptions = {}): StateStore {
         checkPart("take a lease", "owner", req.owner);
         for (const a of req.accounts) checkPart("take a lease", "account", a);
         const t = now();
-        const i = firstWithRoom(req.accounts.map((a) => slots(a)), req.perAccount, t);
+        const order = req.skipCooling
+          ? healthOrder(req.accounts.map((a) => healthOf.get(a)?.coolingUntil ?? 0), t).map((i) => req.accounts[i]!)
+          : req.accounts;
+        const i = firstWithRoom(order.map((a) => slots(a)), req.perAccount, t);
         if (i < 0) return null;
-        const account = req.accounts[i]!;
+        const account = order[i]!;
+        const h = healthOf.get(account);
         const lease: Lease = {
           id: leaseId(req.owner),
           account,
           owner: req.owner,
           expiresAt: t + (req.ttlMs ?? LEASE_TTL_MS),
+          ...(req.skipCooling ? { health: h ? { ...h } : null } : {}),
         };
         leases.set(account, [...slots(account), [lease.id, lease.owner, lease.expiresAt]]);
         return lease;

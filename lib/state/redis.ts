@@ -46,15 +46,32 @@ const KEEP =
   `local function keep(k) local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES') if top[2] then redis.call('PEXPIREAT', k, tonumber(top[2]) + 1000) end end`;
 
 const SCRIPTS = {
-  // KEYS: lease sets in preference order. ARGV: perAccount, ttlMs, lease id. -> {index (0: none), expiresAt}
+  // KEYS: lease sets in preference order, then (health-aware) their health hashes. ARGV: perAccount, ttlMs, lease
+  // id, health-aware (1/0). -> {index (0: none), expiresAt, then the taken account's c, e, f ('' when absent)}
   take: `${NOW} ${KEEP}
 local cap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i, k in ipairs(KEYS) do
+local n, order, hs = #KEYS, {}, {}
+if ARGV[4] == '1' then
+  n = #KEYS / 2
+  local later = {}
+  for i = 1, n do
+    hs[i] = redis.call('HMGET', KEYS[n + i], 'c', 'e', 'f')
+    local c = tonumber(hs[i][1]) or 0
+    if c > now then table.insert(later, {i, c}) else table.insert(order, i) end
+  end
+  table.sort(later, function(a, b) if a[2] == b[2] then return a[1] < b[1] end return a[2] < b[2] end)
+  for _, x in ipairs(later) do table.insert(order, x[1]) end
+else
+  for i = 1, n do order[i] = i end
+end
+for _, i in ipairs(order) do
+  local k = KEYS[i]
   redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
   if redis.call('ZCARD', k) < cap then
     redis.call('ZADD', k, now + ttl, ARGV[3])
     keep(k)
-    return {i, now + ttl}
+    local h = hs[i] or {}
+    return {i, now + ttl, h[1] or '', h[2] or '', h[3] or ''}
   end
 end
 return {0, now}`,
@@ -225,13 +242,20 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
         for (const a of req.accounts) checkPart("take a lease", "account", a);
         if (!req.accounts.length) return null;
         const id = leaseId(req.owner);
-        const [i, expiresAt] =
-          (await run("take", req.accounts.map(leaseKey), [req.perAccount, req.ttlMs ?? LEASE_TTL_MS, id])) as [
+        const keys = req.accounts.map(leaseKey);
+        if (req.skipCooling) keys.push(...req.accounts.map(healthKey));
+        const r =
+          (await run("take", keys, [req.perAccount, req.ttlMs ?? LEASE_TTL_MS, id, req.skipCooling ? 1 : 0])) as [
             number,
             number,
+            ...(string | number)[],
           ];
+        const [i, expiresAt] = r;
         if (!i) return null;
-        return { id, account: req.accounts[i - 1]!, owner: req.owner, expiresAt } satisfies Lease;
+        const lease: Lease = { id, account: req.accounts[i - 1]!, owner: req.owner, expiresAt };
+        if (!req.skipCooling) return lease;
+        // One round trip: the health came back with the lease.
+        return { ...lease, health: r[2] === "" ? null : parseHealth(r.slice(2)) };
       });
     },
 

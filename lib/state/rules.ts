@@ -18,6 +18,16 @@ export function firstWithRoom(
   return slotsPerAccount.findIndex((slots) => live(slots, now).length < perAccount);
 }
 
+/**
+ * The order in which a health-aware take (`TakeRequest.skipCooling`) tries accounts: those not cooling at `now` in
+ * the given order, then the cooling ones, the soonest to end first (ties in the given order). Indexes into the input.
+ */
+export function healthOrder(coolingUntil: readonly number[], now: number): number[] {
+  const idx = coolingUntil.map((_, i) => i);
+  const later = idx.filter((i) => coolingUntil[i]! > now).sort((a, b) => coolingUntil[a]! - coolingUntil[b]! || a - b);
+  return [...idx.filter((i) => coolingUntil[i]! <= now), ...later];
+}
+
 /** An account's health after `update` at `now`; null means healthy (nothing to keep). */
 export function applyHealth(prev: AccountHealth | null, update: HealthUpdate, now: number): AccountHealth | null {
   const h: AccountHealth = prev ? { ...prev } : { coolingUntil: 0, lastError: null, fails: 0 };

@@ -29,6 +29,11 @@ export interface Lease {
   readonly owner: string;
   /** When it lapses unless renewed, by the store's clock (the Redis server's, else the instance's). */
   readonly expiresAt: number;
+  /**
+   * With `TakeRequest.skipCooling`: the taken account's health as the take read it, in the same atomic step
+   * (null: healthy, no record). Absent otherwise.
+   */
+  readonly health?: AccountHealth | null;
 }
 
 /** What `free` and `renew` need of a lease. */
@@ -44,6 +49,13 @@ export interface TakeRequest {
   perAccount: number;
   /** Lease lifetime without renewal; defaults to LEASE_TTL_MS. */
   ttlMs?: number;
+  /**
+   * Health-aware: the store reads the accounts' health in the same round trip and atomic step as the take, tries
+   * the accounts not cooling first (in the given order), then the cooling ones, the soonest to end first, and
+   * returns the taken account's health in `Lease.health`. A cooldown written by any instance before the take is
+   * honoured by it: the caller needs no `readHealth` first.
+   */
+  skipCooling?: boolean;
 }
 
 /** What the pool knows of an account's health, shared by every instance. Absent means healthy. */
@@ -157,8 +169,12 @@ export interface StoreOptions {
  * The state several gateway instances share. Every method may reject with a StoreError and never waits longer
  * than the store's timeout. Keys are built from hashes and ids only: callers never pass raw tokens or text.
  *
- * Round trips (see each backend's header): Redis does every call in one; Deno KV, which has no server-side
- * scripts, reads then commits for the calls that check (take, free, renew, health updates, cas).
+ * Round trips (see each backend's header): Redis does every call in one (a Lua script where it checks). Deno KV
+ * has no server-side scripts but needs one for the lease path too: a lease lives in a key per slot, so `take` is
+ * one commit that checks the slot (and, health-aware, the account's health) is still as this instance last saw
+ * it, `free` one commit on the version it wrote, `renew` one commit per 100 leases; only when a check fails (the
+ * hint was stale: another instance took the slot, an expired lease KV has not dropped yet) does it read and commit
+ * again. Health updates and `cas` read then commit; every other call is one read or one write.
  */
 export interface StateStore {
   /** Which backend this is. */

@@ -36,7 +36,16 @@ describe("/docs in Chromium", () => {
       await page.goto(`${server.url}/docs`);
       await page.locator(".opblock").first().waitFor();
       const paths = await page.locator(".opblock-summary-path").allTextContents();
-      for (const p of ["/v1/chat/completions", "/token/check", "/v1/models", "/ping"]) {
+      for (
+        const p of [
+          "/v1/chat/completions",
+          "/v1/responses",
+          "/v1/responses/{response_id}",
+          "/token/check",
+          "/v1/models",
+          "/ping",
+        ]
+      ) {
         assert.ok(
           paths.map((x) => x.replace(/\u200b/g, "")).includes(p),
           `${p} in ${paths}`,

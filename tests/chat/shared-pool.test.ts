@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import type { Lease } from "../../lib/chat/pool.ts";
 import { SharedPool, type SharedPoolOptions } from "../../lib/chat/shared-pool.ts";
 import { ApiError } from "../../lib/http/errors.ts";
+import { kvStore } from "../../lib/state/kv.ts";
 import { memoryStore } from "../../lib/state/memory.ts";
 import type { StateStore } from "../../lib/state/store.ts";
 
@@ -25,7 +26,7 @@ function fleet(store: StateStore = memoryStore(), extra: Partial<SharedPoolOptio
       ...OPTIONS,
       store,
       owner,
-      healthTtlMs: 0,
+      viewTtlMs: 0,
       retryMs: 50,
       onError: (m) => errors.push(m),
       ...extra,
@@ -107,7 +108,7 @@ describe("SharedPool", () => {
   });
 
   it("report of a success on an account known healthy writes nothing to the store", async () => {
-    const f = fleet(memoryStore(), { healthTtlMs: 60_000 });
+    const f = fleet(memoryStore());
     try {
       const a = f.pool("a");
       (await a.acquire(["live-1"], none, never))!.release();
@@ -119,6 +120,92 @@ describe("SharedPool", () => {
       a.report("live-1", "ok");
       await sleep(5);
       assert.equal(f.store.health().calls, before + 2);
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("lending costs one store call and giving back one, for tokens never seen before too; a cooldown from elsewhere is honoured at once", async () => {
+    const f = fleet();
+    try {
+      const a = f.pool("a");
+      const b = f.pool("b");
+      for (let i = 0; i < 5; i++) {
+        // Fresh client tokens each time: no health read before the take, the take reads it.
+        const tokens = [`live-${i}-1`, `live-${i}-2`];
+        const before = f.store.health().calls;
+        const l = (await b.acquire(tokens, none, never))!;
+        assert.equal(f.store.health().calls - before, 1, "one call to lend");
+        l.release();
+        await sleep(1);
+        assert.equal(f.store.health().calls - before, 2, "one call to give back");
+      }
+      // b has just seen live-0-1 healthy; a learns it is dead: b's next take skips it, with no read of its own.
+      a.report("live-0-1", "auth");
+      await sleep(5);
+      for (let i = 0; i < 3; i++) {
+        const l = (await b.acquire(["live-0-1", "live-0-2"], none, never))!;
+        assert.equal(l.token, "live-0-2");
+        l.release();
+        await sleep(1);
+      }
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("counts show the pool as every instance sees it, read at most every viewTtlMs, and this instance's view when the store fails", async () => {
+    const store = memoryStore();
+    const f = fleet(store);
+    try {
+      const tokens = ["live-1", "live-2", "expired-1"];
+      const a = f.pool("a");
+      const b = f.pool("b", { tokens: () => tokens, viewTtlMs: 60_000 });
+      const held = (await a.acquire(["live-1"], none, never))!;
+      a.report("expired-1", "auth");
+      await sleep(5);
+      // b never lent anything nor heard of the rejection itself.
+      assert.deepEqual(await b.counts(), { healthy: 1, cooling: 1, busy: 1 });
+      held.release();
+      await sleep(5);
+      const calls = store.health().calls;
+      assert.deepEqual(await b.counts(), { healthy: 1, cooling: 1, busy: 1 }, "cached");
+      assert.equal(store.health().calls, calls, "no store call within viewTtlMs");
+      const c = f.pool("c", { tokens: () => tokens, viewTtlMs: 0 });
+      assert.deepEqual(await c.counts(), { healthy: 2, cooling: 1, busy: 0 });
+      await store.close();
+      assert.deepEqual(await c.counts(), { healthy: 2, cooling: 1, busy: 0 }, "its own view: it read the cooldown");
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("counts never wait on a store that hangs beyond its timeout: this instance's view then", async () => {
+    const hang = () => new Promise<never>(() => {});
+    // A Deno KV that accepts calls and never answers (kvStore is pure: any KvLike will do, under Bun too).
+    const kv = {
+      get: hang,
+      getMany: hang,
+      set: hang,
+      delete: hang,
+      list: () => ({ [Symbol.asyncIterator]: () => ({ next: hang }) }),
+      atomic: () => {
+        const a = { check: () => a, set: () => a, delete: () => a, commit: hang };
+        return a;
+      },
+      watch: () => new ReadableStream(),
+      close() {},
+    };
+    const f = fleet(kvStore(kv, { timeoutMs: 200 }));
+    try {
+      const p = f.pool("a", { tokens: () => ["live-1", "live-2"] });
+      const t0 = performance.now();
+      assert.deepEqual(await p.counts(), { healthy: 2, cooling: 0, busy: 0 });
+      assert.ok(performance.now() - t0 < 1_000, `answered after ${Math.round(performance.now() - t0)} ms`);
+      await assert.rejects(
+        p.acquire(["live-1"], none, never),
+        (e: unknown) => e instanceof ApiError && e.status === 503,
+      );
     } finally {
       await f.end();
     }

@@ -133,6 +133,40 @@ for (const backend of backends) {
       assert.equal(status.tokens[0].lastError, "auth");
     });
 
+    it("/metrics of an instance counts the pool as every instance sees it: another's leases busy, another's rejection cooling", async () => {
+      const id = uid();
+      const live = `live-${id}`;
+      const dead = `expired-${id}`;
+      const [one, , three] = f.servers;
+      const tokens = async () => {
+        const text = await (await fetch(`${three!.url}/metrics`)).text();
+        const n = (state: string) =>
+          Number(text.match(new RegExp(`^emohaa_tokens\\{state="${state}"\\} (\\d+)$`, "m"))![1]);
+        return { busy: n("busy"), cooling: n("cooling") };
+      };
+      // Instance 3 hears of both accounts (healthy then) and never lends either.
+      const seen = await fetch(`${three!.url}/v1/tokens/status`, {
+        headers: { authorization: `Bearer ${dead},${live}` },
+      });
+      assert.equal(seen.status, 200);
+      const before = await tokens();
+      assert.notEqual((await stream(one!.url, dead, "hi")).status, 200, "the upstream rejects the dead account");
+      const long = stream(one!.url, live, "[[pieces:60]] [[delay:50]]");
+      await eventually(() => sim.sim.state().openStreams > 0, 10_000, "the long stream");
+      // The view is cached for 2 s: within a few seconds instance 3 shows both.
+      let last = before;
+      await eventually(
+        async () => {
+          last = await tokens();
+          return last.busy === before.busy + 1 && last.cooling === before.cooling + 1;
+        },
+        8_000,
+        "instance 3's metrics to show the lease and the cooldown",
+        250,
+      );
+      assert.equal((await long).status, 200);
+    });
+
     it("kill -9 of an instance mid-stream: its lease lapses within the TTL and another instance serves the account", async () => {
       const token = `live-${uid()}`;
       const [one, two] = f.servers;

@@ -21,6 +21,8 @@ import {
   TokenCheckResponseSchema,
 } from "../../lib/http/schemas.ts";
 import { type TestApp, testApp } from "../support/app.ts";
+import { ResponseRequestSchema, ResponseSchema } from "../../lib/http/responses-schemas.ts";
+import { assertSpec } from "../support/openai-spec.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -62,6 +64,9 @@ describe("GET /openapi.json", () => {
     // Chat completions are served before the router (lib/http/completions.ts): a request proves the route exists.
     assert.equal((await app.request("/v1/chat/completions", { method: "POST" })).status, 401);
     served.push("POST /v1/chat/completions");
+    // So is POST /v1/responses (lib/http/responses.ts).
+    assert.equal((await app.request("/v1/responses", { method: "POST" })).status, 401);
+    served.push("POST /v1/responses");
     const documented = operations(doc).map(([path, method]) => `${method.toUpperCase()} ${path}`);
     assert.ok(served.length >= 4);
     assert.deepEqual([...new Set(served)].sort(), [...documented].sort());
@@ -144,12 +149,38 @@ describe("GET /openapi.json", () => {
         assert.ok(examples.length, `${method} ${path} ${status} has examples`);
         for (const e of examples) {
           ErrorSchema.parse(e.value);
-          assert.equal(e.value.error.type, new ApiError(Number(status), "x").type, `${method} ${path} ${status}`);
+          // An unknown response id is OpenAI's invalid_request_error, not the usual not_found_error.
+          const type = path.startsWith("/v1/responses") && status === "404"
+            ? "invalid_request_error"
+            : new ApiError(Number(status), "x").type;
+          assert.equal(e.value.error.type, type, `${method} ${path} ${status}`);
           count++;
         }
       }
     }
     assert.ok(count >= 8);
+  });
+
+  it("describes the Responses API with the schemas that validate it, its Response example valid by OpenAI's own document", async () => {
+    const doc = await documentOf();
+    const create = doc.paths["/v1/responses"].post;
+    assert.deepEqual(create.security, [{ bearer: [] }]);
+    assert.equal(
+      create.requestBody.content["application/json"].schema.$ref,
+      "#/components/schemas/CreateResponseRequest",
+    );
+    const ok = create.responses["200"].content;
+    assert.equal(ok["application/json"].schema.$ref, "#/components/schemas/Response");
+    assert.equal(ok["text/event-stream"].schema.$ref, "#/components/schemas/ResponseStreamEvent");
+    assert.ok(create.responses["404"] && create.responses["401"] && create.responses["502"]);
+    assert.ok(doc.paths["/v1/responses/{response_id}"].get.responses["404"]);
+    assert.ok(doc.paths["/v1/responses/{response_id}"].delete.responses["404"]);
+    for (const e of Object.values<any>(create.requestBody.content["application/json"].examples)) {
+      assert.doesNotThrow(() => ResponseRequestSchema.parse(e.value), e.summary);
+    }
+    const example = doc.components.schemas.Response.example;
+    ResponseSchema.parse(example);
+    assertSpec("Response", example);
   });
 
   it("generates TypeScript types (openapi-typescript) that a typed client compiles against, and wrong use does not", async () => {

@@ -84,6 +84,55 @@ describe("fuzz: request bodies", () => {
   });
 });
 
+const responsePart = fc.oneof(
+  fc.record({ type: fc.constantFrom("input_text", "output_text"), text: fc.string() }),
+  fc.record({ type: fc.constantFrom("input_image", "input_file", "refusal"), text: fc.anything() }),
+  fc.anything(),
+);
+const inputItem = fc.oneof(
+  fc.record(
+    {
+      type: fc.oneof(fc.constant("message"), fc.string()),
+      role: fc.oneof(fc.constantFrom("system", "developer", "user", "assistant"), fc.string()),
+      content: fc.oneof(fc.string(), fc.array(responsePart, { maxLength: 4 }), fc.anything()),
+    },
+    { requiredKeys: [] },
+  ),
+  fc.record({ type: fc.constantFrom("function_call_output", "reasoning", "item_reference"), id: fc.string() }),
+  fc.anything(),
+);
+const responseBody = fc.record(
+  {
+    model: fc.oneof(fc.string(), fc.anything()),
+    input: fc.oneof(fc.string(), fc.array(inputItem, { maxLength: 5 }), fc.anything()),
+    instructions: fc.oneof(fc.string(), fc.anything()),
+    stream: fc.oneof(fc.boolean(), fc.anything()),
+    max_output_tokens: fc.oneof(fc.integer({ min: -5, max: 50 }), fc.anything()),
+    metadata: fc.oneof(fc.dictionary(fc.string(), fc.string(), { maxKeys: 3 }), fc.anything()),
+    previous_response_id: fc.oneof(fc.string(), fc.anything()),
+    tools: fc.anything(),
+    text: fc.anything(),
+  },
+  { requiredKeys: [] },
+);
+
+describe("fuzz: Responses API bodies", () => {
+  it("any JSON body to /v1/responses gets a JSON 4xx or a success", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(responseBody, fc.jsonValue()), async (b) => {
+        const res = await t.app.request("/v1/responses", {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: "Bearer live-fuzz" },
+          body: JSON.stringify(b),
+        });
+        await assertSane(res);
+      }),
+      { numRuns: RUNS },
+    );
+    upstreamSawOnlyValidTokens();
+  });
+});
+
 describe("fuzz: Authorization header", () => {
   const entry = fc.oneof(
     fc.string(),

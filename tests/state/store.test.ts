@@ -177,6 +177,30 @@ for (const b of backends) {
       });
     });
 
+    it("a health-aware take skips accounts any client cooled, takes cooling ones last (soonest end first), and returns the health", async () => {
+      await using(b, 2, async ([s1, s2]) => {
+        const req = { owner: "i2", accounts: ["c1", "c2", "c3", "c4"], perAccount: 1, skipCooling: true };
+        const warm = await s2!.take(req); // s2 has seen c1 healthy and free
+        assert.deepEqual([warm?.account, warm?.health], ["c1", null]);
+        await s2!.free(warm!);
+        await s1!.reportHealth("c1", { kind: "cool", error: "auth", cooldownMs: 60_000 });
+        await s1!.reportHealth("c2", { kind: "cool", error: "auth", cooldownMs: 30_000 });
+        await s1!.reportHealth("c3", { kind: "note", error: "busy" });
+        const l3 = await s2!.take(req);
+        assert.equal(l3?.account, "c3", "c1 and c2 cool: the first other one");
+        assert.deepEqual(l3?.health, { coolingUntil: 0, lastError: "busy", fails: 0 });
+        assert.equal((await s2!.take(req))?.account, "c4");
+        const l2 = await s2!.take(req);
+        assert.equal(l2?.account, "c2", "then the cooling one that ends first");
+        assert.equal(l2?.health?.lastError, "auth");
+        assert.equal((await s2!.take(req))?.account, "c1");
+        assert.equal(await s2!.take(req), null);
+        // Without skipCooling, the order is the caller's and no health comes back.
+        const plain = await s1!.take({ owner: "i1", accounts: ["c5"], perAccount: 1 });
+        assert.equal(plain?.health, undefined);
+      });
+    });
+
     it("onFreed wakes a waiter on another client when a lease is freed", async () => {
       await using(b, 2, async ([s1, s2]) => {
         const lease = await s1!.take({ owner: "i1", accounts: ["w"], perAccount: 1 });
