@@ -180,7 +180,7 @@ export async function start(
     store: state,
     owner: instanceId,
     leaseTtlMs: config.state.leaseTtlMs,
-    tokens: () => serverTokens,
+    tokens: serverTokens,
     onError: (m) => logger.error(m),
   });
   const shutdown = new AbortController();
