@@ -6,6 +6,7 @@ import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts
 import { type Pool, TokenPool } from "./chat/pool.ts";
 import { type SharedJournal, sharedJournal } from "./chat/shared-journal.ts";
 import { SharedPool } from "./chat/shared-pool.ts";
+import { Threads } from "./chat/threads.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import { parseTokenList } from "./list.ts";
@@ -67,6 +68,8 @@ export interface Gateway {
   /** The chat use case's parts (bench/reference.ts drives them without the HTTP edge). */
   chat: ChatDeps;
   conversations: Conversations;
+  /** Conversations kept between turns (native multi-turn); absent with CONTINUE_CONVERSATIONS=false. */
+  threads?: Threads;
   /** TokenPool with STATE=memory; SharedPool over the state store with kv or redis. */
   pool: Pool;
   metrics: Metrics;
@@ -204,6 +207,20 @@ export async function start(
     shutdown: shutdown.signal,
     onFirstPiece: (s) => metrics.firstPiece(s),
   };
+  // Native multi-turn: conversations kept between turns, found by transcript digest in the state store.
+  const threads = config.continuation.enabled
+    ? new Threads({
+      store: state,
+      conversations,
+      owner: instanceId,
+      idleMs: config.continuation.idleMs,
+      clock: systemClock,
+      id: runtime.id,
+      sharedJournal: fleet !== undefined,
+      shutdown: shutdown.signal,
+      onError: (err) => logger.error(`kept conversations: state store call failed (${err instanceof Error ? err.name : "error"})`),
+    })
+    : undefined;
   const auth = createAuth({
     serverTokens: config.serverTokens ? () => serverTokens : undefined,
     apiKeys: config.apiKeys,
@@ -223,6 +240,7 @@ export async function start(
     metrics,
     tokenCheckLimit: config.tokenCheckLimit,
     trustProxy: config.trustProxy,
+    threads,
     now: runtime.now,
     id: runtime.id,
   });
@@ -253,6 +271,7 @@ export async function start(
     flushLogs: lines.flush,
     chat,
     conversations,
+    threads,
     pool,
     metrics,
     shutdown,

@@ -24,6 +24,11 @@ export interface ReplyContext {
   prompt: string;
   /** Loading (in parallel with the upstream's answer) when usage must be counted; awaited only then. */
   tokenizer?: Promise<Tokenizer>;
+  /**
+   * Told the whole text the client receives, once the reply ended well and before the reply is closed (and the
+   * stream's last frames sent): native multi-turn keeps the conversation here (lib/chat/turn.ts). Never throws.
+   */
+  onComplete?: (content: string) => Promise<void>;
 }
 
 // A cutter that counts tokens is given a long piece a slice at a time; each push also costs a call's overhead.
@@ -107,6 +112,7 @@ export async function collectCompletion(ctx: ReplyContext) {
   let finish: FinishReason;
   try {
     finish = await pump(ctx, (t) => parts.push(t));
+    await ctx.onComplete?.(parts.join(""));
   } finally {
     ctx.reply.close();
   }
@@ -129,7 +135,7 @@ export interface StreamOptions {
 export function streamCompletion(ctx: ReplyContext, options: StreamOptions): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const frame = contentFramer(ctx.head);
-  const parts: string[] | undefined = options.includeUsage ? [] : undefined;
+  const parts: string[] | undefined = options.includeUsage || ctx.onComplete ? [] : undefined;
   const loaded = whenLoaded(ctx);
   let ended = false;
   let lastWrite = Date.now();
@@ -184,8 +190,10 @@ export function streamCompletion(ctx: ReplyContext, options: StreamOptions): Rea
             parts?.push(t);
             send(frame(t));
           });
+          // Before the last frames: a client that sends its next turn at once finds this one kept.
+          if (ctx.onComplete) await ctx.onComplete(parts!.join(""));
           ctx.reply.close();
-          const counting = parts && usage(ctx, loaded, parts.join(""));
+          const counting = options.includeUsage && usage(ctx, loaded, parts!.join(""));
           const counted = counting instanceof Promise ? await counting : counting;
           corked ??= "";
           send(dataFrame(deltaChunk(ctx.head, {}, finish)));

@@ -4,7 +4,18 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { ChatDeps } from "../chat/reply.ts";
-import { CHAT_PATH, completionsHandler, type Edge, isCompletionsRequest, MODEL } from "./completions.ts";
+import {
+  CHAT_PATH,
+  completionsHandler,
+  CONTINUATION_HEADER,
+  CONVERSATION_HEADER,
+  type Edge,
+  isCompletionsRequest,
+  MODEL,
+  NEW_CONVERSATION_HEADER,
+} from "./completions.ts";
+import { conversationRoutes } from "./conversations.ts";
+import type { Threads } from "../chat/threads.ts";
 import type { EmohaaClient } from "../upstream/emohaa.ts";
 import { UpstreamError } from "../upstream/errors.ts";
 import {
@@ -63,6 +74,8 @@ export interface AppDeps {
   tokenCheckLimit?: { perMinute: number; burst: number };
   /** Take the client's address from X-Forwarded-For's last entry (behind one reverse proxy). */
   trustProxy?: boolean;
+  /** Kept conversations (native multi-turn); absent when CONTINUE_CONVERSATIONS=false. */
+  threads?: Threads;
 }
 
 /** What the runtime tells about a request besides the request itself: `app.fetch(req, info)` (runtime/serve.ts). */
@@ -96,6 +109,12 @@ const chatRoute = createRoute({
     "the upstream request; the Emohaa conversation is deleted in every case.",
   security: [{ bearer: [] }],
   request: {
+    headers: z.object({
+      [NEW_CONVERSATION_HEADER]: z.enum(["1", "true"]).optional().openapi({
+        description: "Start a fresh Emohaa conversation with the merged history, even when the history continues a " +
+          "kept one (native multi-turn)",
+      }),
+    }),
     body: {
       required: true,
       content: { "application/json": { schema: ChatRequestSchema, examples: chatRequestExamples } },
@@ -103,6 +122,19 @@ const chatRoute = createRoute({
   },
   responses: {
     200: {
+      headers: {
+        [CONVERSATION_HEADER]: {
+          description: "The kept Emohaa conversation this reply belongs to: its next turn (this history plus the " +
+            "reply plus new user messages) continues it; `DELETE /v1/conversations/{handle}` ends it",
+          schema: { type: "string", example: "conv-3f2a9c0d1e7b4a6f8c5d2e1f0a9b8c7d" },
+        },
+        [CONTINUATION_HEADER]: {
+          description: "`continued`: only the new messages were sent, on the kept conversation; `new`: a fresh one; " +
+            "`fresh-after-busy` / `fresh-after-error`: the kept one's account stayed busy past the queue timeout, or " +
+            "Emohaa lost it, so the merged history went to a fresh one; `off`: CONTINUE_CONVERSATIONS=false",
+          schema: { type: "string", enum: ["new", "continued", "fresh-after-busy", "fresh-after-error", "off"] },
+        },
+      },
       description: "The completion as JSON, or with `stream: true` an event stream: one `data:` line of JSON per chunk",
       content: {
         "application/json": { schema: CompletionSchema },
@@ -408,6 +440,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     }, 200);
   });
 
+  conversationRoutes(app, deps);
+
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", bearerScheme);
 
   app.doc31("/openapi.json", documentConfig);
@@ -457,7 +491,7 @@ function badHost(req: Request, edge: Edge): Response {
   return new Response(JSON.stringify(error.toJSON()), { status: 400, headers });
 }
 
-const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-should-retry"];
+const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-should-retry", CONVERSATION_HEADER, CONTINUATION_HEADER];
 const corsOrigins = (setting: string) => (setting === "*" ? "*" : setting.split(",").map((s) => s.trim()));
 
 /** Request ids, CORS headers and error rendering, shared by the router and the completions hot path. */

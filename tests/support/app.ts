@@ -29,6 +29,8 @@ export interface TestAppOptions {
   tokenCheckLimit?: { perMinute: number; burst: number };
   /** The tokenizer loader (default: the real one). */
   tokenizer?: () => Promise<Tokenizer>;
+  /** Keep conversations between turns (CONTINUE_CONVERSATIONS; default false here: most tests count deletions). */
+  continueConversations?: boolean;
 }
 
 /**
@@ -39,7 +41,14 @@ export async function testApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const sim = createSimulator();
   const logs: string[] = [];
   let n = 0;
-  const env = { EMOHAA_BASE_URL: "http://sim/echo-prod", UPSTREAM_CLIENT: "fetch", LOG_LEVEL: "debug", JOURNAL: "off" };
+  // Conversations are deleted after each reply unless a test asks to keep them (native multi-turn).
+  const env = {
+    EMOHAA_BASE_URL: "http://sim/echo-prod",
+    UPSTREAM_CLIENT: "fetch",
+    LOG_LEVEL: "debug",
+    JOURNAL: "off",
+    CONTINUE_CONVERSATIONS: String(opts.continueConversations ?? false),
+  };
   const g = await start(env, { ...runtimeParts(env), fetch: simFetch(sim), id: () => `t${++n}` }, {
     config: (c) => ({
       ...c,
