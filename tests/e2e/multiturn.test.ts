@@ -181,12 +181,21 @@ describe("native multi-turn", () => {
       const a = sdk(server.url, "live-mtshared");
       const b = sdk(server.url, "live-mtshared");
       const first: Message = { role: "user", content: "S1 你好" };
+      const cidOfLastTurn = () => `conv-${sim.sim.state().created}-`;
       const ra = await turn(a, [first]);
+      const aliceCid = cidOfLastTurn();
       const rb = await turn(b, [first]);
+      const bobCid = cidOfLastTurn();
       assert.equal(ra.text, rb.text);
       const a2 = await turn(a, [first, { role: "assistant", content: ra.text }, { role: "user", content: "S2-alice" }]);
       const b2 = await turn(b, [first, { role: "assistant", content: rb.text }, { role: "user", content: "S2-bob" }]);
       assert.notEqual(a2.handle, b2.handle);
+      assert.notEqual(a2.handle, rb.handle, "Alice's turn 2 went into Bob's conversation");
+      assert.notEqual(b2.handle, ra.handle, "Bob's turn 2 went into Alice's conversation");
+      const heard = (prefix: string) =>
+        Object.entries(sim.sim.state().promptsOf).find(([c]) => c.startsWith(prefix))![1].join("\n");
+      assert.ok(!heard(bobCid).includes("alice"), "Bob's conversation heard Alice");
+      assert.ok(!heard(aliceCid).includes("bob"), "Alice's conversation heard Bob");
       // And when one already moved on: the other's same first exchange does not lead into its conversation.
       const ra3 = await turn(a, [
         first,
