@@ -218,7 +218,8 @@ export async function start(
       id: runtime.id,
       sharedJournal: fleet !== undefined,
       shutdown: shutdown.signal,
-      onError: (err) => logger.error(`kept conversations: state store call failed (${err instanceof Error ? err.name : "error"})`),
+      onError: (err) =>
+        logger.error(`kept conversations: state store call failed (${err instanceof Error ? err.name : "error"})`),
     })
     : undefined;
   const auth = createAuth({

@@ -106,7 +106,9 @@ const chatRoute = createRoute({
   description:
     "Sends the conversation to Emohaa as one prompt and answers like OpenAI. With `stream: true` the answer is a " +
     "`text/event-stream` of `ChatCompletionChunk` frames ending with `data: [DONE]`. A client that disconnects cancels " +
-    "the upstream request; the Emohaa conversation is deleted in every case.",
+    "the upstream request. The Emohaa conversation is deleted, or kept for the next turn when the client received " +
+    "the reply whole: a later history that is this one plus the reply plus new user messages sends only the new " +
+    "messages on it (native multi-turn; `x-emohaa-conversation` names it, `CONTINUE_CONVERSATIONS` turns it off).",
   security: [{ bearer: [] }],
   request: {
     headers: z.object({

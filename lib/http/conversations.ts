@@ -35,7 +35,10 @@ const endRoute = createRoute({
   },
   responses: {
     200: { description: "Ended", content: { "application/json": { schema: DeletedSchema } } },
-    404: { description: "No such conversation for this caller", content: { "application/json": { schema: ErrorSchema } } },
+    404: {
+      description: "No such conversation for this caller",
+      content: { "application/json": { schema: ErrorSchema } },
+    },
     ...errorResponses(401),
   },
 });
