@@ -282,7 +282,25 @@ export class Threads {
     this.held.delete(handle);
     this.o.clock.clearTimeout(here.timer);
     if (deleteUpstream) void this.o.conversations.delete(here.token, here.cid);
-    void this.o.store.delete(recordKey(handle)).catch(this.o.onError);
+    void this.o.store.set(recordKey(handle), this.tomb(here.cid), { expireInMs: this.ttlMs }).catch(this.o.onError);
+  }
+
+  /**
+   * What a record becomes once its conversation is deleted: an instance that held it earlier and still counts it
+   * then lets it go instead of deleting it a second time.
+   */
+  private tomb(cid: string): ThreadRecord {
+    return {
+      cid,
+      index: -1,
+      hash: "",
+      owner: this.o.owner,
+      scope: "",
+      digest: "",
+      busy: false,
+      ended: true,
+      idleUntil: 0,
+    };
   }
 
   /**
@@ -343,7 +361,9 @@ export class Threads {
       return;
     }
     if (r && !now && r.value.idleUntil > clock.now() + 5) return this.arm(handle, r.value.idleUntil - clock.now());
-    if (r && (await store.cas(recordKey(handle), r.version, null)) === false) {
+    if (
+      r && (await store.cas(recordKey(handle), r.version, this.tomb(here.cid), { expireInMs: this.ttlMs })) === false
+    ) {
       if (!now) this.arm(handle, 50);
       return;
     }

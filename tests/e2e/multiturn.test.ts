@@ -318,6 +318,7 @@ describe("kept conversations and process ends", { skip: !signalsApply && "no pro
 });
 
 const REDIS_URL = process.env.REDIS_URL;
+const run = crypto.randomUUID().slice(0, 8);
 
 describe("native multi-turn across instances", { skip: !REDIS_URL && "REDIS_URL is not set" }, () => {
   it("two instances on Redis alternate turns on one conversation; both stopping leaves none", async () => {
@@ -325,7 +326,8 @@ describe("native multi-turn across instances", { skip: !REDIS_URL && "REDIS_URL 
       EMOHAA_BASE_URL: sim.baseUrl,
       ...KEEP,
       STATE: REDIS_URL!,
-      EMOHAA_TOKENS: "live-mtr1,live-mtr2",
+      // Fresh per run: a shared Redis keeps the tombstones of an earlier run's transcripts (they are never kept twice).
+      EMOHAA_TOKENS: `live-mtr1-${run},live-mtr2-${run}`,
       API_KEYS: "key-mtr",
     };
     const servers: RunningServer[] = await Promise.all([startServer(env), startServer(env)]);
@@ -340,6 +342,9 @@ describe("native multi-turn across instances", { skip: !REDIS_URL && "REDIS_URL 
         sent.push(`user:${content}`);
         m.push({ role: "user", content });
         const r = await turn(clients[i % 2]!, m, i % 3 === 0);
+        if (r.continuation !== (i === 1 ? "new" : "continued")) {
+          console.log(servers.map((s) => s.output()).join("\n-----\n"), JSON.stringify(sim.sim.state().promptsOf));
+        }
         assert.equal(r.continuation, i === 1 ? "new" : "continued", `turn ${i}`);
         m.push({ role: "assistant", content: r.text });
       }
@@ -349,6 +354,9 @@ describe("native multi-turn across instances", { skip: !REDIS_URL && "REDIS_URL 
       assert.equal(sim.sim.state().open, open + 1);
       // The instance that answered last holds it; the other lets it go: both stopping deletes it exactly once.
       assert.deepEqual(await Promise.all(servers.map((s) => s.kill("SIGTERM"))), [0, 0]);
+      if (sim.sim.state().open !== open || sim.sim.state().badDeletes !== badDeletes) {
+        console.log(servers.map((s) => s.output()).join("\n-----\n"), sim.sim.state().badDeletes, badDeletes);
+      }
       assert.equal(sim.sim.state().open, open);
       assert.equal(sim.sim.state().badDeletes, badDeletes);
     } finally {
