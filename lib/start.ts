@@ -17,7 +17,7 @@ import { loadTokenizer } from "./openai/tokenizer.ts";
 import type { Tokenizer } from "./openai/translate.ts";
 import { createEmohaaClient } from "./upstream/emohaa.ts";
 import { createHttp1Fetch, type Dial, type FetchLike } from "./upstream/http1.ts";
-import type { StateStore } from "./state/store.ts";
+import { type StateStore, StoreError } from "./state/store.ts";
 
 /**
  * What differs per runtime, handed in by the entry (runtime/parts.ts gives the usual ones): lib/ reads no
@@ -219,7 +219,11 @@ export async function start(
       sharedJournal: fleet !== undefined,
       shutdown: shutdown.signal,
       onError: (err) =>
-        logger.error(`kept conversations: state store call failed (${err instanceof Error ? err.name : "error"})`),
+        logger.error(
+          `kept conversations: state store call failed (${
+            err instanceof StoreError ? `${err.op}: ${err.code}` : err instanceof Error ? err.name : "error"
+          }); the next turn starts afresh`,
+        ),
     })
     : undefined;
   const auth = createAuth({

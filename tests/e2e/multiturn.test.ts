@@ -326,6 +326,8 @@ describe("native multi-turn across instances", { skip: !REDIS_URL && "REDIS_URL 
       EMOHAA_BASE_URL: sim.baseUrl,
       ...KEEP,
       STATE: REDIS_URL!,
+      // A loaded test machine: a store call that times out would (rightly) start the next turn afresh.
+      STATE_TIMEOUT_MS: "10000",
       // Fresh per run: a shared Redis keeps the tombstones of an earlier run's transcripts (they are never kept twice).
       EMOHAA_TOKENS: `live-mtr1-${run},live-mtr2-${run}`,
       API_KEYS: "key-mtr",
