@@ -344,9 +344,6 @@ describe("native multi-turn across instances", { skip: !REDIS_URL && "REDIS_URL 
         sent.push(`user:${content}`);
         m.push({ role: "user", content });
         const r = await turn(clients[i % 2]!, m, i % 3 === 0);
-        if (r.continuation !== (i === 1 ? "new" : "continued")) {
-          console.log(servers.map((s) => s.output()).join("\n-----\n"), JSON.stringify(sim.sim.state().promptsOf));
-        }
         assert.equal(r.continuation, i === 1 ? "new" : "continued", `turn ${i}`);
         m.push({ role: "assistant", content: r.text });
       }
@@ -356,9 +353,6 @@ describe("native multi-turn across instances", { skip: !REDIS_URL && "REDIS_URL 
       assert.equal(sim.sim.state().open, open + 1);
       // The instance that answered last holds it; the other lets it go: both stopping deletes it exactly once.
       assert.deepEqual(await Promise.all(servers.map((s) => s.kill("SIGTERM"))), [0, 0]);
-      if (sim.sim.state().open !== open || sim.sim.state().badDeletes !== badDeletes) {
-        console.log(servers.map((s) => s.output()).join("\n-----\n"), sim.sim.state().badDeletes, badDeletes);
-      }
       assert.equal(sim.sim.state().open, open);
       assert.equal(sim.sim.state().badDeletes, badDeletes);
     } finally {
