@@ -37,7 +37,19 @@ const endRoute = createRoute({
     200: { description: "Ended", content: { "application/json": { schema: DeletedSchema } } },
     404: {
       description: "No such conversation for this caller",
-      content: { "application/json": { schema: ErrorSchema } },
+      content: {
+        "application/json": {
+          schema: ErrorSchema,
+          examples: {
+            gone: {
+              summary: "Already ended, deleted when idle, never kept, or not this caller's",
+              value: new ApiError(404, "No conversation conv-3f2a9c0d1e7b4a6f8c5d2e1f0a9b8c7d to end", {
+                code: "not_found",
+              }).toJSON(),
+            },
+          },
+        },
+      },
     },
     ...errorResponses(401),
   },
