@@ -152,11 +152,10 @@ export class Threads {
       const p = await store.get<Pointer>(key);
       if (!p || !("handle" in p.value)) return undefined;
       // Consumed, not deleted: the same transcript kept again later (a regenerated reply that came out the same)
-      // must not become continuable by whoever sent it first.
-      if ((await store.cas<Pointer>(key, p.version, { consumed: true }, { expireInMs: this.ttlMs })) === false) {
-        return undefined;
-      }
-      return await this.take(p.value.handle, tokens, (r) => r.scope === scope && r.digest === digest);
+      // must not become continuable by whoever sent it first. Consumed only once the record was found usable.
+      const consume = async () =>
+        (await store.cas<Pointer>(key, p.version, { consumed: true }, { expireInMs: this.ttlMs })) !== false;
+      return await this.take(p.value.handle, tokens, (r) => r.scope === scope && r.digest === digest, consume);
     } catch (err) {
       this.o.onError(err);
       return undefined;
@@ -172,7 +171,8 @@ export class Threads {
       const claimed = await this.take(handle, tokens, () => true);
       if (claimed) {
         const r = await this.o.store.get<ThreadRecord>(recordKey(handle));
-        if (r) await this.o.store.delete(pointerKey(r.value.scope, r.value.digest));
+        const consumed: Pointer = { consumed: true };
+        if (r) await this.o.store.set(pointerKey(r.value.scope, r.value.digest), consumed, { expireInMs: this.ttlMs });
       }
       return claimed;
     } catch (err) {
@@ -185,12 +185,14 @@ export class Threads {
     handle: string,
     tokens: readonly string[],
     fits: (r: ThreadRecord) => boolean,
+    consume?: () => Promise<boolean>,
   ): Promise<Claimed | undefined> {
     const { store, clock, owner } = this.o;
     const r = await store.get<ThreadRecord>(recordKey(handle));
     if (!r || r.value.ended || r.value.busy || !fits(r.value)) return undefined;
     const token = findToken(tokens, r.value.index, r.value.hash);
     if (!token) return undefined;
+    if (consume && !(await consume())) return undefined;
     const taken: ThreadRecord = { ...r.value, owner, busy: true, idleUntil: clock.now() + this.o.idleMs };
     const version = await store.cas(recordKey(handle), r.version, taken, { expireInMs: this.ttlMs });
     if (version === false || version === null) return undefined;

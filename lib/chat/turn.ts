@@ -23,6 +23,13 @@ export interface TurnRequest {
   messages: readonly PromptMessage[];
   /** The client asked for a fresh conversation (`x-emohaa-new-conversation`). */
   fresh: boolean;
+  /**
+   * Continue this kept conversation by its handle (e.g. a Responses API `previous_response_id`): `messages` are then
+   * only the new input, sent as they are. There is no history to fall back on: a conversation that is gone, not the
+   * caller's, busy past the queue timeout or refused by Emohaa is an error (404 `conversation_not_found`, or the
+   * failure itself), never a silent fresh start.
+   */
+  handle?: string;
   promptMaxBytes: number;
   signal: AbortSignal;
   holdMs: number;
@@ -53,6 +60,7 @@ export async function openTurn(deps: ChatDeps, threads: Threads | undefined, req
     const opened = await openReply(deps, req.tokens, merged, req.signal, req.holdMs, req.onAttempt);
     return { ...opened, prompt: merged, continuation: "off", complete: async () => {} };
   }
+  if (req.handle !== undefined) return await continueHandle(deps, threads, req, req.handle, merged);
   let continuation: Continuation = "new";
   const split = req.fresh ? undefined : splitContinuation(req.messages);
   const claimed = split && (await threads.claim(req.scope, req.tokens, transcriptDigest(req.model, split.transcript)));
@@ -73,6 +81,30 @@ export async function openTurn(deps: ChatDeps, threads: Threads | undefined, req
   const handle = threads.newHandle();
   const opened = await openReply(deps, req.tokens, merged, req.signal, req.holdMs, req.onAttempt);
   return turnOf(threads, req, opened, merged, continuation, handle);
+}
+
+/** A turn on a conversation named by its handle (see `TurnRequest.handle`). */
+async function continueHandle(
+  deps: ChatDeps,
+  threads: Threads,
+  req: TurnRequest,
+  handle: string,
+  prompt: string,
+): Promise<Turn> {
+  const claimed = await threads.claimHandle(handle, req.tokens);
+  if (!claimed) {
+    throw new ApiError(404, `No conversation ${handle} to continue: it ended, or it is answering another turn`, {
+      code: "conversation_not_found",
+    });
+  }
+  try {
+    req.onAttempt?.(1);
+    const opened = await continueReply(deps, claimed, prompt, req.signal, req.holdMs);
+    return turnOf(threads, req, opened, prompt, "continued", handle, claimed);
+  } catch (err) {
+    threads.forget(handle, err instanceof ApiError && err.code === "accounts_busy");
+    throw err;
+  }
 }
 
 function turnOf(

@@ -9,6 +9,8 @@ import { simFetch } from "./sim.ts";
 
 export interface TestApp {
   app: Gateway["app"];
+  /** Every part, as lib/start.ts built them. */
+  gateway: Gateway;
   sim: Simulator;
   conversations: Gateway["conversations"];
   pool: Gateway["pool"];
@@ -69,6 +71,7 @@ export async function testApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const { app, conversations, pool, metrics } = g;
   return {
     app,
+    gateway: g,
     sim,
     conversations,
     pool,
