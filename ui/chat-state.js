@@ -52,9 +52,11 @@ export function chatReducer(state, action) {
       return updateReply(state, action.exchange, { content: action.content });
     case "done": {
       const { content, ttftMs, totalMs, usage } = action;
-      const continuation = action.continuation ?? null;
+      // How the turn relates to a kept conversation (native multi-turn), when the server said.
+      const fields = { content, state: "done", ttftMs, totalMs, usage };
+      if (action.continuation) fields.continuation = action.continuation;
       return settle(
-        updateReply(state, action.exchange, { content, state: "done", ttftMs, totalMs, usage, continuation }),
+        updateReply(state, action.exchange, fields),
         action.exchange,
       );
     }

@@ -210,10 +210,31 @@ describe("native multi-turn", () => {
       assert.notEqual(c2.handle, a2.handle);
       for (const prompts of Object.values(sim.sim.state().promptsOf)) {
         const whose = new Set(
-          prompts.flatMap((p) => ["alice", "bob", "carol"].filter((who) => p.includes(`-${who}`))),
+          prompts.flatMap((p) => ["alice", "bob", "carol", "eve", "frank"].filter((who) => p.includes(`-${who}`))),
         );
         assert.ok(whose.size <= 1, `one conversation heard ${[...whose].join(" and ")}`);
       }
+      // One key, two end users named by `user`: each continues its own, though their words and replies are equal.
+      const named = sdk(server.url, "live-mtnamed");
+      const handles: (string | null)[] = [];
+      for (const user of ["eve", "frank"]) {
+        const r1: OpenAI.ChatCompletion = await named.chat.completions.create({
+          model: "emohaa",
+          user,
+          messages: [first],
+        });
+        const text: string = r1.choices[0]!.message.content!;
+        const { response }: { response: Response } = await named.chat.completions
+          .create({
+            model: "emohaa",
+            user,
+            messages: [first, { role: "assistant", content: text }, { role: "user", content: `S2-${user}` }],
+          })
+          .withResponse();
+        assert.equal(response.headers.get("x-emohaa-continuation"), "continued", user);
+        handles.push(response.headers.get("x-emohaa-conversation"));
+      }
+      assert.notEqual(handles[0], handles[1]);
       // Two bearers never even look at each other's transcripts.
       const d = sdk(server.url, "live-mtother");
       const rd = await turn(d, [first]);
