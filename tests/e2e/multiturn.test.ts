@@ -263,6 +263,46 @@ describe("native multi-turn", () => {
     }
   });
 
+  it("a busy account: the next turn waits for it, and after QUEUE_TIMEOUT_MS starts afresh and says so", async () => {
+    const server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, ...KEEP, QUEUE_TIMEOUT_MS: "1500" });
+    try {
+      const tokens = ["live-mtbusy1", "live-mtbusy2"];
+      const client = sdk(server.url, tokens.join(","));
+      const calls = () => tokens.map((t) => sim.sim.state().callsByToken[t] ?? 0);
+      const m: Message[] = [{ role: "user", content: "B1" }];
+      const before = calls();
+      const r = await turn(client, m);
+      m.push({ role: "assistant", content: r.text });
+      // The account the conversation lives on, and a stream that keeps it busy for a while.
+      const account = tokens[calls().findIndex((n, i) => n > before[i]!)]!;
+      // Resolves once the stream is open, with its end to await (a bare promise would be awaited through).
+      const occupy = async (ms: number) => {
+        const done = turn(sdk(server.url, account), [{ role: "user", content: `[[pieces:10]][[delay:${ms / 10}]]` }]);
+        await eventually(() => sim.sim.state().openStreams > 0, 5000, "busy");
+        return { done };
+      };
+
+      // Busy for less than the queue timeout: the turn waits for that one account, then continues.
+      let busy = await occupy(600);
+      m.push({ role: "user", content: "B2" });
+      const waited = await turn(client, m);
+      await busy.done;
+      assert.equal(waited.continuation, "continued");
+      m.push({ role: "assistant", content: waited.text });
+
+      // Busy for longer: after the queue timeout the merged history goes to a fresh conversation.
+      busy = await occupy(4000);
+      m.push({ role: "user", content: "B3" });
+      const fresh = await turn(client, m);
+      assert.equal(fresh.continuation, "fresh-after-busy");
+      assert.notEqual(fresh.handle, r.handle);
+      await busy.done;
+      assertNoRepeats(["B1", "B2", "B3"]);
+    } finally {
+      await server.kill();
+    }
+  });
+
   it("a continuation that finds its conversation gone falls back once to the merged prompt", async () => {
     const server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, ...KEEP });
     try {
