@@ -8,6 +8,7 @@ import OpenAI from "openai";
 import { sign } from "../../lib/upstream/emohaa.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
+import { runtimeName } from "../../runtime/serve.ts";
 
 type Message = OpenAI.ChatCompletionMessageParam;
 
@@ -381,43 +382,54 @@ describe("kept conversations and process ends", { skip: !signalsApply && "no pro
 const REDIS_URL = process.env.REDIS_URL;
 const run = crypto.randomUUID().slice(0, 8);
 
-describe("native multi-turn across instances", { skip: !REDIS_URL && "REDIS_URL is not set" }, () => {
-  it("two instances on Redis alternate turns on one conversation; both stopping leaves none", async () => {
-    const env = {
-      EMOHAA_BASE_URL: sim.baseUrl,
-      ...KEEP,
-      STATE: REDIS_URL!,
-      // A loaded test machine: a store call that times out would (rightly) start the next turn afresh.
-      STATE_TIMEOUT_MS: "10000",
-      // Fresh per run: a shared Redis keeps the tombstones of an earlier run's transcripts (they are never kept twice).
-      EMOHAA_TOKENS: `live-mtr1-${run},live-mtr2-${run}`,
-      API_KEYS: "key-mtr",
-    };
-    const servers: RunningServer[] = await Promise.all([startServer(env), startServer(env)]);
-    try {
-      const clients = servers.map((s) => sdk(s.url, "key-mtr"));
-      const since = sim.sim.state().created;
-      const { open, badDeletes } = sim.sim.state();
-      const m: Message[] = [];
-      const sent: string[] = [];
-      for (let i = 1; i <= 6; i++) {
-        const content = `R${i} ${say(i)}`;
-        sent.push(`user:${content}`);
-        m.push({ role: "user", content });
-        const r = await turn(clients[i % 2]!, m, i % 3 === 0);
-        assert.equal(r.continuation, i === 1 ? "new" : "continued", `turn ${i}`);
-        m.push({ role: "assistant", content: r.text });
+const backends = [
+  { name: "Redis", skip: !REDIS_URL && "REDIS_URL is not set", state: () => REDIS_URL! },
+  {
+    name: "Deno KV (one local file)",
+    skip: runtimeName() !== "deno" && "Deno KV runs under Deno only",
+    state: () => `kv:${join(mkdtempSync(join(tmpdir(), "emohaa-mt-kv-")), "state.sqlite")}`,
+  },
+];
+
+for (const backend of backends) {
+  describe(`native multi-turn across instances: ${backend.name}`, { skip: backend.skip }, () => {
+    it("two instances alternate turns on one conversation; both stopping leaves none", async () => {
+      const env = {
+        EMOHAA_BASE_URL: sim.baseUrl,
+        ...KEEP,
+        STATE: backend.state(),
+        // A loaded test machine: a store call that times out would (rightly) start the next turn afresh.
+        STATE_TIMEOUT_MS: "10000",
+        // Fresh per run: a shared Redis keeps the tombstones of an earlier run's transcripts (they are never kept twice).
+        EMOHAA_TOKENS: `live-mtr1-${run},live-mtr2-${run}`,
+        API_KEYS: "key-mtr",
+      };
+      const servers: RunningServer[] = await Promise.all([startServer(env), startServer(env)]);
+      try {
+        const clients = servers.map((s) => sdk(s.url, "key-mtr"));
+        const since = sim.sim.state().created;
+        const { open, badDeletes } = sim.sim.state();
+        const m: Message[] = [];
+        const sent: string[] = [];
+        for (let i = 1; i <= 6; i++) {
+          const content = `R${i} ${say(i)}`;
+          sent.push(`user:${content}`);
+          m.push({ role: "user", content });
+          const r = await turn(clients[i % 2]!, m, i % 3 === 0);
+          assert.equal(r.continuation, i === 1 ? "new" : "continued", `turn ${i}`);
+          m.push({ role: "assistant", content: r.text });
+        }
+        const cids = cidsSince(since);
+        assert.equal(cids.length, 1);
+        assert.deepEqual(sim.sim.state().promptsOf[cids[0]!], sent);
+        assert.equal(sim.sim.state().open, open + 1);
+        // The instance that answered last holds it; the other lets it go: both stopping deletes it exactly once.
+        assert.deepEqual(await Promise.all(servers.map((s) => s.kill("SIGTERM"))), [0, 0]);
+        assert.equal(sim.sim.state().open, open);
+        assert.equal(sim.sim.state().badDeletes, badDeletes);
+      } finally {
+        await Promise.all(servers.map((s) => s.kill("SIGKILL").catch(() => null)));
       }
-      const cids = cidsSince(since);
-      assert.equal(cids.length, 1);
-      assert.deepEqual(sim.sim.state().promptsOf[cids[0]!], sent);
-      assert.equal(sim.sim.state().open, open + 1);
-      // The instance that answered last holds it; the other lets it go: both stopping deletes it exactly once.
-      assert.deepEqual(await Promise.all(servers.map((s) => s.kill("SIGTERM"))), [0, 0]);
-      assert.equal(sim.sim.state().open, open);
-      assert.equal(sim.sim.state().badDeletes, badDeletes);
-    } finally {
-      await Promise.all(servers.map((s) => s.kill("SIGKILL").catch(() => null)));
-    }
+    });
   });
-});
+}
