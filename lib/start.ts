@@ -191,6 +191,7 @@ export async function start(
   const shutdown = new AbortController();
   const metrics = new Metrics({
     logLinesDropped: () => lines.dropped,
+    conversationsKept: () => threads?.size ?? 0,
     state: () => ({
       ...state.health(),
       ...(pool instanceof SharedPool ? pool.counters : { leasesLost: 0, writeFailures: 0 }),

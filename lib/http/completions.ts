@@ -164,6 +164,7 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       const { reply, first, prompt } = turn;
       if (turn.handle) headers[CONVERSATION_HEADER] = turn.handle;
       headers[CONTINUATION_HEADER] = turn.continuation;
+      deps.metrics?.turn(turn.continuation);
       let cutter: Cutter;
       try {
         cutter = new Cutter({ stop, maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });

@@ -98,6 +98,10 @@ describe("native multi-turn", () => {
       // Echo mode: the conversation still remembers the first turn, word for word.
       assert.ok(last.startsWith(`user:${say(1)}`), "the last reply recalls turn 1");
       assert.equal(sim.sim.state().open, 1, "kept between turns");
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      assert.match(metrics, /^emohaa_chat_turns_total\{continuation="continued"\} 39$/m);
+      assert.match(metrics, /^emohaa_chat_turns_total\{continuation="new"\} 1$/m);
+      assert.match(metrics, /^emohaa_conversations_kept 1$/m);
 
       // "New chat": ended at once by its handle; a second try finds nothing.
       const end = () =>
