@@ -137,7 +137,8 @@ const firstChat = JSON.stringify({
 });
 
 /**
- * Starts a way of running with the default configuration, except what 1,000 concurrent streams need, and waits
+ * Starts a way of running with the default configuration, except what 1,000 concurrent streams need (and no kept
+ * conversations), and waits
  * for its first answered chat completion (streamed to the end).
  */
 export async function startServer(way: Way, sim: Sim, logFile: string): Promise<Running> {
@@ -150,6 +151,9 @@ export async function startServer(way: Way, sim: Sim, logFile: string): Promise<
     // Bun's fetch opens at most 256 connections at once by default: 1,000 streams need 1,000 upstream connections.
     BUN_CONFIG_MAX_HTTP_REQUESTS: "4096",
     NO_COLOR: "1",
+    // Single-turn load, every conversation deleted after its reply (the books below wait for that); kept
+    // conversations are measured by bench/multiturn.ts.
+    CONTINUE_CONVERSATIONS: "false",
     ...way.env,
   };
   const t0 = performance.now();

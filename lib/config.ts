@@ -60,6 +60,8 @@ const EnvSchema = z.object({
   STATE_TIMEOUT_MS: int(50, 60_000).default(2_000),
   STATE_LEASE_TTL_MS: int(1_000, 300_000).default(15_000),
   STATE_OWNER_DEAD_AFTER_MS: int(1_000, 3_600_000).default(30_000),
+  CONTINUE_CONVERSATIONS: bool.default(true),
+  CONVERSATION_IDLE_MS: int(1_000, 86_400_000).default(1_800_000),
 });
 
 /** Proxy variables the runtimes' fetch honours (and lib/upstream/http1.ts does not). */
@@ -124,6 +126,11 @@ export interface Config {
    * `timeoutMs` bounds every store call; `leaseTtlMs` is how long a dead instance's leases outlive it.
    */
   state: StateConfig;
+  /**
+   * Native multi-turn (lib/chat/threads.ts): continue the upstream conversation a request's history belongs to,
+   * sending only the new messages; a kept conversation is deleted after `idleMs` without a turn.
+   */
+  continuation: { enabled: boolean; idleMs: number };
 }
 
 /** The `STATE` setting, parsed. */
@@ -240,6 +247,7 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     metricsKey: e.METRICS_KEY,
     adminKey: e.ADMIN_KEY,
     state: parseState(e.STATE, e.STATE_TIMEOUT_MS, e.STATE_LEASE_TTL_MS),
+    continuation: { enabled: e.CONTINUE_CONVERSATIONS, idleMs: e.CONVERSATION_IDLE_MS },
   };
 }
 

@@ -8,6 +8,7 @@ import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts
 import { type Pool, TokenPool } from "./chat/pool.ts";
 import { type SharedJournal, sharedJournal } from "./chat/shared-journal.ts";
 import { SharedPool } from "./chat/shared-pool.ts";
+import { Threads } from "./chat/threads.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import { isUsableToken } from "./http/bearer.ts";
@@ -18,7 +19,7 @@ import { loadTokenizer } from "./openai/tokenizer.ts";
 import type { Tokenizer } from "./openai/translate.ts";
 import { createEmohaaClient } from "./upstream/emohaa.ts";
 import { createHttp1Fetch, type Dial, type FetchLike } from "./upstream/http1.ts";
-import type { StateStore } from "./state/store.ts";
+import { type StateStore, StoreError } from "./state/store.ts";
 
 /**
  * What differs per runtime, handed in by the entry (runtime/parts.ts gives the usual ones): lib/ reads no
@@ -75,6 +76,8 @@ export interface Gateway {
   /** The chat use case's parts (bench/reference.ts drives them without the HTTP edge). */
   chat: ChatDeps;
   conversations: Conversations;
+  /** Conversations kept between turns (native multi-turn); absent with CONTINUE_CONVERSATIONS=false. */
+  threads?: Threads;
   /** TokenPool with STATE=memory; SharedPool over the state store with kv or redis. */
   pool: Pool;
   metrics: Metrics;
@@ -186,6 +189,7 @@ export async function start(
   const shutdown = new AbortController();
   const metrics = new Metrics({
     logLinesDropped: () => lines.dropped,
+    conversationsKept: () => threads?.size ?? 0,
     state: () => ({
       ...state.health(),
       ...(pool instanceof SharedPool ? pool.counters : { leasesLost: 0, writeFailures: 0 }),
@@ -202,6 +206,25 @@ export async function start(
     shutdown: shutdown.signal,
     onFirstPiece: (s) => metrics.firstPiece(s),
   };
+  // Native multi-turn: conversations kept between turns, found by transcript digest in the state store.
+  const threads = config.continuation.enabled
+    ? new Threads({
+      store: state,
+      conversations,
+      owner: instanceId,
+      idleMs: config.continuation.idleMs,
+      clock: systemClock,
+      id: runtime.id,
+      sharedJournal: fleet !== undefined,
+      shutdown: shutdown.signal,
+      onError: (err) =>
+        logger.error(
+          `kept conversations: state store call failed (${
+            err instanceof StoreError ? `${err.op}: ${err.code}` : err instanceof Error ? err.name : "error"
+          }); the next turn starts afresh`,
+        ),
+    })
+    : undefined;
   const auth = createAuth({
     serverTokens: tokens ? serverTokens : undefined,
     apiKeys: config.apiKeys,
@@ -222,6 +245,7 @@ export async function start(
     tokenCheckLimit: config.tokenCheckLimit,
     trustProxy: config.trustProxy,
     admin: tokens ? { tokens, pool, adminKey: config.adminKey } : undefined,
+    threads,
     now: runtime.now,
     id: runtime.id,
   });
@@ -252,6 +276,7 @@ export async function start(
     flushLogs: lines.flush,
     chat,
     conversations,
+    threads,
     pool,
     metrics,
     shutdown,

@@ -63,11 +63,17 @@ export async function openState(config: Config): Promise<StateStore> {
 /**
  * The defaults of platform entries (deploy.ts, api/index.ts), under the environment: upstream calls through the
  * platform's fetch; the state in Deno KV wherever KV can be opened and STATE is not set (Deno Deploy's KV, with no
- * setting needed); and, with the state in memory, no crash journal, as these platforms have no lasting disk.
+ * setting needed); and, with the state in memory, no crash journal, as these platforms have no lasting disk, and no
+ * kept conversations (native multi-turn): a frozen or recycled function would never delete them, and each request
+ * may land on another instance anyway.
  */
 export function platformDefaults(env: Record<string, string | undefined>): Record<string, string> {
   const state = env.STATE ?? (hasKv() ? "kv" : "memory");
-  return { UPSTREAM_CLIENT: "fetch", STATE: state, ...(state === "memory" ? { JOURNAL: "off" } : {}) };
+  return {
+    UPSTREAM_CLIENT: "fetch",
+    STATE: state,
+    ...(state === "memory" ? { JOURNAL: "off", CONTINUE_CONVERSATIONS: "false" } : {}),
+  };
 }
 
 /** A log writer for platforms that collect console output (Deno Deploy, Vercel): console.log per batch. */

@@ -27,7 +27,8 @@ import { sign } from "../lib/upstream/emohaa.ts";
  * `[[flush]]` each piece in its own write with no gap (a stream as fast as the simulator can send it, where
  * without it an instant reply leaves in one burst), `[[reply:TEXT]]` exactly TEXT, `[[split]]` send each
  * piece's bytes in two writes cut inside a character,
- * `[[echo]]` reply with the prompt itself, `[[multiline]]` pieces holding newlines, `[[huge:N]]` one event of
+ * `[[echo]]` reply with the prompt itself, `[[recall]]` reply with everything this conversation was told, its
+ * prompts in order joined by newlines (a conversation remembers what its `cid` was told until it is deleted), `[[multiline]]` pieces holding newlines, `[[huge:N]]` one event of
  * N characters before the reply, sent in 64 KiB writes (a hostile upstream), `[[hugeone:N]]` the same event
  * complete in a single write, `[[repeat:TEXT:N]]` TEXT N times over (a reply too long for the prompt to carry;
  * with `[[pieces:N]]` it comes in N pieces, e.g. 3 x 50,000 `b`).
@@ -43,6 +44,8 @@ export interface SimState {
   deletedIds: string[];
   /** The last prompt each conversation was asked (kept only in memory, for tests). */
   promptOf: Record<string, string>;
+  /** Every prompt each conversation was told, in order (kept after deletion too: the tests' record). */
+  promptsOf: Record<string, string[]>;
   chats: number;
   openStreams: number;
   maxOpenStreams: number;
@@ -71,6 +74,8 @@ export const DEFAULT_REPLY = "你好啊！我是Emohaa，想和我聊点什么�
 
 interface Conv {
   token: string;
+  /** What this conversation was told, in order: its context, forgotten when it is deleted. */
+  memory: string[];
   deleted: boolean;
   deleteFailures: number;
 }
@@ -130,6 +135,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     badDeletes: 0,
     deletedIds: [],
     promptOf: {},
+    promptsOf: {},
     chats: 0,
     openStreams: 0,
     maxOpenStreams: 0,
@@ -154,10 +160,12 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     return true;
   }
 
-  function reply(prompt: string): string[] {
+  function reply(prompt: string, memory: readonly string[]): string[] {
     const repeat = /^(.*):(\d+)$/s.exec(directive(prompt, "repeat") ?? "");
     const text = repeat
       ? repeat[1]!.repeat(Number(repeat[2]))
+      : directive(prompt, "recall") !== undefined
+      ? memory.join("\n")
       : directive(prompt, "echo") !== undefined
       ? prompt
       : (directive(prompt, "reply") ?? DEFAULT_REPLY);
@@ -173,9 +181,9 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
     return pieces;
   }
 
-  function chatStream(token: string, prompt: string, signal: AbortSignal): Response {
+  function chatStream(token: string, prompt: string, memory: readonly string[], signal: AbortSignal): Response {
     const enc = new TextEncoder();
-    const pieces = reply(prompt);
+    const pieces = reply(prompt, memory);
     const delay = token.startsWith("slow") ? 250 : Number(directive(prompt, "delay") ?? 0);
     const flush = directive(prompt, "flush") !== undefined;
     const split = directive(prompt, "split") !== undefined;
@@ -301,7 +309,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
       const leak = leaky(token, "create");
       if (leak) return leak;
       const id = `conv-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
-      convs.set(id, { token, deleted: false, deleteFailures: 0 });
+      convs.set(id, { token, memory: [], deleted: false, deleteFailures: 0 });
       s.created++;
       s.open++;
       // The upstream's id body came in three forms: plain text, a JSON string, or an object.
@@ -329,10 +337,12 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
       const prompt = q.get("prompt") ?? "";
       s.prompts.push(prompt);
       s.promptOf[q.get("cid")!] = prompt;
+      (s.promptsOf[q.get("cid")!] ??= []).push(prompt);
+      conv.memory.push(prompt);
       streaming.set(token, 1);
       s.openStreams++;
       s.maxOpenStreams = Math.max(s.maxOpenStreams, s.openStreams);
-      return chatStream(token, prompt, req.signal);
+      return chatStream(token, prompt, conv.memory, req.signal);
     }
     if (path === "/conv" && req.method === "DELETE") {
       const conv = convs.get(url.searchParams.get("cid") ?? "");
@@ -347,6 +357,7 @@ export function createSimulator(options: { maxUrl?: number; sigWindowMs?: number
         return problem(500, "Internal Server Error", "try again");
       }
       conv.deleted = true;
+      conv.memory = [];
       s.deleted++;
       s.deletedIds.push(url.searchParams.get("cid")!);
       s.open--;

@@ -8,7 +8,7 @@ import { type RuntimeParts, start } from "../lib/start.ts";
 import { memoryStore } from "../lib/state/memory.ts";
 import { createEmohaaClient } from "../lib/upstream/emohaa.ts";
 import { createSimulator } from "../sim/simulator.ts";
-import { simFetch } from "./support/sim.ts";
+import { eventually, simFetch } from "./support/sim.ts";
 
 const BASE = "http://sim/echo-prod";
 
@@ -66,15 +66,20 @@ describe("start", () => {
 
   it("serves chats through the runtime's fetch, with the runtime's ids", async () => {
     const { runtime, sim } = parts();
-    const { app } = await start({ EMOHAA_BASE_URL: BASE, UPSTREAM_CLIENT: "fetch" }, runtime, { logLine: () => {} });
-    const res = await app.request("/v1/chat/completions", {
+    const g = await start({ EMOHAA_BASE_URL: BASE, UPSTREAM_CLIENT: "fetch" }, runtime, { logLine: () => {} });
+    const res = await g.app.request("/v1/chat/completions", {
       method: "POST",
       headers: { "content-type": "application/json", authorization: "Bearer live-1" },
       body: JSON.stringify({ messages: [{ role: "user", content: "hi" }] }),
     });
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as any).id, "chatcmpl-id");
-    assert.equal(sim.state().open, 0);
+    // By default the conversation is kept for the next turn (CONTINUE_CONVERSATIONS), and deleted at shutdown.
+    assert.equal(res.headers.get("x-emohaa-continuation"), "new");
+    assert.equal(sim.state().open, 1);
+    g.shutdown.abort();
+    await g.conversations.drain();
+    await eventually(() => sim.state().open === 0, 3000, "deleted at shutdown");
   });
 
   it("opens no journal in client mode or with JOURNAL=off; recovery then does nothing", async () => {

@@ -4,7 +4,7 @@
 /**
  * @typedef {{ id: string, exchange: number, role: "user", content: string, failed?: boolean }} UserTurn
  * @typedef {{ id: string, exchange: number, role: "assistant", content: string, state: "streaming"|"done"|"stopped",
- *   ttftMs?: number | null, totalMs?: number, usage?: object | null }} ReplyTurn
+ *   ttftMs?: number | null, totalMs?: number, usage?: object | null, continuation?: string | null }} ReplyTurn
  * @typedef {{ id: string, exchange: number, role: "error", error: { kind: string, message: string, status?: number,
  *   code?: string | null, retryAfter?: number } }} ErrorTurn
  * @typedef {UserTurn | ReplyTurn | ErrorTurn} Turn
@@ -13,7 +13,8 @@
  * @typedef {{ type: "input", text: string }
  *   | { type: "send", exchange: number, text: string }
  *   | { type: "delta", exchange: number, content: string }
- *   | { type: "done", exchange: number, content: string, ttftMs: number | null, totalMs: number, usage: object | null }
+ *   | { type: "done", exchange: number, content: string, ttftMs: number | null, totalMs: number, usage: object | null,
+ *       continuation?: string | null }
  *   | { type: "fail", exchange: number, error: ErrorTurn["error"] | null, ttftMs: number | null, totalMs: number }
  *   | { type: "clear" }} ChatAction
  *   `fail` with `error: null` is a reply the user stopped.
@@ -51,8 +52,11 @@ export function chatReducer(state, action) {
       return updateReply(state, action.exchange, { content: action.content });
     case "done": {
       const { content, ttftMs, totalMs, usage } = action;
+      // How the turn relates to a kept conversation (native multi-turn), when the server said.
+      const fields = { content, state: "done", ttftMs, totalMs, usage };
+      if (action.continuation) fields.continuation = action.continuation;
       return settle(
-        updateReply(state, action.exchange, { content, state: "done", ttftMs, totalMs, usage }),
+        updateReply(state, action.exchange, fields),
         action.exchange,
       );
     }

@@ -22,6 +22,9 @@ const ERROR_TITLES = {
 function Meta({ turn }) {
   const parts = [];
   if (turn.state === "stopped") parts.push(t("stopped"));
+  // Native multi-turn: only the new message went upstream, on the conversation that remembers the rest.
+  if (turn.continuation === "continued") parts.push(t("continued"));
+  else if (turn.continuation?.startsWith("fresh-after")) parts.push(t("restarted"));
   if (turn.ttftMs != null) parts.push(t("ttft", { ms: formatMs(turn.ttftMs) }));
   if (turn.totalMs != null) parts.push(t("total", { ms: formatMs(turn.totalMs) }));
   if (turn.usage) {
@@ -61,7 +64,8 @@ function Turn({ turn }) {
   }
   const waiting = turn.state === "streaming" && !turn.content;
   return html`
-    <li class="msg assistant" data-state=${turn.state} aria-busy=${turn.state === "streaming" ? "true" : "false"}>
+    <li class="msg assistant" data-state=${turn.state} data-continuation=${turn.continuation ??
+      undefined} aria-busy=${turn.state === "streaming" ? "true" : "false"}>
       <span class="who">${t("assistant")}</span>
       <div class="bubble">${waiting
         ? html`<span class="waiting">${t("thinking")}</span>`

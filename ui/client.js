@@ -173,7 +173,27 @@ export async function streamChat(
     if (choice.finish_reason) finish = choice.finish_reason;
   }
   if (!finish) throw new ChatError("stream", "The stream ended before the reply was complete");
-  return { content, finish, usage, ttftMs, totalMs: now() - start };
+  // Native multi-turn: the kept conversation this reply belongs to, and whether the turn continued it.
+  const conversation = res.headers.get("x-emohaa-conversation");
+  const continuation = res.headers.get("x-emohaa-continuation");
+  return { content, finish, usage, ttftMs, totalMs: now() - start, conversation, continuation };
+}
+
+/**
+ * Ends a kept conversation at once ("New chat", "Forget tokens"), with the bearer that made it. Resolves whether the
+ * server ended it (false when it was gone already, or the call failed: it is deleted when idle anyway).
+ */
+export async function endConversation(handle, { tokens, fetchFn = fetch, base = "" }) {
+  try {
+    const res = await fetchFn(`${base}v1/conversations/${encodeURIComponent(handle)}`, {
+      method: "DELETE",
+      headers: authorization(tokens),
+    });
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
 }
 
 /** Quotes a string for a POSIX shell. */

@@ -1,6 +1,6 @@
 // The chat as a hook: sends a turn, streams its reply into the reducer (ui/chat-state.js), stops and clears.
-import { useReducer, useRef } from "preact/hooks";
-import { chatBody, ChatError, streamChat } from "./client.js";
+import { useEffect, useReducer, useRef } from "preact/hooks";
+import { chatBody, ChatError, endConversation, streamChat } from "./client.js";
 import { chatReducer, historyOf, initialChat } from "./chat-state.js";
 
 /**
@@ -13,6 +13,22 @@ export function useChat({ tokens, system, base, onRequest, onEnd }) {
   const controller = useRef(null);
   const exchanges = useRef(0);
   const busy = state.pending !== null;
+  // The kept upstream conversation the transcript continues (native multi-turn), ended on "New chat".
+  const conversation = useRef(null);
+
+  /** Ends the kept conversation at once, with the bearer that made it (else it is deleted when idle). */
+  function endKept(bearer = tokens) {
+    const handle = conversation.current;
+    conversation.current = null;
+    if (handle) void endConversation(handle, { tokens: bearer, base });
+  }
+
+  // Other tokens ("Forget tokens", a new list) cannot continue it: it ends with the tokens that made it.
+  const key = tokens.join(",");
+  useEffect(() => {
+    const bearer = tokens;
+    return () => endKept(bearer);
+  }, [key]);
 
   async function send() {
     const text = state.prompt.trim();
@@ -36,7 +52,16 @@ export function useChat({ tokens, system, base, onRequest, onEnd }) {
           dispatch({ type: "delta", exchange, content });
         },
       });
-      dispatch({ type: "done", exchange, content: r.content, ttftMs: r.ttftMs, totalMs: r.totalMs, usage: r.usage });
+      if (exchange === exchanges.current) conversation.current = r.conversation ?? null;
+      dispatch({
+        type: "done",
+        exchange,
+        content: r.content,
+        ttftMs: r.ttftMs,
+        totalMs: r.totalMs,
+        usage: r.usage,
+        continuation: r.continuation,
+      });
     } catch (err) {
       // A stop is no error; anything that is not a ChatError is shown as a server error with its message.
       const error = ac.signal.aborted
@@ -59,6 +84,7 @@ export function useChat({ tokens, system, base, onRequest, onEnd }) {
   /** A new chat: the reply in flight is stopped, and its late updates find no exchange to change. */
   function clear() {
     stop();
+    endKept();
     dispatch({ type: "clear" });
   }
 

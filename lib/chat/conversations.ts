@@ -28,6 +28,20 @@ export class Conversations {
     this.journal?.created(token, cid);
   }
 
+  /**
+   * Stops counting a conversation another instance took over (native multi-turn): it deletes it, and journals it
+   * under its own id, so this one's journal lets it go.
+   */
+  handedOver(token: string, cid: string): void {
+    this.open--;
+    this.journal?.deleted(token, cid);
+  }
+
+  /** Journals again a conversation this process counts, after another instance held it for a while. */
+  journalAgain(token: string, cid: string): void {
+    this.journal?.created(token, cid);
+  }
+
   /** Deletes a conversation an earlier or a dead process left behind (found in the journal); true once deleted. */
   deleteLeftover(token: string, cid: string): Promise<boolean> {
     this.open++;

@@ -44,8 +44,15 @@ export interface Reply {
   read(): Promise<string | null>;
   /** What `read` would give without waiting: text already received, null at the end, or undefined. */
   readNow(): string | null | undefined;
-  /** Stops the upstream and deletes the conversation; safe to call many times. */
+  /** Stops the upstream and deletes the conversation (unless kept); safe to call many times. */
   close(): void;
+  /**
+   * The upstream conversation and its account, once the reply was read to its end (the upstream holds the whole
+   * answer); undefined before, or when it was cut short.
+   */
+  finishedOn(): { token: string; cid: string } | undefined;
+  /** Keeps a finished conversation past `close` (native multi-turn, lib/chat/threads.ts). */
+  keep(): void;
 }
 
 export interface OpenedReply {
@@ -187,7 +194,9 @@ class Attempt {
   }
 
   /** Set once the reply was read to its end: the upstream request is over, nothing to abort. */
-  private finished = false;
+  finished = false;
+  /** Set when the conversation outlives the reply (a kept conversation): `close` does not delete it. */
+  kept = false;
 
   /** One timer for the piece deadline, moved forward lazily instead of re-created per piece. */
   private arm(ms: number): void {
@@ -266,7 +275,7 @@ class Attempt {
       this.ac.abort();
       this.reader?.cancel();
     }
-    if (this.cid) this.deps.conversations.delete(this.token, this.cid);
+    if (this.cid && !this.kept) this.deps.conversations.delete(this.token, this.cid);
     this.lease.release();
   }
 }
@@ -365,6 +374,39 @@ export async function openReply(
   throw lastError ?? new ApiError(502, "No upstream attempt could be made", { code: "upstream_error" });
 }
 
+/**
+ * Opens a reply on a conversation kept from an earlier turn (lib/chat/threads.ts): waits for that one account like
+ * any request (a 429 after the queue timeout), and makes one attempt, no failover: another account does not hold
+ * this conversation. A failure deletes the conversation (it may hold half a turn); the caller starts afresh.
+ */
+export async function continueReply(
+  deps: ChatDeps,
+  kept: { token: string; cid: string },
+  prompt: string,
+  signal: AbortSignal,
+  holdMs: number,
+): Promise<OpenedReply> {
+  const { clock } = deps;
+  const started = clock.now();
+  const lease = await deps.pool.acquire([kept.token], new Set(), signal);
+  if (!lease) throw new ApiError(429, "The conversation's account is not usable", { code: "accounts_busy" });
+  const attempt = new Attempt(deps, lease, signal);
+  attempt.cid = kept.cid;
+  try {
+    if (signal.aborted) throw clientClosed();
+    await attempt.chat(prompt);
+    const firstRead = attempt.read();
+    firstRead.catch(() => {});
+    const first = await raceHold(firstRead, holdMs - (clock.now() - started), clock);
+    const reply = makeReply(attempt, first === HOLD_EXPIRED ? firstRead : undefined);
+    return { reply, first: first === HOLD_EXPIRED ? undefined : first };
+  } catch (err) {
+    attempt.close();
+    if (signal.aborted) throw clientClosed();
+    throw attempt.fail(err);
+  }
+}
+
 const HOLD_EXPIRED = Symbol("hold expired");
 
 function raceHold<T>(p: Promise<T>, ms: number, clock: Clock): Promise<T | typeof HOLD_EXPIRED> {
@@ -399,5 +441,9 @@ function makeReply(attempt: Attempt, pending: Promise<string | null> | undefined
       }
     },
     close: () => attempt.close(),
+    finishedOn: () => (attempt.finished && attempt.cid ? { token: attempt.token, cid: attempt.cid } : undefined),
+    keep() {
+      attempt.kept = attempt.finished && attempt.cid !== undefined;
+    },
   };
 }

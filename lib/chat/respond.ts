@@ -24,6 +24,11 @@ export interface ReplyContext {
   prompt: string;
   /** Loading (in parallel with the upstream's answer) when usage must be counted; awaited only then. */
   tokenizer?: Promise<Tokenizer>;
+  /**
+   * Told the whole text the client receives, once the reply ended well and before the reply is closed (and the
+   * stream's last frames sent): native multi-turn keeps the conversation here (lib/chat/turn.ts). Never throws.
+   */
+  onComplete?: (content: string) => Promise<void>;
 }
 
 // A cutter that counts tokens is given a long piece a slice at a time; each push also costs a call's overhead.
@@ -114,6 +119,7 @@ export async function collectReply(ctx: ReplyContext): Promise<CollectedReply> {
   let finish: FinishReason;
   try {
     finish = await pump(ctx, (t) => parts.push(t));
+    await ctx.onComplete?.(parts.join(""));
   } finally {
     ctx.reply.close();
   }
@@ -181,7 +187,7 @@ export function streamReply(
 ): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const frame = format.piece;
-  const parts: string[] | undefined = format.whole ? [] : undefined;
+  const parts: string[] | undefined = format.whole || ctx.onComplete ? [] : undefined;
   const loaded = whenLoaded(ctx);
   let ended = false;
   let lastWrite = Date.now();
@@ -236,9 +242,11 @@ export function streamReply(
             parts?.push(t);
             send(frame(t));
           });
+          // Before the last frames: a client that sends its next turn at once finds this one kept.
+          if (ctx.onComplete) await ctx.onComplete(parts!.join(""));
           ctx.reply.close();
           const text = parts?.join("");
-          const counting = text !== undefined ? usage(ctx, loaded, text) : undefined;
+          const counting = format.whole ? usage(ctx, loaded, text!) : undefined;
           const counted = counting instanceof Promise ? await counting : counting;
           corked ??= "";
           send(format.end(finish, text, counted));

@@ -4,7 +4,18 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { ChatDeps } from "../chat/reply.ts";
-import { CHAT_PATH, completionsHandler, type Edge, isCompletionsRequest, MODEL } from "./completions.ts";
+import {
+  CHAT_PATH,
+  completionsHandler,
+  CONTINUATION_HEADER,
+  CONVERSATION_HEADER,
+  type Edge,
+  isCompletionsRequest,
+  MODEL,
+  NEW_CONVERSATION_HEADER,
+} from "./completions.ts";
+import { conversationRoutes } from "./conversations.ts";
+import type { Threads } from "../chat/threads.ts";
 import {
   addResponseRoutes,
   isResponsesRequest,
@@ -74,7 +85,9 @@ export interface AppDeps {
   /** The admin API of the server-side tokens (lib/http/admin.ts); absent in client mode. */
   admin?: AdminDeps;
   /** The conversations of `/v1/responses` (default: a new one per response, no response id known). */
-  threads?: ResponseThreads;
+  responseThreads?: ResponseThreads;
+  /** Kept conversations (native multi-turn); absent when CONTINUE_CONVERSATIONS=false. */
+  threads?: Threads;
 }
 
 /** What the runtime tells about a request besides the request itself: `app.fetch(req, info)` (runtime/serve.ts). */
@@ -105,9 +118,17 @@ const chatRoute = createRoute({
   description:
     "Sends the conversation to Emohaa as one prompt and answers like OpenAI. With `stream: true` the answer is a " +
     "`text/event-stream` of `ChatCompletionChunk` frames ending with `data: [DONE]`. A client that disconnects cancels " +
-    "the upstream request; the Emohaa conversation is deleted in every case.",
+    "the upstream request. The Emohaa conversation is deleted, or kept for the next turn when the client received " +
+    "the reply whole: a later history that is this one plus the reply plus new user messages sends only the new " +
+    "messages on it (native multi-turn; `x-emohaa-conversation` names it, `CONTINUE_CONVERSATIONS` turns it off).",
   security: [{ bearer: [] }],
   request: {
+    headers: z.object({
+      [NEW_CONVERSATION_HEADER]: z.enum(["1", "true"]).optional().openapi({
+        description: "Start a fresh Emohaa conversation with the merged history, even when the history continues a " +
+          "kept one (native multi-turn)",
+      }),
+    }),
     body: {
       required: true,
       content: { "application/json": { schema: ChatRequestSchema, examples: chatRequestExamples } },
@@ -115,6 +136,19 @@ const chatRoute = createRoute({
   },
   responses: {
     200: {
+      headers: {
+        [CONVERSATION_HEADER]: {
+          description: "The kept Emohaa conversation this reply belongs to: its next turn (this history plus the " +
+            "reply plus new user messages) continues it; `DELETE /v1/conversations/{handle}` ends it",
+          schema: { type: "string", example: "conv-3f2a9c0d1e7b4a6f8c5d2e1f0a9b8c7d" },
+        },
+        [CONTINUATION_HEADER]: {
+          description: "`continued`: only the new messages were sent, on the kept conversation; `new`: a fresh one; " +
+            "`fresh-after-busy` / `fresh-after-error`: the kept one's account stayed busy past the queue timeout, or " +
+            "Emohaa lost it, so the merged history went to a fresh one; `off`: CONTINUE_CONVERSATIONS=false",
+          schema: { type: "string", enum: ["new", "continued", "fresh-after-busy", "fresh-after-error", "off"] },
+        },
+      },
       description: "The completion as JSON, or with `stream: true` an event stream: one `data:` line of JSON per chunk",
       content: {
         "application/json": { schema: CompletionSchema },
@@ -356,8 +390,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   // The chat route is served by lib/http/completions.ts before the router (see there why); it is declared here for
   // the OpenAPI document.
   app.openAPIRegistry.registerPath(chatRoute);
-  const threads = deps.threads ?? statelessThreads(deps.chat);
-  addResponseRoutes(app, deps, threads);
+  const responseThreads = deps.responseThreads ?? statelessThreads(deps.chat);
+  addResponseRoutes(app, deps, responseThreads);
 
   app.openapi(tokenCheckRoute, async (c) => {
     const { token } = c.req.valid("json");
@@ -425,6 +459,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
 
   if (deps.admin) app.route("/", adminRoutes(deps.admin));
+  conversationRoutes(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", bearerScheme);
 
@@ -437,7 +472,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
 
   // The hot path first: chat completions skip the router (lib/http/completions.ts); `app.request` in tests goes here too.
   const completions = completionsHandler({ ...deps, maxBodyBytes: maxBody }, edge);
-  const responses = responsesHandler({ ...deps, maxBodyBytes: maxBody }, edge, threads);
+  const responses = responsesHandler({ ...deps, maxBodyBytes: maxBody }, edge, responseThreads);
   const routed = app.fetch;
   app.fetch = (req, info, ctx) => {
     // Deno builds the request's URL from the Host header, so `Host: x/metrics?` would route `GET /ping` to /metrics
@@ -477,7 +512,7 @@ function badHost(req: Request, edge: Edge): Response {
   return new Response(JSON.stringify(error.toJSON()), { status: 400, headers });
 }
 
-const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-should-retry"];
+const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-should-retry", CONVERSATION_HEADER, CONTINUATION_HEADER];
 const corsOrigins = (setting: string) => (setting === "*" ? "*" : setting.split(",").map((s) => s.trim()));
 
 /** Request ids, CORS headers and error rendering, shared by the router and the completions hot path. */

@@ -7,12 +7,14 @@
 // still declared in the OpenAPI document from the same zod schema that validates here.
 import type { Auth } from "./auth.ts";
 import { readBody } from "./body.ts";
-import { type ChatDeps, openReply } from "../chat/reply.ts";
+import type { ChatDeps } from "../chat/reply.ts";
+import { callerScope, type Threads } from "../chat/threads.ts";
+import { openTurn } from "../chat/turn.ts";
 import { TokenExpiredError } from "../chat/expiry.ts";
 import { ApiError, invalidRequest } from "./errors.ts";
 import type { Logger, RequestLine } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { ChatRequestSchema } from "./schemas.ts";
+import { type ChatRequest, ChatRequestSchema } from "./schemas.ts";
 import type { z } from "zod";
 import { buildPrompt } from "../openai/prompt.ts";
 import { collectCompletion, streamCompletion } from "../chat/respond.ts";
@@ -34,7 +36,16 @@ export interface CompletionsDeps {
   maxBodyBytes: number;
   now: () => number;
   id: () => string;
+  /** Kept conversations (native multi-turn); absent when CONTINUE_CONVERSATIONS=false. */
+  threads?: Threads;
 }
+
+/** The response header naming the kept conversation a reply belongs to (native multi-turn). */
+export const CONVERSATION_HEADER = "x-emohaa-conversation";
+/** The response header saying how the turn relates to it (lib/chat/turn.ts, `Continuation`). */
+export const CONTINUATION_HEADER = "x-emohaa-continuation";
+/** The request header asking for a fresh conversation whatever the history: `1` or `true`. */
+export const NEW_CONVERSATION_HEADER = "x-emohaa-new-conversation";
 
 /** What every response of the gateway carries, shared with the Hono routes (lib/http/app.ts). */
 export interface Edge {
@@ -108,6 +119,12 @@ export function ownAccountsError(err: unknown): unknown {
   );
 }
 
+/** The request's `user` field (accepted, not in the schema): two end users of one key never share a conversation. */
+function userOf(body: ChatRequest): string | undefined {
+  const user = (body as Record<string, unknown>).user;
+  return typeof user === "string" ? user : undefined;
+}
+
 /** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
 export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Request) => Promise<Response> {
   const route = CHAT_PATH;
@@ -129,7 +146,6 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
           param: "n",
         });
       }
-      const { prompt } = buildPrompt(body.messages, deps.promptMaxBytes);
       const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
       const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
       const stream = body.stream === true;
@@ -139,14 +155,23 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       const tokenizer = maxTokens !== undefined || !stream || includeUsage ? deps.tokenizer() : undefined;
       tokenizer?.catch(() => {}); // observed where it is awaited; never an unhandled rejection
       const head = { id: `chatcmpl-${deps.id()}`, created: Math.floor(deps.now() / 1000), model: MODEL };
-      const { reply, first } = await openReply(
-        deps.chat,
+      const bearer = req.headers.get("authorization") ?? "";
+      const fresh = /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? "");
+      const turn = await openTurn(deps.chat, deps.threads, {
         tokens,
-        prompt,
-        req.signal,
-        stream ? deps.keepAliveMs : Infinity,
-        (n) => (attempts = n),
-      );
+        scope: deps.threads ? callerScope(bearer, tokens, userOf(body)) : "",
+        model: body.model ?? MODEL,
+        messages: body.messages,
+        fresh,
+        promptMaxBytes: deps.promptMaxBytes,
+        signal: req.signal,
+        holdMs: stream ? deps.keepAliveMs : Infinity,
+        onAttempt: (n) => (attempts = n),
+      });
+      const { reply, first, prompt } = turn;
+      if (turn.handle) headers[CONVERSATION_HEADER] = turn.handle;
+      headers[CONTINUATION_HEADER] = turn.continuation;
+      deps.metrics?.turn(turn.continuation);
       let cutter: Cutter;
       try {
         cutter = new Cutter({ stop, maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
@@ -154,7 +179,7 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
         reply.close();
         throw err;
       }
-      const ctx = { head, reply, first, cutter, prompt, tokenizer };
+      const ctx = { head, reply, first, cutter, prompt, tokenizer, onComplete: deps.threads && turn.complete };
       if (!stream) {
         const result = await collectCompletion(ctx);
         line(id, start, 200, null, attempts);

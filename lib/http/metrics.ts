@@ -20,12 +20,16 @@ export class Metrics {
   private firstPieceCount = 0;
   private firstPieceSum = 0;
   streamsInFlight = 0;
+  /** Chat turns by how they related to a kept conversation (lib/chat/turn.ts `Continuation`). */
+  private readonly turns = new Map<string, number>();
 
   /** `logLinesDropped`: how many log lines were dropped because stdout's reader fell behind (lib/http/log.ts). */
   /** `state`: the state store's health (lib/state/meter.ts) and the shared pool's lost leases and failed writes. */
   constructor(
     private readonly sources: {
       logLinesDropped?: () => number;
+      /** Conversations this instance keeps between turns (native multi-turn, lib/chat/threads.ts). */
+      conversationsKept?: () => number;
       state?: () => StoreHealth & { leasesLost: number; writeFailures: number };
     } = {},
   ) {}
@@ -34,6 +38,11 @@ export class Metrics {
   request(route: string, status: number): void {
     const key = `${route}\u0000${status}`;
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  /** Counts a chat turn by how it related to a kept conversation: new, continued, fresh-after-busy, ... */
+  turn(continuation: string): void {
+    this.turns.set(continuation, (this.turns.get(continuation) ?? 0) + 1);
   }
 
   /** Records the upstream's time to the first piece of a reply. */
@@ -74,7 +83,13 @@ export class Metrics {
       "# HELP emohaa_conversations_open Upstream conversations created and not yet deleted.",
       "# TYPE emohaa_conversations_open gauge",
       `emohaa_conversations_open ${s.conversationsOpen}`,
+      "# HELP emohaa_conversations_kept Upstream conversations this instance keeps for a next turn (native multi-turn).",
+      "# TYPE emohaa_conversations_kept gauge",
+      `emohaa_conversations_kept ${this.sources.conversationsKept?.() ?? 0}`,
+      "# HELP emohaa_chat_turns_total Chat turns by how they related to a kept conversation.",
+      "# TYPE emohaa_chat_turns_total counter",
     );
+    for (const [c, n] of this.turns) out.push(`emohaa_chat_turns_total{continuation="${esc(c)}"} ${n}`);
     out.push(
       "# HELP emohaa_conversation_deletions_failed_total Conversations whose deletion failed after every retry.",
       "# TYPE emohaa_conversation_deletions_failed_total counter",

@@ -52,7 +52,9 @@ export const ChatRequestSchema = z
   })
   .openapi("ChatCompletionRequest", {
     description:
-      "An OpenAI chat completion request. Other OpenAI fields (temperature, tools, user, metadata, ...) are accepted and ignored.",
+      "An OpenAI chat completion request. Other OpenAI fields (temperature, tools, metadata, ...) are accepted and " +
+      "ignored; `user`, when a string, keeps end users of one key apart: a conversation kept for one is never " +
+      "continued for another.",
     example: { model: "emohaa", messages: [{ role: "user", content: "你好" }], stream: false },
   });
 

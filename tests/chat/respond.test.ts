@@ -17,6 +17,8 @@ function arrived(pieces: string[]): Reply & { closed: boolean } {
     close() {
       this.closed = true;
     },
+    finishedOn: () => undefined,
+    keep() {},
   };
 }
 

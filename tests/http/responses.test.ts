@@ -198,7 +198,7 @@ describe("ResponseThreads", () => {
       corsOrigin: "*",
       now: Date.now,
       id: () => `a${++n}`,
-      threads,
+      responseThreads: threads,
     });
 
     const first = await (await post(app, { input: "hello", instructions: "Be kind." }, "live-t")).json();

@@ -8,14 +8,22 @@ describe("platformDefaults", () => {
     const d = platformDefaults({});
     assert.equal(d.UPSTREAM_CLIENT, "fetch");
     if (hasKv()) assert.deepEqual(d, { UPSTREAM_CLIENT: "fetch", STATE: "kv" });
-    else assert.deepEqual(d, { UPSTREAM_CLIENT: "fetch", STATE: "memory", JOURNAL: "off" });
+    else {
+      assert.deepEqual(d, {
+        UPSTREAM_CLIENT: "fetch",
+        STATE: "memory",
+        JOURNAL: "off",
+        CONTINUE_CONVERSATIONS: "false",
+      });
+    }
   });
 
-  it("keeps a STATE that is set: memory turns the journal off (no disk), a shared store keeps it", () => {
+  it("keeps a STATE that is set: memory turns the journal and kept conversations off, a shared store keeps them", () => {
     assert.deepEqual(platformDefaults({ STATE: "memory" }), {
       UPSTREAM_CLIENT: "fetch",
       STATE: "memory",
       JOURNAL: "off",
+      CONTINUE_CONVERSATIONS: "false",
     });
     assert.deepEqual(platformDefaults({ STATE: "redis://r:6379" }), {
       UPSTREAM_CLIENT: "fetch",

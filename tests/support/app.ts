@@ -9,6 +9,8 @@ import { simFetch } from "./sim.ts";
 
 export interface TestApp {
   app: Gateway["app"];
+  /** Every part, as lib/start.ts built them. */
+  gateway: Gateway;
   sim: Simulator;
   conversations: Gateway["conversations"];
   pool: Gateway["pool"];
@@ -29,6 +31,8 @@ export interface TestAppOptions {
   tokenCheckLimit?: { perMinute: number; burst: number };
   /** The tokenizer loader (default: the real one). */
   tokenizer?: () => Promise<Tokenizer>;
+  /** Keep conversations between turns (CONTINUE_CONVERSATIONS; default false here: most tests count deletions). */
+  continueConversations?: boolean;
 }
 
 /**
@@ -39,7 +43,14 @@ export async function testApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const sim = createSimulator();
   const logs: string[] = [];
   let n = 0;
-  const env = { EMOHAA_BASE_URL: "http://sim/echo-prod", UPSTREAM_CLIENT: "fetch", LOG_LEVEL: "debug", JOURNAL: "off" };
+  // Conversations are deleted after each reply unless a test asks to keep them (native multi-turn).
+  const env = {
+    EMOHAA_BASE_URL: "http://sim/echo-prod",
+    UPSTREAM_CLIENT: "fetch",
+    LOG_LEVEL: "debug",
+    JOURNAL: "off",
+    CONTINUE_CONVERSATIONS: String(opts.continueConversations ?? false),
+  };
   const g = await start(env, { ...runtimeParts(env), fetch: simFetch(sim), id: () => `t${++n}` }, {
     config: (c) => ({
       ...c,
@@ -60,6 +71,7 @@ export async function testApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const { app, conversations, pool, metrics } = g;
   return {
     app,
+    gateway: g,
     sim,
     conversations,
     pool,

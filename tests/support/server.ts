@@ -74,8 +74,17 @@ export async function startServer(
 ): Promise<RunningServer> {
   const child = spawn(command[0]!, command.slice(1), {
     cwd,
-    // The most verbose level by default: every run is also a privacy check (see assertPrivate).
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", XDG_STATE_HOME: testStateHome(), ...env },
+    // The most verbose level by default: every run is also a privacy check (see assertPrivate). Conversations are
+    // deleted after each reply unless a test keeps them (CONTINUE_CONVERSATIONS): most tests count deletions.
+    env: {
+      ...process.env,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "debug",
+      XDG_STATE_HOME: testStateHome(),
+      CONTINUE_CONVERSATIONS: "false",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -169,6 +169,37 @@ describe("sseData with eventsource-parser", () => {
   });
 });
 
+describe("kept conversations (native multi-turn)", () => {
+  it("streamChat returns the conversation handle and how the turn continued it", async () => {
+    const res = new Response(body(sse(chunk({ content: "嗯" }), chunk({}, "stop"), "data: [DONE]\n\n")), {
+      headers: { "x-emohaa-conversation": "conv-abc", "x-emohaa-continuation": "continued" },
+    });
+    const r = await client.streamChat({ tokens: ["t1"], body: {}, fetchFn: async () => res });
+    assert.equal(r.conversation, "conv-abc");
+    assert.equal(r.continuation, "continued");
+  });
+
+  it("endConversation sends DELETE with the bearer, and resolves whether the server ended it", async () => {
+    const seen: { url?: string; init?: RequestInit }[] = [];
+    const answer = (status: number) => async (url: string, init: RequestInit) => {
+      seen.push({ url, init });
+      return new Response("{}", { status });
+    };
+    assert.equal(
+      await client.endConversation("conv-abc", { tokens: ["t1", "t2"], fetchFn: answer(200), base: "/" }),
+      true,
+    );
+    assert.equal(seen[0]!.url, "/v1/conversations/conv-abc");
+    assert.equal(seen[0]!.init!.method, "DELETE");
+    assert.equal((seen[0]!.init!.headers as Record<string, string>).authorization, "Bearer t1,t2");
+    assert.equal(await client.endConversation("conv-abc", { tokens: ["t1"], fetchFn: answer(404) }), false);
+    const down = async () => {
+      throw new TypeError("offline");
+    };
+    assert.equal(await client.endConversation("conv-abc", { tokens: ["t1"], fetchFn: down }), false);
+  });
+});
+
 describe("streamChat", () => {
   const fakeFetch =
     (res: Response, seen: { url?: string; init?: RequestInit } = {}) => async (url: string, init: RequestInit) => {

@@ -1,0 +1,397 @@
+// Native multi-turn: the upstream conversations kept between turns, found again by a digest of their transcript.
+//
+// After a reply, the conversation is kept under two keys of the state store: a pointer from the digest of the
+// transcript it now holds (model, every message, the reply as the client received it) to a handle, and the
+// handle's record (cid, account by position and hash, holder, idle deadline). Message text is never stored: only
+// the digest. A request whose history is that transcript plus new user messages claims the pointer with one
+// compare-and-set, so a transcript continues at most once: a regenerated or edited turn, or a second client
+// sending the same history, finds the pointer consumed and starts afresh. The instance that holds a conversation
+// (the last to answer on it) deletes it after `idleMs` without a turn, at shutdown, or through the crash journal.
+import { createHash } from "node:crypto";
+import type { StateStore, Versioned } from "../state/store.ts";
+import type { Clock } from "./clock.ts";
+import type { Conversations } from "./conversations.ts";
+import { tokenHash } from "./pool.ts";
+import { messageText, type PromptMessage } from "../openai/prompt.ts";
+
+/** A kept conversation's record, under its handle. No text, no token: the account by position and hash. */
+interface ThreadRecord {
+  cid: string;
+  index: number;
+  hash: string;
+  /** The instance holding it: it deletes it when idle, and journals it. */
+  owner: string;
+  /** The caller's scope and the digest of the transcript it holds (its pointer's key). */
+  scope: string;
+  digest: string;
+  /** A turn is running on it (the pointer is consumed); `end` leaves the upstream deletion to that turn. */
+  busy: boolean;
+  /** Ended through `end`: kept as a tombstone so its holder knows it was deleted elsewhere. */
+  ended?: boolean;
+  /** Epoch milliseconds after which its holder deletes it. */
+  idleUntil: number;
+}
+
+/** A pointer from a transcript to its conversation; `consumed` once a turn claimed it (or two talks collided). */
+type Pointer = { handle: string } | { consumed: true };
+
+/** A conversation claimed for the next turn. */
+export interface Claimed {
+  handle: string;
+  token: string;
+  cid: string;
+  /** The record's version after the claim: keeping it again must find it unchanged. */
+  version: string;
+}
+
+/** What this instance holds: timers of conversations between turns. */
+interface Held {
+  token: string;
+  cid: string;
+  timer?: unknown;
+  /** A turn is running on it here. */
+  active: boolean;
+}
+
+export interface ThreadsOptions {
+  store: StateStore;
+  conversations: Conversations;
+  /** This instance's id (the store's owner id). */
+  owner: string;
+  /** A kept conversation without a turn this long is deleted. */
+  idleMs: number;
+  clock: Clock;
+  /** Fresh random ids (handles). */
+  id: () => string;
+  /** The crash journal lives in the store under owners (shared STATE): a conversation taken over moves there. */
+  sharedJournal: boolean;
+  /** Aborted at shutdown: every conversation held between turns is deleted at once. */
+  shutdown?: AbortSignal;
+  /** A failed store call (the caller logs it once); it never reaches a request. */
+  onError: (err: unknown) => void;
+}
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+/** The digest of a transcript: model and each message's role and text. Order and every character count. */
+export function transcriptDigest(model: string, messages: readonly PromptMessage[]): string {
+  return sha256(JSON.stringify([model, ...messages.map((m) => [m.role, messageText(m.content)])]));
+}
+
+/**
+ * The caller's scope: a hash of its bearer (gateway key or token list), the account list and the `user` field, so
+ * two callers never find each other's conversations.
+ */
+export function callerScope(bearer: string, tokens: readonly string[], user?: string): string {
+  return sha256(JSON.stringify([bearer, tokens.map(tokenHash), user ?? ""])).slice(0, 40);
+}
+
+/**
+ * Where a continuation would start: the messages after the last assistant reply, when they are all user messages.
+ * Undefined when the history has no reply yet or ends otherwise (a fresh conversation then).
+ */
+export function splitContinuation(
+  messages: readonly PromptMessage[],
+): { transcript: readonly PromptMessage[]; added: readonly PromptMessage[] } | undefined {
+  let last = -1;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i]!.role === "assistant") {
+      last = i;
+      break;
+    }
+  }
+  if (last < 0 || last === messages.length - 1) return undefined;
+  const added = messages.slice(last + 1);
+  if (!added.every((m) => m.role === "user")) return undefined;
+  return { transcript: messages.slice(0, last + 1), added };
+}
+
+/** The token an account record names: by position when the hash still matches, else by hash. */
+function findToken(tokens: readonly string[], index: number, hash: string): string | undefined {
+  const at = tokens[index];
+  if (at !== undefined && tokenHash(at) === hash) return at;
+  return tokens.find((t) => tokenHash(t) === hash);
+}
+
+const pointerKey = (scope: string, digest: string) => ["thread", scope, digest] as const;
+const recordKey = (handle: string) => ["thread-h", handle] as const;
+
+/** The kept conversations: claimed by transcript or handle, kept after a reply, deleted when idle or ended. */
+export class Threads {
+  private readonly held = new Map<string, Held>();
+  /** Store entries outlive the idle time by this much: their holder deletes them, the expiry is a backstop. */
+  private readonly ttlMs: number;
+
+  constructor(private readonly o: ThreadsOptions) {
+    this.ttlMs = o.idleMs + 600_000;
+    const shutdown = o.shutdown;
+    if (shutdown) {
+      if (shutdown.aborted) queueMicrotask(() => void this.endAll());
+      else shutdown.addEventListener("abort", () => void this.endAll(), { once: true });
+    }
+  }
+
+  /** Conversations this instance holds between turns or in a turn (for tests and metrics). */
+  get size(): number {
+    return this.held.size;
+  }
+
+  /** A handle for a new conversation. */
+  newHandle(): string {
+    return `conv-${this.o.id().replace(/[^A-Za-z0-9]/g, "").slice(0, 32)}`;
+  }
+
+  /**
+   * Claims the conversation holding `transcript` in `scope`, for one turn. Undefined when there is none, it was
+   * claimed already, or its account is not among `tokens`.
+   */
+  async claim(scope: string, tokens: readonly string[], digest: string): Promise<Claimed | undefined> {
+    const { store } = this.o;
+    try {
+      const key = pointerKey(scope, digest);
+      const p = await store.get<Pointer>(key);
+      if (!p || !("handle" in p.value)) return undefined;
+      // Consumed, not deleted: the same transcript kept again later (a regenerated reply that came out the same)
+      // must not become continuable by whoever sent it first. Consumed only once the record was found usable.
+      const consume = async () =>
+        (await store.cas<Pointer>(key, p.version, { consumed: true }, { expireInMs: this.ttlMs })) !== false;
+      return await this.take(p.value.handle, tokens, (r) => r.scope === scope && r.digest === digest, consume);
+    } catch (err) {
+      this.o.onError(err);
+      return undefined;
+    }
+  }
+
+  /**
+   * Claims a conversation by its handle for one turn (e.g. a Responses API `previous_response_id`): the caller
+   * must hold its account. Undefined when it is gone, busy, or not the caller's.
+   */
+  async claimHandle(handle: string, tokens: readonly string[]): Promise<Claimed | undefined> {
+    try {
+      const claimed = await this.take(handle, tokens, () => true);
+      if (claimed) {
+        const r = await this.o.store.get<ThreadRecord>(recordKey(handle));
+        const consumed: Pointer = { consumed: true };
+        if (r) await this.o.store.set(pointerKey(r.value.scope, r.value.digest), consumed, { expireInMs: this.ttlMs });
+      }
+      return claimed;
+    } catch (err) {
+      this.o.onError(err);
+      return undefined;
+    }
+  }
+
+  private async take(
+    handle: string,
+    tokens: readonly string[],
+    fits: (r: ThreadRecord) => boolean,
+    consume?: () => Promise<boolean>,
+  ): Promise<Claimed | undefined> {
+    const { store, clock, owner } = this.o;
+    const r = await store.get<ThreadRecord>(recordKey(handle));
+    if (!r || r.value.ended || r.value.busy || !fits(r.value)) return undefined;
+    const token = findToken(tokens, r.value.index, r.value.hash);
+    if (!token) return undefined;
+    if (consume && !(await consume())) return undefined;
+    const taken: ThreadRecord = { ...r.value, owner, busy: true, idleUntil: clock.now() + this.o.idleMs };
+    const version = await store.cas(recordKey(handle), r.version, taken, { expireInMs: this.ttlMs });
+    if (version === false || version === null) return undefined;
+    const { cid } = r.value;
+    const previous = r.value.owner;
+    const here = this.held.get(handle);
+    if (here) {
+      this.o.clock.clearTimeout(here.timer);
+      here.active = true;
+    } else {
+      // Taken over from another instance: it is ours to delete (and journal) from now on.
+      this.o.conversations.created(token, cid);
+      this.held.set(handle, { token, cid, active: true });
+    }
+    if (previous !== owner) {
+      if (here) this.o.conversations.journalAgain(token, cid);
+      if (this.o.sharedJournal) await store.journalRemove(previous, cid).catch(this.o.onError);
+    }
+    return { handle, token, cid, version };
+  }
+
+  /**
+   * Keeps a conversation after a reply the client received whole, under the digest of the transcript it now
+   * holds. `claimed`: the claim of a continued turn (else a fresh conversation this instance created). False when
+   * it cannot be kept (the same transcript is already kept, or the conversation was ended meanwhile): the caller
+   * deletes it then. Never rejects.
+   */
+  async keep(k: {
+    scope: string;
+    tokens: readonly string[];
+    handle: string;
+    token: string;
+    cid: string;
+    digest: string;
+    claimed?: Claimed;
+  }): Promise<boolean> {
+    const { store, clock, owner } = this.o;
+    try {
+      const key = pointerKey(k.scope, k.digest);
+      if ((await store.cas<Pointer>(key, null, { handle: k.handle }, { expireInMs: this.ttlMs })) === false) {
+        // Two talks with the same transcript (two clients, or a regenerated reply that came out the same): nobody
+        // can tell whose next turn is whose, so neither is continued.
+        const other = await store.get<Pointer>(key);
+        await store.set<Pointer>(key, { consumed: true }, { expireInMs: this.ttlMs });
+        if (other && "handle" in other.value && other.value.handle !== k.handle) {
+          await this.end(other.value.handle, k.tokens);
+        }
+        this.forget(k.handle, false);
+        return false;
+      }
+      const index = k.tokens.indexOf(k.token);
+      const record: ThreadRecord = {
+        cid: k.cid,
+        index,
+        hash: tokenHash(k.token),
+        owner,
+        scope: k.scope,
+        digest: k.digest,
+        busy: false,
+        idleUntil: clock.now() + this.o.idleMs,
+      };
+      const written = await store.cas(recordKey(k.handle), k.claimed?.version ?? null, record, {
+        expireInMs: this.ttlMs,
+      });
+      if (written === false) {
+        await store.delete(key);
+        this.forget(k.handle, false);
+        return false;
+      }
+      let here = this.held.get(k.handle);
+      if (!here) this.held.set(k.handle, here = { token: k.token, cid: k.cid, active: false });
+      here.active = false;
+      this.arm(k.handle, this.o.idleMs);
+      return true;
+    } catch (err) {
+      this.o.onError(err);
+      this.forget(k.handle, false);
+      return false;
+    }
+  }
+
+  /**
+   * Forgets a conversation this instance held (its turn failed or it could not be kept); deletes it upstream when
+   * `deleteUpstream` (else the failed turn's reply already does). Never rejects.
+   */
+  forget(handle: string, deleteUpstream: boolean): void {
+    const here = this.held.get(handle);
+    if (!here) return;
+    this.held.delete(handle);
+    this.o.clock.clearTimeout(here.timer);
+    if (deleteUpstream) void this.o.conversations.delete(here.token, here.cid);
+    void this.o.store.set(recordKey(handle), this.tomb(here.cid), { expireInMs: this.ttlMs }).catch(this.o.onError);
+  }
+
+  /**
+   * What a record becomes once its conversation is deleted: an instance that held it earlier and still counts it
+   * then lets it go instead of deleting it a second time.
+   */
+  private tomb(cid: string): ThreadRecord {
+    return {
+      cid,
+      index: -1,
+      hash: "",
+      owner: this.o.owner,
+      scope: "",
+      digest: "",
+      busy: false,
+      ended: true,
+      idleUntil: 0,
+    };
+  }
+
+  /**
+   * Ends a conversation by handle (DELETE /v1/conversations/{handle}, a collision): the caller must hold its
+   * account. Resolves false when there is none the caller may end.
+   */
+  async end(handle: string, tokens: readonly string[]): Promise<boolean> {
+    const { store, owner } = this.o;
+    const r = await store.get<ThreadRecord>(recordKey(handle));
+    if (!r || r.value.ended) return false;
+    const token = findToken(tokens, r.value.index, r.value.hash);
+    if (!token) return false;
+    const tomb: ThreadRecord = { ...r.value, ended: true, owner };
+    if ((await store.cas(recordKey(handle), r.version, tomb, { expireInMs: this.ttlMs })) === false) return false;
+    await store.delete(pointerKey(r.value.scope, r.value.digest));
+    // A turn running on it: its keep fails on the changed record, and its reply deletes the conversation.
+    if (r.value.busy) return true;
+    const here = this.held.get(handle);
+    if (here) {
+      this.held.delete(handle);
+      this.o.clock.clearTimeout(here.timer);
+    } else {
+      this.o.conversations.created(token, r.value.cid);
+      if (this.o.sharedJournal) await store.journalRemove(r.value.owner, r.value.cid).catch(this.o.onError);
+    }
+    void this.o.conversations.delete(token, r.value.cid);
+    return true;
+  }
+
+  private arm(handle: string, ms: number): void {
+    const here = this.held.get(handle);
+    if (!here) return;
+    this.o.clock.clearTimeout(here.timer);
+    here.timer = this.o.clock.setTimeout(() => void this.idle(handle), Math.max(ms, 10));
+    (here.timer as { unref?: () => void })?.unref?.();
+  }
+
+  /** The idle timer fired: delete the conversation if it is still ours and idle, else let it go. */
+  private async idle(handle: string): Promise<void> {
+    const here = this.held.get(handle);
+    if (!here || here.active) return;
+    try {
+      await this.release(handle, here, false);
+    } catch (err) {
+      this.o.onError(err);
+      this.arm(handle, Math.min(this.o.idleMs, 30_000));
+    }
+  }
+
+  /** Deletes a held conversation when this instance still holds it (idle, or `now`), or lets it go. */
+  private async release(handle: string, here: Held, now: boolean): Promise<void> {
+    const { store, clock, owner } = this.o;
+    const r: Versioned<ThreadRecord> | null = await store.get<ThreadRecord>(recordKey(handle));
+    if (r && (r.value.owner !== owner || r.value.cid !== here.cid || r.value.ended)) {
+      // Another instance took it over, or ended it: it deletes it; this one only stops counting it.
+      this.held.delete(handle);
+      this.o.conversations.handedOver(here.token, here.cid);
+      return;
+    }
+    if (r && !now && r.value.idleUntil > clock.now() + 5) return this.arm(handle, r.value.idleUntil - clock.now());
+    if (
+      r && (await store.cas(recordKey(handle), r.version, this.tomb(here.cid), { expireInMs: this.ttlMs })) === false
+    ) {
+      if (!now) this.arm(handle, 50);
+      return;
+    }
+    if (r) await store.delete(pointerKey(r.value.scope, r.value.digest));
+    // No record at all (a store that lost it): deleted anyway, as nobody else can know of it.
+    if (this.held.get(handle) !== here) return;
+    this.held.delete(handle);
+    clock.clearTimeout(here.timer);
+    void this.o.conversations.delete(here.token, here.cid);
+  }
+
+  /** Shutdown: deletes every conversation held between turns (those in a turn are ended by their reply). */
+  async endAll(): Promise<void> {
+    await Promise.all(
+      [...this.held].filter(([, h]) => !h.active).map(async ([handle, here]) => {
+        try {
+          await this.release(handle, here, true);
+        } catch (err) {
+          this.o.onError(err);
+          // The store is gone: the conversation is deleted anyway (its record lapses by itself).
+          if (this.held.delete(handle)) {
+            this.o.clock.clearTimeout(here.timer);
+            void this.o.conversations.delete(here.token, here.cid);
+          }
+        }
+      }),
+    );
+  }
+}

@@ -1,0 +1,183 @@
+// Threads: kept conversations on a memory store with a fake clock; two instances share one store.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Conversations } from "../../lib/chat/conversations.ts";
+import { callerScope, splitContinuation, Threads, transcriptDigest } from "../../lib/chat/threads.ts";
+import { memoryStore } from "../../lib/state/memory.ts";
+import type { EmohaaClient } from "../../lib/upstream/emohaa.ts";
+import { fakeClock, settled } from "../support/clock.ts";
+
+const IDLE = 60_000;
+
+function fleet() {
+  const clock = fakeClock();
+  const store = memoryStore({ now: clock.now });
+  const deleted: string[] = [];
+  const client = { deleteConversation: async (_t: string, cid: string) => void deleted.push(cid) } as EmohaaClient;
+  let n = 0;
+  const instance = (owner: string) => {
+    const conversations = new Conversations(client, async () => {});
+    const threads = new Threads({
+      store,
+      conversations,
+      owner,
+      idleMs: IDLE,
+      clock,
+      id: () => `h${++n}`,
+      sharedJournal: false,
+      onError: (err) => assert.fail(err as Error),
+    });
+    return { threads, conversations };
+  };
+  return { clock, store, deleted, instance };
+}
+
+const TOKENS = ["live-a", "live-b"];
+const SCOPE = callerScope("Bearer key", TOKENS);
+
+/** A fresh conversation answered and kept by `t`, as lib/chat/turn.ts does after a reply. */
+async function keepFresh(t: ReturnType<ReturnType<typeof fleet>["instance"]>, cid: string, digest: string) {
+  t.conversations.created("live-b", cid);
+  const handle = t.threads.newHandle();
+  const kept = await t.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token: "live-b", cid, digest });
+  return { handle, kept };
+}
+
+describe("transcriptDigest and splitContinuation", () => {
+  it("a digest changes with the model, a role, a character or the order; text parts count as their text", () => {
+    const base = [{ role: "user", content: "你好" }, { role: "assistant", content: "嗨" }];
+    const d = transcriptDigest("emohaa", base);
+    assert.equal(
+      d,
+      transcriptDigest("emohaa", [{ role: "user", content: [{ type: "text", text: "你好" }] }, base[1]!]),
+    );
+    assert.notEqual(d, transcriptDigest("gpt-4o", base));
+    assert.notEqual(d, transcriptDigest("emohaa", [{ role: "system", content: "你好" }, base[1]!]));
+    assert.notEqual(d, transcriptDigest("emohaa", [{ role: "user", content: "你好 " }, base[1]!]));
+    assert.notEqual(d, transcriptDigest("emohaa", [base[1]!, base[0]!]));
+    assert.match(d, /^[0-9a-f]{64}$/);
+  });
+
+  it("a continuation is the history up to the last reply, then user messages only", () => {
+    const u = (c: string) => ({ role: "user", content: c });
+    const a = (c: string) => ({ role: "assistant", content: c });
+    assert.equal(splitContinuation([u("1")]), undefined, "no reply yet");
+    assert.equal(splitContinuation([u("1"), a("2")]), undefined, "nothing new");
+    assert.equal(splitContinuation([u("1"), a("2"), { role: "system", content: "x" }, u("3")]), undefined);
+    assert.deepEqual(splitContinuation([u("1"), a("2"), u("3"), u("4")]), {
+      transcript: [u("1"), a("2")],
+      added: [u("3"), u("4")],
+    });
+  });
+
+  it("a caller's scope depends on its bearer, its accounts and the user field, and shows no token", () => {
+    const s = callerScope("Bearer live-a", ["live-a"]);
+    assert.notEqual(s, callerScope("Bearer live-b", ["live-a"]));
+    assert.notEqual(s, callerScope("Bearer live-a", ["live-a", "live-b"]));
+    assert.notEqual(s, callerScope("Bearer live-a", ["live-a"], "alice"));
+    assert.ok(!s.includes("live"));
+  });
+});
+
+describe("Threads", () => {
+  it("a kept transcript is claimed once: a second claim, or another scope, finds nothing", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    const { handle, kept } = await keepFresh(a, "c1", "d1");
+    assert.ok(kept);
+    assert.equal(await a.threads.claim(callerScope("Bearer other", TOKENS), TOKENS, "d1"), undefined);
+    assert.equal(await a.threads.claim(SCOPE, ["live-a"], "d1"), undefined, "the account is not the caller's");
+    const claimed = await a.threads.claim(SCOPE, TOKENS, "d1");
+    assert.equal(claimed?.handle, handle);
+    assert.equal(claimed?.cid, "c1");
+    assert.equal(claimed?.token, "live-b");
+    assert.equal(await a.threads.claim(SCOPE, TOKENS, "d1"), undefined, "consumed");
+  });
+
+  it("the same transcript kept twice: neither continues, and the first is deleted", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    assert.ok((await keepFresh(a, "c1", "same")).kept);
+    assert.equal((await keepFresh(a, "c2", "same")).kept, false);
+    await settled();
+    assert.deepEqual(f.deleted, ["c1"], "the first ended; the second is deleted by its reply");
+    assert.equal(await a.threads.claim(SCOPE, TOKENS, "same"), undefined);
+  });
+
+  it("deletes a kept conversation after the idle time, once", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    await keepFresh(a, "c1", "d1");
+    await f.clock.advance(IDLE - 1000);
+    assert.deepEqual(f.deleted, []);
+    await f.clock.advance(2000);
+    assert.deepEqual(f.deleted, ["c1"]);
+    assert.equal(a.conversations.open, 0);
+    assert.equal(await a.threads.claim(SCOPE, TOKENS, "d1"), undefined);
+    await f.clock.advance(IDLE * 3);
+    assert.deepEqual(f.deleted, ["c1"]);
+  });
+
+  it("another instance takes a conversation over: only the last holder deletes it", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    const b = f.instance("B");
+    const { handle } = await keepFresh(a, "c1", "d1");
+    await f.clock.advance(IDLE / 2);
+    const claimed = await b.threads.claim(SCOPE, TOKENS, "d1");
+    assert.ok(claimed);
+    assert.equal(b.conversations.open, 1, "B counts it now");
+    assert.ok(
+      await b.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token: "live-b", cid: "c1", digest: "d2", claimed }),
+    );
+    // A's timer fires first: it lets the conversation go instead of deleting it.
+    await f.clock.advance(IDLE / 2 + 1000);
+    assert.deepEqual(f.deleted, []);
+    assert.equal(a.conversations.open, 0);
+    await f.clock.advance(IDLE);
+    assert.deepEqual(f.deleted, ["c1"]);
+    assert.equal(b.conversations.open, 0);
+  });
+
+  it("shutdown deletes what this instance holds; a stale holder lets go of what another deleted", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    const b = f.instance("B");
+    const { handle } = await keepFresh(a, "c1", "d1");
+    const claimed = await b.threads.claim(SCOPE, TOKENS, "d1");
+    await b.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token: "live-b", cid: "c1", digest: "d2", claimed });
+    await Promise.all([a.threads.endAll(), b.threads.endAll()]);
+    await settled();
+    assert.deepEqual(f.deleted, ["c1"]);
+    assert.equal(a.conversations.open + b.conversations.open, 0);
+  });
+
+  it("end: only with the account's tokens; then it is gone for claims and handles", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    const b = f.instance("B");
+    const { handle } = await keepFresh(a, "c1", "d1");
+    assert.equal(await b.threads.end(handle, ["live-x"]), false);
+    assert.equal(await b.threads.end(handle, TOKENS), true);
+    await settled();
+    assert.deepEqual(f.deleted, ["c1"]);
+    assert.equal(await b.threads.end(handle, TOKENS), false);
+    assert.equal(await a.threads.claim(SCOPE, TOKENS, "d1"), undefined);
+    assert.equal(await a.threads.claimHandle(handle, TOKENS), undefined);
+    // A's idle timer finds it ended elsewhere: no second delete.
+    await f.clock.advance(IDLE * 2);
+    assert.deepEqual(f.deleted, ["c1"]);
+    assert.equal(a.conversations.open + b.conversations.open, 0);
+  });
+
+  it("claimHandle continues by handle; its transcript is consumed with it", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    const { handle } = await keepFresh(a, "c1", "d1");
+    assert.equal(await a.threads.claimHandle(handle, ["live-x"]), undefined);
+    const claimed = await a.threads.claimHandle(handle, TOKENS);
+    assert.equal(claimed?.cid, "c1");
+    assert.equal(await a.threads.claimHandle(handle, TOKENS), undefined, "busy in its turn");
+    assert.equal(await a.threads.claim(SCOPE, TOKENS, "d1"), undefined);
+  });
+});
