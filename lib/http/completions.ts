@@ -16,7 +16,6 @@ import type { Logger, RequestLine } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type ChatRequest, ChatRequestSchema } from "./schemas.ts";
 import type { z } from "zod";
-import { buildPrompt } from "../openai/prompt.ts";
 import { collectCompletion, streamCompletion } from "../chat/respond.ts";
 import { SSE_HEADERS } from "../openai/sse.ts";
 import { Cutter, type Tokenizer } from "../openai/translate.ts";
