@@ -22,8 +22,10 @@ try {
   throw err;
 }
 const { app, config, logger, recover } = gateway;
-// `deno serve` ends on SIGTERM once nothing is pending: the tokens file's watch and the token list's poll would be.
-onSignal("SIGTERM", () => gateway.tokens?.stop());
+// Where a signal comes (`deno serve` run by hand or by a service manager; Deno Deploy sends none), the same clean
+// shutdown as server.ts: conversations in flight and kept between turns deleted, the journal ended, the token watch
+// and the store's connection closed. `deno serve` then ends once nothing is pending.
+onSignal("SIGTERM", () => void gateway.stop(config.shutdownGraceMs));
 // What a dead isolate left when it was killed mid-stream (an isolate gets no signal to clean up before): at start
 // and, with the state in KV, periodically while this one lives; never what a live isolate is streaming.
 void recover();

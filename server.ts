@@ -28,11 +28,7 @@ async function main() {
     flushLogs,
     reloadTokens,
     pool,
-    conversations,
-    shutdown,
-    endJournal,
     recover,
-    state,
   } = gateway;
   if (reloadTokens && config.serverTokens?.file) {
     onSignal("SIGHUP", () => {
@@ -54,9 +50,6 @@ async function main() {
   const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   // Through the log's writer, at every level: a console.log to a stdout nobody reads would hold the server here.
   printLine(`emohaa-free-api listening on http://${shown}:${served.port} (upstream ${displayUrl(config.baseUrl)})`);
-  const until = async (done: () => boolean, ms: number) => {
-    for (const end = Date.now() + ms; !done() && Date.now() < end;) await sleep(25);
-  };
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -65,21 +58,7 @@ async function main() {
       `${signal}: no new connections; ${pool.active} requests in flight get ${config.shutdownGraceMs} ms to finish`,
     );
     served.stop(false).catch(() => {});
-    await until(() => pool.active === 0 && pool.waiting === 0, config.shutdownGraceMs);
-    // What is still open ends with an error frame; its conversations are deleted before the process exits.
-    shutdown.abort();
-    await until(() => conversations.open === 0, 15_000);
-    await conversations.drain();
-    try {
-      await endJournal();
-    } catch (err) {
-      logger.error(`cannot remove the crash journal: ${err instanceof Error ? err.name : "error"}`);
-    }
-    // Leases still held lapse by their TTL anyway; closing frees the connection (Redis) or the KV handle.
-    pool.close?.();
-    gateway.tokens?.stop();
-    await Promise.race([state.close().catch(() => {}), sleep(2000)]);
-    logger.info(`stopped; ${conversations.open} conversations left, ${conversations.deleteFailures} deletions failed`);
+    await gateway.stop(config.shutdownGraceMs);
     // A reader that stopped reading gets a moment, not a hang.
     await Promise.race([flushLogs(), sleep(2000)]);
     exit(0);

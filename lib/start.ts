@@ -108,6 +108,12 @@ export interface Gateway {
   reloadTokens?: () => number;
   /** The server-side token list (absent in client mode); `stop` ends its file watch and store polling. */
   tokens?: ServerTokens;
+  /**
+   * A clean shutdown, once the entry stopped taking connections: requests in flight get `graceMs` to finish, what is
+   * still open then ends with an error frame, every conversation (kept ones too) is deleted, the journal ended, the
+   * token watch stopped and the state store closed. Logs what was left; never rejects. Later calls wait for the first.
+   */
+  stop(graceMs: number): Promise<void>;
 }
 
 /**
@@ -268,7 +274,35 @@ export async function start(
       return 0;
     }
   };
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  const until = async (done: () => boolean, ms: number) => {
+    for (const end = Date.now() + ms; !done() && Date.now() < end;) await sleep(25);
+  };
+  let stopped: Promise<void> | undefined;
+  const stop = async (graceMs: number) => {
+    await until(() => pool.active === 0 && pool.waiting === 0, graceMs);
+    // What is still open ends with an error frame; its conversations, and those kept between turns, are deleted.
+    shutdown.abort();
+    await threads?.endAll();
+    await until(() => conversations.open === 0, 15_000);
+    await conversations.drain();
+    try {
+      if (fleet) await fleet.stop();
+      else store?.end?.();
+    } catch (err) {
+      logger.error(`cannot remove the crash journal: ${err instanceof Error ? err.name : "error"}`);
+    }
+    // Leases still held lapse by their TTL anyway; closing frees the connection (Redis) or the KV handle.
+    pool.close?.();
+    tokens?.stop();
+    // Bounded, and the bound's timer cleared after: `deno serve` (deploy.ts) ends only once no timer is pending.
+    let bound: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([state.close().catch(() => {}), new Promise<void>((r) => bound = setTimeout(r, 2000))]);
+    clearTimeout(bound);
+    logger.info(`stopped; ${conversations.open} conversations left, ${conversations.deleteFailures} deletions failed`);
+  };
   return {
+    stop: (graceMs) => (stopped ??= stop(graceMs)),
     app,
     config,
     logger,
