@@ -1,14 +1,27 @@
 // The Responses API: POST /v1/responses (served before the router, like chat completions), GET and DELETE by id.
 //
-// A response is one reply from one upstream conversation, opened through `ResponseThreads`: the default opens a
-// fresh conversation per request and knows no response ids, because this server stores no responses. A store of
-// conversation handles (continuing a conversation across requests) plugs in there without touching this file.
+// A response is one turn of one upstream conversation, opened through `ResponseThreads`: `statelessThreads` opens
+// a fresh conversation per request and knows no response ids; `keptThreads` (CONTINUE_CONVERSATIONS) keeps the
+// conversation after a whole reply, as chat turns are kept (lib/chat/turn.ts), and names it by the response id, so
+// `previous_response_id` continues it with only the new input. No response text is stored anywhere.
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Env } from "hono";
-import { type ChatDeps, type OpenedReply, openReply } from "../chat/reply.ts";
+import type { ChatDeps } from "../chat/reply.ts";
 import { collectReply, type StreamFormat, streamReply } from "../chat/respond.ts";
+import { callerScope, type Threads } from "../chat/threads.ts";
+import { openTurn, type Turn, type TurnRequest } from "../chat/turn.ts";
 import { errorResponse, errorResponses } from "./apidoc.ts";
-import { type CompletionsDeps, type Edge, isPostTo, MODEL, ownAccountsError, parseRequest } from "./completions.ts";
+import {
+  CONTINUATION_HEADER,
+  CONVERSATION_HEADER,
+  type CompletionsDeps,
+  type Edge,
+  isPostTo,
+  MODEL,
+  NEW_CONVERSATION_HEADER,
+  ownAccountsError,
+  parseRequest,
+} from "./completions.ts";
 import { ApiError } from "./errors.ts";
 import {
   DeletedResponseSchema,
@@ -17,7 +30,7 @@ import {
   ResponseSchema,
   ResponseStreamEventSchema,
 } from "./responses-schemas.ts";
-import { buildPrompt } from "../openai/prompt.ts";
+import type { PromptMessage } from "../openai/prompt.ts";
 import {
   eventFrame,
   finishStatus,
@@ -31,15 +44,23 @@ import { Cutter } from "../openai/translate.ts";
 
 export const RESPONSES_PATH = "/v1/responses";
 
-/** What opening the reply of one response needs. */
+/** What opening the turn of one response needs. */
 export interface ThreadRequest {
-  /** The id of the response being made: a store that keeps its conversation keeps it under this id. */
+  /** The id of the response being made: a kept conversation is named by it. */
   responseId: string;
-  /** The response this one continues (`previous_response_id`), or null for a new conversation. */
+  /** The response this one continues (`previous_response_id`), or null. */
   previousId: string | null;
+  /** `store` was not false: the conversation may be kept after the reply, and continued by this response's id. */
+  store: boolean;
   tokens: readonly string[];
-  /** The prompt of this request's input alone. */
-  prompt: string;
+  /** The caller's scope (`callerScope`): a response continues only within it. */
+  scope: string;
+  model: string;
+  /** The input as chat messages (`instructions` first). */
+  messages: readonly PromptMessage[];
+  /** The client asked for a fresh conversation (`x-emohaa-new-conversation`). */
+  fresh: boolean;
+  promptMaxBytes: number;
   signal: AbortSignal;
   /** How long to hold the status for the first piece (see openReply). */
   holdMs: number;
@@ -48,11 +69,14 @@ export interface ThreadRequest {
 
 /** Where the conversations of responses come from, and how one ends early. */
 export interface ResponseThreads {
+  /** Whether a response with `store` not false is kept and may be continued (the Response's `store`). */
+  readonly keeps: boolean;
   /**
-   * Opens the reply: a new conversation, or with `previousId` the conversation of that response. An unknown or
-   * ended `previousId` is OpenAI's 404 naming `previous_response_id` (see `previousNotFound`).
+   * Opens the turn: a new conversation (or one its whole history continues), or with `previousId` the conversation
+   * of that response. An unknown, ended or older `previousId` is OpenAI's 404 naming `previous_response_id` (see
+   * `previousNotFound`), before any upstream call. The turn's `complete` keeps and names the conversation.
    */
-  open(request: ThreadRequest): Promise<OpenedReply>;
+  open(request: ThreadRequest): Promise<Turn>;
   /** Ends the conversation of response `id` at once; false when no such response is known (a 404). */
   end(id: string, tokens: readonly string[]): Promise<boolean>;
 }
@@ -74,14 +98,62 @@ function responseNotFound(id: string, why: string): ApiError {
   });
 }
 
+function turnRequest(r: ThreadRequest): TurnRequest {
+  const { tokens, scope, model, messages, fresh, promptMaxBytes, signal, holdMs, onAttempt } = r;
+  return { tokens, scope, model, messages, fresh, promptMaxBytes, signal, holdMs, onAttempt, param: "input" };
+}
+
 /** A new upstream conversation per response, deleted after its reply; no response id is ever known. */
 export function statelessThreads(chat: ChatDeps): ResponseThreads {
   return {
+    keeps: false,
     async open(r) {
       if (r.previousId !== null) throw previousNotFound(r.previousId);
-      return openReply(chat, r.tokens, r.prompt, r.signal, r.holdMs, r.onAttempt);
+      return await openTurn(chat, undefined, turnRequest(r));
     },
     end: async () => false,
+  };
+}
+
+/**
+ * Responses on kept conversations (lib/chat/threads.ts): a response with `store` not false keeps its conversation
+ * after a whole reply, named by the response id until its next turn; `previous_response_id` continues it with only
+ * the new input. `store: false` keeps nothing: its conversation is deleted after the reply (a conversation it
+ * continued too).
+ */
+export function keptThreads(chat: ChatDeps, threads: Threads): ResponseThreads {
+  return {
+    keeps: true,
+    async open(r) {
+      if (!r.store && r.previousId === null) return await openTurn(chat, undefined, turnRequest(r));
+      let turn: Turn;
+      if (r.previousId === null) turn = await openTurn(chat, threads, turnRequest(r));
+      else {
+        // Named by the digest it held then: a conversation that moved on (an older response) is not found, as
+        // continuing it from there would be a branch Emohaa cannot make.
+        const named = await threads.named(r.previousId);
+        if (!named) throw previousNotFound(r.previousId);
+        try {
+          turn = await openTurn(chat, threads, { ...turnRequest(r), handle: named.handle, after: named.digest });
+        } catch (err) {
+          if (err instanceof ApiError && err.code === "conversation_not_found") throw previousNotFound(r.previousId);
+          throw err;
+        }
+      }
+      if (!r.store) return { ...turn, complete: async () => undefined };
+      return {
+        ...turn,
+        async complete(content) {
+          const digest = await turn.complete(content);
+          if (digest !== undefined) await threads.name(r.responseId, turn.handle!, digest);
+          return digest;
+        },
+      };
+    },
+    async end(id, tokens) {
+      const named = await threads.named(id);
+      return named !== undefined && (await threads.end(named.handle, tokens));
+    },
   };
 }
 
@@ -122,13 +194,14 @@ export function responsesHandler(
       // Authentication comes before the body is read, as for chat completions.
       const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
       const body = await parseRequest(req, deps.maxBodyBytes, ResponseRequestSchema);
-      const { prompt } = buildPrompt(inputMessages(body.input ?? [], body.instructions), deps.promptMaxBytes, "input");
+      const messages = inputMessages(body.input ?? [], body.instructions);
       const maxTokens = body.max_output_tokens ?? undefined;
       const stream = body.stream === true;
       // Usage is always part of a Response; the tokenizer loads while the upstream answers.
       const tokenizer = deps.tokenizer();
       tokenizer.catch(() => {}); // observed where it is awaited; never an unhandled rejection
       const createdAt = Math.floor(deps.now() / 1000);
+      const store = body.store !== false;
       const head: ResponseHead = {
         id: `resp_${deps.id()}`,
         messageId: `msg_${deps.id()}`,
@@ -138,16 +211,26 @@ export function responsesHandler(
         maxOutputTokens: maxTokens ?? null,
         metadata: body.metadata ?? {},
         previousResponseId: body.previous_response_id ?? null,
+        store: store && threads.keeps,
       };
-      const { reply, first } = await threads.open({
+      const turn = await threads.open({
         responseId: head.id,
         previousId: head.previousResponseId,
+        store,
         tokens,
-        prompt,
+        scope: threads.keeps ? callerScope(req.headers.get("authorization") ?? "", tokens, body.user ?? undefined) : "",
+        model: body.model ?? MODEL,
+        messages,
+        fresh: /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? ""),
+        promptMaxBytes: deps.promptMaxBytes,
         signal: req.signal,
         holdMs: stream ? deps.keepAliveMs : Infinity,
         onAttempt: (n) => (attempts = n),
       });
+      const { reply, first, prompt } = turn;
+      if (turn.handle) headers[CONVERSATION_HEADER] = turn.handle;
+      headers[CONTINUATION_HEADER] = turn.continuation;
+      deps.metrics?.turn(turn.continuation);
       let cutter: Cutter;
       try {
         cutter = new Cutter({ stop: [], maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
@@ -155,7 +238,16 @@ export function responsesHandler(
         reply.close();
         throw err;
       }
-      const ctx = { head: { id: head.id, created: createdAt, model: MODEL }, reply, first, cutter, prompt, tokenizer };
+      const onComplete = turn.continuation === "off" ? undefined : turn.complete;
+      const ctx = {
+        head: { id: head.id, created: createdAt, model: MODEL },
+        reply,
+        first,
+        cutter,
+        prompt,
+        tokenizer,
+        onComplete,
+      };
       if (!stream) {
         const { content, finish, usage } = await collectReply(ctx);
         const status = finishStatus(finish);
