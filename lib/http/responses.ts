@@ -12,9 +12,9 @@ import { callerScope, type Threads } from "../chat/threads.ts";
 import { openTurn, type Turn, type TurnRequest } from "../chat/turn.ts";
 import { errorResponse, errorResponses } from "./apidoc.ts";
 import {
+  type CompletionsDeps,
   CONTINUATION_HEADER,
   CONVERSATION_HEADER,
-  type CompletionsDeps,
   type Edge,
   isPostTo,
   MODEL,
@@ -285,8 +285,11 @@ const createResponseRoute = createRoute({
   operationId: "createResponse",
   description: "The Responses API, served the way chat completions are: the input becomes one prompt, the reply one " +
     "assistant message. With `stream: true` the answer is a `text/event-stream` of `ResponseStreamEvent`s. A client " +
-    "that disconnects cancels the upstream request; the Emohaa conversation is deleted in every case. Nothing is " +
-    "stored, so `previous_response_id` names no known response (404).",
+    "that disconnects cancels the upstream request. With kept conversations (CONTINUE_CONVERSATIONS) and `store` " +
+    "not false, the conversation is kept after a whole reply and `previous_response_id` (the id of its latest " +
+    "response) continues it with only the new input; the `x-emohaa-conversation` and `x-emohaa-continuation` " +
+    "headers say which conversation and how, as for chat. Otherwise the conversation is deleted after the reply. " +
+    "No response text is stored anywhere.",
   security: [{ bearer: [] }],
   request: {
     body: {
@@ -319,13 +322,13 @@ const createResponseRoute = createRoute({
       },
     },
     ...errorResponses(400, 401, 429, 500, 502, 503, 504),
-    ...errorResponse(404, "`previous_response_id` names no known response", {
+    ...errorResponse(404, "`previous_response_id` names no kept response, or not the latest of its conversation", {
       value: previousNotFound("resp_3f9c2b7e1d5a4c08").toJSON(),
     }),
   },
 });
 
-const NOT_STORED = "this server stores no responses (every request is treated as `store: false`)";
+const NOT_STORED = "this server stores no responses (no reply text is kept anywhere)";
 
 const getResponseRoute = createRoute({
   method: "get",
@@ -334,8 +337,9 @@ const getResponseRoute = createRoute({
   summary: "Retrieve a response: always 404, nothing is stored",
   operationId: "getResponse",
   description:
-    "Replies are emotional-support conversations: this server keeps no message or reply text anywhere, so no " +
-    "response can be retrieved and every id is a 404 (what OpenAI answers for a response created with `store: false`).",
+    "Replies are emotional-support conversations: this server keeps no message or reply text anywhere (a kept " +
+    "conversation is known by a digest only), so no response can be retrieved and every id is a 404, even one " +
+    "whose conversation `previous_response_id` can still continue.",
   security: [{ bearer: [] }],
   request: { params: ResponseIdParam },
   responses: {
@@ -354,8 +358,9 @@ const deleteResponseRoute = createRoute({
   summary: "Delete a response, ending its upstream conversation",
   operationId: "deleteResponse",
   description:
-    "Ends the Emohaa conversation a response belongs to at once. Each response's conversation is already deleted " +
-    "when its reply ends, so an id is known only while its conversation is kept; otherwise a 404.",
+    "Ends the Emohaa conversation a response belongs to at once (any response of it: the conversation holds them " +
+    "all), with the bearer that holds its account. A 404 when no conversation is kept for it: `store: false`, " +
+    "already ended or idle, or CONTINUE_CONVERSATIONS=false.",
   security: [{ bearer: [] }],
   request: { params: ResponseIdParam },
   responses: {

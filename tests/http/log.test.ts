@@ -35,7 +35,10 @@ describe("maskedPath", () => {
     assert.ok(!shown.includes("3f9c2b7e"));
     assert.equal(shown, maskedPath(`/v1/responses/${id}`, "/v1/responses/:response_id"), "one id, one mask");
     assert.notEqual(shown, maskedPath("/v1/responses/resp_other", "/v1/responses/:response_id"));
-    assert.match(maskedPath("/v1/conversations/conv-abc123", "/v1/conversations/:handle"), /^\/v1\/conversations\/conv-…[0-9a-f]{4}$/);
+    assert.match(
+      maskedPath("/v1/conversations/conv-abc123", "/v1/conversations/:handle"),
+      /^\/v1\/conversations\/conv-…[0-9a-f]{4}$/,
+    );
     assert.match(maskId("x y"), /^…[0-9a-f]{4}$/);
   });
 
