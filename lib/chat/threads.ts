@@ -129,9 +129,11 @@ const recordKey = (handle: string) => ["thread-h", handle] as const;
 const nameKey = (name: string) => ["thread-n", sha256(name).slice(0, 40)] as const;
 
 /** What a name points to: a conversation, and the transcript digest it held when named (its latest turn). */
-interface Named {
+export interface Named {
   handle: string;
   digest: string;
+  /** Who named it, as the namer tells (e.g. a `callerScope` without `user`); not checked here. */
+  caller?: string;
 }
 
 /** The kept conversations: claimed by transcript or handle, kept after a reply, deleted when idle or ended. */
@@ -300,12 +302,12 @@ export class Threads {
   }
 
   /**
-   * Names a kept conversation (a response id) as it is now: `named` finds it by that name while it still holds
-   * `digest`, i.e. until its next turn. The name lapses with the conversation's records. Never rejects.
+   * Names a kept conversation (a response id) as it is now, holding `named.digest`: `named` finds it by that name;
+   * claim it with that digest (`claimHandle`), which holds until its next turn. The name lapses with the conversation's records. Never rejects.
    */
-  async name(name: string, handle: string, digest: string): Promise<void> {
+  async name(name: string, named: Named): Promise<void> {
     try {
-      await this.o.store.set<Named>(nameKey(name), { handle, digest }, { expireInMs: this.ttlMs });
+      await this.o.store.set<Named>(nameKey(name), named, { expireInMs: this.ttlMs });
     } catch (err) {
       this.o.onError(err);
     }
@@ -354,12 +356,12 @@ export class Threads {
 
   /**
    * Ends a conversation by handle (DELETE /v1/conversations/{handle}, a collision): the caller must hold its
-   * account (and with `scope` be of it). Resolves false when there is none the caller may end.
+   * account. Resolves false when there is none the caller may end.
    */
-  async end(handle: string, tokens: readonly string[], scope?: string): Promise<boolean> {
+  async end(handle: string, tokens: readonly string[]): Promise<boolean> {
     const { store, owner } = this.o;
     const r = await store.get<ThreadRecord>(recordKey(handle));
-    if (!r || r.value.ended || (scope !== undefined && r.value.scope !== scope)) return false;
+    if (!r || r.value.ended) return false;
     const token = findToken(tokens, r.value.index, r.value.hash);
     if (!token) return false;
     const tomb: ThreadRecord = { ...r.value, ended: true, owner };

@@ -55,6 +55,8 @@ export interface ThreadRequest {
   tokens: readonly string[];
   /** The caller's scope (`callerScope`): a response continues only within it. */
   scope: string;
+  /** The caller without its `user` field (`callerScope` of bearer and tokens): who may delete the response. */
+  caller: string;
   model: string;
   /** The input as chat messages (`instructions` first). */
   messages: readonly PromptMessage[];
@@ -77,8 +79,8 @@ export interface ResponseThreads {
    * `previousNotFound`), before any upstream call. The turn's `complete` keeps and names the conversation.
    */
   open(request: ThreadRequest): Promise<Turn>;
-  /** Ends the conversation of response `id` at once; false when no such response is known (a 404). */
-  end(id: string, tokens: readonly string[]): Promise<boolean>;
+  /** Ends the conversation of response `id` at once; false when `caller` (see ThreadRequest) knows no such response. */
+  end(id: string, tokens: readonly string[], caller: string): Promise<boolean>;
 }
 
 /** OpenAI's answer to a `previous_response_id` it does not know. */
@@ -145,14 +147,16 @@ export function keptThreads(chat: ChatDeps, threads: Threads): ResponseThreads {
         ...turn,
         async complete(content) {
           const digest = await turn.complete(content);
-          if (digest !== undefined) await threads.name(r.responseId, turn.handle!, digest);
+          if (digest !== undefined) {
+            await threads.name(r.responseId, { handle: turn.handle!, digest, caller: r.caller });
+          }
           return digest;
         },
       };
     },
-    async end(id, tokens) {
+    async end(id, tokens, caller) {
       const named = await threads.named(id);
-      return named !== undefined && (await threads.end(named.handle, tokens));
+      return named !== undefined && named.caller === caller && (await threads.end(named.handle, tokens));
     },
   };
 }
@@ -202,6 +206,7 @@ export function responsesHandler(
       tokenizer.catch(() => {}); // observed where it is awaited; never an unhandled rejection
       const createdAt = Math.floor(deps.now() / 1000);
       const store = body.store !== false;
+      const bearer = req.headers.get("authorization") ?? "";
       const head: ResponseHead = {
         id: `resp_${deps.id()}`,
         messageId: `msg_${deps.id()}`,
@@ -218,7 +223,8 @@ export function responsesHandler(
         previousId: head.previousResponseId,
         store,
         tokens,
-        scope: threads.keeps ? callerScope(req.headers.get("authorization") ?? "", tokens, body.user ?? undefined) : "",
+        scope: threads.keeps ? callerScope(bearer, tokens, body.user ?? undefined) : "",
+        caller: threads.keeps ? callerScope(bearer, tokens) : "",
         model: body.model ?? MODEL,
         messages,
         fresh: /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? ""),
@@ -359,7 +365,7 @@ const deleteResponseRoute = createRoute({
   operationId: "deleteResponse",
   description:
     "Ends the Emohaa conversation a response belongs to at once (any response of it: the conversation holds them " +
-    "all), with the bearer that holds its account. A 404 when no conversation is kept for it: `store: false`, " +
+    "all), with the bearer (and accounts) that made it. A 404 when no conversation is kept for it: `store: false`, " +
     "already ended or idle, or CONTINUE_CONVERSATIONS=false.",
   security: [{ bearer: [] }],
   request: { params: ResponseIdParam },
@@ -390,9 +396,10 @@ export function addResponseRoutes<E extends Env>(
     throw responseNotFound(c.req.valid("param").response_id, NOT_STORED);
   });
   app.openapi(deleteResponseRoute, async (c) => {
-    const tokens = deps.auth.tokensFor(c.req.header("authorization"));
+    const bearer = c.req.header("authorization") ?? "";
+    const tokens = deps.auth.tokensFor(bearer);
     const { response_id } = c.req.valid("param");
-    if (!(await threads.end(response_id, tokens))) {
+    if (!(await threads.end(response_id, tokens, callerScope(bearer, tokens)))) {
       throw responseNotFound(response_id, "no conversation is kept for it");
     }
     return c.json({ id: response_id, object: "response" as const, deleted: true as const }, 200);

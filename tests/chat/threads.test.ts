@@ -185,7 +185,7 @@ describe("Threads", () => {
     const f = fleet();
     const a = f.instance("A");
     const { handle } = await keepFresh(a, "c1", "d1");
-    await a.threads.name("resp_1", handle, "d1");
+    await a.threads.name("resp_1", { handle, digest: "d1" });
     assert.deepEqual(await a.threads.named("resp_1"), { handle, digest: "d1" });
     assert.equal(await a.threads.named("resp_unknown"), undefined);
     assert.equal(await a.threads.claimHandle(handle, TOKENS, { scope: "other", digest: "d1" }), undefined);
@@ -200,7 +200,7 @@ describe("Threads", () => {
     assert.ok(
       await a.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token: "live-b", cid: "c1", digest: d2, claimed }),
     );
-    await a.threads.name("resp_2", handle, d2);
+    await a.threads.name("resp_2", { handle, digest: d2 });
     assert.equal(await a.threads.claimHandle(handle, TOKENS, { scope: SCOPE, digest: "d1" }), undefined, "moved on");
     assert.equal((await a.threads.claimHandle(handle, TOKENS, { scope: SCOPE, digest: d2 }))?.cid, "c1");
     // Names are stored hashed: the store holds no id a client could continue with.

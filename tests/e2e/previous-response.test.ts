@@ -289,3 +289,57 @@ describe("kept responses end", () => {
     assert.equal(sim.sim.state().open, open, "deleted before the process exited");
   });
 });
+
+const REDIS_URL = process.env.REDIS_URL;
+const run = crypto.randomUUID().slice(0, 8);
+
+describe("previous_response_id across instances (Redis)", { skip: !REDIS_URL && "REDIS_URL is not set" }, () => {
+  it("a chain alternating between two instances stays on one conversation; another key cannot continue or end it", async () => {
+    const env = {
+      EMOHAA_BASE_URL: sim.baseUrl,
+      CONTINUE_CONVERSATIONS: "true",
+      STATE: REDIS_URL!,
+      STATE_TIMEOUT_MS: "10000",
+      EMOHAA_TOKENS: `live-prr1-${run},live-prr2-${run}`,
+      API_KEYS: "key-pr-a,key-pr-b",
+    };
+    const servers: RunningServer[] = await Promise.all([startServer(env), startServer(env)]);
+    try {
+      const clients = servers.map((s) => sdk("key-pr-a", s.url));
+      const since = sim.sim.state().created;
+      const { open, badDeletes } = sim.sim.state();
+      let previous: string | undefined;
+      let handle: string | null = null;
+      for (let i = 1; i <= 4; i++) {
+        const r = await say(clients[i % 2]!, { input: `M${i}`, previous_response_id: previous }, i === 3);
+        assert.equal(r.continuation, i === 1 ? "new" : "continued", `turn ${i}`);
+        handle ??= r.handle;
+        assert.equal(r.handle, handle);
+        previous = r.id;
+      }
+      const cids = cidsSince(since);
+      assert.equal(cids.length, 1);
+      assert.deepEqual(sim.sim.state().promptsOf[cids[0]!], ["user:M1", "user:M2", "user:M3", "user:M4"]);
+      // Same accounts, another gateway key: neither continues nor deletes it.
+      const other = sdk("key-pr-b", servers[0]!.url);
+      await assert.rejects(
+        other.responses.create({ model: "emohaa", input: "M-x", previous_response_id: previous }),
+        previousNotFound,
+      );
+      await assert.rejects(other.responses.delete(previous!), OpenAI.NotFoundError);
+      assert.equal(sim.sim.state().open, open + 1);
+      // Deleted through the instance that did not answer last.
+      const del = await fetch(`${servers[1]!.url}/v1/responses/${previous}`, {
+        method: "DELETE",
+        headers: { authorization: "Bearer key-pr-a" },
+      });
+      assert.equal(del.status, 200);
+      await eventually(() => sim.sim.state().open === open, 5000, "deleted");
+      assert.deepEqual(await Promise.all(servers.map((s) => s.kill("SIGTERM"))), [0, 0]);
+      assert.equal(sim.sim.state().open, open);
+      assert.equal(sim.sim.state().badDeletes, badDeletes);
+    } finally {
+      await Promise.all(servers.map((s) => s.kill("SIGKILL").catch(() => null)));
+    }
+  });
+});
