@@ -218,6 +218,47 @@ describe("previous_response_id on kept conversations", () => {
     assert.ok(fresh.id);
   });
 
+  it("a turn cut by max_output_tokens or by the client leaving is not kept: its conversation is deleted", async () => {
+    const client = sdk("live-pr-cut");
+    const open = sim.sim.state().open;
+    const r1 = await say(client, { input: "C1" });
+    const cut = await client.responses.create({
+      model: "emohaa",
+      input: "C2 [[pieces:20]]",
+      previous_response_id: r1.id,
+      max_output_tokens: 2,
+    });
+    assert.equal(cut.status, "incomplete");
+    await eventually(() => sim.sim.state().open === open, 5000, "the cut conversation deleted");
+    await assert.rejects(
+      client.responses.create({ model: "emohaa", input: "C3", previous_response_id: cut.id }),
+      previousNotFound,
+    );
+    await assert.rejects(
+      client.responses.create({ model: "emohaa", input: "C3", previous_response_id: r1.id }),
+      previousNotFound,
+    );
+
+    const r2 = await say(client, { input: "C4" });
+    const aborted = sim.sim.state().aborted;
+    const stream = await client.responses.create({
+      model: "emohaa",
+      input: "C5 [[pieces:100]] [[delay:20]]",
+      previous_response_id: r2.id,
+      stream: true,
+    });
+    let n = 0;
+    for await (const event of stream) {
+      if (event.type === "response.output_text.delta" && ++n === 2) stream.controller.abort();
+    }
+    await eventually(() => sim.sim.state().aborted > aborted, 10_000, "upstream aborted");
+    await eventually(() => sim.sim.state().open === open, 5000, "the continued conversation deleted");
+    await assert.rejects(
+      client.responses.create({ model: "emohaa", input: "C6", previous_response_id: r2.id }),
+      previousNotFound,
+    );
+  });
+
   it("the AI SDK continues with providerOptions.openai.previousResponseId", async () => {
     const model = createOpenAI({ baseURL: `${server.url}/v1`, apiKey: "live-pr-ai" })("emohaa");
     const since = sim.sim.state().created;
