@@ -4,7 +4,7 @@
 // a fresh conversation per request and knows no response ids; `keptThreads` (CONTINUE_CONVERSATIONS) keeps the
 // conversation after a whole reply, as chat turns are kept (lib/chat/turn.ts), and names it by the response id, so
 // `previous_response_id` continues it with only the new input. No response text is stored anywhere.
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Env } from "hono";
 import type { ChatDeps } from "../chat/reply.ts";
 import { collectReply, type StreamFormat, streamReply } from "../chat/respond.ts";
@@ -298,6 +298,11 @@ const createResponseRoute = createRoute({
     "No response text is stored anywhere.",
   security: [{ bearer: [] }],
   request: {
+    headers: z.object({
+      [NEW_CONVERSATION_HEADER]: z.enum(["1", "true"]).optional().openapi({
+        description: "Start a fresh Emohaa conversation, even when the input list continues a kept one",
+      }),
+    }),
     body: {
       required: true,
       content: {
@@ -321,6 +326,19 @@ const createResponseRoute = createRoute({
   },
   responses: {
     200: {
+      headers: {
+        [CONVERSATION_HEADER]: {
+          description: "The kept Emohaa conversation this response belongs to (`DELETE /v1/responses/{id}` or " +
+            "`DELETE /v1/conversations/{handle}` ends it)",
+          schema: { type: "string", example: "conv-3f2a9c0d1e7b4a6f8c5d2e1f0a9b8c7d" },
+        },
+        [CONTINUATION_HEADER]: {
+          description: "`continued`: only this input was sent, on the kept conversation; `new`: a fresh one; " +
+            "`fresh-after-busy` / `fresh-after-error`: as for chat (an input list only); `off`: nothing is kept " +
+            "(`store: false`, or CONTINUE_CONVERSATIONS=false)",
+          schema: { type: "string", enum: ["new", "continued", "fresh-after-busy", "fresh-after-error", "off"] },
+        },
+      },
       description: "The Response as JSON, or with `stream: true` an event stream: `event:` and `data:` lines per event",
       content: {
         "application/json": { schema: ResponseSchema },
