@@ -302,8 +302,9 @@ export class Threads {
   }
 
   /**
-   * Names a kept conversation (a response id) as it is now, holding `named.digest`: `named` finds it by that name;
-   * claim it with that digest (`claimHandle`), which holds until its next turn. The name lapses with the conversation's records. Never rejects.
+   * Names a kept conversation (a response id) as it is now, holding `named.digest`: `named` finds it by that name,
+   * and `claimHandle` with that digest claims it until its next turn. The name lapses with the conversation's
+   * records. Never rejects.
    */
   async name(name: string, named: Named): Promise<void> {
     try {
