@@ -11,6 +11,7 @@ import { SharedPool } from "./chat/shared-pool.ts";
 import { Threads } from "./chat/threads.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
+import { keptThreads } from "./http/responses.ts";
 import { isUsableToken } from "./http/bearer.ts";
 import { createAuth } from "./http/auth.ts";
 import { batchedLines, createLogger, type Logger } from "./http/log.ts";
@@ -252,6 +253,8 @@ export async function start(
     trustProxy: config.trustProxy,
     admin: tokens ? { tokens, pool, adminKey: config.adminKey } : undefined,
     threads,
+    // Responses on kept conversations: `previous_response_id` continues one (lib/http/responses.ts).
+    responseThreads: threads ? keptThreads(chat, threads) : undefined,
     now: runtime.now,
     id: runtime.id,
   });

@@ -28,7 +28,7 @@ export interface ReplyContext {
    * Told the whole text the client receives, once the reply ended well and before the reply is closed (and the
    * stream's last frames sent): native multi-turn keeps the conversation here (lib/chat/turn.ts). Never throws.
    */
-  onComplete?: (content: string) => Promise<void>;
+  onComplete?: (content: string) => Promise<unknown>;
 }
 
 // A cutter that counts tokens is given a long piece a slice at a time; each push also costs a call's overhead.

@@ -42,6 +42,8 @@ export interface Claimed {
   cid: string;
   /** The record's version after the claim: keeping it again must find it unchanged. */
   version: string;
+  /** The digest of the transcript the conversation held when claimed. */
+  digest: string;
 }
 
 /** What this instance holds: timers of conversations between turns. */
@@ -76,6 +78,14 @@ const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 /** The digest of a transcript: model and each message's role and text. Order and every character count. */
 export function transcriptDigest(model: string, messages: readonly PromptMessage[]): string {
   return sha256(JSON.stringify([model, ...messages.map((m) => [m.role, messageText(m.content)])]));
+}
+
+/**
+ * The digest of a conversation continued by its handle with only new messages: the digest it held, then the turn's
+ * own. It matches no transcript a client could send whole, so such a conversation continues only by handle.
+ */
+export function continuedDigest(held: string, model: string, messages: readonly PromptMessage[]): string {
+  return sha256(JSON.stringify(["continued", held, transcriptDigest(model, messages)]));
 }
 
 /**
@@ -115,6 +125,16 @@ function findToken(tokens: readonly string[], index: number, hash: string): stri
 
 const pointerKey = (scope: string, digest: string) => ["thread", scope, digest] as const;
 const recordKey = (handle: string) => ["thread-h", handle] as const;
+/** A name of a conversation (a response id), hashed: the store holds no id a client could continue with. */
+const nameKey = (name: string) => ["thread-n", sha256(name).slice(0, 40)] as const;
+
+/** What a name points to: a conversation, and the transcript digest it held when named (its latest turn). */
+export interface Named {
+  handle: string;
+  digest: string;
+  /** Who named it, as the namer tells (e.g. a `callerScope` without `user`); not checked here. */
+  caller?: string;
+}
 
 /** The kept conversations: claimed by transcript or handle, kept after a reply, deleted when idle or ended. */
 export class Threads {
@@ -164,11 +184,18 @@ export class Threads {
 
   /**
    * Claims a conversation by its handle for one turn (e.g. a Responses API `previous_response_id`): the caller
-   * must hold its account. Undefined when it is gone, busy, or not the caller's.
+   * must hold its account, and with `expect` be of its scope and find it holding that digest (not moved on since).
+   * Undefined when it is gone, busy, moved on, or not the caller's.
    */
-  async claimHandle(handle: string, tokens: readonly string[]): Promise<Claimed | undefined> {
+  async claimHandle(
+    handle: string,
+    tokens: readonly string[],
+    expect?: { scope: string; digest?: string },
+  ): Promise<Claimed | undefined> {
+    const fits = (r: ThreadRecord) =>
+      !expect || (r.scope === expect.scope && (expect.digest === undefined || r.digest === expect.digest));
     try {
-      const claimed = await this.take(handle, tokens, () => true);
+      const claimed = await this.take(handle, tokens, fits);
       if (claimed) {
         const r = await this.o.store.get<ThreadRecord>(recordKey(handle));
         const consumed: Pointer = { consumed: true };
@@ -211,7 +238,7 @@ export class Threads {
       if (here) this.o.conversations.journalAgain(token, cid);
       if (this.o.sharedJournal) await store.journalRemove(previous, cid).catch(this.o.onError);
     }
-    return { handle, token, cid, version };
+    return { handle, token, cid, version, digest: r.value.digest };
   }
 
   /**
@@ -271,6 +298,29 @@ export class Threads {
       this.o.onError(err);
       this.forget(k.handle, false);
       return false;
+    }
+  }
+
+  /**
+   * Names a kept conversation (a response id) as it is now, holding `named.digest`: `named` finds it by that name,
+   * and `claimHandle` with that digest claims it until its next turn. The name lapses with the conversation's
+   * records. Never rejects.
+   */
+  async name(name: string, named: Named): Promise<void> {
+    try {
+      await this.o.store.set<Named>(nameKey(name), named, { expireInMs: this.ttlMs });
+    } catch (err) {
+      this.o.onError(err);
+    }
+  }
+
+  /** The conversation a name points to and the digest it held when named; undefined when unknown or lapsed. */
+  async named(name: string): Promise<Named | undefined> {
+    try {
+      return (await this.o.store.get<Named>(nameKey(name)))?.value;
+    } catch (err) {
+      this.o.onError(err);
+      return undefined;
     }
   }
 

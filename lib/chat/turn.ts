@@ -2,7 +2,7 @@
 import { ApiError } from "../http/errors.ts";
 import { buildPrompt, type PromptMessage } from "../openai/prompt.ts";
 import { type ChatDeps, continueReply, type OpenedReply, openReply, type Reply } from "./reply.ts";
-import { type Claimed, splitContinuation, type Threads, transcriptDigest } from "./threads.ts";
+import { type Claimed, continuedDigest, splitContinuation, type Threads, transcriptDigest } from "./threads.ts";
 
 /**
  * How a turn relates to a kept conversation (the `x-emohaa-continuation` header):
@@ -30,7 +30,14 @@ export interface TurnRequest {
    * failure itself), never a silent fresh start.
    */
   handle?: string;
+  /**
+   * With `handle`: the transcript digest the conversation must still hold (the turn the client continues is its
+   * latest); a conversation that moved on since is not found.
+   */
+  after?: string;
   promptMaxBytes: number;
+  /** The request parameter a prompt error names (default `messages`). */
+  param?: string;
   signal: AbortSignal;
   holdMs: number;
   onAttempt?: (attempts: number) => void;
@@ -43,10 +50,11 @@ export interface Turn extends OpenedReply {
   /** The kept conversation's handle (absent with `off`). */
   handle?: string;
   /**
-   * Called with the whole text the client received, once it did: keeps the conversation for the next turn. A
-   * reply cut short (max_tokens, a stop sequence) left the upstream unfinished: it is deleted instead.
+   * Called with the whole text the client received, once it did: keeps the conversation for the next turn and
+   * resolves the transcript digest it now holds. A reply cut short (max_tokens, a stop sequence) left the upstream
+   * unfinished: it is deleted instead (undefined, as when it cannot be kept).
    */
-  complete(content: string): Promise<void>;
+  complete(content: string): Promise<string | undefined>;
 }
 
 /**
@@ -55,17 +63,17 @@ export interface Turn extends OpenedReply {
  */
 export async function openTurn(deps: ChatDeps, threads: Threads | undefined, req: TurnRequest): Promise<Turn> {
   // Built first: a last message too long for Emohaa is a 400 whatever happens next.
-  const merged = buildPrompt(req.messages, req.promptMaxBytes).prompt;
+  const merged = buildPrompt(req.messages, req.promptMaxBytes, req.param).prompt;
   if (!threads) {
     const opened = await openReply(deps, req.tokens, merged, req.signal, req.holdMs, req.onAttempt);
-    return { ...opened, prompt: merged, continuation: "off", complete: async () => {} };
+    return { ...opened, prompt: merged, continuation: "off", complete: async () => undefined };
   }
   if (req.handle !== undefined) return await continueHandle(deps, threads, req, req.handle, merged);
   let continuation: Continuation = "new";
   const split = req.fresh ? undefined : splitContinuation(req.messages);
   const claimed = split && (await threads.claim(req.scope, req.tokens, transcriptDigest(req.model, split.transcript)));
   if (claimed) {
-    const prompt = buildPrompt(split.added, req.promptMaxBytes).prompt;
+    const prompt = buildPrompt(split.added, req.promptMaxBytes, req.param).prompt;
     try {
       req.onAttempt?.(1);
       const opened = await continueReply(deps, claimed, prompt, req.signal, req.holdMs);
@@ -91,7 +99,7 @@ async function continueHandle(
   handle: string,
   prompt: string,
 ): Promise<Turn> {
-  const claimed = await threads.claimHandle(handle, req.tokens);
+  const claimed = await threads.claimHandle(handle, req.tokens, { scope: req.scope, digest: req.after });
   if (!claimed) {
     throw new ApiError(404, `No conversation ${handle} to continue: it ended, or it is answering another turn`, {
       code: "conversation_not_found",
@@ -137,11 +145,16 @@ function turnOf(
     handle,
     async complete(content) {
       const on = inner.finishedOn();
-      if (!on) return;
+      if (!on) return undefined;
       const { cid, token } = on;
-      const digest = transcriptDigest(req.model, [...req.messages, { role: "assistant", content }]);
+      const turn = [...req.messages, { role: "assistant" as const, content }];
+      // Continued by handle, the messages are only this turn's: the digest chains on the one the conversation held.
+      const digest = req.handle !== undefined && claimed
+        ? continuedDigest(claimed.digest, req.model, turn)
+        : transcriptDigest(req.model, turn);
       kept = await threads.keep({ scope: req.scope, tokens: req.tokens, handle, token, cid, digest, claimed });
       if (kept) inner.keep();
+      return kept ? digest : undefined;
     },
   };
 }

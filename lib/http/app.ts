@@ -38,7 +38,7 @@ import { docsRoutes } from "../web/swagger.ts";
 import { playgroundRoutes } from "../web/playground.ts";
 import { withDeadline } from "../chat/deadline.ts";
 import { ApiError, invalidRequest, toApiError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, maskedPath } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import {
   ChatRequestSchema,
@@ -324,7 +324,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     const route = last === "/*" || last === "*" ? "unmatched" : last;
     edge.record(route, {
       method: c.req.method,
-      path: c.req.path,
+      // Response ids and conversation handles can continue or end a conversation: logged masked.
+      path: maskedPath(c.req.path, last),
       status: c.res.status,
       ms: deps.now() - start,
       id: c.get("requestId"),
@@ -375,7 +376,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
 
   app.onError((err, c) => {
-    const { error, headers } = edge.render(err, c.req.method, c.req.path);
+    const { error, headers } = edge.render(err, c.req.method, maskedPath(c.req.path, routePath(c, -1)));
     for (const [k, v] of Object.entries(headers)) c.header(k, v);
     c.set("errorCode", error.code);
     // 499 is nginx's "client closed request": nobody reads it, but it logs honestly.

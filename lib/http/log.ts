@@ -1,4 +1,5 @@
 // Request logging: one line per request, never a token and never message content.
+import { createHash } from "node:crypto";
 
 /** The log levels, quietest first (LOG_LEVEL's schema in lib/config.ts is built from this list). */
 export const LOG_LEVELS = ["silent", "error", "info", "debug"] as const;
@@ -46,6 +47,26 @@ export function escapeControl(text: string): string {
 export function logPath(path: string): string {
   // deno-lint-ignore no-control-regex -- control characters are what this pattern is about
   return path.replace(/[\u0000-\u0020\u007f-\u009f\u2028\u2029]/g, (ch) => encodeURIComponent(ch));
+}
+
+/** Route parameters that can continue or end a conversation: a response id, a conversation handle. */
+const MASKED_PARAMS = /^:(response_id|handle)$/;
+
+/**
+ * An id that can continue or end a conversation, as logs show it: its kind (`resp_`, `conv-`) and the last 4 hex
+ * digits of its SHA-256, enough to tell lines of one id apart from another's and useless to anyone reading them.
+ */
+export function maskId(id: string): string {
+  const kind = /^(resp_|conv-)/.exec(id)?.[1] ?? "";
+  return `${kind}…${createHash("sha256").update(id).digest("hex").slice(-4)}`;
+}
+
+/** A request path with the segments `route` (its pattern, e.g. `/v1/responses/:response_id`) names masked. */
+export function maskedPath(path: string, route: string): string {
+  if (!route.includes(":")) return path;
+  const pattern = route.split("/");
+  if (!pattern.some((p) => MASKED_PARAMS.test(p))) return path;
+  return path.split("/").map((seg, i) => (MASKED_PARAMS.test(pattern[i] ?? "") ? maskId(seg) : seg)).join("/");
 }
 
 /** A URL fit to print: no user name or password and no query string or fragment (either may hold a secret). */

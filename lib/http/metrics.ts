@@ -86,7 +86,7 @@ export class Metrics {
       "# HELP emohaa_conversations_kept Upstream conversations this instance keeps for a next turn (native multi-turn).",
       "# TYPE emohaa_conversations_kept gauge",
       `emohaa_conversations_kept ${this.sources.conversationsKept?.() ?? 0}`,
-      "# HELP emohaa_chat_turns_total Chat turns by how they related to a kept conversation.",
+      "# HELP emohaa_chat_turns_total Chat turns (chat completions and responses) by how they related to a kept conversation.",
       "# TYPE emohaa_chat_turns_total counter",
     );
     for (const [c, n] of this.turns) out.push(`emohaa_chat_turns_total{continuation="${esc(c)}"} ${n}`);

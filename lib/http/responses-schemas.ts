@@ -40,7 +40,8 @@ export const ResponseRequestSchema = z
     }),
     instructions: z.string().nullish().openapi({ description: "A system message put before the input." }),
     previous_response_id: z.string().max(200).nullish().openapi({
-      description: "Continue the conversation of an earlier response. Responses are not stored: every id is unknown.",
+      description: "Continue the kept conversation of an earlier response with only this input: it must be the " +
+        "latest response of that conversation (Emohaa cannot branch one); any other id is a 404.",
     }),
     max_output_tokens: z.number().int().min(0).nullish().openapi({
       description: 'Cut the reply at this many (estimated) tokens: `status: "incomplete"`, reason `max_output_tokens`.',
@@ -50,7 +51,10 @@ export const ResponseRequestSchema = z
     }),
     metadata: z.record(z.string(), z.string()).nullish().openapi({ description: "Repeated in the response." }),
     user: z.string().nullish(),
-    store: z.boolean().nullish().openapi({ description: "Ignored: nothing is stored, as with `store: false`." }),
+    store: z.boolean().nullish().openapi({
+      description: "`false`: keep nothing, the conversation is deleted after the reply. Otherwise (the default) the " +
+        "conversation is kept for `previous_response_id` (with CONTINUE_CONVERSATIONS). No text is stored either way.",
+    }),
   })
   .openapi("CreateResponseRequest", {
     description:

@@ -1,14 +1,27 @@
 // The Responses API: POST /v1/responses (served before the router, like chat completions), GET and DELETE by id.
 //
-// A response is one reply from one upstream conversation, opened through `ResponseThreads`: the default opens a
-// fresh conversation per request and knows no response ids, because this server stores no responses. A store of
-// conversation handles (continuing a conversation across requests) plugs in there without touching this file.
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+// A response is one turn of one upstream conversation, opened through `ResponseThreads`: `statelessThreads` opens
+// a fresh conversation per request and knows no response ids; `keptThreads` (CONTINUE_CONVERSATIONS) keeps the
+// conversation after a whole reply, as chat turns are kept (lib/chat/turn.ts), and names it by the response id, so
+// `previous_response_id` continues it with only the new input. No response text is stored anywhere.
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Env } from "hono";
-import { type ChatDeps, type OpenedReply, openReply } from "../chat/reply.ts";
+import type { ChatDeps } from "../chat/reply.ts";
 import { collectReply, type StreamFormat, streamReply } from "../chat/respond.ts";
+import { callerScope, type Threads } from "../chat/threads.ts";
+import { openTurn, type Turn, type TurnRequest } from "../chat/turn.ts";
 import { errorResponse, errorResponses } from "./apidoc.ts";
-import { type CompletionsDeps, type Edge, isPostTo, MODEL, ownAccountsError, parseRequest } from "./completions.ts";
+import {
+  type CompletionsDeps,
+  CONTINUATION_HEADER,
+  CONVERSATION_HEADER,
+  type Edge,
+  isPostTo,
+  MODEL,
+  NEW_CONVERSATION_HEADER,
+  ownAccountsError,
+  parseRequest,
+} from "./completions.ts";
 import { ApiError } from "./errors.ts";
 import {
   DeletedResponseSchema,
@@ -17,7 +30,7 @@ import {
   ResponseSchema,
   ResponseStreamEventSchema,
 } from "./responses-schemas.ts";
-import { buildPrompt } from "../openai/prompt.ts";
+import type { PromptMessage } from "../openai/prompt.ts";
 import {
   eventFrame,
   finishStatus,
@@ -31,15 +44,25 @@ import { Cutter } from "../openai/translate.ts";
 
 export const RESPONSES_PATH = "/v1/responses";
 
-/** What opening the reply of one response needs. */
+/** What opening the turn of one response needs. */
 export interface ThreadRequest {
-  /** The id of the response being made: a store that keeps its conversation keeps it under this id. */
+  /** The id of the response being made: a kept conversation is named by it. */
   responseId: string;
-  /** The response this one continues (`previous_response_id`), or null for a new conversation. */
+  /** The response this one continues (`previous_response_id`), or null. */
   previousId: string | null;
+  /** `store` was not false: the conversation may be kept after the reply, and continued by this response's id. */
+  store: boolean;
   tokens: readonly string[];
-  /** The prompt of this request's input alone. */
-  prompt: string;
+  /** The caller's scope (`callerScope`): a response continues only within it. */
+  scope: string;
+  /** The caller without its `user` field (`callerScope` of bearer and tokens): who may delete the response. */
+  caller: string;
+  model: string;
+  /** The input as chat messages (`instructions` first). */
+  messages: readonly PromptMessage[];
+  /** The client asked for a fresh conversation (`x-emohaa-new-conversation`). */
+  fresh: boolean;
+  promptMaxBytes: number;
   signal: AbortSignal;
   /** How long to hold the status for the first piece (see openReply). */
   holdMs: number;
@@ -48,13 +71,16 @@ export interface ThreadRequest {
 
 /** Where the conversations of responses come from, and how one ends early. */
 export interface ResponseThreads {
+  /** Whether a response with `store` not false is kept and may be continued (the Response's `store`). */
+  readonly keeps: boolean;
   /**
-   * Opens the reply: a new conversation, or with `previousId` the conversation of that response. An unknown or
-   * ended `previousId` is OpenAI's 404 naming `previous_response_id` (see `previousNotFound`).
+   * Opens the turn: a new conversation (or one its whole history continues), or with `previousId` the conversation
+   * of that response. An unknown, ended or older `previousId` is OpenAI's 404 naming `previous_response_id` (see
+   * `previousNotFound`), before any upstream call. The turn's `complete` keeps and names the conversation.
    */
-  open(request: ThreadRequest): Promise<OpenedReply>;
-  /** Ends the conversation of response `id` at once; false when no such response is known (a 404). */
-  end(id: string, tokens: readonly string[]): Promise<boolean>;
+  open(request: ThreadRequest): Promise<Turn>;
+  /** Ends the conversation of response `id` at once; false when `caller` (see ThreadRequest) knows no such response. */
+  end(id: string, tokens: readonly string[], caller: string): Promise<boolean>;
 }
 
 /** OpenAI's answer to a `previous_response_id` it does not know. */
@@ -74,14 +100,64 @@ function responseNotFound(id: string, why: string): ApiError {
   });
 }
 
+function turnRequest(r: ThreadRequest): TurnRequest {
+  const { tokens, scope, model, messages, fresh, promptMaxBytes, signal, holdMs, onAttempt } = r;
+  return { tokens, scope, model, messages, fresh, promptMaxBytes, signal, holdMs, onAttempt, param: "input" };
+}
+
 /** A new upstream conversation per response, deleted after its reply; no response id is ever known. */
 export function statelessThreads(chat: ChatDeps): ResponseThreads {
   return {
+    keeps: false,
     async open(r) {
       if (r.previousId !== null) throw previousNotFound(r.previousId);
-      return openReply(chat, r.tokens, r.prompt, r.signal, r.holdMs, r.onAttempt);
+      return await openTurn(chat, undefined, turnRequest(r));
     },
     end: async () => false,
+  };
+}
+
+/**
+ * Responses on kept conversations (lib/chat/threads.ts): a response with `store` not false keeps its conversation
+ * after a whole reply, named by the response id until its next turn; `previous_response_id` continues it with only
+ * the new input. `store: false` keeps nothing: its conversation is deleted after the reply (a conversation it
+ * continued too).
+ */
+export function keptThreads(chat: ChatDeps, threads: Threads): ResponseThreads {
+  return {
+    keeps: true,
+    async open(r) {
+      if (!r.store && r.previousId === null) return await openTurn(chat, undefined, turnRequest(r));
+      let turn: Turn;
+      if (r.previousId === null) turn = await openTurn(chat, threads, turnRequest(r));
+      else {
+        // Named by the digest it held then: a conversation that moved on (an older response) is not found, as
+        // continuing it from there would be a branch Emohaa cannot make.
+        const named = await threads.named(r.previousId);
+        if (!named) throw previousNotFound(r.previousId);
+        try {
+          turn = await openTurn(chat, threads, { ...turnRequest(r), handle: named.handle, after: named.digest });
+        } catch (err) {
+          if (err instanceof ApiError && err.code === "conversation_not_found") throw previousNotFound(r.previousId);
+          throw err;
+        }
+      }
+      if (!r.store) return { ...turn, complete: async () => undefined };
+      return {
+        ...turn,
+        async complete(content) {
+          const digest = await turn.complete(content);
+          if (digest !== undefined) {
+            await threads.name(r.responseId, { handle: turn.handle!, digest, caller: r.caller });
+          }
+          return digest;
+        },
+      };
+    },
+    async end(id, tokens, caller) {
+      const named = await threads.named(id);
+      return named !== undefined && named.caller === caller && (await threads.end(named.handle, tokens));
+    },
   };
 }
 
@@ -122,13 +198,15 @@ export function responsesHandler(
       // Authentication comes before the body is read, as for chat completions.
       const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
       const body = await parseRequest(req, deps.maxBodyBytes, ResponseRequestSchema);
-      const { prompt } = buildPrompt(inputMessages(body.input ?? [], body.instructions), deps.promptMaxBytes, "input");
+      const messages = inputMessages(body.input ?? [], body.instructions);
       const maxTokens = body.max_output_tokens ?? undefined;
       const stream = body.stream === true;
       // Usage is always part of a Response; the tokenizer loads while the upstream answers.
       const tokenizer = deps.tokenizer();
       tokenizer.catch(() => {}); // observed where it is awaited; never an unhandled rejection
       const createdAt = Math.floor(deps.now() / 1000);
+      const store = body.store !== false;
+      const bearer = req.headers.get("authorization") ?? "";
       const head: ResponseHead = {
         id: `resp_${deps.id()}`,
         messageId: `msg_${deps.id()}`,
@@ -138,16 +216,27 @@ export function responsesHandler(
         maxOutputTokens: maxTokens ?? null,
         metadata: body.metadata ?? {},
         previousResponseId: body.previous_response_id ?? null,
+        store: store && threads.keeps,
       };
-      const { reply, first } = await threads.open({
+      const turn = await threads.open({
         responseId: head.id,
         previousId: head.previousResponseId,
+        store,
         tokens,
-        prompt,
+        scope: threads.keeps ? callerScope(bearer, tokens, body.user ?? undefined) : "",
+        caller: threads.keeps ? callerScope(bearer, tokens) : "",
+        model: body.model ?? MODEL,
+        messages,
+        fresh: /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? ""),
+        promptMaxBytes: deps.promptMaxBytes,
         signal: req.signal,
         holdMs: stream ? deps.keepAliveMs : Infinity,
         onAttempt: (n) => (attempts = n),
       });
+      const { reply, first, prompt } = turn;
+      if (turn.handle) headers[CONVERSATION_HEADER] = turn.handle;
+      headers[CONTINUATION_HEADER] = turn.continuation;
+      deps.metrics?.turn(turn.continuation);
       let cutter: Cutter;
       try {
         cutter = new Cutter({ stop: [], maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
@@ -155,7 +244,16 @@ export function responsesHandler(
         reply.close();
         throw err;
       }
-      const ctx = { head: { id: head.id, created: createdAt, model: MODEL }, reply, first, cutter, prompt, tokenizer };
+      const onComplete = turn.continuation === "off" ? undefined : turn.complete;
+      const ctx = {
+        head: { id: head.id, created: createdAt, model: MODEL },
+        reply,
+        first,
+        cutter,
+        prompt,
+        tokenizer,
+        onComplete,
+      };
       if (!stream) {
         const { content, finish, usage } = await collectReply(ctx);
         const status = finishStatus(finish);
@@ -193,10 +291,18 @@ const createResponseRoute = createRoute({
   operationId: "createResponse",
   description: "The Responses API, served the way chat completions are: the input becomes one prompt, the reply one " +
     "assistant message. With `stream: true` the answer is a `text/event-stream` of `ResponseStreamEvent`s. A client " +
-    "that disconnects cancels the upstream request; the Emohaa conversation is deleted in every case. Nothing is " +
-    "stored, so `previous_response_id` names no known response (404).",
+    "that disconnects cancels the upstream request. With kept conversations (CONTINUE_CONVERSATIONS) and `store` " +
+    "not false, the conversation is kept after a whole reply and `previous_response_id` (the id of its latest " +
+    "response) continues it with only the new input; the `x-emohaa-conversation` and `x-emohaa-continuation` " +
+    "headers say which conversation and how, as for chat. Otherwise the conversation is deleted after the reply. " +
+    "No response text is stored anywhere.",
   security: [{ bearer: [] }],
   request: {
+    headers: z.object({
+      [NEW_CONVERSATION_HEADER]: z.enum(["1", "true"]).optional().openapi({
+        description: "Start a fresh Emohaa conversation, even when the input list continues a kept one",
+      }),
+    }),
     body: {
       required: true,
       content: {
@@ -220,6 +326,19 @@ const createResponseRoute = createRoute({
   },
   responses: {
     200: {
+      headers: {
+        [CONVERSATION_HEADER]: {
+          description: "The kept Emohaa conversation this response belongs to (`DELETE /v1/responses/{id}` or " +
+            "`DELETE /v1/conversations/{handle}` ends it)",
+          schema: { type: "string", example: "conv-3f2a9c0d1e7b4a6f8c5d2e1f0a9b8c7d" },
+        },
+        [CONTINUATION_HEADER]: {
+          description: "`continued`: only this input was sent, on the kept conversation; `new`: a fresh one; " +
+            "`fresh-after-busy` / `fresh-after-error`: as for chat (an input list only); `off`: nothing is kept " +
+            "(`store: false`, or CONTINUE_CONVERSATIONS=false)",
+          schema: { type: "string", enum: ["new", "continued", "fresh-after-busy", "fresh-after-error", "off"] },
+        },
+      },
       description: "The Response as JSON, or with `stream: true` an event stream: `event:` and `data:` lines per event",
       content: {
         "application/json": { schema: ResponseSchema },
@@ -227,13 +346,13 @@ const createResponseRoute = createRoute({
       },
     },
     ...errorResponses(400, 401, 429, 500, 502, 503, 504),
-    ...errorResponse(404, "`previous_response_id` names no known response", {
+    ...errorResponse(404, "`previous_response_id` names no kept response, or not the latest of its conversation", {
       value: previousNotFound("resp_3f9c2b7e1d5a4c08").toJSON(),
     }),
   },
 });
 
-const NOT_STORED = "this server stores no responses (every request is treated as `store: false`)";
+const NOT_STORED = "this server stores no responses (no reply text is kept anywhere)";
 
 const getResponseRoute = createRoute({
   method: "get",
@@ -242,8 +361,9 @@ const getResponseRoute = createRoute({
   summary: "Retrieve a response: always 404, nothing is stored",
   operationId: "getResponse",
   description:
-    "Replies are emotional-support conversations: this server keeps no message or reply text anywhere, so no " +
-    "response can be retrieved and every id is a 404 (what OpenAI answers for a response created with `store: false`).",
+    "Replies are emotional-support conversations: this server keeps no message or reply text anywhere (a kept " +
+    "conversation is known by a digest only), so no response can be retrieved and every id is a 404, even one " +
+    "whose conversation `previous_response_id` can still continue.",
   security: [{ bearer: [] }],
   request: { params: ResponseIdParam },
   responses: {
@@ -262,8 +382,9 @@ const deleteResponseRoute = createRoute({
   summary: "Delete a response, ending its upstream conversation",
   operationId: "deleteResponse",
   description:
-    "Ends the Emohaa conversation a response belongs to at once. Each response's conversation is already deleted " +
-    "when its reply ends, so an id is known only while its conversation is kept; otherwise a 404.",
+    "Ends the Emohaa conversation a response belongs to at once (any response of it: the conversation holds them " +
+    "all), with the bearer (and accounts) that made it. A 404 when no conversation is kept for it: `store: false`, " +
+    "already ended or idle, or CONTINUE_CONVERSATIONS=false.",
   security: [{ bearer: [] }],
   request: { params: ResponseIdParam },
   responses: {
@@ -293,9 +414,10 @@ export function addResponseRoutes<E extends Env>(
     throw responseNotFound(c.req.valid("param").response_id, NOT_STORED);
   });
   app.openapi(deleteResponseRoute, async (c) => {
-    const tokens = deps.auth.tokensFor(c.req.header("authorization"));
+    const bearer = c.req.header("authorization") ?? "";
+    const tokens = deps.auth.tokensFor(bearer);
     const { response_id } = c.req.valid("param");
-    if (!(await threads.end(response_id, tokens))) {
+    if (!(await threads.end(response_id, tokens, callerScope(bearer, tokens)))) {
       throw responseNotFound(response_id, "no conversation is kept for it");
     }
     return c.json({ id: response_id, object: "response" as const, deleted: true as const }, 200);

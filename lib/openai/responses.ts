@@ -61,6 +61,8 @@ export interface ResponseHead {
   maxOutputTokens: number | null;
   metadata: Record<string, string>;
   previousResponseId: string | null;
+  /** Whether the response is kept and may be continued by its id (`store` not false, and kept conversations on). */
+  store: boolean;
 }
 
 export type ResponseStatus = "in_progress" | "completed" | "incomplete" | "failed";
@@ -131,7 +133,7 @@ export function responseObject(head: ResponseHead, state: ResponseState) {
     parallel_tool_calls: false,
     previous_response_id: head.previousResponseId,
     reasoning: null,
-    store: false,
+    store: head.store,
     temperature: null,
     text: { format: { type: "text" as const } },
     tool_choice: "none" as const,

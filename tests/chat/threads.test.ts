@@ -2,7 +2,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Conversations } from "../../lib/chat/conversations.ts";
-import { callerScope, splitContinuation, Threads, transcriptDigest } from "../../lib/chat/threads.ts";
+import { callerScope, continuedDigest, splitContinuation, Threads, transcriptDigest } from "../../lib/chat/threads.ts";
 import { memoryStore } from "../../lib/state/memory.ts";
 import type { EmohaaClient } from "../../lib/upstream/emohaa.ts";
 import { fakeClock, settled } from "../support/clock.ts";
@@ -179,5 +179,42 @@ describe("Threads", () => {
     assert.equal(claimed?.cid, "c1");
     assert.equal(await a.threads.claimHandle(handle, TOKENS), undefined, "busy in its turn");
     assert.equal(await a.threads.claim(SCOPE, TOKENS, "d1"), undefined);
+  });
+
+  it("claimHandle with expect: only in the conversation's scope, and only while it holds the digest named", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    const { handle } = await keepFresh(a, "c1", "d1");
+    await a.threads.name("resp_1", { handle, digest: "d1" });
+    assert.deepEqual(await a.threads.named("resp_1"), { handle, digest: "d1" });
+    assert.equal(await a.threads.named("resp_unknown"), undefined);
+    assert.equal(await a.threads.claimHandle(handle, TOKENS, { scope: "other", digest: "d1" }), undefined);
+    assert.equal(await a.threads.claimHandle(handle, TOKENS, { scope: SCOPE, digest: "d0" }), undefined);
+    const claimed = await a.threads.claimHandle(handle, TOKENS, { scope: SCOPE, digest: "d1" });
+    assert.deepEqual([claimed?.cid, claimed?.digest], ["c1", "d1"]);
+    // Its next turn keeps it under a new digest: the first name no longer claims it, the second does.
+    const d2 = continuedDigest("d1", "emohaa", [{ role: "user", content: "more" }, {
+      role: "assistant",
+      content: "ok",
+    }]);
+    assert.ok(
+      await a.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token: "live-b", cid: "c1", digest: d2, claimed }),
+    );
+    await a.threads.name("resp_2", { handle, digest: d2 });
+    assert.equal(await a.threads.claimHandle(handle, TOKENS, { scope: SCOPE, digest: "d1" }), undefined, "moved on");
+    assert.equal((await a.threads.claimHandle(handle, TOKENS, { scope: SCOPE, digest: d2 }))?.cid, "c1");
+    // Names are stored hashed: the store holds no id a client could continue with.
+    assert.ok(!JSON.stringify(await f.store.get(["thread-n", "resp_2"])).includes(handle));
+    // A name lapses with the conversation's records.
+    await f.clock.advance(IDLE + 700_000);
+    assert.equal(await a.threads.named("resp_2"), undefined);
+  });
+
+  it("continuedDigest chains on the digest held and matches no whole transcript", () => {
+    const turn = [{ role: "user", content: "B" }, { role: "assistant", content: "ok" }];
+    const d = continuedDigest("d1", "emohaa", turn);
+    assert.notEqual(d, continuedDigest("d2", "emohaa", turn));
+    assert.notEqual(d, transcriptDigest("emohaa", turn));
+    assert.match(d, /^[0-9a-f]{64}$/);
   });
 });

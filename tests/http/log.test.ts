@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { batchedLines, createLogger, displayUrl, escapeControl } from "../../lib/http/log.ts";
+import { batchedLines, createLogger, displayUrl, escapeControl, maskedPath, maskId } from "../../lib/http/log.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,6 +24,28 @@ describe("createLogger", () => {
     const quiet: string[] = [];
     createLogger("silent", (l) => quiet.push(l)).error("x");
     assert.deepEqual(quiet, []);
+  });
+});
+
+describe("maskedPath", () => {
+  it("masks response ids and conversation handles by their route, keeping the kind and 4 hex digits of a hash", () => {
+    const id = "resp_3f9c2b7e1d5a4c08aa";
+    const shown = maskedPath(`/v1/responses/${id}`, "/v1/responses/:response_id");
+    assert.match(shown, /^\/v1\/responses\/resp_…[0-9a-f]{4}$/);
+    assert.ok(!shown.includes("3f9c2b7e"));
+    assert.equal(shown, maskedPath(`/v1/responses/${id}`, "/v1/responses/:response_id"), "one id, one mask");
+    assert.notEqual(shown, maskedPath("/v1/responses/resp_other", "/v1/responses/:response_id"));
+    assert.match(
+      maskedPath("/v1/conversations/conv-abc123", "/v1/conversations/:handle"),
+      /^\/v1\/conversations\/conv-…[0-9a-f]{4}$/,
+    );
+    assert.match(maskId("x y"), /^…[0-9a-f]{4}$/);
+  });
+
+  it("leaves other paths alone, parameters of other names too", () => {
+    assert.equal(maskedPath("/v1/models/emohaa", "/v1/models/:model"), "/v1/models/emohaa");
+    assert.equal(maskedPath("/v1/chat/completions", "/v1/chat/completions"), "/v1/chat/completions");
+    assert.equal(maskedPath("/nowhere/resp_1", "unmatched"), "/nowhere/resp_1");
   });
 });
 

@@ -2,7 +2,7 @@
 // held status, server-side accounts, the log, and the ResponseThreads seam a conversation store plugs into.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { openReply } from "../../lib/chat/reply.ts";
+import { openTurn } from "../../lib/chat/turn.ts";
 import { createApp } from "../../lib/http/app.ts";
 import { createAuth } from "../../lib/http/auth.ts";
 import { previousNotFound, type ResponseThreads, type ThreadRequest } from "../../lib/http/responses.ts";
@@ -175,11 +175,13 @@ describe("ResponseThreads", () => {
     const calls: ThreadRequest[] = [];
     const ended: string[] = [];
     const threads: ResponseThreads = {
+      keeps: true,
       open(r) {
         calls.push(r);
         if (r.previousId !== null && !known.has(r.previousId)) throw previousNotFound(r.previousId);
         known.add(r.responseId);
-        return openReply(g.chat, r.tokens, r.prompt, r.signal, r.holdMs, r.onAttempt);
+        const { tokens, scope, model, messages, fresh, promptMaxBytes, signal, holdMs } = r;
+        return openTurn(g.chat, undefined, { tokens, scope, model, messages, fresh, promptMaxBytes, signal, holdMs });
       },
       async end(id, tokens) {
         ended.push(`${id} ${tokens.join()}`);
@@ -205,7 +207,9 @@ describe("ResponseThreads", () => {
     assert.equal(calls[0]!.responseId, first.id);
     assert.equal(calls[0]!.previousId, null);
     assert.deepEqual(calls[0]!.tokens, ["live-t"]);
-    assert.equal(calls[0]!.prompt, "system:Be kind.\nuser:hello");
+    assert.deepEqual(calls[0]!.messages, [{ role: "system", content: "Be kind." }, { role: "user", content: "hello" }]);
+    assert.equal(calls[0]!.store, true);
+    assert.equal(first.store, true, "the Response says it is kept when the threads keep it");
 
     const res = await post(app, { input: "again", previous_response_id: first.id, stream: true }, "live-t");
     assert.equal(res.status, 200);
@@ -214,7 +218,7 @@ describe("ResponseThreads", () => {
     assert.equal(second.previous_response_id, first.id);
     assert.equal(calls[1]!.previousId, first.id);
     assert.equal(calls[1]!.responseId, second.id);
-    assert.equal(calls[1]!.prompt, "user:again");
+    assert.deepEqual(calls[1]!.messages, [{ role: "user", content: "again" }]);
     assert.equal(calls[1]!.holdMs, 15_000);
 
     const del = await app.request(`/v1/responses/${first.id}`, {

@@ -22,6 +22,7 @@ const head: ResponseHead = {
   maxOutputTokens: 50,
   metadata: { k: "v" },
   previousResponseId: null,
+  store: false,
 };
 const usage = { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 };
 
