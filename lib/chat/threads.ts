@@ -249,7 +249,6 @@ export class Threads {
     return { handle, token, cid, version };
   }
 
-
   /**
    * Keeps a conversation after a reply the client received whole, under the digest of the transcript it now
    * holds. `claimed`: the claim of a continued turn (else a fresh conversation this instance created). False when
@@ -474,7 +473,9 @@ export class Threads {
       if (!r || r.value.ended || r.value.hash !== hash) gone.push(handles[i]!);
       else if (r.value.owner !== owner) others.push({ handle: handles[i]!, r });
     });
-    const dead = new Set(others.length ? await orphans.deadAmong([...new Set(others.map((o) => o.r.value.owner))]) : []);
+    const dead = new Set(
+      others.length ? await orphans.deadAmong([...new Set(others.map((o) => o.r.value.owner))]) : [],
+    );
     const now = clock.now();
     let deleted = 0;
     for (const { handle, r } of others) {

@@ -254,7 +254,10 @@ for (const b of backends) {
         assert.deepEqual(await s1!.deadAmong(["holder-a", "holder-b"], 500), ["holder-a"]);
         await s1!.forgetOwner("holder-b");
         assert.deepEqual(await s1!.deadAmong(["holder-b"], 10_000), ["holder-b"], "forgotten: no heartbeat");
-        await assert.rejects(s1!.deadAmong(["bad owner"]), (e: unknown) => e instanceof StoreError && e.code === "invalid");
+        await assert.rejects(
+          s1!.deadAmong(["bad owner"]),
+          (e: unknown) => e instanceof StoreError && e.code === "invalid",
+        );
       });
     });
 
