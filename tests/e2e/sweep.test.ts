@@ -104,5 +104,33 @@ for (const backend of backends) {
       }
       await eventually(() => sim.sim.state().open === 0, 10_000, "none left at the end");
     });
+
+    it("one instance killed and restarted on the same store: the next request with the token deletes it", async () => {
+      const env = {
+        EMOHAA_BASE_URL: sim.baseUrl,
+        CONTINUE_CONVERSATIONS: "true",
+        STATE: backend.state(),
+        STATE_TIMEOUT_MS: "10000",
+        STATE_OWNER_DEAD_AFTER_MS: String(DEAD_MS),
+      };
+      const token = `live-restart-${run}`;
+      const { open, badDeletes } = sim.sim.state();
+      const first = await startServer(env);
+      await chat(first, token, [{ role: "user", content: "V1" }]);
+      await chat(first, token, [{ role: "user", content: "V1b" }]);
+      assert.equal(sim.sim.state().open, open + 2);
+      assert.equal(await first.kill("SIGKILL"), null);
+      const second = await startServer(env);
+      try {
+        await new Promise((r) => setTimeout(r, DEAD_MS + 500));
+        assert.equal(sim.sim.state().open, open + 2, "nothing is deleted before the token is used");
+        await chat(second, token, [{ role: "user", content: "V2" }], { max_tokens: 1 });
+        await eventually(() => sim.sim.state().open === open, 10_000, "both deleted");
+        assert.equal(sim.sim.state().badDeletes, badDeletes);
+        second.assertPrivate();
+      } finally {
+        await second.kill("SIGTERM");
+      }
+    });
   });
 }
