@@ -16,6 +16,7 @@ const DEAD = 10_000;
 const TOKENS = ["live-a", "live-b"];
 const SCOPE = callerScope("Bearer live-a,live-b", TOKENS);
 const HASH = tokenHash("live-b");
+const fail = (err: unknown) => assert.fail(err as Error);
 
 function fleet() {
   const clock = fakeClock();
@@ -57,7 +58,7 @@ describe("Orphans: the account index", () => {
   it("lists and unlists handles with compare-and-set; an empty index is deleted; it expires by itself", async () => {
     const clock = fakeClock();
     const store = memoryStore({ now: clock.now });
-    const o = new Orphans({ store, owner: "A", clock, deadAfterMs: DEAD, ttlMs: 60_000, onError: assert.fail });
+    const o = new Orphans({ store, owner: "A", clock, deadAfterMs: DEAD, ttlMs: 60_000, onError: fail });
     await Promise.all([
       o.put("acct", "h1", { cid: "c1", owner: "A", idleUntil: 5 }),
       o.put("acct", "h2", { cid: "c2", owner: "B", idleUntil: 6 }),
@@ -75,7 +76,7 @@ describe("Orphans: the account index", () => {
   it("is bounded: a full index drops the entry with the earliest idle deadline", async () => {
     const clock = fakeClock();
     const store = memoryStore({ now: clock.now });
-    const o = new Orphans({ store, owner: "A", clock, deadAfterMs: DEAD, ttlMs: 60_000, onError: assert.fail });
+    const o = new Orphans({ store, owner: "A", clock, deadAfterMs: DEAD, ttlMs: 60_000, onError: fail });
     for (let i = 0; i <= INDEX_MAX; i++) {
       await o.put("acct", `h${i}`, { cid: `c${i}`, owner: "A", idleUntil: 1000 - i });
     }
@@ -92,7 +93,7 @@ describe("Orphans: the account index", () => {
       clock,
       deadAfterMs: DEAD,
       ttlMs: 60_000,
-      onError: assert.fail,
+      onError: fail,
     });
     assert.equal(o.everyMs, DEAD);
     assert.equal(o.due("x"), true);
