@@ -266,6 +266,12 @@ export class Threads {
   }): Promise<boolean> {
     const { store, clock, owner } = this.o;
     this.claiming++;
+    // Listed at once, beside the writes below rather than after them (no added wait for the reply's last frames),
+    // and awaited: a holder killed right after the reply leaves it listed. Unlisted again if it is not kept.
+    const hash = tokenHash(k.token);
+    let kept = false;
+    const listed = this.orphans?.put(hash, k.handle, { cid: k.cid, owner, idleUntil: clock.now() + this.o.idleMs })
+      .catch(this.o.onError);
     try {
       const key = pointerKey(k.scope, k.digest);
       if ((await store.cas<Pointer>(key, null, { handle: k.handle }, { expireInMs: this.ttlMs })) === false) {
@@ -284,7 +290,7 @@ export class Threads {
       const record: ThreadRecord = {
         cid: k.cid,
         index,
-        hash: tokenHash(k.token),
+        hash,
         owner,
         scope: k.scope,
         digest: k.digest,
@@ -303,16 +309,14 @@ export class Threads {
       if (!here) this.held.set(k.handle, here = { token: k.token, cid: k.cid, active: false });
       here.active = false;
       this.arm(k.handle, this.o.idleMs);
-      // In the background: the reply's last frames wait for this call. The record exists first, so a sweep that
-      // finds an entry without a record knows it is gone.
-      this.orphans?.put(record.hash, k.handle, { cid: k.cid, owner, idleUntil: record.idleUntil })
-        .catch(this.o.onError);
-      return true;
+      await listed;
+      return kept = true;
     } catch (err) {
       this.o.onError(err);
       this.forget(k.handle, false);
       return false;
     } finally {
+      if (!kept) void listed?.then(() => this.unlist(hash, k.handle));
       this.claiming--;
       this.quietIfIdle();
     }
@@ -469,9 +473,12 @@ export class Threads {
     const gone: string[] = [];
     const others: { handle: string; r: Versioned<ThreadRecord> }[] = [];
     records.forEach((r, i) => {
-      // No record: it expired or was deleted (the record is written before its index entry).
-      if (!r || r.value.ended || r.value.hash !== hash) gone.push(handles[i]!);
-      else if (r.value.owner !== owner) others.push({ handle: handles[i]!, r });
+      const handle = handles[i]!;
+      // No record: it expired, or (a recent entry) its keep is still writing it.
+      if (!r) {
+        if (index![handle]!.idleUntil + SWEEP_IDLE_MARGIN_MS < clock.now()) gone.push(handle);
+      } else if (r.value.ended || r.value.hash !== hash) gone.push(handle);
+      else if (r.value.owner !== owner) others.push({ handle, r });
     });
     const dead = new Set(
       others.length ? await orphans.deadAmong([...new Set(others.map((o) => o.r.value.owner))]) : [],
