@@ -120,6 +120,26 @@ describe("Threads.sweep", () => {
     assert.equal(f.clock.pending, 0, "no timer left");
   });
 
+  it("a record names an instance as holder only once its heartbeat is written", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    const handle = await keepFresh(a, "c1", "d1");
+    // B's heartbeats wait at a gate: its claim must not move the record to B before one lands.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const heartbeat = f.store.heartbeat.bind(f.store);
+    f.store.heartbeat = (owner) => owner === "B" ? gate.then(() => heartbeat(owner)) : heartbeat(owner);
+    const b = f.instance("B");
+    const claiming = b.threads.claim(SCOPE, TOKENS, "d1");
+    await settled();
+    const owner = async () => (await f.store.get<{ owner: string }>(["thread-h", handle]))?.value.owner;
+    assert.equal(await owner(), "A", "not before B's heartbeat");
+    open();
+    assert.ok(await claiming);
+    assert.equal(await owner(), "B");
+    assert.deepEqual(await f.store.deadAmong(["B"], DEAD), []);
+  });
+
   it("a dead holder's conversation is deleted by the next sweep with its token after the dead bound, once", async () => {
     const f = fleet();
     const a = f.instance("A", true);
@@ -180,6 +200,19 @@ describe("Threads.sweep", () => {
     await settled();
     const index = (await f.store.get<Record<string, { owner: string }>>(["thread-a", HASH]))!.value;
     assert.equal(index[claimed.handle]!.owner, "B");
+  });
+
+  it("an entry whose record is missing stays while its keep may still be writing it, and goes once old", async () => {
+    const f = fleet();
+    const o = new Orphans({ store: f.store, owner: "Z", clock: f.clock, deadAfterMs: DEAD, ttlMs: 1e9, onError: fail });
+    await o.put(HASH, "conv-nothing", { cid: "c9", owner: "Z", idleUntil: f.clock.now() + IDLE });
+    const b = f.instance("B");
+    assert.equal(await b.threads.sweep(TOKENS), 0);
+    assert.ok((await o.read(HASH))?.["conv-nothing"], "recent: kept");
+    await f.clock.advance(IDLE + 150_000);
+    assert.equal(await b.threads.sweep(TOKENS), 0);
+    assert.equal(await o.read(HASH), null, "old: dropped");
+    assert.deepEqual(f.deleted, [], "nothing to delete without a record");
   });
 
   it("a holder that missed its idle deadline by the margin is swept, and lets it go without deleting twice", async () => {
