@@ -223,6 +223,9 @@ export async function start(
       clock: systemClock,
       id: runtime.id,
       sharedJournal: fleet !== undefined,
+      // Client tokens on a shared store: nothing is journalled, so a dead holder's are swept by the token's next use.
+      sweep: shared && !config.serverTokens ? { deadAfterMs: config.journal.ownerDeadAfterMs } : undefined,
+      onSwept: (n) => logger.info(`deleted ${n} kept conversations whose holder died`),
       shutdown: shutdown.signal,
       onError: (err) =>
         logger.error(

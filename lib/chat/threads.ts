@@ -7,10 +7,14 @@
 // compare-and-set, so a transcript continues at most once: a regenerated or edited turn, or a second client
 // sending the same history, finds the pointer consumed and starts afresh. The instance that holds a conversation
 // (the last to answer on it) deletes it after `idleMs` without a turn, at shutdown, or through the crash journal.
+// With client tokens on a shared store nothing is journalled (a client's token is never written), so each kept
+// conversation is also listed under its account's hash (lib/chat/orphans.ts): a later request with that token, on
+// any instance, deletes those whose holder died (`sweep`).
 import { createHash } from "node:crypto";
 import type { StateStore, Versioned } from "../state/store.ts";
 import type { Clock } from "./clock.ts";
 import type { Conversations } from "./conversations.ts";
+import { Orphans } from "./orphans.ts";
 import { tokenHash } from "./pool.ts";
 import { messageText, type PromptMessage } from "../openai/prompt.ts";
 
@@ -71,7 +75,20 @@ export interface ThreadsOptions {
   shutdown?: AbortSignal;
   /** A failed store call (the caller logs it once); it never reaches a request. */
   onError: (err: unknown) => void;
+  /**
+   * Client tokens on a shared store: list kept conversations per account, heartbeat while holding any, and let
+   * `sweep` delete those whose holder is dead. Not with a shared journal, which covers server-side tokens.
+   */
+  sweep?: { deadAfterMs: number };
+  /** A sweep deleted conversations of a dead holder (the caller logs it). */
+  onSwept?: (deleted: number) => void;
 }
+
+/**
+ * A kept conversation whose holder is alive but missed its idle deadline by this much is swept too (a holder whose
+ * store calls kept failing): beyond clock skew and the holder's own retries.
+ */
+export const SWEEP_IDLE_MARGIN_MS = 120_000;
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -139,11 +156,18 @@ export interface Named {
 /** The kept conversations: claimed by transcript or handle, kept after a reply, deleted when idle or ended. */
 export class Threads {
   private readonly held = new Map<string, Held>();
+  /** Claims and keeps under way: they may name this instance as a holder, so its heartbeat must go on. */
+  private claiming = 0;
   /** Store entries outlive the idle time by this much: their holder deletes them, the expiry is a backstop. */
   private readonly ttlMs: number;
+  private readonly orphans?: Orphans;
 
   constructor(private readonly o: ThreadsOptions) {
     this.ttlMs = o.idleMs + 600_000;
+    if (o.sweep) {
+      // The index outlives the records: a record taken over mid-turn is rewritten later than its index entry.
+      this.orphans = new Orphans({ ...o, deadAfterMs: o.sweep.deadAfterMs, ttlMs: 2 * this.ttlMs });
+    }
     const shutdown = o.shutdown;
     if (shutdown) {
       if (shutdown.aborted) queueMicrotask(() => void this.endAll());
@@ -219,21 +243,32 @@ export class Threads {
     if (!r || r.value.ended || r.value.busy || !fits(r.value)) return undefined;
     const token = findToken(tokens, r.value.index, r.value.hash);
     if (!token) return undefined;
-    if (consume && !(await consume())) return undefined;
-    const taken: ThreadRecord = { ...r.value, owner, busy: true, idleUntil: clock.now() + this.o.idleMs };
-    const version = await store.cas(recordKey(handle), r.version, taken, { expireInMs: this.ttlMs });
-    if (version === false || version === null) return undefined;
+    // Written before the record names this instance, or a sweep elsewhere could take the holder for dead.
+    const beating = this.orphans?.alive();
+    this.claiming++;
     const { cid } = r.value;
-    const previous = r.value.owner;
-    const here = this.held.get(handle);
-    if (here) {
-      this.o.clock.clearTimeout(here.timer);
-      here.active = true;
-    } else {
-      // Taken over from another instance: it is ours to delete (and journal) from now on.
-      this.o.conversations.created(token, cid);
-      this.held.set(handle, { token, cid, active: true });
+    let here: Held | undefined;
+    let version: string | null | false;
+    try {
+      if (consume && !(await consume())) return undefined;
+      await beating;
+      const taken: ThreadRecord = { ...r.value, owner, busy: true, idleUntil: clock.now() + this.o.idleMs };
+      version = await store.cas(recordKey(handle), r.version, taken, { expireInMs: this.ttlMs });
+      if (version === false || version === null) return undefined;
+      here = this.held.get(handle);
+      if (here) {
+        this.o.clock.clearTimeout(here.timer);
+        here.active = true;
+      } else {
+        // Taken over from another instance: it is ours to delete (and journal) from now on.
+        this.o.conversations.created(token, cid);
+        this.held.set(handle, { token, cid, active: true });
+      }
+    } finally {
+      this.claiming--;
+      this.quietIfIdle();
     }
+    const previous = r.value.owner;
     if (previous !== owner) {
       if (here) this.o.conversations.journalAgain(token, cid);
       if (this.o.sharedJournal) await store.journalRemove(previous, cid).catch(this.o.onError);
@@ -257,6 +292,13 @@ export class Threads {
     claimed?: Claimed;
   }): Promise<boolean> {
     const { store, clock, owner } = this.o;
+    this.claiming++;
+    // Listed at once, beside the writes below rather than after them (no added wait for the reply's last frames),
+    // and awaited: a holder killed right after the reply leaves it listed. Unlisted again if it is not kept.
+    const hash = tokenHash(k.token);
+    let kept = false;
+    const listed = this.orphans?.put(hash, k.handle, { cid: k.cid, owner, idleUntil: clock.now() + this.o.idleMs })
+      .catch(this.o.onError);
     try {
       const key = pointerKey(k.scope, k.digest);
       if ((await store.cas<Pointer>(key, null, { handle: k.handle }, { expireInMs: this.ttlMs })) === false) {
@@ -270,11 +312,12 @@ export class Threads {
         this.forget(k.handle, false);
         return false;
       }
+      await this.orphans?.alive();
       const index = k.tokens.indexOf(k.token);
       const record: ThreadRecord = {
         cid: k.cid,
         index,
-        hash: tokenHash(k.token),
+        hash,
         owner,
         scope: k.scope,
         digest: k.digest,
@@ -293,11 +336,16 @@ export class Threads {
       if (!here) this.held.set(k.handle, here = { token: k.token, cid: k.cid, active: false });
       here.active = false;
       this.arm(k.handle, this.o.idleMs);
-      return true;
+      await listed;
+      return kept = true;
     } catch (err) {
       this.o.onError(err);
       this.forget(k.handle, false);
       return false;
+    } finally {
+      if (!kept) void listed?.then(() => this.unlist(hash, k.handle));
+      this.claiming--;
+      this.quietIfIdle();
     }
   }
 
@@ -331,8 +379,7 @@ export class Threads {
   forget(handle: string, deleteUpstream: boolean): void {
     const here = this.held.get(handle);
     if (!here) return;
-    this.held.delete(handle);
-    this.o.clock.clearTimeout(here.timer);
+    this.drop(handle, here, true);
     if (deleteUpstream) void this.o.conversations.delete(here.token, here.cid);
     void this.o.store.set(recordKey(handle), this.tomb(here.cid), { expireInMs: this.ttlMs }).catch(this.o.onError);
   }
@@ -370,16 +417,32 @@ export class Threads {
     await store.delete(pointerKey(r.value.scope, r.value.digest));
     // A turn running on it: its keep fails on the changed record, and its reply deletes the conversation.
     if (r.value.busy) return true;
+    this.unlist(r.value.hash, handle);
     const here = this.held.get(handle);
-    if (here) {
-      this.held.delete(handle);
-      this.o.clock.clearTimeout(here.timer);
-    } else {
+    if (here) this.drop(handle, here, false);
+    else {
       this.o.conversations.created(token, r.value.cid);
       if (this.o.sharedJournal) await store.journalRemove(r.value.owner, r.value.cid).catch(this.o.onError);
     }
     void this.o.conversations.delete(token, r.value.cid);
     return true;
+  }
+
+  /** Stops holding a conversation; `deleted`: it is gone, so its account's index lets it go too. */
+  private drop(handle: string, here: Held, deleted: boolean): void {
+    this.held.delete(handle);
+    this.o.clock.clearTimeout(here.timer);
+    if (deleted) this.unlist(tokenHash(here.token), handle);
+    this.quietIfIdle();
+  }
+
+  private unlist(hash: string, handle: string): void {
+    this.orphans?.remove(hash, [handle]).catch(this.o.onError);
+  }
+
+  /** Holding nothing and claiming nothing: the heartbeat stops, and goes from the store. */
+  private quietIfIdle(): void {
+    if (!this.held.size && !this.claiming) this.orphans?.stop(true);
   }
 
   private arm(handle: string, ms: number): void {
@@ -408,7 +471,7 @@ export class Threads {
     const r: Versioned<ThreadRecord> | null = await store.get<ThreadRecord>(recordKey(handle));
     if (r && (r.value.owner !== owner || r.value.cid !== here.cid || r.value.ended)) {
       // Another instance took it over, or ended it: it deletes it; this one only stops counting it.
-      this.held.delete(handle);
+      this.drop(handle, here, false);
       this.o.conversations.handedOver(here.token, here.cid);
       return;
     }
@@ -422,9 +485,70 @@ export class Threads {
     if (r) await store.delete(pointerKey(r.value.scope, r.value.digest));
     // No record at all (a store that lost it): deleted anyway, as nobody else can know of it.
     if (this.held.get(handle) !== here) return;
-    this.held.delete(handle);
-    clock.clearTimeout(here.timer);
+    this.drop(handle, here, true);
     void this.o.conversations.delete(here.token, here.cid);
+  }
+
+  /**
+   * Deletes the kept conversations of the accounts in `tokens` whose holder is dead (its heartbeat older than
+   * `sweep.deadAfterMs`), or that missed their idle deadline by SWEEP_IDLE_MARGIN_MS: with client tokens, a
+   * request's token in hand is the only way to delete them. Each account is looked at at most once per
+   * `Orphans.everyMs` on this instance, so most requests cost no store call. Resolves how many were claimed for
+   * deletion (callers do not wait: the deletions run in the background). Never rejects.
+   */
+  async sweep(tokens: readonly string[]): Promise<number> {
+    const orphans = this.orphans;
+    if (!orphans) return 0;
+    const due = tokens.map((t) => [t, tokenHash(t)] as const).filter(([, h]) => orphans.due(h));
+    const counts = await Promise.all(
+      due.map(([token, hash]) =>
+        this.sweepAccount(orphans, hash, token).catch((err) => {
+          this.o.onError(err);
+          return 0;
+        })
+      ),
+    );
+    const deleted = counts.reduce((a, b) => a + b, 0);
+    if (deleted) this.o.onSwept?.(deleted);
+    return deleted;
+  }
+
+  private async sweepAccount(orphans: Orphans, hash: string, token: string): Promise<number> {
+    const { store, clock, owner } = this.o;
+    const index = await orphans.read(hash);
+    // Those this instance holds are its own timers' to delete.
+    const handles = Object.keys(index ?? {}).filter((h) => !this.held.has(h));
+    if (!handles.length) return 0;
+    const records = await Promise.all(handles.map((h) => store.get<ThreadRecord>(recordKey(h))));
+    const gone: string[] = [];
+    const others: { handle: string; r: Versioned<ThreadRecord> }[] = [];
+    records.forEach((r, i) => {
+      const handle = handles[i]!;
+      // No record: it expired, or (a recent entry) its keep is still writing it.
+      if (!r) {
+        if (index![handle]!.idleUntil + SWEEP_IDLE_MARGIN_MS < clock.now()) gone.push(handle);
+      } else if (r.value.ended || r.value.hash !== hash) gone.push(handle);
+      else if (r.value.owner !== owner) others.push({ handle, r });
+    });
+    const dead = new Set(
+      others.length ? await orphans.deadAmong([...new Set(others.map((o) => o.r.value.owner))]) : [],
+    );
+    const now = clock.now();
+    let deleted = 0;
+    for (const { handle, r } of others) {
+      if (!dead.has(r.value.owner) && r.value.idleUntil + SWEEP_IDLE_MARGIN_MS > now) continue;
+      // One compare-and-set claims it: two sweeps, or a sweep and a turn, never both act on it. A holder that was
+      // only slow finds the tombstone and lets it go, as after a takeover.
+      const tomb = this.tomb(r.value.cid);
+      if ((await store.cas(recordKey(handle), r.version, tomb, { expireInMs: this.ttlMs })) === false) continue;
+      await store.delete(pointerKey(r.value.scope, r.value.digest));
+      gone.push(handle);
+      deleted++;
+      void this.o.conversations.deleteLeftover(token, r.value.cid);
+    }
+    if (gone.length) await orphans.remove(hash, gone);
+    for (const o of dead) await orphans.forgetDead(o);
+    return deleted;
   }
 
   /** Shutdown: deletes every conversation held between turns (those in a turn are ended by their reply). */
@@ -436,8 +560,8 @@ export class Threads {
         } catch (err) {
           this.o.onError(err);
           // The store is gone: the conversation is deleted anyway (its record lapses by itself).
-          if (this.held.delete(handle)) {
-            this.o.clock.clearTimeout(here.timer);
+          if (this.held.get(handle) === here) {
+            this.drop(handle, here, false);
             void this.o.conversations.delete(here.token, here.cid);
           }
         }

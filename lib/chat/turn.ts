@@ -125,6 +125,8 @@ function turnOf(
   claimed?: Claimed,
 ): Turn {
   const inner = opened.reply;
+  // The reply is open: now, in the background, the accounts' conversations whose holder died (client tokens).
+  void threads.sweep(req.tokens);
   let kept = false;
   const reply: Reply = {
     read: () => inner.read(),

@@ -547,6 +547,16 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       });
     },
 
+    deadAmong(owners, deadAfterMs = OWNER_DEAD_AFTER_MS) {
+      const op = "check owners";
+      return meter.run(op, async () => {
+        for (const o of owners) checkPart(op, "owner", o);
+        const beats = await getMany(op, owners.map(beatKey));
+        const t = now();
+        return owners.filter((_, i) => ((beats[i]?.value as number | null) ?? -Infinity) < t - deadAfterMs);
+      });
+    },
+
     forgetOwner(owner) {
       const op = "forget an owner";
       return meter.run(op, async () => {

@@ -195,6 +195,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): StateStore {
       );
     },
 
+    deadAmong(owners, deadAfterMs = OWNER_DEAD_AFTER_MS) {
+      return meter.runSync("check owners", () => {
+        for (const o of owners) checkPart("check owners", "owner", o);
+        return owners.filter((o) => (beats.get(o) ?? -Infinity) < now() - deadAfterMs);
+      });
+    },
+
     forgetOwner(owner) {
       return meter.runSync("forget an owner", () => {
         beats.delete(owner);

@@ -146,6 +146,14 @@ for _, o in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if not b or b < now - tonumber(ARGV[1]) then table.insert(out, o) end
 end
 return out`,
+  // KEYS: heartbeats hash. ARGV: deadAfterMs, owners... -> those owners whose heartbeat is older or missing
+  deadAmong: `${NOW}
+local out = {}
+for i = 2, #ARGV do
+  local b = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
+  if not b or b < now - tonumber(ARGV[1]) then table.insert(out, ARGV[i]) end
+end
+return out`,
   // KEYS: owner's journal hash, owners set, heartbeats hash. ARGV: owner.
   forget:
     `redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1]) redis.call('HDEL', KEYS[3], ARGV[1]) return 1`,
@@ -360,6 +368,14 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
 
     deadOwners(deadAfterMs = OWNER_DEAD_AFTER_MS) {
       return meter.run("find dead owners", async () => (await run("dead", [owners, beats], [deadAfterMs])) as string[]);
+    },
+
+    deadAmong(list, deadAfterMs = OWNER_DEAD_AFTER_MS) {
+      return meter.run("check owners", async () => {
+        for (const o of list) checkPart("check owners", "owner", o);
+        if (!list.length) return [];
+        return (await run("deadAmong", [beats], [deadAfterMs, ...list])) as string[];
+      });
     },
 
     forgetOwner(owner) {

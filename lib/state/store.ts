@@ -230,6 +230,12 @@ export interface StateStore {
    */
   deadOwners(deadAfterMs?: number): Promise<string[]>;
 
+  /**
+   * Those of `owners` whose heartbeat is older than `deadAfterMs` (OWNER_DEAD_AFTER_MS by default) or missing,
+   * journalled or not: the holders of kept conversations that a sweep may delete (lib/chat/threads.ts).
+   */
+  deadAmong(owners: readonly string[], deadAfterMs?: number): Promise<string[]>;
+
   /** Drops an owner's heartbeat and any journal records left (after recovery, or at a clean shutdown). */
   forgetOwner(owner: string): Promise<void>;
 

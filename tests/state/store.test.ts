@@ -242,6 +242,25 @@ for (const b of backends) {
       });
     });
 
+    it("deadAmong: any owner by its heartbeat alone, journalled or not; a missing heartbeat is dead", async () => {
+      await using(b, 2, async ([s1, s2]) => {
+        await s1!.heartbeat("holder-a");
+        await s2!.heartbeat("holder-b");
+        assert.deepEqual(await s1!.deadAmong([], 10_000), []);
+        assert.deepEqual(await s2!.deadAmong(["holder-a", "holder-b", "never-beat"], 10_000), ["never-beat"]);
+        assert.deepEqual(await s1!.deadOwners(10), [], "no journal: deadOwners does not list them");
+        await sleep(700);
+        await s2!.heartbeat("holder-b");
+        assert.deepEqual(await s1!.deadAmong(["holder-a", "holder-b"], 500), ["holder-a"]);
+        await s1!.forgetOwner("holder-b");
+        assert.deepEqual(await s1!.deadAmong(["holder-b"], 10_000), ["holder-b"], "forgotten: no heartbeat");
+        await assert.rejects(
+          s1!.deadAmong(["bad owner"]),
+          (e: unknown) => e instanceof StoreError && e.code === "invalid",
+        );
+      });
+    });
+
     it("values: get, set with expiry, delete, and compare-and-set", async () => {
       await using(b, 2, async ([s1, s2]) => {
         const key = ["conv", "abc123"];
