@@ -9,7 +9,7 @@ import type { Auth } from "./auth.ts";
 import { readBody } from "./body.ts";
 import type { ChatDeps } from "../chat/reply.ts";
 import { callerScope, type Threads } from "../chat/threads.ts";
-import { openTurn } from "../chat/turn.ts";
+import { openTurn, type Turn } from "../chat/turn.ts";
 import { TokenExpiredError } from "../chat/expiry.ts";
 import { ApiError, invalidRequest } from "./errors.ts";
 import type { Logger, RequestLine } from "./log.ts";
@@ -124,84 +124,123 @@ function userOf(body: ChatRequest): string | undefined {
   return typeof user === "string" ? user : undefined;
 }
 
-/** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
-export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Request) => Promise<Response> {
-  const route = CHAT_PATH;
-  const line = (id: string, start: number, status: number, code: string | null, attempts: number) =>
-    edge.record(route, { method: "POST", path: route, status, ms: deps.now() - start, attempts, id, code });
+/** One turn's HTTP exchange, as the chat-like POST routes (this one, `/v1/responses`) answer it. */
+export interface TurnExchange {
+  /** The request's start, by `deps.now`. */
+  readonly start: number;
+  /** The response headers so far: request id, CORS, then the turn's. */
+  readonly headers: Record<string, string>;
+  /** Counts upstream attempts for the access log (`onAttempt` of the turn request). */
+  onAttempt(attempts: number): void;
+  /** The turn opened: its conversation headers and the turn metric. */
+  opened(turn: Turn): void;
+  /** A whole answer: logged as a 200. */
+  json(result: unknown): Response;
+  /** A streamed answer: logged, and counted in flight, until `stream`'s own end. */
+  stream(open: (onEnd: (o: { status: number; code: string | null }) => void) => ReadableStream<Uint8Array>): Response;
+}
 
+/**
+ * The frame of a chat-like POST route: request id, CORS, the access-log line (when the answer ends, for a stream),
+ * the streams-in-flight gauge, and every error rendered by the one renderer (with server-side tokens, a rejected
+ * account is the server's 503). `serve` does the route's own work.
+ */
+export function turnHandler(
+  deps: CompletionsDeps,
+  edge: Edge,
+  route: string,
+  serve: (req: Request, x: TurnExchange) => Promise<Response>,
+): (req: Request) => Promise<Response> {
   return async (req) => {
     const start = deps.now();
     const id = edge.requestId(req.headers.get("x-request-id"));
     const headers: Record<string, string> = { "x-request-id": id, ...edge.cors(req.headers.get("origin")) };
     let attempts = 0;
-    try {
-      // Authentication comes before the body is read: a caller without a valid key learns nothing about validation.
-      const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
-      const body = await parseRequest(req, deps.maxBodyBytes, ChatRequestSchema);
-      if (body.n != null && body.n !== 1) {
-        throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", {
-          code: "unsupported_value",
-          param: "n",
-        });
-      }
-      const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
-      const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
-      const stream = body.stream === true;
-      const includeUsage = stream && body.stream_options?.include_usage === true;
-      // The tokenizer (loaded on first use) loads while the upstream answers, and is awaited only where needed:
-      // the cutter needs it for the first piece, usage at the end.
-      const tokenizer = maxTokens !== undefined || !stream || includeUsage ? deps.tokenizer() : undefined;
-      tokenizer?.catch(() => {}); // observed where it is awaited; never an unhandled rejection
-      const head = { id: `chatcmpl-${deps.id()}`, created: Math.floor(deps.now() / 1000), model: MODEL };
-      const bearer = req.headers.get("authorization") ?? "";
-      const fresh = /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? "");
-      const turn = await openTurn(deps.chat, deps.threads, {
-        tokens,
-        scope: deps.threads ? callerScope(bearer, tokens, userOf(body)) : "",
-        model: body.model ?? MODEL,
-        messages: body.messages,
-        fresh,
-        promptMaxBytes: deps.promptMaxBytes,
-        signal: req.signal,
-        holdMs: stream ? deps.keepAliveMs : Infinity,
-        onAttempt: (n) => (attempts = n),
-      });
-      const { reply, first, prompt } = turn;
-      if (turn.handle) headers[CONVERSATION_HEADER] = turn.handle;
-      headers[CONTINUATION_HEADER] = turn.continuation;
-      deps.metrics?.turn(turn.continuation);
-      let cutter: Cutter;
-      try {
-        cutter = new Cutter({ stop, maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
-      } catch (err) {
-        reply.close();
-        throw err;
-      }
-      const ctx = { head, reply, first, cutter, prompt, tokenizer, onComplete: deps.threads && turn.complete };
-      if (!stream) {
-        const result = await collectCompletion(ctx);
-        line(id, start, 200, null, attempts);
+    const line = (status: number, code: string | null) =>
+      edge.record(route, { method: "POST", path: route, status, ms: deps.now() - start, attempts, id, code });
+    const x: TurnExchange = {
+      start,
+      headers,
+      onAttempt: (n) => (attempts = n),
+      opened(turn) {
+        if (turn.handle) headers[CONVERSATION_HEADER] = turn.handle;
+        headers[CONTINUATION_HEADER] = turn.continuation;
+        deps.metrics?.turn(turn.continuation);
+      },
+      json(result) {
+        line(200, null);
         headers["content-type"] = "application/json";
         return new Response(JSON.stringify(result), { status: 200, headers });
-      }
-      const metrics = deps.metrics;
-      if (metrics) metrics.streamsInFlight++;
-      const body$ = streamCompletion(ctx, {
-        includeUsage,
-        keepAliveMs: deps.keepAliveMs,
-        onEnd: (o) => {
+      },
+      stream(open) {
+        const metrics = deps.metrics;
+        if (metrics) metrics.streamsInFlight++;
+        const body = open((o) => {
           if (metrics) metrics.streamsInFlight--;
-          line(id, start, o.status, o.code, attempts);
-        },
-      });
-      return new Response(body$, { status: 200, headers: Object.assign(headers, SSE_HEADERS) });
+          line(o.status, o.code);
+        });
+        return new Response(body, { status: 200, headers: Object.assign(headers, SSE_HEADERS) });
+      },
+    };
+    try {
+      return await serve(req, x);
     } catch (err) {
       const { error, headers: extra } = edge.render(deps.auth.serverSide ? ownAccountsError(err) : err, "POST", route);
-      line(id, start, error.status, error.code, attempts);
+      line(error.status, error.code);
       Object.assign(headers, extra);
       headers["content-type"] = "application/json";
       return new Response(JSON.stringify(error.toJSON()), { status: error.status, headers });
     }
   };
+}
+
+/** Whether the client asked for a fresh conversation (`x-emohaa-new-conversation: 1` or `true`). */
+export const wantsFresh = (req: Request) => /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? "");
+
+/** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
+export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Request) => Promise<Response> {
+  return turnHandler(deps, edge, CHAT_PATH, async (req, x) => {
+    // Authentication comes before the body is read: a caller without a valid key learns nothing about validation.
+    const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
+    const body = await parseRequest(req, deps.maxBodyBytes, ChatRequestSchema);
+    if (body.n != null && body.n !== 1) {
+      throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", {
+        code: "unsupported_value",
+        param: "n",
+      });
+    }
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+    const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
+    const stream = body.stream === true;
+    const includeUsage = stream && body.stream_options?.include_usage === true;
+    // The tokenizer (loaded on first use) loads while the upstream answers, and is awaited only where needed:
+    // the cutter needs it for the first piece, usage at the end.
+    const tokenizer = maxTokens !== undefined || !stream || includeUsage ? deps.tokenizer() : undefined;
+    tokenizer?.catch(() => {}); // observed where it is awaited; never an unhandled rejection
+    const head = { id: `chatcmpl-${deps.id()}`, created: Math.floor(deps.now() / 1000), model: MODEL };
+    const bearer = req.headers.get("authorization") ?? "";
+    const turn = await openTurn(deps.chat, deps.threads, {
+      tokens,
+      scope: deps.threads ? callerScope(bearer, tokens, userOf(body)) : "",
+      model: body.model ?? MODEL,
+      messages: body.messages,
+      fresh: wantsFresh(req),
+      promptMaxBytes: deps.promptMaxBytes,
+      signal: req.signal,
+      holdMs: stream ? deps.keepAliveMs : Infinity,
+      onAttempt: x.onAttempt,
+    });
+    x.opened(turn);
+    const { reply, first, prompt } = turn;
+    let cutter: Cutter;
+    try {
+      cutter = new Cutter({ stop, maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
+    } catch (err) {
+      reply.close();
+      throw err;
+    }
+    const ctx = { head, reply, first, cutter, prompt, tokenizer, onComplete: deps.threads && turn.complete };
+    if (!stream) return x.json(await collectCompletion(ctx));
+    return x.stream((onEnd) => streamCompletion(ctx, { includeUsage, keepAliveMs: deps.keepAliveMs, onEnd }));
+  });
 }

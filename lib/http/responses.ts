@@ -19,8 +19,9 @@ import {
   isPostTo,
   MODEL,
   NEW_CONVERSATION_HEADER,
-  ownAccountsError,
   parseRequest,
+  turnHandler,
+  wantsFresh,
 } from "./completions.ts";
 import { ApiError } from "./errors.ts";
 import {
@@ -39,7 +40,6 @@ import {
   type ResponseHead,
   responseObject,
 } from "../openai/responses.ts";
-import { SSE_HEADERS } from "../openai/sse.ts";
 import { Cutter } from "../openai/translate.ts";
 
 export const RESPONSES_PATH = "/v1/responses";
@@ -185,102 +185,74 @@ export function responsesHandler(
   edge: Edge,
   threads: ResponseThreads,
 ): (req: Request) => Promise<Response> {
-  const route = RESPONSES_PATH;
-  const line = (id: string, start: number, status: number, code: string | null, attempts: number) =>
-    edge.record(route, { method: "POST", path: route, status, ms: deps.now() - start, attempts, id, code });
-
-  return async (req) => {
-    const start = deps.now();
-    const id = edge.requestId(req.headers.get("x-request-id"));
-    const headers: Record<string, string> = { "x-request-id": id, ...edge.cors(req.headers.get("origin")) };
-    let attempts = 0;
+  return turnHandler(deps, edge, RESPONSES_PATH, async (req, x) => {
+    // Authentication comes before the body is read, as for chat completions.
+    const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
+    const body = await parseRequest(req, deps.maxBodyBytes, ResponseRequestSchema);
+    const messages = inputMessages(body.input ?? [], body.instructions);
+    const maxTokens = body.max_output_tokens ?? undefined;
+    const stream = body.stream === true;
+    // Usage is always part of a Response; the tokenizer loads while the upstream answers.
+    const tokenizer = deps.tokenizer();
+    tokenizer.catch(() => {}); // observed where it is awaited; never an unhandled rejection
+    const createdAt = Math.floor(deps.now() / 1000);
+    const store = body.store !== false;
+    const bearer = req.headers.get("authorization") ?? "";
+    const head: ResponseHead = {
+      id: `resp_${deps.id()}`,
+      messageId: `msg_${deps.id()}`,
+      createdAt,
+      model: MODEL,
+      instructions: body.instructions ?? null,
+      maxOutputTokens: maxTokens ?? null,
+      metadata: body.metadata ?? {},
+      previousResponseId: body.previous_response_id ?? null,
+      store: store && threads.keeps,
+    };
+    const turn = await threads.open({
+      responseId: head.id,
+      previousId: head.previousResponseId,
+      store,
+      tokens,
+      scope: threads.keeps ? callerScope(bearer, tokens, body.user ?? undefined) : "",
+      caller: threads.keeps ? callerScope(bearer, tokens) : "",
+      model: body.model ?? MODEL,
+      messages,
+      fresh: wantsFresh(req),
+      promptMaxBytes: deps.promptMaxBytes,
+      signal: req.signal,
+      holdMs: stream ? deps.keepAliveMs : Infinity,
+      onAttempt: x.onAttempt,
+    });
+    x.opened(turn);
+    const { reply, first, prompt } = turn;
+    let cutter: Cutter;
     try {
-      // Authentication comes before the body is read, as for chat completions.
-      const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
-      const body = await parseRequest(req, deps.maxBodyBytes, ResponseRequestSchema);
-      const messages = inputMessages(body.input ?? [], body.instructions);
-      const maxTokens = body.max_output_tokens ?? undefined;
-      const stream = body.stream === true;
-      // Usage is always part of a Response; the tokenizer loads while the upstream answers.
-      const tokenizer = deps.tokenizer();
-      tokenizer.catch(() => {}); // observed where it is awaited; never an unhandled rejection
-      const createdAt = Math.floor(deps.now() / 1000);
-      const store = body.store !== false;
-      const bearer = req.headers.get("authorization") ?? "";
-      const head: ResponseHead = {
-        id: `resp_${deps.id()}`,
-        messageId: `msg_${deps.id()}`,
-        createdAt,
-        model: MODEL,
-        instructions: body.instructions ?? null,
-        maxOutputTokens: maxTokens ?? null,
-        metadata: body.metadata ?? {},
-        previousResponseId: body.previous_response_id ?? null,
-        store: store && threads.keeps,
-      };
-      const turn = await threads.open({
-        responseId: head.id,
-        previousId: head.previousResponseId,
-        store,
-        tokens,
-        scope: threads.keeps ? callerScope(bearer, tokens, body.user ?? undefined) : "",
-        caller: threads.keeps ? callerScope(bearer, tokens) : "",
-        model: body.model ?? MODEL,
-        messages,
-        fresh: /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? ""),
-        promptMaxBytes: deps.promptMaxBytes,
-        signal: req.signal,
-        holdMs: stream ? deps.keepAliveMs : Infinity,
-        onAttempt: (n) => (attempts = n),
-      });
-      const { reply, first, prompt } = turn;
-      if (turn.handle) headers[CONVERSATION_HEADER] = turn.handle;
-      headers[CONTINUATION_HEADER] = turn.continuation;
-      deps.metrics?.turn(turn.continuation);
-      let cutter: Cutter;
-      try {
-        cutter = new Cutter({ stop: [], maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
-      } catch (err) {
-        reply.close();
-        throw err;
-      }
-      const onComplete = turn.continuation === "off" ? undefined : turn.complete;
-      const ctx = {
-        head: { id: head.id, created: createdAt, model: MODEL },
-        reply,
-        first,
-        cutter,
-        prompt,
-        tokenizer,
-        onComplete,
-      };
-      if (!stream) {
-        const { content, finish, usage } = await collectReply(ctx);
-        const status = finishStatus(finish);
-        const completedAt = Math.floor(deps.now() / 1000);
-        const result = { ...responseObject(head, { status, text: content, usage, completedAt }), output_text: content };
-        line(id, start, 200, null, attempts);
-        headers["content-type"] = "application/json";
-        return new Response(JSON.stringify(result), { status: 200, headers });
-      }
-      const metrics = deps.metrics;
-      if (metrics) metrics.streamsInFlight++;
-      const body$ = streamReply(ctx, responsesFormat(head, deps.now), {
-        keepAliveMs: deps.keepAliveMs,
-        onEnd: (o) => {
-          if (metrics) metrics.streamsInFlight--;
-          line(id, start, o.status, o.code, attempts);
-        },
-      });
-      return new Response(body$, { status: 200, headers: Object.assign(headers, SSE_HEADERS) });
+      cutter = new Cutter({ stop: [], maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
     } catch (err) {
-      const { error, headers: extra } = edge.render(deps.auth.serverSide ? ownAccountsError(err) : err, "POST", route);
-      line(id, start, error.status, error.code, attempts);
-      Object.assign(headers, extra);
-      headers["content-type"] = "application/json";
-      return new Response(JSON.stringify(error.toJSON()), { status: error.status, headers });
+      reply.close();
+      throw err;
     }
-  };
+    const onComplete = turn.continuation === "off" ? undefined : turn.complete;
+    const ctx = {
+      head: { id: head.id, created: createdAt, model: MODEL },
+      reply,
+      first,
+      cutter,
+      prompt,
+      tokenizer,
+      onComplete,
+    };
+    if (!stream) {
+      const { content, finish, usage } = await collectReply(ctx);
+      const status = finishStatus(finish);
+      const completedAt = Math.floor(deps.now() / 1000);
+      return x.json({ ...responseObject(head, { status, text: content, usage, completedAt }), output_text: content });
+    }
+    return x.stream((onEnd) =>
+      streamReply(ctx, responsesFormat(head, deps.now), { keepAliveMs: deps.keepAliveMs, onEnd })
+    );
+  });
 }
 
 const createResponseRoute = createRoute({
