@@ -1,72 +1,20 @@
 // Throwaway reverse proxies (nginx, Caddy) for the reverse-proxy test: found (or installed with apt as root), started
 // in the foreground on a free loopback port with a configuration written to a temporary directory, stopped by PID.
-// Like redis.mjs.
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
-
-/** An executable on PATH (or in the system directories), or undefined. */
-function find(name) {
-  const dirs = [
-    ...(process.env.PATH ?? "").split(delimiter),
-    "/usr/sbin",
-    "/usr/bin",
-    "/usr/local/sbin",
-    "/usr/local/bin",
-  ];
-  return dirs.filter(Boolean).map((d) => join(d, name)).find((p) => existsSync(p));
-}
-
-/**
- * Finds `name`, installing Debian's package of that name when it is missing and this is root with apt-get (a Debian
- * image's policy-rc.d keeps its service from starting). Returns the path, or undefined with the reason printed.
- */
-function ensure(name, log) {
-  const found = find(name);
-  if (found) return found;
-  const root = process.getuid?.() === 0;
-  const apt = spawnSync("sh", ["-c", "command -v apt-get"], { encoding: "utf8" }).status === 0;
-  if (!root || !apt) {
-    log(
-      `${name} is not installed and cannot be installed here (${
-        root ? "no apt-get" : "not root"
-      }): its proxy test skips`,
-    );
-    return undefined;
-  }
-  log(`${name} is missing: installing Debian's ${name} package`);
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  for (const args of [["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", name]]) {
-    const r = spawnSync("apt-get", args, { env, encoding: "utf8" });
-    if (r.status !== 0) {
-      log(`apt-get ${args.join(" ")} failed: ${(r.stderr || r.stdout).trim().slice(-500)}`);
-      return undefined;
-    }
-  }
-  return find(name);
-}
+// Like redis.mjs; the finding, installing, starting and stopping are services.mjs.
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { join } from "node:path";
+import { ensureExecutable, findExecutable, startService } from "./services.mjs";
 
 /** The nginx executable, or undefined. */
-export const findNginx = () => find("nginx");
+export const findNginx = () => findExecutable("nginx");
 /** The caddy executable, or undefined. */
-export const findCaddy = () => find("caddy");
+export const findCaddy = () => findExecutable("caddy");
 /** Finds nginx, installing Debian's package as root when missing; undefined (reason logged) when it cannot. */
-export const ensureNginx = (log = console.log) => ensure("nginx", log);
+export const ensureNginx = (log = console.log) => ensureExecutable("nginx", "nginx", "its proxy test skips", log);
 /** Finds caddy, installing Debian's package as root when missing; undefined (reason logged) when it cannot. */
-export const ensureCaddy = (log = console.log) => ensure("caddy", log);
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+export const ensureCaddy = (log = console.log) => ensureExecutable("caddy", "caddy", "its proxy test skips", log);
 
 function accepts(port) {
   return new Promise((resolve) => {
@@ -124,43 +72,8 @@ export function startCaddy(caddyfile, { bin = findCaddy(), timeoutMs = 10_000 } 
   });
 }
 
-/** Starts a server made by `launch(dir, port)` and waits until the port accepts; retries a taken port. */
+/** Starts a proxy made by `launch(dir, port)` and waits until the port accepts; retries a taken port. */
 async function start(name, timeoutMs, launch) {
-  const dir = mkdtempSync(join(tmpdir(), `emohaa-${name}-`));
-  for (let tries = 0;; tries++) {
-    const port = await freePort();
-    const child = launch(dir, port);
-    let stderr = "";
-    child.stderr.on("data", (b) => (stderr += b));
-    let exited = false;
-    child.once("exit", () => (exited = true));
-    const deadline = Date.now() + timeoutMs;
-    while (!exited && Date.now() < deadline && !(await accepts(port))) await new Promise((r) => setTimeout(r, 50));
-    if (!exited && Date.now() < deadline) {
-      const stop = () => stopPid(child, dir);
-      return { url: `http://127.0.0.1:${port}`, port, pid: child.pid, output: () => stderr, stop };
-    }
-    if (!exited) child.kill("SIGKILL");
-    if (tries >= 3 || !/address already in use/i.test(stderr)) {
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`Cannot start ${name}: ${stderr.trim().slice(-800) || "the port did not accept in time"}`);
-    }
-  }
-}
-
-/** Ends the server by PID (SIGTERM, a fast stop; SIGKILL after 3 s) and removes its directory. */
-function stopPid(child, dir) {
-  return new Promise((resolve) => {
-    const removed = () => {
-      rmSync(dir, { recursive: true, force: true });
-      resolve();
-    };
-    if (child.exitCode !== null || child.signalCode !== null) return removed();
-    const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      removed();
-    });
-    child.kill("SIGTERM");
-  });
+  const r = await startService(name, { launch, ready: accepts, timeoutMs });
+  return { url: `http://127.0.0.1:${r.port}`, port: r.port, pid: r.pid, output: r.output, stop: r.stop };
 }
