@@ -1,7 +1,8 @@
 // The admin API (server-side tokens): list, add, remove and replace the server's tokens behind ADMIN_KEY.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { createHash, timingSafeEqual } from "node:crypto";
-import { type Pool, TOKEN_STATES, tokenHash, tokenLabel } from "../chat/pool.ts";
+import { type Pool, tokenHash, tokenLabel } from "../chat/pool.ts";
+import { AccountStatusSchema } from "./schemas.ts";
 import type { ServerTokens, TokenChange } from "../chat/server-tokens.ts";
 import { errorResponse } from "./apidoc.ts";
 import { isUsableToken } from "./bearer.ts";
@@ -25,17 +26,9 @@ export const adminKeyScheme = {
     "`Origin` but its own) and refuse the network with 403.",
 };
 
-const AdminTokenSchema = z.object({
-  label: z.string().openapi({ description: "The last 4 hex digits of the token's SHA-256", example: "…3fa2" }),
+const AdminTokenSchema = AccountStatusSchema.extend({
   origin: z.enum(["env", "file", "admin"]).openapi({
     description: "Where the token comes from: `EMOHAA_TOKENS`, `EMOHAA_TOKENS_FILE`, or this API",
-  }),
-  state: z.enum(TOKEN_STATES),
-  inFlight: z.number().int(),
-  coolingUntil: z.string().nullable(),
-  lastError: z.string().nullable(),
-  expiresAt: z.string().nullable().openapi({
-    description: "When the token's JWT `exp` says it ends (ISO time); null when it is not a JWT or has no `exp`",
   }),
 });
 

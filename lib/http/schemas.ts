@@ -189,23 +189,24 @@ export const ModelListSchema = z
     },
   });
 
+/** One account of the pool as the status page and the admin API show it: masked label, state, expiry. */
+export const AccountStatusSchema = z.object({
+  label: z.string().openapi({ description: "The last 4 hex digits of the token's SHA-256", example: "…3fa2" }),
+  state: z.enum(TOKEN_STATES),
+  inFlight: z.number().int(),
+  coolingUntil: z.string().nullable(),
+  lastError: z.string().nullable(),
+  expiresAt: z.string().nullable().openapi({
+    description: "When the token's JWT `exp` says it ends (ISO time); null when it is not a JWT or has no `exp`",
+  }),
+});
+
 export const TokenStatusSchema = z
   .object({
     mode: z.enum(["server", "client"]).openapi({
       description: "`server`: the server holds the tokens (EMOHAA_TOKENS); `client`: callers send them",
     }),
     waiting: z.number().int().openapi({ description: "Requests queued for a free account" }),
-    tokens: z.array(
-      z.object({
-        label: z.string().openapi({ description: "The last 4 hex digits of the token's SHA-256", example: "…3fa2" }),
-        state: z.enum(TOKEN_STATES),
-        inFlight: z.number().int(),
-        coolingUntil: z.string().nullable(),
-        lastError: z.string().nullable(),
-        expiresAt: z.string().nullable().openapi({
-          description: "When the token's JWT `exp` says it ends (ISO time); null when it is not a JWT or has no `exp`",
-        }),
-      }),
-    ),
+    tokens: z.array(AccountStatusSchema),
   })
   .openapi("TokenStatus");
