@@ -1,7 +1,7 @@
 // The deployment runs of `npm test`: build the binary and the Node bundle, then run the end-to-end suite against each
 // way of deploying (binary, `node dist/index.js`, `deno serve deploy.ts` in a fresh copy) and check the artifacts.
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -68,6 +68,19 @@ export function prepareDeploy() {
 }
 
 /** The runs, in the shape scripts/test.mjs uses; `env(prepared)` gives each run's extra environment. */
+/**
+ * The end-to-end files a deployment run takes: all of tests/e2e but those whose subject is the same code under every
+ * entry and that the Bun and Deno runs already cover (the sweep of kept conversations and response chains are state
+ * store logic, a minute per run). What an entry changes (start-up, signals, shutdown, the server, the journal, kept
+ * conversations at shutdown) stays in every run.
+ */
+const SAME_UNDER_EVERY_ENTRY = ["sweep.test.ts", "previous-response.test.ts"];
+const e2eFiles = () =>
+  readdirSync(join(root, "tests", "e2e"))
+    .filter((f) => f.endsWith(".test.ts") && !SAME_UNDER_EVERY_ENTRY.includes(f))
+    .sort()
+    .map((f) => `./tests/e2e/${f}`);
+
 export function deployRuns() {
   const bunTest = (label, args, env) => ({
     name: `deploy: ${label}`,
@@ -78,9 +91,9 @@ export function deployRuns() {
     deploy: true,
   });
   return [
-    bunTest("binary", ["tests/e2e"], () => ({ E2E_COMMAND: join(root, "dist", "emohaa-free-api") })),
-    bunTest("node bundle", ["tests/e2e"], () => ({ E2E_COMMAND: `${process.execPath} dist/index.js` })),
-    bunTest("deno serve deploy.ts (fresh copy)", ["tests/e2e"], (p) => ({
+    bunTest("binary", e2eFiles(), () => ({ E2E_COMMAND: join(root, "dist", "emohaa-free-api") })),
+    bunTest("node bundle", e2eFiles(), () => ({ E2E_COMMAND: `${process.execPath} dist/index.js` })),
+    bunTest("deno serve deploy.ts (fresh copy)", e2eFiles(), (p) => ({
       E2E_COMMAND:
         `${p.deno} serve --allow-net --allow-env --allow-read --allow-sys --port 0 --host 127.0.0.1 deploy.ts`,
       E2E_CWD: p.fresh,
