@@ -3,7 +3,8 @@
 // A response is one turn of one upstream conversation, opened through `ResponseThreads`: `statelessThreads` opens
 // a fresh conversation per request and knows no response ids; `keptThreads` (CONTINUE_CONVERSATIONS) keeps the
 // conversation after a whole reply, as chat turns are kept (lib/chat/turn.ts), and names it by the response id, so
-// `previous_response_id` continues it with only the new input. No response text is stored anywhere.
+// `previous_response_id` continues it with only the new input. Its message item is named alike, so an input that
+// references it last (`item_reference`, the AI SDK's default) continues it too. No response text is stored anywhere.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Env } from "hono";
 import type { ChatDeps } from "../chat/reply.ts";
@@ -33,6 +34,8 @@ import {
 } from "./responses-schemas.ts";
 import type { PromptMessage } from "../openai/prompt.ts";
 import {
+  type AfterReference,
+  afterReference,
   eventFrame,
   finishStatus,
   inputMessages,
@@ -48,8 +51,15 @@ export const RESPONSES_PATH = "/v1/responses";
 export interface ThreadRequest {
   /** The id of the response being made: a kept conversation is named by it. */
   responseId: string;
+  /** The id of the response's message item: a kept conversation is named by it too (`item_reference`). */
+  messageId: string;
   /** The response this one continues (`previous_response_id`), or null. */
   previousId: string | null;
+  /**
+   * The input's last `item_reference` and the new turn after it (`afterReference`): with no `previousId`, when it
+   * names the latest message of a kept conversation of the caller, that conversation continues with that turn only.
+   */
+  reference?: AfterReference;
   /** `store` was not false: the conversation may be kept after the reply, and continued by this response's id. */
   store: boolean;
   tokens: readonly string[];
@@ -76,7 +86,9 @@ export interface ResponseThreads {
   /**
    * Opens the turn: a new conversation (or one its whole history continues), or with `previousId` the conversation
    * of that response. An unknown, ended or older `previousId` is OpenAI's 404 naming `previous_response_id` (see
-   * `previousNotFound`), before any upstream call. The turn's `complete` keeps and names the conversation.
+   * `previousNotFound`), before any upstream call. Without it, a `reference` to the latest message of a kept
+   * conversation of the caller continues that one alike; any other reference is left out, as `inputMessages` does.
+   * The turn's `complete` keeps and names the conversation.
    */
   open(request: ThreadRequest): Promise<Turn>;
   /** Ends the conversation of response `id` at once; false when `caller` (see ThreadRequest) knows no such response. */
@@ -120,35 +132,34 @@ export function statelessThreads(chat: ChatDeps): ResponseThreads {
 /**
  * Responses on kept conversations (lib/chat/threads.ts): a response with `store` not false keeps its conversation
  * after a whole reply, named by the response id until its next turn; `previous_response_id` continues it with only
- * the new input. `store: false` keeps nothing: its conversation is deleted after the reply (a conversation it
- * continued too).
+ * the new input. Its message item is named alike: an input whose last `item_reference` names it continues it with
+ * only the messages after that reference. `store: false` keeps nothing: its conversation is deleted after the reply
+ * (a conversation it continued too).
  */
 export function keptThreads(chat: ChatDeps, threads: Threads): ResponseThreads {
   return {
     keeps: true,
     async open(r) {
-      if (!r.store && r.previousId === null) return await openTurn(chat, undefined, turnRequest(r));
-      let turn: Turn;
-      if (r.previousId === null) turn = await openTurn(chat, threads, turnRequest(r));
-      else {
-        // Named by the digest it held then: a conversation that moved on (an older response) is not found, as
-        // continuing it from there would be a branch Emohaa cannot make.
-        const named = await threads.named(r.previousId);
-        if (!named) throw previousNotFound(r.previousId);
-        try {
-          turn = await openTurn(chat, threads, { ...turnRequest(r), handle: named.handle, after: named.digest });
-        } catch (err) {
-          if (err instanceof ApiError && err.code === "conversation_not_found") throw previousNotFound(r.previousId);
-          throw err;
-        }
+      // The latest message of a kept conversation, referenced last: as its response's id would (not with
+      // x-emohaa-new-conversation). Any other reference is left out and the input goes as it does without one.
+      const reference = r.previousId === null && !r.fresh ? r.reference : undefined;
+      let turn = reference && (await continueNamed(chat, threads, r, reference.id, reference.messages));
+      if (!turn) {
+        if (r.previousId !== null) {
+          turn = await continueNamed(chat, threads, r, r.previousId, r.messages);
+          if (!turn) throw previousNotFound(r.previousId);
+        } else if (!r.store) return await openTurn(chat, undefined, turnRequest(r));
+        else turn = await openTurn(chat, threads, turnRequest(r));
       }
       if (!r.store) return { ...turn, complete: async () => undefined };
+      const kept = turn;
       return {
-        ...turn,
+        ...kept,
         async complete(content) {
-          const digest = await turn.complete(content);
+          const digest = await kept.complete(content);
           if (digest !== undefined) {
-            await threads.name(r.responseId, { handle: turn.handle!, digest, caller: r.caller });
+            const named = { handle: kept.handle!, digest, caller: r.caller };
+            await Promise.all([threads.name(r.responseId, named), threads.name(r.messageId, named)]);
           }
           return digest;
         },
@@ -159,6 +170,30 @@ export function keptThreads(chat: ChatDeps, threads: Threads): ResponseThreads {
       return named !== undefined && named.caller === caller && (await threads.end(named.handle, tokens));
     },
   };
+}
+
+/**
+ * Continues the kept conversation `name` (a response or message id) names with only `messages`. Named by the
+ * digest it held then: a conversation that moved on (an older response) is not found, as continuing it from there
+ * would be a branch Emohaa cannot make. Undefined, before any upstream call, when the name is unknown, lapsed,
+ * older, another caller's or its turn is running; a failure once claimed (busy past the queue timeout, refused by
+ * Emohaa) is the request's error.
+ */
+async function continueNamed(
+  chat: ChatDeps,
+  threads: Threads,
+  r: ThreadRequest,
+  name: string,
+  messages: readonly PromptMessage[],
+): Promise<Turn | undefined> {
+  const named = await threads.named(name);
+  if (!named) return undefined;
+  try {
+    return await openTurn(chat, threads, { ...turnRequest(r), messages, handle: named.handle, after: named.digest });
+  } catch (err) {
+    if (err instanceof ApiError && err.code === "conversation_not_found") return undefined;
+    throw err;
+  }
 }
 
 /** Whether a request is one for the POST handler. */
@@ -211,7 +246,9 @@ export function responsesHandler(
     };
     const turn = await threads.open({
       responseId: head.id,
+      messageId: head.messageId,
       previousId: head.previousResponseId,
+      reference: afterReference(body.input ?? [], body.instructions),
       store,
       tokens,
       scope: threads.keeps ? callerScope(bearer, tokens, body.user ?? undefined) : "",

@@ -14,6 +14,8 @@ export interface InputItem {
   type?: string;
   role?: string;
   content?: string | null | readonly InputPart[];
+  /** An `item_reference`'s id (the id of an item of an earlier response). */
+  id?: unknown;
 }
 
 const TEXT_PARTS = new Set(["input_text", "output_text"]);
@@ -48,6 +50,38 @@ export function inputMessages(input: string | readonly InputItem[], instructions
     );
   }
   return messages;
+}
+
+/** The roles a new turn may send after the item it continues from. */
+const TURN_ROLES = new Set(["user", "system", "developer"]);
+
+/** What an input list continues from: the id of the item it references last, and the new turn after it. */
+export interface AfterReference {
+  /** The id of the last `item_reference` (e.g. the `msg_…` item of an earlier response). */
+  id: string;
+  /** The chat messages after it, `instructions` first. */
+  messages: PromptMessage[];
+}
+
+/**
+ * The new turn of an input list that references earlier items (the AI SDK's default with `store: true` sends
+ * earlier assistant turns as `item_reference`s): the id of the last reference and the messages after it, when
+ * those are all user, system or developer messages with some text. Undefined otherwise: a string, no reference,
+ * nothing after it, or another item after it.
+ */
+export function afterReference(
+  input: string | readonly InputItem[],
+  instructions?: string | null,
+): AfterReference | undefined {
+  if (typeof input === "string") return undefined;
+  let at = input.length - 1;
+  while (at >= 0 && input[at]!.type !== "item_reference") at--;
+  const id = at >= 0 ? input[at]!.id : undefined;
+  if (typeof id !== "string" || !id) return undefined;
+  const rest = input.slice(at + 1);
+  const isTurn = (i: InputItem) => (i.type === undefined || i.type === "message") && TURN_ROLES.has(i.role ?? "");
+  if (!rest.every(isTurn) || !rest.some((i) => itemText(i.content))) return undefined;
+  return { id, messages: inputMessages(rest, instructions) };
 }
 
 /** What every Response of one request shares: ids, time and the request fields a Response repeats. */

@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { createOpenAI } from "@ai-sdk/openai";
-import { generateText } from "ai";
+import { generateText, type ModelMessage, streamText } from "ai";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
 import { assertSpec } from "../support/openai-spec.ts";
@@ -28,6 +28,8 @@ const cidsSince = (since: number) =>
 
 interface Said {
   id: string;
+  /** The id of its message item (what an `item_reference` names). */
+  messageId: string;
   text: string;
   store: boolean;
   previous: string | null;
@@ -43,6 +45,7 @@ async function say(
 ): Promise<Said> {
   const of = (r: OpenAI.Responses.Response, res: Response): Said => ({
     id: r.id,
+    messageId: r.output[0]?.id ?? "",
     text: r.output_text,
     store: (r as unknown as { store: boolean }).store,
     previous: r.previous_response_id ?? null,
@@ -63,6 +66,20 @@ async function say(
   }
   assert.ok(done, "a completed response");
   return { ...of(done, response), text };
+}
+
+/** The AI SDK's default OpenAI provider (the Responses API, `store: true`), recording the bodies it sends. */
+function recording(token: string) {
+  const bodies: any[] = [];
+  const model = createOpenAI({
+    baseURL: `${server.url}/v1`,
+    apiKey: token,
+    fetch: ((url: string, init?: RequestInit) => {
+      if (typeof init?.body === "string") bodies.push(JSON.parse(init.body));
+      return fetch(url, init);
+    }) as typeof fetch,
+  })("emohaa");
+  return { model, bodies };
 }
 
 /** The 404 OpenAI answers for a previous_response_id it does not know, as the openai SDK types it. */
@@ -272,6 +289,140 @@ describe("previous_response_id on kept conversations", () => {
     assert.equal(cids.length, 1);
     assert.deepEqual(sim.sim.state().promptsOf[cids[0]!], ["user:A1 你好", "user:A2 [[recall]]"]);
     assert.equal(second.text, "user:A1 你好\nuser:A2 [[recall]]");
+  });
+
+  it("the AI SDK's default (store: true): item references to the latest reply continue the conversation (generateText)", async () => {
+    const { model, bodies } = recording("live-ir-gen");
+    const since = sim.sim.state().created;
+    const messages: ModelMessage[] = [{ role: "user", content: "R1 我最近睡不好" }];
+    const continuations: (string | undefined)[] = [];
+    let text = "";
+    for (const next of ["R2 还是很焦虑", "R3 [[recall]]", undefined]) {
+      const result = await generateText({ model, system: "Be kind.", messages });
+      continuations.push(result.response.headers?.["x-emohaa-continuation"]);
+      text = result.text;
+      if (next) messages.push(...result.response.messages, { role: "user", content: next });
+    }
+    assert.deepEqual(continuations, ["new", "continued", "continued"]);
+    // The AI SDK sent the earlier replies as references, not as text.
+    for (const body of bodies.slice(1)) {
+      assert.ok(body.input.some((i: any) => i.type === "item_reference" && /^msg_/.test(i.id)), JSON.stringify(body));
+      assert.ok(!body.input.some((i: any) => i.role === "assistant"), JSON.stringify(body));
+    }
+    const cids = cidsSince(since);
+    assert.equal(cids.length, 1, "one upstream conversation");
+    assert.deepEqual(sim.sim.state().promptsOf[cids[0]!], [
+      "system:Be kind.\nuser:R1 我最近睡不好",
+      "user:R2 还是很焦虑",
+      "user:R3 [[recall]]",
+    ]);
+    assert.ok(text.startsWith("system:Be kind.\nuser:R1 我最近睡不好\nuser:R2"), text);
+  });
+
+  it("the AI SDK's default (store: true): item references continue the conversation (streamText)", async () => {
+    const { model, bodies } = recording("live-ir-stream");
+    const since = sim.sim.state().created;
+    const messages: ModelMessage[] = [{ role: "user", content: "T1 考试前睡不着" }];
+    const continuations: (string | undefined)[] = [];
+    let text = "";
+    for (const next of ["T2 心跳很快", "T3 [[recall]]", undefined]) {
+      const result = streamText({ model, messages });
+      text = await result.text;
+      const response = await result.response;
+      continuations.push(response.headers?.["x-emohaa-continuation"]);
+      if (next) messages.push(...response.messages, { role: "user", content: next });
+    }
+    assert.deepEqual(continuations, ["new", "continued", "continued"]);
+    assert.ok(bodies.slice(1).every((b) => b.input.some((i: any) => i.type === "item_reference")));
+    const cids = cidsSince(since);
+    assert.equal(cids.length, 1, "one upstream conversation");
+    assert.deepEqual(sim.sim.state().promptsOf[cids[0]!], [
+      "user:T1 考试前睡不着",
+      "user:T2 心跳很快",
+      "user:T3 [[recall]]",
+    ]);
+    assert.equal(text, "user:T1 考试前睡不着\nuser:T2 心跳很快\nuser:T3 [[recall]]");
+  });
+
+  it("a reference that is not the latest reply of the caller's kept conversation: the merged input on a fresh one", async () => {
+    const client = sdk("live-ir-stale");
+    const start = sim.sim.state().created;
+    const r1 = await say(client, { input: "U1" });
+    const msg1 = r1.messageId;
+    assert.match(msg1, /^msg_/);
+    const r2 = await say(client, {
+      input: [{ role: "user", content: "U1" }, { type: "item_reference", id: msg1 }, { role: "user", content: "U2" }],
+    });
+    assert.equal(r2.continuation, "continued");
+    const kept = r2.handle;
+    // msg1 is older now (continuing from it would branch); an unknown id; another caller's, another end user's.
+    const cases: [string, string | undefined, string][] = [
+      ["live-ir-stale", undefined, msg1],
+      ["live-ir-stale", undefined, "msg_unknown"],
+      ["live-ir-other", undefined, msg1],
+      ["live-ir-stale", "bob", msg1],
+    ];
+    for (const [token, user, id] of cases) {
+      const since = sim.sim.state().created;
+      const r = await say(sdk(token), {
+        input: [{ role: "user", content: "U1" }, { type: "item_reference", id }, { role: "user", content: "U-x" }],
+        user,
+      });
+      assert.equal(r.continuation, "new", `${token} ${user} ${id}`);
+      assert.notEqual(r.handle, kept);
+      const cids = cidsSince(since);
+      assert.equal(cids.length, 1);
+      assert.deepEqual(sim.sim.state().promptsOf[cids[0]!], ["user:U1\nuser:U-x"], "the references left out");
+    }
+    // The latest reply's reference still continues, with only the messages after it; previous_response_id wins
+    // over a reference.
+    const r3 = await say(client, {
+      input: [
+        { role: "user", content: "U1" },
+        { type: "item_reference", id: msg1 },
+        { role: "user", content: "U2" },
+        { type: "item_reference", id: r2.messageId },
+        { role: "developer", content: "Be brief." },
+        { role: "user", content: "U3" },
+      ],
+    });
+    assert.deepEqual([r3.continuation, r3.handle], ["continued", kept]);
+    assert.deepEqual(sim.sim.state().promptsOf[cidsSince(start)[0]!], [
+      "user:U1",
+      "user:U2",
+      "system:Be brief.\nuser:U3",
+    ]);
+    const raw = await fetch(`${server.url}/v1/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer live-ir-stale" },
+      body: JSON.stringify({
+        model: "emohaa",
+        previous_response_id: "resp_unknown",
+        input: [{ type: "item_reference", id: msg1 }, { role: "user", content: "U4" }],
+      }),
+    });
+    assert.equal(raw.status, 404);
+    assert.equal((await raw.json()).error.param, "previous_response_id");
+  });
+
+  it("the AI SDK with store: false sends earlier replies as text and keeps nothing, as before", async () => {
+    const { model, bodies } = recording("live-ir-nostore");
+    const since = sim.sim.state().created;
+    const open = sim.sim.state().open;
+    const store = { openai: { store: false } };
+    const first = await generateText({ model, prompt: "N1", providerOptions: store });
+    const messages: ModelMessage[] = [
+      { role: "user", content: "N1" },
+      ...first.response.messages,
+      { role: "user", content: "N2" },
+    ];
+    const second = await generateText({ model, messages, providerOptions: store });
+    assert.equal(second.response.headers?.["x-emohaa-continuation"], "off");
+    assert.ok(!bodies[1].input.some((i: any) => i.type === "item_reference"));
+    const cids = cidsSince(since);
+    assert.equal(cids.length, 2);
+    assert.deepEqual(sim.sim.state().promptsOf[cids[1]!], [`user:N1\nemohaa:${first.text}\nuser:N2`]);
+    await eventually(() => sim.sim.state().open === open, 5000, "nothing kept");
   });
 
   it("logs no message, token or id that continues a conversation: response ids and handles are masked", async () => {
