@@ -219,7 +219,27 @@ describe("ResponseThreads", () => {
     assert.equal(calls[1]!.previousId, first.id);
     assert.equal(calls[1]!.responseId, second.id);
     assert.deepEqual(calls[1]!.messages, [{ role: "user", content: "again" }]);
+    assert.match(calls[1]!.messageId, /^msg_/);
+    assert.notEqual(calls[1]!.messageId, calls[0]!.messageId);
+    assert.equal(calls[1]!.reference, undefined);
     assert.equal(calls[1]!.holdMs, 15_000);
+    assert.equal(calls[0]!.messageId, first.output[0].id, "the message item's id reaches the threads");
+
+    // An input referencing an earlier item: the merged messages, and the last reference with the turn after it.
+    const input = [{ role: "user", content: "hello" }, { type: "item_reference", id: first.output[0].id }, {
+      role: "user",
+      content: "more",
+    }];
+    assert.equal((await post(app, { input, instructions: "Be kind." }, "live-t")).status, 200);
+    assert.deepEqual(calls[2]!.messages, [
+      { role: "system", content: "Be kind." },
+      { role: "user", content: "hello" },
+      { role: "user", content: "more" },
+    ]);
+    assert.deepEqual(calls[2]!.reference, {
+      id: first.output[0].id,
+      messages: [{ role: "system", content: "Be kind." }, { role: "user", content: "more" }],
+    });
 
     const del = await app.request(`/v1/responses/${first.id}`, {
       method: "DELETE",

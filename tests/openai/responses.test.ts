@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { ApiError } from "../../lib/http/errors.ts";
 import { buildPrompt } from "../../lib/openai/prompt.ts";
 import {
+  afterReference,
   eventFrame,
   inputMessages,
   ResponseEvents,
@@ -68,6 +69,46 @@ describe("inputMessages", () => {
     noText([{ role: "user", content: "" }]);
     noText([{ role: "user", content: [{ type: "input_image" }] }]);
     noText([{ type: "function_call_output" }, { type: "item_reference" }]);
+  });
+});
+
+describe("afterReference", () => {
+  const ref = (id: unknown) => ({ type: "item_reference", id });
+
+  it("the last reference's id and the messages after it, instructions first", () => {
+    assert.deepEqual(
+      afterReference([
+        { role: "system", content: "Be kind." },
+        { role: "user", content: "a" },
+        ref("msg_1"),
+        { role: "user", content: "b" },
+        ref("msg_2"),
+        { role: "developer", content: "Briefly." },
+        { type: "message", role: "user", content: [{ type: "input_text", text: "c" }, { type: "input_image" }] },
+      ], "Hi."),
+      {
+        id: "msg_2",
+        messages: [
+          { role: "system", content: "Hi." },
+          { role: "developer", content: "Briefly." },
+          { role: "user", content: "c" },
+        ],
+      },
+    );
+  });
+
+  it("none without a reference, after a reference with nothing, or anything but a new turn after it", () => {
+    const none = (input: Parameters<typeof afterReference>[0]) => assert.equal(afterReference(input, "Hi."), undefined);
+    none("a");
+    none([{ role: "user", content: "a" }]);
+    none([{ role: "user", content: "a" }, ref("msg_1")]);
+    none([ref("msg_1"), { role: "user", content: "" }]);
+    none([ref("msg_1"), { role: "user", content: [{ type: "input_image" }] }]);
+    none([ref("msg_1"), { role: "assistant", content: "b" }, { role: "user", content: "c" }]);
+    none([ref("msg_1"), { type: "function_call_output" }, { role: "user", content: "c" }]);
+    none([ref(undefined), { role: "user", content: "c" }]);
+    none([ref(""), { role: "user", content: "c" }]);
+    none([ref(7), { role: "user", content: "c" }]);
   });
 });
 
