@@ -25,7 +25,9 @@ const OtherItem = z
   .openapi("ResponseOtherInputItem", {
     description:
       "Any other item (function calls and their output, reasoning, item references): accepted and left out, " +
-      "since Emohaa has no tools and this server stores no items.",
+      "since Emohaa has no tools and this server stores no items. An `item_reference` to the latest message of a " +
+      "kept conversation of the caller, last in the input and followed by new user, system or developer messages " +
+      "only, continues that conversation as its response's `previous_response_id` would.",
     example: { type: "item_reference", id: "msg_3f9c2b7e1d5a4c08" },
   });
 
