@@ -143,7 +143,7 @@ export function keptThreads(chat: ChatDeps, threads: Threads): ResponseThreads {
       // The latest message of a kept conversation, referenced last: as its response's id would (not with
       // x-emohaa-new-conversation). Any other reference is left out and the input goes as it does without one.
       const reference = r.previousId === null && !r.fresh ? r.reference : undefined;
-      let turn = reference && (await continueNamed(chat, threads, r, reference.id, reference.messages));
+      let turn = reference && (await continueNamed(chat, threads, r, itemName(reference.id), reference.messages));
       if (!turn) {
         if (r.previousId !== null) {
           turn = await continueNamed(chat, threads, r, r.previousId, r.messages);
@@ -159,7 +159,7 @@ export function keptThreads(chat: ChatDeps, threads: Threads): ResponseThreads {
           const digest = await kept.complete(content);
           if (digest !== undefined) {
             const named = { handle: kept.handle!, digest, caller: r.caller };
-            await Promise.all([threads.name(r.responseId, named), threads.name(r.messageId, named)]);
+            await Promise.all([threads.name(r.responseId, named), threads.name(itemName(r.messageId), named)]);
           }
           return digest;
         },
@@ -173,7 +173,13 @@ export function keptThreads(chat: ChatDeps, threads: Threads): ResponseThreads {
 }
 
 /**
- * Continues the kept conversation `name` (a response or message id) names with only `messages`. Named by the
+ * The name of a kept conversation by its latest message item's id: apart from response ids, so that a message id
+ * is neither a `previous_response_id` nor a response to DELETE.
+ */
+const itemName = (id: string) => `item:${id}`;
+
+/**
+ * Continues the kept conversation `name` (a response id, or `itemName` of a message id) names with only `messages`. Named by the
  * digest it held then: a conversation that moved on (an older response) is not found, as continuing it from there
  * would be a branch Emohaa cannot make. Undefined, before any upstream call, when the name is unknown, lapsed,
  * older, another caller's or its turn is running; a failure once claimed (busy past the queue timeout, refused by

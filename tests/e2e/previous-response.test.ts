@@ -403,6 +403,14 @@ describe("previous_response_id on kept conversations", () => {
     });
     assert.equal(raw.status, 404);
     assert.equal((await raw.json()).error.param, "previous_response_id");
+    // A message id is no response id: neither previous_response_id nor DELETE take it, and the talk goes on.
+    await assert.rejects(
+      client.responses.create({ model: "emohaa", input: "U5", previous_response_id: r3.messageId }),
+      previousNotFound,
+    );
+    await assert.rejects(client.responses.delete(r3.messageId), OpenAI.NotFoundError);
+    const r6 = await say(client, { input: "U6", previous_response_id: r3.id });
+    assert.deepEqual([r6.continuation, r6.handle], ["continued", kept]);
   });
 
   it("the AI SDK with store: false sends earlier replies as text and keeps nothing, as before", async () => {
