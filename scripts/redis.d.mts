@@ -7,4 +7,6 @@ export interface RunningRedis {
 }
 export function findRedisServer(): string | undefined;
 export function ensureRedisServer(log?: (message: string) => void): string | undefined;
-export function startRedis(options?: { bin?: string; timeoutMs?: number; port?: number }): Promise<RunningRedis>;
+export function startRedis(
+  options?: { bin?: string; timeoutMs?: number; port?: number; databases?: number },
+): Promise<RunningRedis>;

@@ -34,12 +34,13 @@ function ping(port, ms = 500) {
  * Starts redis-server on a free loopback port: no RDB snapshots, no AOF, its working directory a fresh temporary
  * one. Resolves { url, port, pid, stop } once it answers PING; `stop()` ends that PID only and removes the directory.
  * `port`: that port instead of a free one (0: any) (a test restarting "the same" server after stopping it).
+ * `databases`: how many numbered databases it has (scripts/test.mjs gives each test process one of its own).
  */
-export async function startRedis({ bin = findRedisServer(), timeoutMs = 10_000, port = 0 } = {}) {
+export async function startRedis({ bin = findRedisServer(), timeoutMs = 10_000, port = 0, databases = 16 } = {}) {
   if (!bin) throw new Error("Cannot start Redis: redis-server is not installed");
   const args = (dir, port) => [
     ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
-    ...["--protected-mode", "yes", "--loglevel", "warning"],
+    ...["--protected-mode", "yes", "--loglevel", "warning", "--databases", String(databases)],
   ];
   const r = await startService("redis-server", {
     launch: (dir, port) => spawn(bin, args(dir, port), { stdio: ["ignore", "ignore", "pipe"] }),

@@ -1,9 +1,10 @@
-// Deployment files agree with each other and with what the suite runs: each path docs/deploy.md offers points at
-// scripts, files, ports and routes that exist. What can be run is run elsewhere: `npm run compile` and `npm run build`
-// by scripts/test-deploy.mjs (the end-to-end suite then runs against what they wrote), --healthcheck by
-// tests/e2e/healthcheck.test.ts (under Bun, Deno, the binary and the Node bundle), `deno task start` by
-// tests/deploy/artifacts.check.ts and tests/e2e/demo.test.ts. docs/deploy.md's links,
-// files, scripts and tasks are checked with the other pages by tests/docs/links.test.ts.
+// File checks, not runs: deployment files agree with each other and with what the suite runs (regular expressions over
+// the Dockerfile, the compose file, render.yaml and the workflow, which no engine here can run): each path
+// docs/deploy.md offers points at scripts, files, ports and routes that exist. What can be run is run elsewhere: `npm
+// run compile` and `npm run build` by scripts/test.mjs (the end-to-end suite then runs against what they wrote),
+// --healthcheck by tests/e2e/healthcheck.test.ts (under Bun, Deno, the binary and the Node bundle), `deno task start`
+// by tests/deploy/artifacts.check.ts and tests/e2e/demo.test.ts. docs/deploy.md's links, files, scripts and tasks are
+// checked with the other pages by tests/docs/links.test.ts.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
@@ -37,7 +38,7 @@ describe("scripts/compile.ts targets", () => {
   });
 });
 
-describe("Dockerfile", () => {
+describe("Dockerfile (file checks: no Docker engine runs here; the binary it ships is run by the deployment runs)", () => {
   const df = read("Dockerfile");
   const runs = [...df.matchAll(/^RUN (.+)$/gm)].map((m) => m[1]!);
   it("installs and builds with what CI runs: .ci/run's npm ci, then npm run compile", () => {
@@ -56,7 +57,7 @@ describe("Dockerfile", () => {
     }
     for (const m of df.matchAll(/dist\/[\w.-]+/g)) assert.ok(binaries.includes(m[0]), `compile.ts makes no ${m[0]}`);
   });
-  it("runs the binary it copies as a non-root user, on the port it exposes, checked by its --healthcheck", () => {
+  it("names as entry point and health check the binary it copies, a non-root USER, and EXPOSEs the port its ENV sets", () => {
     const final = df.slice(df.lastIndexOf("\nFROM "));
     const copied = /^COPY --from=\S+ \S+ (\S+)$/m.exec(final)?.[1];
     const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(final)?.[1] ?? "[]");
@@ -76,7 +77,7 @@ describe("Dockerfile", () => {
   });
 });
 
-describe("docker-compose.yml", () => {
+describe("docker-compose.yml (file checks)", () => {
   it("builds this repository's Dockerfile and publishes the port the image exposes", () => {
     const yml = read("docker-compose.yml");
     assert.equal(/^ {4}build: (\S+)$/m.exec(yml)?.[1], ".");
@@ -86,7 +87,7 @@ describe("docker-compose.yml", () => {
   });
 });
 
-describe("render.yaml", () => {
+describe("render.yaml (file checks, and its health check path answered in-process)", () => {
   it("builds with npm run build and starts the bundle it writes; its health check path answers", async () => {
     const yml = read("render.yaml");
     const build = /^ {4}buildCommand: (.+)$/m.exec(yml)?.[1] ?? "";
@@ -134,13 +135,15 @@ describe("deploy.ts (Deno Deploy)", () => {
 
 describe("deno.json tasks", () => {
   it("serve runs deploy.ts with deno serve and the permissions of the tested deno serve run", async () => {
-    type Run = { name: string; env(p: { deno: string; fresh: string }): { E2E_COMMAND: string } };
-    const testDeploy = "../scripts/test-deploy.mjs"; // plain JavaScript, untyped: its runs are described by Run
-    const { deployRuns } = (await import(testDeploy)) as { deployRuns(): Run[] };
+    type Deployment = [string, string, () => { E2E_COMMAND: string }];
+    const testDeploy = "../scripts/test-deploy.mjs"; // plain JavaScript, untyped: its entries are Deployments
+    const { deployments } = (await import(testDeploy)) as {
+      deployments(deno: string, fresh: { dir: string }): Deployment[];
+    };
     const serve = (tasks.serve as { command: string }).command.split(" ");
-    const run = deployRuns().find((r) => r.name.includes("deno serve"));
+    const run = deployments("deno", { dir: "/fresh" }).find(([name]) => name.includes("deno serve"));
     assert.ok(run, "a deployment run with deno serve");
-    const tested = run.env({ deno: "deno", fresh: "/fresh" }).E2E_COMMAND.split(" ");
+    const tested = run[2]().E2E_COMMAND.split(" ");
     assert.deepEqual(serve.slice(0, 2), ["deno", "serve"]);
     assert.equal(serve.at(-1), tested.at(-1));
     const grants = (args: string[]) => args.filter((a) => a.startsWith("--allow-")).sort();
@@ -148,7 +151,7 @@ describe("deno.json tasks", () => {
   });
 });
 
-describe("release workflow", () => {
+describe("release workflow (file checks: no GitHub Actions here)", () => {
   const wf = read(".github/workflows/release.yml");
   it("runs CI exactly as .ci/run, then publishes the files compile and build make", () => {
     assert.match(wf, /^ {8}run: \.ci\/run$/m);

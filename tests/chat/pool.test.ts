@@ -24,6 +24,26 @@ describe("TokenPool", () => {
     assert.equal(pool.active, 2);
   });
 
+  it("among idle tokens, lends the one whose last lease began longest ago, whatever the list's order", async () => {
+    let t = 1000;
+    const pool = new TokenPool(opts({ perToken: 2, now: () => t }));
+    const use = async (tokens: string[]) => {
+      const lease = (await pool.acquire(tokens, none, never))!;
+      t += 10;
+      lease.release();
+      return lease.token;
+    };
+    // Every token idle: the list's order alone would give "a" every time.
+    assert.equal(await use(["a", "b", "c"]), "a");
+    assert.equal(await use(["a", "b", "c"]), "b");
+    assert.equal(await use(["a", "b", "c"]), "c");
+    assert.equal(await use(["a", "b", "c"]), "a");
+    // "b" used last now, "a" just before it: "c" is the least recently used, then "a".
+    assert.equal(await use(["b"]), "b");
+    assert.equal(await use(["c", "b", "a"]), "c");
+    assert.equal(await use(["b", "a"]), "a");
+  });
+
   it("queues when all are busy and hands a freed token to the first waiter (FIFO)", async () => {
     const pool = new TokenPool(opts());
     const held = await pool.acquire(["a"], none, never);

@@ -176,10 +176,9 @@ const backends = [
   {
     name: "Redis",
     skip: !REDIS_URL && "REDIS_URL is not set (scripts/test.mjs starts a redis-server and sets it)",
-    // A database of its own per runtime: the Bun and Deno runs may share one redis-server at the same time.
+    // A database of its own, emptied first: scripts/test.mjs gives each test process one of the redis-server it runs.
     state: async () => {
       const url = new URL(REDIS_URL ?? "redis://127.0.0.1");
-      url.pathname = `/${runtimeName() === "deno" ? 7 : 6}`;
       const redis = createClient({ url: url.href });
       await redis.connect();
       await redis.flushDb();

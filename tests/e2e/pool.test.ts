@@ -123,7 +123,7 @@ describe("server-side tokens", () => {
     await settled();
   });
 
-  it("gateway keys: a wrong key is 401, a right one works, the bearer never goes upstream; SIGHUP reloads the file", async () => {
+  const keyServer = async () => {
     const dir = mkdtempSync(join(tmpdir(), "emohaa-tokens-"));
     const file = join(dir, "tokens.txt");
     writeFileSync(file, "# accounts\nexpired-file1\n");
@@ -133,6 +133,16 @@ describe("server-side tokens", () => {
       API_KEYS: "gk-one,gk-two",
       LOG_LEVEL: "debug",
     });
+    return { file, server };
+  };
+  const assertNoSecrets = (out: string) => {
+    for (const secret of ["expired-file1", "live-file2", "gk-one", "gk-two", "gk-wrong"]) {
+      assert.ok(!out.includes(secret), `log contains ${secret}`);
+    }
+  };
+
+  it("gateway keys: a wrong key is 401, a right one works, the bearer never goes upstream", async () => {
+    const { server } = await keyServer();
     try {
       const wrong = await chat(server.url, "gk-wrong");
       assert.equal(wrong.status, 401);
@@ -142,10 +152,26 @@ describe("server-side tokens", () => {
       assert.equal(expired.status, 503);
       const body = await expired.text();
       assert.ok(!body.includes("expired-file1") && !body.includes("gk-two"));
+      assert.equal(sim.sim.state().callsByToken["gk-two"], undefined);
+      await settled();
+      assertNoSecrets(server.output());
+    } finally {
+      await server.kill();
+    }
+  });
 
+  it("SIGHUP reloads the tokens file", { skip: !signalsApply && "no process signals where this runs" }, async () => {
+    const { file, server } = await keyServer();
+    try {
+      assert.equal((await chat(server.url, "gk-two")).status, 503);
       writeFileSync(file, "live-file2\n");
-      if (!signalsApply) return; // no SIGHUP where this runs (Deno Deploy)
       server.signal("SIGHUP");
+      // The file watch may reload it too: the SIGHUP handler's own line says the signal did.
+      await eventually(
+        () => server.output().includes("reloaded 1 server-side tokens from EMOHAA_TOKENS_FILE"),
+        15_000,
+        "the SIGHUP reload's log line",
+      );
       await eventually(async () => (await chat(server.url, "gk-one")).status === 200, 15_000, "reloaded tokens");
       assert.equal(sim.sim.state().callsByToken["gk-one"], undefined);
       assert.equal(sim.sim.state().callsByToken["gk-two"], undefined);
@@ -161,10 +187,7 @@ describe("server-side tokens", () => {
       );
 
       await settled();
-      const out = server.output();
-      for (const secret of ["expired-file1", "live-file2", "gk-one", "gk-two", "gk-wrong"]) {
-        assert.ok(!out.includes(secret), `log contains ${secret}`);
-      }
+      assertNoSecrets(server.output());
     } finally {
       await server.kill();
     }

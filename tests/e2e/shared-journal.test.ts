@@ -131,9 +131,9 @@ const skipRedis = !signalsApply
   : !redisUrl && "REDIS_URL is not set (scripts/test.mjs starts a redis-server)";
 
 describe("crash journal shared in Redis", { skip: skipRedis }, () => {
-  // A database of its own, emptied first: other tests' instances (and their dead owners) live in other ones.
-  const db = runtimeName() === "deno" ? 12 : 11;
-  const url = `${redisUrl?.replace(/\/\d*$/, "")}/${db}`;
+  // A database of its own, emptied first (scripts/test.mjs gives each test process one): other tests' instances, and
+  // their dead owners, live in other ones.
+  const url = redisUrl!;
   before(async () => {
     const client = createClient({ url });
     await client.connect();

@@ -75,12 +75,16 @@ describe("fuzz: request bodies", () => {
   });
 
   it("any bytes as a body get a JSON 4xx", async () => {
+    const calls = t.sim.state().requests.length;
     await fc.assert(
-      fc.asyncProperty(fc.string(), async (raw) => {
-        await assertSane(await t.chat(raw, "live-fuzz"));
+      fc.asyncProperty(fc.oneof(fc.string(), fc.string({ unit: "binary" }), fc.uint8Array()), async (raw) => {
+        const res = await t.chat(raw, "live-fuzz");
+        assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
+        await assertSane(res);
       }),
       { numRuns: RUNS },
     );
+    assert.equal(t.sim.state().requests.length, calls, "no such body reached the upstream");
   });
 });
 

@@ -82,7 +82,7 @@ export async function testApp(opts: TestAppOptions = {}): Promise<TestApp> {
         app.request("/v1/chat/completions", {
           method: "POST",
           headers: { "content-type": "application/json", authorization: `Bearer ${tokens}`, ...headers },
-          body: typeof body === "string" ? body : JSON.stringify(body),
+          body: typeof body === "string" || body instanceof Uint8Array ? (body as BodyInit) : JSON.stringify(body),
         }),
       ),
   };
