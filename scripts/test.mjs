@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { ensureCaddy, ensureNginx } from "./proxy.mjs";
 import { ensureRedisServer, startRedis } from "./redis.mjs";
+import { leaves, parseJunit } from "./junit.mjs";
 import { ALONE, NOT_RUN, SOURCE_ONLY_E2E, whyNotRun } from "./test-plan.mjs";
 import { deployments, freshCopy } from "./test-deploy.mjs";
 
@@ -364,60 +365,6 @@ async function start(job) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Reading the JUnit reports: every runtime's, to one shape. A test is its file and its full name, "describe > it".
-function unescape(s) {
-  const named = { lt: "<", gt: ">", quot: '"', apos: "'", amp: "&" };
-  return s.replace(
-    /&(lt|gt|quot|apos|amp|#\d+|#x[\da-f]+);/gi,
-    (_, e) => named[e] ?? String.fromCodePoint(e[1] === "x" ? parseInt(e.slice(2), 16) : Number(e.slice(1))),
-  );
-}
-
-/** The leaves of a job's report: { passed, failed, skipped } lists of full test names. */
-function readJunit(job) {
-  const out = { passed: [], failed: [], skipped: [] };
-  if (!existsSync(job.junit)) return out;
-  const xml = readFileSync(job.junit, "utf8");
-  rmSync(job.junit);
-  const stack = [];
-  const cases = [];
-  let current;
-  for (
-    const m of xml.matchAll(/<(\/?)(testsuites|testsuite|testcase|skipped|failure|error)\b((?:[^>"]|"[^"]*")*?)(\/?)>/g)
-  ) {
-    const [, close, tag, attrs, selfClose] = m;
-    const name = unescape(/\bname="([^"]*)"/.exec(attrs)?.[1] ?? "");
-    if (tag === "testsuite") {
-      if (close) stack.pop();
-      else if (!selfClose) {
-        // File-level suites (Bun's "tests/x.test.ts", Deno's "./tests/x.test.ts" and "ext:deno_node/...") are not
-        // part of a test's name.
-        const fileLevel = name.replace(/^\.\//, "") === job.file || name.startsWith("ext:") || name.startsWith("./");
-        stack.push(fileLevel ? undefined : name);
-      }
-    } else if (tag === "testcase") {
-      if (close) current = undefined;
-      else {
-        const full = [...stack.filter((s) => s !== undefined), name].join(" > ");
-        const c = { name: full, status: "passed" };
-        cases.push(c);
-        current = selfClose ? undefined : c;
-      }
-    } else if (current && !close) {
-      current.status = tag === "skipped" ? "skipped" : "failed";
-    }
-  }
-  // Deno reports each describe as a test too: only leaves (names no other name extends with " > ") are tests.
-  const names = new Set(cases.map((c) => c.name));
-  const parents = new Set();
-  for (const n of names) {
-    for (let i = n.indexOf(" > "); i >= 0; i = n.indexOf(" > ", i + 1)) parents.add(n.slice(0, i));
-  }
-  for (const c of cases) if (!parents.has(c.name)) out[c.status].push(c.name);
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // The count: what ran, per run; what did not, and why.
 let passed = 0;
 let failed = 0;
@@ -430,6 +377,8 @@ for (const r of results) {
   for (const list of Object.values(r.counts)) for (const n of list) set.add(n);
   universe.set(r.job.file, set);
 }
+// A describe skipped as a whole is one test in Deno's and Node's reports, and its tests where it ran: only leaves count.
+for (const [file, set] of universe) universe.set(file, leaves(set));
 // A test file no run saw a test in proves nothing.
 for (const r of results) {
   if (r.counts && r.ok && !universe.get(r.job.file)?.size) {
@@ -514,6 +463,14 @@ console.log(`\n${passed} passed, ${failed} failed${notRun ? `, ${notRun} skipped
 process.exit(failed ? 1 : 0);
 
 // ---------------------------------------------------------------------------------------------------------------
+/** The tests of a job's JUnit report (removed once read). */
+function readJunit(job) {
+  if (!existsSync(job.junit)) return { passed: [], failed: [], skipped: [] };
+  const xml = readFileSync(job.junit, "utf8");
+  rmSync(job.junit);
+  return parseJunit(xml, job.file);
+}
+
 function copyDir(from, to) {
   mkdirSync(to, { recursive: true });
   for (const e of readdirSync(from, { withFileTypes: true })) {
