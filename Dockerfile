@@ -6,8 +6,6 @@
 FROM --platform=$BUILDPLATFORM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# npm ci runs the project's postinstall script, so it must be there before the rest of the tree.
-COPY scripts/postinstall.mjs scripts/
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run compile

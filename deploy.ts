@@ -26,6 +26,7 @@ const { app, config, logger, recover } = gateway;
 // shutdown as server.ts: conversations in flight and kept between turns deleted, the journal ended, the token watch
 // and the store's connection closed. `deno serve` then ends once nothing is pending.
 onSignal("SIGTERM", () => void gateway.stop(config.shutdownGraceMs));
+onSignal("SIGINT", () => void gateway.stop(config.shutdownGraceMs));
 // What a dead isolate left when it was killed mid-stream (an isolate gets no signal to clean up before): at start
 // and, with the state in KV, periodically while this one lives; never what a live isolate is streaming.
 void recover();

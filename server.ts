@@ -91,7 +91,7 @@ async function healthcheck(): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  if (readArgs().includes("--healthcheck")) exit(await healthcheck());
-  else await main();
-}
+// Always, however the file is loaded: run directly, or required by a supervisor (PM2's fork mode loads the Node bundle
+// from its own container, where a bundled `import.meta.main` is false). Nothing imports this file.
+if (readArgs().includes("--healthcheck")) exit(await healthcheck());
+else await main();

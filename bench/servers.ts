@@ -13,7 +13,8 @@ const POLL_MS = 5;
 export const root = new URL("../", import.meta.url).pathname;
 const bin = (name: string) => realpathSync(join(root, "node_modules", ".bin", name));
 export const BUN = bin("bun");
-// The native executable: node_modules/.bin/deno is the npm package's JavaScript launcher (scripts/postinstall.mjs).
+// The native executable (node_modules/.bin/deno is the npm package's JavaScript launcher where its install script did
+// not run).
 export const DENO = existsSync(join(root, "node_modules", "deno", "deno"))
   ? join(root, "node_modules", "deno", "deno")
   : bin("deno");

@@ -45,6 +45,8 @@ function bunListen(options: ListenOptions): Listener {
     events: ConnectionEvents;
     pending?: Uint8Array;
     closed: boolean;
+    /** A half-close asked for while bytes were pending: the FIN follows them. */
+    shutdown?: boolean;
   }
   const close = (s: { data: Data }) => {
     if (s.data.closed) return;
@@ -78,6 +80,10 @@ function bunListen(options: ListenOptions): Listener {
             if (d.pending) s.terminate();
             else s.end();
           },
+          closeWrite() {
+            if (d.pending) d.shutdown = true;
+            else s.shutdown();
+          },
           pause: () => s.pause(),
           resume: () => s.resume(),
           remoteAddress: s.remoteAddress,
@@ -85,7 +91,7 @@ function bunListen(options: ListenOptions): Listener {
         d.events = options.accept(wire);
       },
       data: (s: { data: Data }, bytes: Uint8Array) => s.data.closed || s.data.events.data(bytes),
-      drain(s: { data: Data; write(b: Uint8Array): number }) {
+      drain(s: { data: Data; write(b: Uint8Array): number; shutdown(): void }) {
         const d = s.data;
         if (d.closed) return;
         if (d.pending) {
@@ -96,6 +102,10 @@ function bunListen(options: ListenOptions): Listener {
             d.pending = rest.subarray(Math.max(0, n));
             return;
           }
+        }
+        if (d.shutdown) {
+          d.shutdown = false;
+          s.shutdown();
         }
         d.events.drain();
       },
@@ -169,6 +179,7 @@ function handleDeno(conn: any, accept: (wire: ServerWire) => ConnectionEvents): 
   let queued = 0;
   let pumping = false;
   let wantDrain = false;
+  let halfClose = false;
   let resume: (() => void) | undefined;
   let paused: Promise<void> | undefined;
   const shut = () => {
@@ -201,9 +212,19 @@ function handleDeno(conn: any, accept: (wire: ServerWire) => ConnectionEvents): 
     }
     pumping = false;
     if (ending) return gone();
+    if (halfClose && !closed) writeDone();
     if (wantDrain && !closed) {
       wantDrain = false;
       events.drain();
+    }
+  };
+  /** The FIN, once the queue is out. */
+  const writeDone = () => {
+    halfClose = false;
+    try {
+      conn.closeWrite();
+    } catch {
+      // Closed already.
     }
   };
   const wire: ServerWire = {
@@ -221,6 +242,10 @@ function handleDeno(conn: any, accept: (wire: ServerWire) => ConnectionEvents): 
       ending = true;
       // What is queued (an error response) goes out first.
       if (!pumping) shut();
+    },
+    closeWrite() {
+      halfClose = true;
+      if (!pumping) writeDone();
     },
     pause() {
       paused ??= new Promise((r) => (resume = r));
@@ -266,6 +291,8 @@ async function nodeListen(options: ListenOptions): Promise<Listener> {
         // A peer that never reads would hold the end forever.
         setTimeout(() => socket.destroy(), 5000).unref?.();
       },
+      // What was written, then a FIN; 'data' goes on until the peer closes.
+      closeWrite: () => void socket.end(),
       pause: () => void socket.pause(),
       resume: () => void socket.resume(),
       remoteAddress: socket.remoteAddress,

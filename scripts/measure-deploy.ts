@@ -126,7 +126,8 @@ async function main() {
   }
   if (!existsSync(join(root, "dist", "index.js"))) spawnSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
   const bun = bin("bun");
-  // The native executable, not the JavaScript launcher node_modules/.bin/deno points at (scripts/postinstall.mjs).
+  // The native executable (node_modules/.bin/deno is the package's JavaScript launcher where its install script did
+  // not run).
   const deno = existsSync(join(root, "node_modules", "deno", "deno"))
     ? join(root, "node_modules", "deno", "deno")
     : bin("deno");

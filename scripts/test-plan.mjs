@@ -47,6 +47,18 @@ export const NOT_RUN = [
     test: /through a proxy/,
     why: "the Node bundle's fetch ignores HTTP_PROXY (an open gap, docs/deploy.md)",
   },
+  {
+    runs: /^(bun|deno|deploy: deno serve)$/,
+    file: "tests/e2e/supervisors.test.ts",
+    test: /^under PM2/,
+    why: "PM2 runs the built entries: the deployment runs of the binary and of the Node bundle",
+  },
+  {
+    runs: /^deploy: (binary|node bundle)$/,
+    file: "tests/e2e/supervisors.test.ts",
+    test: /> (npm start|deno task)/,
+    why: "npm start and deno task launch the source: the Bun and Deno runs stop them; a build has no launcher",
+  },
   // Under `deno serve`, as on Deno Deploy.
   { runs: /^deploy: deno serve$/, file: "tests/e2e/connections.test.ts", why: PLATFORM },
   { runs: /^deploy: deno serve$/, file: "tests/e2e/fd-limit.test.ts", why: PLATFORM },
@@ -58,7 +70,7 @@ export const NOT_RUN = [
   {
     runs: /^deploy: deno serve$/,
     file: /./,
-    test: /process ends|shutdown|SIGHUP|SIGTERM|signals?\b/i,
+    test: /process ends|shutdown|SIGHUP|SIGTERM|SIGINT|supervisor|signals?\b/i,
     why: NO_SIGNALS,
   },
   {

@@ -22,8 +22,8 @@ import { deployments, freshCopy } from "./test-deploy.mjs";
 
 const root = new URL("../", import.meta.url).pathname;
 const bin = (name) => join(root, "node_modules", ".bin", name);
-// The native executable: node_modules/.bin/deno is the package's JavaScript launcher (see scripts/postinstall.mjs),
-// which would put a node process between us and deno.
+// The native executable: where the deno package's install script did not run, node_modules/.bin/deno is its
+// JavaScript launcher, which would put a node process between us and deno.
 const denoNative = join(root, "node_modules", "deno", "deno");
 const deno = existsSync(denoNative) ? denoNative : bin("deno");
 const bun = bin("bun");

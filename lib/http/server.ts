@@ -13,6 +13,11 @@ export interface ServerWire {
   write(data: Uint8Array): boolean;
   /** Closes the connection (what was written still goes out where the runtime can). */
   end(): void;
+  /**
+   * Half-closes: what was written goes out, then a FIN; bytes still arrive (`data`) until the peer closes. Where a
+   * listener has none, the server waits and reads before `end` instead.
+   */
+  closeWrite?(): void;
   /** Stops reading (backpressure on a request body, or pipelined requests piling up). */
   pause(): void;
   resume(): void;
@@ -51,6 +56,13 @@ export interface HttpServerOptions {
    * for a listener that stops accepting by itself when descriptors run short).
    */
   lingerMs?: number;
+  /**
+   * After an early final answer (413, 431, 414, 408, a 400 on a body): how long at most the server keeps reading and
+   * dropping what the client still sends before it closes, and how long without a byte ends that sooner (defaults
+   * 5 s and 2 s). Closed with unread bytes, the kernel would reset the connection and the client lose the answer.
+   */
+  lingerCloseMs?: number;
+  lingerIdleMs?: number;
   /** The host used for HTTP/1.0 requests without a Host header. */
   defaultHost: string;
   /** Logs a server-side failure (never client data). */
@@ -86,6 +98,16 @@ const BAD_TARGET = /[^\x21-\x7e]|#/;
 /** Host: a reg-name, an IPv4 or a bracketed IPv6 literal, and a port. No '/', '?', '#', '@', spaces or controls. */
 const HOST = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?$/;
 const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
+/** The methods the app may serve. Methods are case-sensitive: anything else (`get`, TRACE, CONNECT, …) is a 501. */
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+/** The longest method token worth reading: longer ones are invalid at once (400), not a head too large (431). */
+const MAX_METHOD = 32;
+/** A well-formed HTTP-version (RFC 9112): a malformed one is a 400, a well-formed one not spoken a 505. */
+const VERSION = /^HTTP\/[0-9]\.[0-9]$/;
+const T = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
+/** A chunk-size line (RFC 9112 7.1.1): hex digits, then `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted ) ] )`. */
+const CHUNK_SIZE = new RegExp(`^([0-9A-Fa-f]{1,8})(?:[ \\t]*;[ \\t]*${T}(?:[ \\t]*=[ \\t]*(?:${T}|${QUOTED}))?)*\\r$`);
 const REASONS: Record<number, string> = {
   200: "OK",
   201: "Created",
@@ -117,6 +139,8 @@ const REASONS: Record<number, string> = {
 };
 /** A body cancelled by the handler is still read and dropped up to this much, so the connection can be kept. */
 const DISCARD_MAX_BYTES = 256 * 1024;
+/** What a lingering close reads and drops at most before it closes anyway. */
+const LINGER_MAX_BYTES = 64 * 1024 * 1024;
 /** Queued request-body bytes before the socket is paused. */
 const BODY_STRATEGY: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, size: (c) => c!.byteLength };
 const NOT_YET = Symbol("not yet");
@@ -129,7 +153,7 @@ const soon = (): Promise<typeof NOT_YET> =>
 
 /** A parse failure of a request head: the status to answer with before closing. */
 class HeadError extends Error {
-  constructor(readonly status: 400 | 414 | 417 | 431 | 505) {
+  constructor(readonly status: 400 | 414 | 417 | 431 | 501 | 505) {
     super(REASONS[status]);
   }
 }
@@ -174,20 +198,7 @@ export function parseHead(text: string, defaultHost: string, maxUrlBytes = 8192)
   const lines = text.split("\r\n");
   // The text ends with CRLF CRLF: two empty strings at the end. Any other LF is a bare one.
   if (lines.length < 3 || lines[lines.length - 1] !== "" || lines[lines.length - 2] !== "") throw new HeadError(400);
-  const first = lines[0]!;
-  const sp1 = first.indexOf(" ");
-  const sp2 = first.lastIndexOf(" ");
-  if (sp1 <= 0 || sp2 === sp1) throw new HeadError(400);
-  const method = first.slice(0, sp1);
-  const target = first.slice(sp1 + 1, sp2);
-  const version = first.slice(sp2 + 1);
-  if (!TOKEN.test(method)) throw new HeadError(400);
-  if (target.length > maxUrlBytes) throw new HeadError(414);
-  if (!target || BAD_TARGET.test(target) || first.includes("\n") || first.includes("\r")) throw new HeadError(400);
-  let minor: 0 | 1;
-  if (version === "HTTP/1.1") minor = 1;
-  else if (version === "HTTP/1.0") minor = 0;
-  else throw new HeadError(version.startsWith("HTTP/") ? 505 : 400);
+  const { method, target, minor } = parseRequestLine(lines[0]!, maxUrlBytes);
   const headers: [string, string][] = [];
   let host: string | undefined;
   let hosts = 0;
@@ -250,6 +261,53 @@ export function parseHead(text: string, defaultHost: string, maxUrlBytes = 8192)
   };
 }
 
+/**
+ * Parses a request line (without its CRLF): `method SP target SP HTTP-version`. Throws HeadError: 400 for anything
+ * malformed, 414 for a target over `maxUrlBytes`, 505 for a well-formed version other than HTTP/1.x, 501 for a
+ * well-formed method the app does not serve (methods are case-sensitive).
+ */
+export function parseRequestLine(first: string, maxUrlBytes = 8192): { method: string; target: string; minor: 0 | 1 } {
+  const sp1 = first.indexOf(" ");
+  const sp2 = first.lastIndexOf(" ");
+  if (sp1 <= 0 || sp2 === sp1) throw new HeadError(400);
+  const method = first.slice(0, sp1);
+  const target = first.slice(sp1 + 1, sp2);
+  const version = first.slice(sp2 + 1);
+  if (method.length > MAX_METHOD || !TOKEN.test(method)) throw new HeadError(400);
+  if (target.length > maxUrlBytes) throw new HeadError(414);
+  if (!target || BAD_TARGET.test(target) || first.includes("\n") || first.includes("\r")) throw new HeadError(400);
+  if (!VERSION.test(version)) throw new HeadError(400);
+  // HTTP/1.2 and later minors are read as HTTP/1.1 (RFC 9110 2.5); another major is not spoken here.
+  if (version[5] !== "1") throw new HeadError(505);
+  if (!METHODS.has(method)) throw new HeadError(501);
+  return { method, target, minor: version === "HTTP/1.0" ? 0 : 1 };
+}
+
+/**
+ * Whether the start of a head already shows it cannot be valid, before it is whole: a method that is not a short
+ * token, or a whole first line that does not parse. Garbage, an HTTP/0.9 line or a line with no version is answered
+ * at once instead of at the head timeout. Returns the status, or 0.
+ */
+function invalidStart(bytes: Uint8Array, maxUrlBytes: number): number {
+  const n = Math.min(bytes.length, MAX_METHOD + 1);
+  for (let i = 0; i < n; i++) {
+    const b = bytes[i]!;
+    if (b === 32) break; // the method's end
+    if (i === MAX_METHOD || !TCHAR[b]) return 400;
+  }
+  const lf = bytes.indexOf(LF);
+  if (lf < 0) return 0;
+  if (lf === 0 || bytes[lf - 1] !== CR) return 400;
+  try {
+    parseRequestLine(latin1.decode(bytes.subarray(0, lf - 1)), maxUrlBytes);
+    return 0;
+  } catch (err) {
+    return err instanceof HeadError ? err.status : 400;
+  }
+}
+/** tchar, by byte. */
+const TCHAR = Array.from({ length: 256 }, (_, b) => b < 128 && TOKEN.test(String.fromCharCode(b)));
+
 /** The URL of a request: origin-form targets, or absolute-form ones whose authority is checked like a Host. */
 function requestUrl(head: RequestHead): string {
   const t = head.target;
@@ -267,6 +325,8 @@ type State =
   | "head"
   /** A request is being handled (its body may still be arriving). */
   | "busy"
+  /** Answered early and half-closed: what the client still sends is read and dropped until it closes (or a bound). */
+  | "lingering"
   | "closed";
 
 type BodyState = "none" | "length" | "size" | "chunk" | "chunk-end" | "trailer" | "done";
@@ -299,6 +359,8 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
   const evictGraceMs = options.evictGraceMs ?? 20;
   const bodyGraceMs = options.bodyGraceMs ?? 1000;
   const lingerMs = options.lingerMs ?? 250;
+  const lingerCloseMs = options.lingerCloseMs ?? 5000;
+  const lingerIdleMs = options.lingerIdleMs ?? 2000;
   const all = new Set<Conn>();
   // Evictable connections, oldest first (a Set iterates in insertion order; a connection re-enters at the end).
   const idle = new Set<Conn>();
@@ -402,11 +464,49 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       if (stopping && all.size === 0) stopped?.();
     }
 
-    /** Answers a bad or late request head with `status` and closes. */
+    /** Answers a bad or late request head with `status` and closes, lingering (see linger). */
     fail(status: number): void {
       this.wire.write(plain(status));
-      this.destroy();
+      this.linger();
     }
+
+    /**
+     * Closes after an early final answer the way nginx's lingering close does: half-close (the answer, then a FIN),
+     * read and drop what the client still sends until it closes, for a bounded time and byte count, then close. A
+     * close with unread bytes would make the kernel reset the connection, and the client lose the answer.
+     */
+    linger(): void {
+      if (this.state === "closed" || this.state === "lingering") return;
+      if (!this.wire.closeWrite && lingerCloseMs <= 0) return this.destroy();
+      this.abort?.abort(new DOMException("The request was answered early", "AbortError"));
+      this.abort = undefined;
+      try {
+        this.body?.error(new TypeError("The request was answered early"));
+      } catch {
+        // Closed already.
+      }
+      this.body = undefined;
+      this.reader?.cancel().catch(() => {});
+      this.state = "lingering";
+      this.buf = EMPTY;
+      this.discarding = LINGER_MAX_BYTES;
+      const t = now();
+      this.lingerUntil = t + lingerCloseMs;
+      this.deadline = Math.min(this.lingerUntil, t + lingerIdleMs);
+      // First out for a newcomer at the cap: it serves nothing.
+      reading.delete(this);
+      idle.delete(this);
+      idle.add(this);
+      this.wire.closeWrite?.();
+      if (this.paused) {
+        this.paused = false;
+        this.wire.resume();
+      }
+      for (const w of this.drainWaiters.splice(0)) w();
+    }
+
+    /** While lingering: the end of the lingering close. */
+    private lingerUntil = 0;
 
     write(bytes: Uint8Array): Promise<void> | undefined {
       if (this.state === "closed" || this.wire.write(bytes)) return undefined;
@@ -421,6 +521,11 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
 
     data(bytes: Uint8Array): void {
       if (this.state === "closed") return;
+      if (this.state === "lingering") {
+        if ((this.discarding -= bytes.length) < 0) return this.destroy();
+        this.deadline = Math.min(this.lingerUntil, now() + lingerIdleMs);
+        return;
+      }
       if (this.state === "busy") {
         if (this.bodyState !== "done" && this.bodyState !== "none") return this.bodyBytes(bytes);
         // A pipelined request while one is handled: kept (a copy: the listener may reuse its buffer) for later.
@@ -448,6 +553,11 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       const from = Math.max(0, this.buf.length - 3);
       const joined = concat(this.buf, bytes);
       const end = headEnd(joined, from);
+      if (end < 0 || end > maxHeadBytes) {
+        // A request line that cannot be valid is that, not a head too large.
+        const invalid = invalidStart(joined, maxUrlBytes);
+        if (invalid) return this.fail(invalid);
+      }
       if (end < 0) {
         if (joined.length > maxHeadBytes) return this.fail(431);
         this.buf = joined === bytes && copy ? bytes.slice() : joined;
@@ -523,6 +633,15 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
         );
         if (rest.length) this.bodyBytes(rest);
       }
+      if (body !== null && (method === "GET" || method === "HEAD")) {
+        // A body on GET or HEAD has no meaning (RFC 9110 9.3.1), and Deno's Request refuses one where Bun's takes
+        // it: the request goes on without it on every runtime, its bytes read and dropped like an unread body.
+        body = null;
+        if (this.body) {
+          this.body = undefined;
+          this.discarding = DISCARD_MAX_BYTES;
+        }
+      }
       let req: Request;
       try {
         req = new Request(
@@ -562,8 +681,8 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
           case "size": {
             const l = this.line(data, 1024);
             if (l === undefined) return;
-            // Hex digits, then optionally chunk extensions (ignored); nothing else.
-            const m = l && /^([0-9A-Fa-f]{1,8})(?:;[^\r]*)?\r$/.exec(latin1.decode(l[0]));
+            // Hex digits, then chunk extensions as RFC 9112 writes them (ignored); nothing else.
+            const m = l && CHUNK_SIZE.exec(latin1.decode(l[0]));
             if (!m) return this.bodyError();
             this.bodyLeft = parseInt(m[1]!, 16);
             this.bodyState = this.bodyLeft === 0 ? "trailer" : "chunk";
@@ -624,15 +743,12 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
           this.wire.pause();
         }
       } else if ((this.discarding -= bytes.length) < 0) {
-        // Too much left of a body nobody reads: the connection ends with the response.
+        // Too much left of a body nobody reads: the connection closes after the answer, lingering.
         this.keepAlive = false;
-        this.destroyAfterResponse();
+        if (this.finished) return this.linger();
+        // No answer yet (a 413 on its way): dropped on, within the lingering bound, until it is written.
+        if (this.discarding < DISCARD_MAX_BYTES - LINGER_MAX_BYTES) this.destroy();
       }
-    }
-
-    private destroyAfterResponse(): void {
-      if (!this.responding || this.finished) this.destroy();
-      else this.keepAlive = false;
     }
 
     private bodyDone(rest: Uint8Array): void {
@@ -653,8 +769,12 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       if (this.finished) this.next();
     }
 
-    /** Malformed chunked framing: the body errors and the connection ends once the handler has answered. */
+    /**
+     * Malformed chunked framing: the body errors, and the connection ends once the handler has answered; before it
+     * has, the server answers 400 itself (the handler's answer, to a body that failed, is dropped).
+     */
     private bodyError(): void {
+      if (!this.responding) return this.fail(400);
       try {
         this.body?.error(new TypeError("Malformed chunked request body"));
       } catch {
@@ -665,7 +785,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       this.deadline = Infinity;
       reading.delete(this);
       this.keepAlive = false;
-      if (!this.responding || this.finished) this.destroy();
+      if (!this.responding || this.finished) this.linger();
     }
 
     /** Set when the response has been written in full. */
@@ -681,16 +801,18 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
         options.onError?.("request handler failed");
         res = new Response("Internal Server Error", { status: 500 });
       }
-      if (this.isClosed()) {
+      if (this.isClosed() || this.state === "lingering") {
         res.body?.cancel().catch(() => {});
         return;
       }
       this.responding = true;
       const head = this.head!;
+      const unread = this.bodyState !== "done" && this.bodyState !== "none";
       // A client told to wait for 100 Continue that never got it may never send its body: the connection ends.
-      if (head.expectContinue && !this.continueSent && this.bodyState !== "done" && this.bodyState !== "none") {
-        this.keepAlive = false;
-      }
+      if (head.expectContinue && !this.continueSent && unread) this.keepAlive = false;
+      // More declared than is worth reading to keep the connection (a body over the limit, answered 413 at once):
+      // the answer goes out now, and the connection closes after it, lingering, whatever of the body comes.
+      if (unread && this.bodyState === "length" && this.bodyLeft > DISCARD_MAX_BYTES) this.keepAlive = false;
       const status = res.status;
       const bodyless = head.method === "HEAD" || NO_BODY_STATUS.has(status) || status < 200;
       let text = `HTTP/1.1 ${status} ${res.statusText || REASONS[status] || ""}\r\n`;
@@ -753,7 +875,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       this.finished = true;
       this.abort = undefined;
       if (this.bodyState === "done" || this.bodyState === "none") this.next();
-      else if (!this.keepAlive) this.destroy();
+      else if (!this.keepAlive) this.linger();
       else if (this.body) {
         // The handler answered without reading the whole body: the rest is dropped as it comes, within a bound
         // (bodyDone then moves on to the next request).

@@ -28,7 +28,7 @@ describe("npm run demo", () => {
 });
 
 describe("deno task start", () => {
-  it("works in a checkout where npm installed node_modules (the postinstall relinks .bin/deno)", {
+  it("works in a checkout where npm installed node_modules (the task runs npm's deno executable itself)", {
     skip: fromBuild,
   }, async () => {
     const server = await startServer({}, [`${root}node_modules/.bin/deno`, "task", "start"]);

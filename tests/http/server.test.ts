@@ -1,7 +1,13 @@
 // lib/http/server.ts without sockets: the head parser, and the server driven through a fake wire.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHttpServer, defaultMaxConnections, parseHead, type ServerWire } from "../../lib/http/server.ts";
+import {
+  createHttpServer,
+  defaultMaxConnections,
+  parseHead,
+  parseRequestLine,
+  type ServerWire,
+} from "../../lib/http/server.ts";
 
 const head = (s: string) => parseHead(s, "default.host");
 const status = (s: string) => {
@@ -48,6 +54,25 @@ describe("parseHead", () => {
     assert.equal(status(`GET /${"a".repeat(9000)} HTTP/1.1\r\nHost: x\r\n\r\n`), 414);
     assert.equal(status("GET / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n"), 417);
     assert.equal(status("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505);
+  });
+
+  it("a malformed version is a 400, a well-formed one not spoken a 505; HTTP/1.2 reads as 1.1", () => {
+    for (const v of ["HTTP/1", "HTTP/01.01", "HTTP/1.1.1", "http/1.1", "HTTP/1.x", "HTTP /1.1", "HTTP/"]) {
+      assert.equal(status(`GET / ${v}\r\nHost: x\r\n\r\n`), 400, v);
+    }
+    for (const v of ["HTTP/2.0", "HTTP/0.9", "HTTP/3.0"]) assert.equal(status(`GET / ${v}\r\nHost: x\r\n\r\n`), 505, v);
+    assert.equal(head("GET / HTTP/1.2\r\nHost: x\r\n\r\n").minor, 1);
+  });
+
+  it("methods are case-sensitive: the app's methods pass, any other token is a 501, a long or odd one a 400", () => {
+    for (const m of ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]) {
+      assert.equal(parseRequestLine(`${m} / HTTP/1.1`).method, m);
+    }
+    for (const m of ["get", "Post", "TRACE", "CONNECT", "PROPFIND", "BREW"]) {
+      assert.equal(status(`${m} / HTTP/1.1\r\nHost: x\r\n\r\n`), 501, m);
+    }
+    assert.equal(status(`${"G".repeat(100_000)} / HTTP/1.1\r\nHost: x\r\n\r\n`), 400);
+    assert.equal(status("G(T / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
   });
 });
 
@@ -154,6 +179,77 @@ describe("createHttpServer", () => {
     assert.equal(partial.ended(), true);
     assert.equal(third.ended(), false);
     void server.stop(true);
+  });
+
+  it("answers a request line that cannot be valid as soon as it shows, not at the head timeout", () => {
+    const server = createHttpServer(() => new Response("ok"), { ...limits, maxConnections: 10 });
+    const cases: [string, number][] = [
+      ["\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400], // a TLS ClientHello
+      ["GET /\r\n", 400], // HTTP/0.9
+      ["GET / \r\n", 400], // no version
+      ["GET / HTTP/1\r\n", 400],
+      [`${"A".repeat(40)}`, 400], // a method longer than any, before its end
+      ["get / HTTP/1.1\r\n", 501],
+      ["TRACE / HTTP/1.1\r\n", 501],
+      ["GET / HTTP/2.0\r\n", 505],
+    ];
+    for (const [start, code] of cases) {
+      const w = fakeWire();
+      server.accept(w.wire).data(new Uint8Array([...start].map((c) => c.charCodeAt(0))));
+      assert.match(w.out(), new RegExp(`^HTTP/1\\.1 ${code} `), JSON.stringify(start));
+    }
+    // A line still arriving, valid so far, waits.
+    const w = fakeWire();
+    server.accept(w.wire).data(bytes("POST /v1/chat/comp"));
+    assert.equal(w.out(), "");
+    void server.stop(true);
+  });
+
+  it("chunk extensions follow RFC 9112's grammar; anything else ends the body with an error", async () => {
+    const sizes = async (line: string) => {
+      let read: string | undefined;
+      const server = createHttpServer(async (req) => {
+        read = await req.text().catch(() => "error");
+        return new Response("ok");
+      }, { ...limits, maxConnections: 10 });
+      const w = fakeWire();
+      server.accept(w.wire).data(
+        bytes(`POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${line}\r\nhello\r\n0\r\n\r\n`),
+      );
+      await until(() => read !== undefined);
+      await server.stop(true);
+      return read;
+    };
+    for (const ok of ["5", "5;a", "5;a=b", '5;a="q \\" x"', "5 ; a = b ;c", "5;a=b;c=d", "00005"]) {
+      assert.equal(await sizes(ok), "hello", ok);
+    }
+    for (const bad of ["5;", "5;bad[=x", "5;\0ext", "5;a=", "5;a=b c", '5;a="open', "5;=b", "5 x", "x5"]) {
+      assert.equal(await sizes(bad), "error", bad);
+    }
+  });
+
+  it("after an early answer, half-closes and reads what the client still sends before closing (lingering)", async () => {
+    let t = 0;
+    const server = createHttpServer(async (req) => {
+      await req.body?.cancel();
+      return new Response("too large", { status: 413 });
+    }, { ...limits, maxConnections: 10, lingerCloseMs: 5000, lingerIdleMs: 2000, now: () => t });
+    let halfClosed = false;
+    const w = fakeWire();
+    const events = server.accept({ ...w.wire, closeWrite: () => void (halfClosed = true) });
+    events.data(bytes(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`));
+    await until(() => halfClosed);
+    assert.match(w.out(), /^HTTP\/1\.1 413 [\s\S]*Connection: close\r\n/);
+    assert.equal(w.ended(), false, "still reading after the answer");
+    // Bytes the client still sends are read and dropped, and each pushes the close back, up to the whole bound.
+    for (t = 0; t < 4000; t += 1000) events.data(new Uint8Array(1024 * 1024));
+    assert.equal(w.ended(), false);
+    t = 5000;
+    events.data(new Uint8Array(1024));
+    // The sweep closes it once the bound is past.
+    await until(w.ended);
+    assert.equal(w.ended(), true);
+    await server.stop(true);
   });
 
   it("defaultMaxConnections leaves room for the runtime and upstream connections", () => {
