@@ -62,6 +62,8 @@ const EnvSchema = z.object({
   STATE_OWNER_DEAD_AFTER_MS: int(1_000, 3_600_000).default(30_000),
   CONTINUE_CONVERSATIONS: bool.default(true),
   CONVERSATION_IDLE_MS: int(1_000, 86_400_000).default(1_800_000),
+  KEPT_PER_ACCOUNT: int(1, 100_000).default(50),
+  KEPT_MAX: int(1, 1_000_000).default(2_000),
 });
 
 /** Proxy variables the runtimes' fetch honours (and lib/upstream/http1.ts does not). */
@@ -128,9 +130,10 @@ export interface Config {
   state: StateConfig;
   /**
    * Native multi-turn (lib/chat/threads.ts): continue the upstream conversation a request's history belongs to,
-   * sending only the new messages; a kept conversation is deleted after `idleMs` without a turn.
+   * sending only the new messages; a kept conversation is deleted after `idleMs` without a turn, or sooner, least
+   * recently used first, when this instance keeps more than `perAccount` on one account or `total` in all.
    */
-  continuation: { enabled: boolean; idleMs: number };
+  continuation: { enabled: boolean; idleMs: number; perAccount: number; total: number };
 }
 
 /** The `STATE` setting, parsed. */
@@ -247,7 +250,12 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     metricsKey: e.METRICS_KEY,
     adminKey: e.ADMIN_KEY,
     state: parseState(e.STATE, e.STATE_TIMEOUT_MS, e.STATE_LEASE_TTL_MS),
-    continuation: { enabled: e.CONTINUE_CONVERSATIONS, idleMs: e.CONVERSATION_IDLE_MS },
+    continuation: {
+      enabled: e.CONTINUE_CONVERSATIONS,
+      idleMs: e.CONVERSATION_IDLE_MS,
+      perAccount: e.KEPT_PER_ACCOUNT,
+      total: e.KEPT_MAX,
+    },
   };
 }
 

@@ -183,7 +183,18 @@ export async function start(
     })
     : undefined;
   const journal = fleet?.hooks ?? (store ? journalFor(store, serverTokens, onJournalError) : undefined);
-  const conversations = new Conversations(client, runtime.sleep, overrides.deleteRetryDelaysMs, journal);
+  const conversations = new Conversations(
+    client,
+    runtime.sleep,
+    overrides.deleteRetryDelaysMs,
+    journal,
+    (reason, attempts) =>
+      logger.error(
+        `could not delete a conversation after ${attempts} attempt${attempts > 1 ? "s" : ""} (${reason}); ${
+          journal ? "the journal keeps it for the next start" : "it stays in its Emohaa account"
+        }`,
+      ),
+  );
   // One process keeps its pool in memory as it always did; several share theirs through the store.
   const pool: Pool = config.state.kind === "memory" ? new TokenPool(config.pool) : new SharedPool({
     ...config.pool,
@@ -196,7 +207,7 @@ export async function start(
   const shutdown = new AbortController();
   const metrics = new Metrics({
     logLinesDropped: () => lines.dropped,
-    conversationsKept: () => threads?.size ?? 0,
+    conversationsKept: () => threads?.kept ?? 0,
     state: () => ({
       ...state.health(),
       ...(pool instanceof SharedPool ? pool.counters : { leasesLost: 0, writeFailures: 0 }),
@@ -220,6 +231,8 @@ export async function start(
       conversations,
       owner: instanceId,
       idleMs: config.continuation.idleMs,
+      caps: { perAccount: config.continuation.perAccount, total: config.continuation.total },
+      onEvicted: () => metrics.evicted(),
       clock: systemClock,
       id: runtime.id,
       sharedJournal: fleet !== undefined,

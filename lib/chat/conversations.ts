@@ -20,6 +20,8 @@ export class Conversations {
     private readonly sleep: (ms: number) => Promise<void>,
     private readonly retryDelaysMs: readonly number[] = [200, 1000, 3000],
     private readonly journal?: ConversationJournal,
+    /** A deletion gave up: why (the failure's kind, never a cid or a token) and after how many attempts. */
+    private readonly onGiveUp?: (reason: string, attempts: number) => void,
   ) {}
 
   /** Records a conversation the upstream created; `delete` must follow exactly once. */
@@ -64,6 +66,8 @@ export class Conversations {
           const permanent = err instanceof UpstreamError && (err.kind === "auth" || err.kind === "protocol");
           if (permanent || i >= this.retryDelaysMs.length) {
             this.deleteFailures++;
+            const reason = err instanceof UpstreamError ? err.kind : err instanceof Error ? err.name : "error";
+            this.onGiveUp?.(reason, i + 1);
             return false;
           }
           await this.sleep(this.retryDelaysMs[i]!);

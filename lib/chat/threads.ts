@@ -36,8 +36,11 @@ interface ThreadRecord {
   idleUntil: number;
 }
 
-/** A pointer from a transcript to its conversation; `consumed` once a turn claimed it (or two talks collided). */
-type Pointer = { handle: string } | { consumed: true };
+/**
+ * A pointer from a transcript to its conversation; `consumed` once a turn claimed it (or two talks collided);
+ * `evicted` when its conversation was deleted to stay within the caps (its next turn starts afresh, saying why).
+ */
+type Pointer = { handle: string } | { consumed: true } | { evicted: true };
 
 /** A conversation claimed for the next turn. */
 export interface Claimed {
@@ -57,6 +60,8 @@ interface Held {
   timer?: unknown;
   /** A turn is running on it here. */
   active: boolean;
+  /** Being deleted to stay within the caps: no longer counted. */
+  evicting?: boolean;
 }
 
 export interface ThreadsOptions {
@@ -66,6 +71,13 @@ export interface ThreadsOptions {
   owner: string;
   /** A kept conversation without a turn this long is deleted. */
   idleMs: number;
+  /**
+   * Kept conversations this instance holds at most, per account and in all: past either, the least recently used
+   * one between turns is deleted upstream as at idle, and its next turn starts afresh (`evicted`). Absent: no cap.
+   */
+  caps?: { perAccount: number; total: number };
+  /** A conversation was deleted to stay within the caps (for the metrics). */
+  onEvicted?: () => void;
   clock: Clock;
   /** Fresh random ids (handles). */
   id: () => string;
@@ -187,13 +199,14 @@ export class Threads {
 
   /**
    * Claims the conversation holding `transcript` in `scope`, for one turn. Undefined when there is none, it was
-   * claimed already, or its account is not among `tokens`.
+   * claimed already, or its account is not among `tokens`; "evicted" when it was deleted to stay within the caps.
    */
-  async claim(scope: string, tokens: readonly string[], digest: string): Promise<Claimed | undefined> {
+  async claim(scope: string, tokens: readonly string[], digest: string): Promise<Claimed | "evicted" | undefined> {
     const { store } = this.o;
     try {
       const key = pointerKey(scope, digest);
       const p = await store.get<Pointer>(key);
+      if (p && "evicted" in p.value) return "evicted";
       if (!p || !("handle" in p.value)) return undefined;
       // Consumed, not deleted: the same transcript kept again later (a regenerated reply that came out the same)
       // must not become continuable by whoever sent it first. Consumed only once the record was found usable.
@@ -332,10 +345,13 @@ export class Threads {
         this.forget(k.handle, false);
         return false;
       }
+      // Last in the map: the map's order is the least recently used first.
       let here = this.held.get(k.handle);
-      if (!here) this.held.set(k.handle, here = { token: k.token, cid: k.cid, active: false });
+      if (here) this.held.delete(k.handle);
+      this.held.set(k.handle, here ??= { token: k.token, cid: k.cid, active: false });
       here.active = false;
       this.arm(k.handle, this.o.idleMs);
+      this.evictOverCaps(k.token);
       await listed;
       return kept = true;
     } catch (err) {
@@ -428,6 +444,47 @@ export class Threads {
     return true;
   }
 
+  /** Kept conversations this instance holds (evictions under way aside): the gauge of /metrics. */
+  get kept(): number {
+    let n = 0;
+    for (const h of this.held.values()) if (!h.evicting) n++;
+    return n;
+  }
+
+  /**
+   * Deletes the least recently used conversations between turns while `token`'s account, or this instance, holds
+   * more than its cap. One in a turn is never evicted (it counts, and its keep evicts another).
+   */
+  private evictOverCaps(token: string): void {
+    const caps = this.o.caps;
+    if (!caps) return;
+    let account = 0;
+    let total = 0;
+    for (const h of this.held.values()) {
+      if (h.evicting) continue;
+      total++;
+      if (h.token === token) account++;
+    }
+    for (const [handle, here] of this.held) {
+      if (account <= caps.perAccount && total <= caps.total) return;
+      if (here.active || here.evicting) continue;
+      const mine = here.token === token;
+      if (total <= caps.total && !mine) continue;
+      here.evicting = true;
+      total--;
+      if (mine) account--;
+      this.o.onEvicted?.();
+      void this.release(handle, here, true, true).catch((err) => {
+        this.o.onError(err);
+        // The store is gone: deleted anyway (its records lapse by themselves).
+        if (this.held.get(handle) === here) {
+          this.drop(handle, here, false);
+          void this.o.conversations.delete(here.token, here.cid);
+        }
+      });
+    }
+  }
+
   /** Stops holding a conversation; `deleted`: it is gone, so its account's index lets it go too. */
   private drop(handle: string, here: Held, deleted: boolean): void {
     this.held.delete(handle);
@@ -465,8 +522,11 @@ export class Threads {
     }
   }
 
-  /** Deletes a held conversation when this instance still holds it (idle, or `now`), or lets it go. */
-  private async release(handle: string, here: Held, now: boolean): Promise<void> {
+  /**
+   * Deletes a held conversation when this instance still holds it (idle, or `now`), or lets it go. `evicted`: its
+   * transcript's pointer says so, and the next turn starts afresh saying why.
+   */
+  private async release(handle: string, here: Held, now: boolean, evicted = false): Promise<void> {
     const { store, clock, owner } = this.o;
     const r: Versioned<ThreadRecord> | null = await store.get<ThreadRecord>(recordKey(handle));
     if (r && (r.value.owner !== owner || r.value.cid !== here.cid || r.value.ended)) {
@@ -482,7 +542,11 @@ export class Threads {
       if (!now) this.arm(handle, 50);
       return;
     }
-    if (r) await store.delete(pointerKey(r.value.scope, r.value.digest));
+    if (r && evicted) {
+      await store.set<Pointer>(pointerKey(r.value.scope, r.value.digest), { evicted: true }, {
+        expireInMs: this.ttlMs,
+      });
+    } else if (r) await store.delete(pointerKey(r.value.scope, r.value.digest));
     // No record at all (a store that lost it): deleted anyway, as nobody else can know of it.
     if (this.held.get(handle) !== here) return;
     this.drop(handle, here, true);

@@ -10,10 +10,18 @@ import { type Claimed, continuedDigest, splitContinuation, type Threads, transcr
  * - `continued`: only the new messages were sent, on the conversation that holds the rest;
  * - `fresh-after-busy`: the conversation's account stayed busy for the whole queue timeout;
  * - `fresh-after-error`: Emohaa refused or lost the conversation (e.g. it is gone);
+ * - `fresh-after-evicted`: the conversation was deleted to keep the instance within its caps (KEPT_PER_ACCOUNT,
+ *   KEPT_MAX);
  * - `off`: nothing is kept (CONTINUE_CONVERSATIONS=false).
  * The `fresh-after-…` ones send the merged prompt on a fresh conversation, kept in turn.
  */
-export type Continuation = "new" | "continued" | "fresh-after-busy" | "fresh-after-error" | "off";
+export type Continuation =
+  | "new"
+  | "continued"
+  | "fresh-after-busy"
+  | "fresh-after-error"
+  | "fresh-after-evicted"
+  | "off";
 
 export interface TurnRequest {
   tokens: readonly string[];
@@ -71,8 +79,10 @@ export async function openTurn(deps: ChatDeps, threads: Threads | undefined, req
   if (req.handle !== undefined) return await continueHandle(deps, threads, req, req.handle, merged);
   let continuation: Continuation = "new";
   const split = req.fresh ? undefined : splitContinuation(req.messages);
-  const claimed = split && (await threads.claim(req.scope, req.tokens, transcriptDigest(req.model, split.transcript)));
-  if (claimed) {
+  const found = split && (await threads.claim(req.scope, req.tokens, transcriptDigest(req.model, split.transcript)));
+  if (found === "evicted") continuation = "fresh-after-evicted";
+  const claimed = found === "evicted" ? undefined : found;
+  if (split && claimed) {
     const prompt = buildPrompt(split.added, req.promptMaxBytes, req.param).prompt;
     try {
       req.onAttempt?.(1);

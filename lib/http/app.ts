@@ -145,8 +145,12 @@ const chatRoute = createRoute({
         [CONTINUATION_HEADER]: {
           description: "`continued`: only the new messages were sent, on the kept conversation; `new`: a fresh one; " +
             "`fresh-after-busy` / `fresh-after-error`: the kept one's account stayed busy past the queue timeout, or " +
-            "Emohaa lost it, so the merged history went to a fresh one; `off`: CONTINUE_CONVERSATIONS=false",
-          schema: { type: "string", enum: ["new", "continued", "fresh-after-busy", "fresh-after-error", "off"] },
+            "Emohaa lost it, so the merged history went to a fresh one; `fresh-after-evicted`: the kept one was " +
+            "deleted to stay within KEPT_PER_ACCOUNT or KEPT_MAX, the same; `off`: CONTINUE_CONVERSATIONS=false",
+          schema: {
+            type: "string",
+            enum: ["new", "continued", "fresh-after-busy", "fresh-after-error", "fresh-after-evicted", "off"],
+          },
         },
       },
       description: "The completion as JSON, or with `stream: true` an event stream: one `data:` line of JSON per chunk",

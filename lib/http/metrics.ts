@@ -22,6 +22,8 @@ export class Metrics {
   streamsInFlight = 0;
   /** Chat turns by how they related to a kept conversation (lib/chat/turn.ts `Continuation`). */
   private readonly turns = new Map<string, number>();
+  /** Kept conversations deleted to stay within KEPT_PER_ACCOUNT and KEPT_MAX. */
+  private evictions = 0;
 
   /** `logLinesDropped`: how many log lines were dropped because stdout's reader fell behind (lib/http/log.ts). */
   /** `state`: the state store's health (lib/state/meter.ts) and the shared pool's lost leases and failed writes. */
@@ -43,6 +45,11 @@ export class Metrics {
   /** Counts a chat turn by how it related to a kept conversation: new, continued, fresh-after-busy, ... */
   turn(continuation: string): void {
     this.turns.set(continuation, (this.turns.get(continuation) ?? 0) + 1);
+  }
+
+  /** Counts a kept conversation deleted to stay within the caps. */
+  evicted(): void {
+    this.evictions++;
   }
 
   /** Records the upstream's time to the first piece of a reply. */
@@ -86,6 +93,9 @@ export class Metrics {
       "# HELP emohaa_conversations_kept Upstream conversations this instance keeps for a next turn (native multi-turn).",
       "# TYPE emohaa_conversations_kept gauge",
       `emohaa_conversations_kept ${this.sources.conversationsKept?.() ?? 0}`,
+      "# HELP emohaa_conversations_evicted_total Kept conversations deleted, least recently used first, to stay within KEPT_PER_ACCOUNT and KEPT_MAX.",
+      "# TYPE emohaa_conversations_evicted_total counter",
+      `emohaa_conversations_evicted_total ${this.evictions}`,
       "# HELP emohaa_chat_turns_total Chat turns (chat completions and responses) by how they related to a kept conversation.",
       "# TYPE emohaa_chat_turns_total counter",
     );

@@ -349,9 +349,12 @@ const createResponseRoute = createRoute({
         },
         [CONTINUATION_HEADER]: {
           description: "`continued`: only this input was sent, on the kept conversation; `new`: a fresh one; " +
-            "`fresh-after-busy` / `fresh-after-error`: as for chat (an input list only); `off`: nothing is kept " +
-            "(`store: false`, or CONTINUE_CONVERSATIONS=false)",
-          schema: { type: "string", enum: ["new", "continued", "fresh-after-busy", "fresh-after-error", "off"] },
+            "`fresh-after-busy` / `fresh-after-error` / `fresh-after-evicted`: as for chat (an input list only); " +
+            "`off`: nothing is kept (`store: false`, or CONTINUE_CONVERSATIONS=false)",
+          schema: {
+            type: "string",
+            enum: ["new", "continued", "fresh-after-busy", "fresh-after-error", "fresh-after-evicted", "off"],
+          },
         },
       },
       description: "The Response as JSON, or with `stream: true` an event stream: `event:` and `data:` lines per event",

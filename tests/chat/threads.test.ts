@@ -2,7 +2,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Conversations } from "../../lib/chat/conversations.ts";
-import { callerScope, continuedDigest, splitContinuation, Threads, transcriptDigest } from "../../lib/chat/threads.ts";
+import {
+  callerScope,
+  type Claimed,
+  continuedDigest,
+  splitContinuation,
+  Threads,
+  transcriptDigest,
+} from "../../lib/chat/threads.ts";
 import { memoryStore } from "../../lib/state/memory.ts";
 import type { EmohaaClient } from "../../lib/upstream/emohaa.ts";
 import { fakeClock, settled } from "../support/clock.ts";
@@ -15,7 +22,7 @@ function fleet() {
   const deleted: string[] = [];
   const client = { deleteConversation: async (_t: string, cid: string) => void deleted.push(cid) } as EmohaaClient;
   let n = 0;
-  const instance = (owner: string) => {
+  const instance = (owner: string, caps?: { perAccount: number; total: number }) => {
     const conversations = new Conversations(client, async () => {});
     const threads = new Threads({
       store,
@@ -25,6 +32,7 @@ function fleet() {
       clock,
       id: () => `h${++n}`,
       sharedJournal: false,
+      caps,
       onError: (err) => assert.fail(err as Error),
     });
     return { threads, conversations };
@@ -36,10 +44,15 @@ const TOKENS = ["live-a", "live-b"];
 const SCOPE = callerScope("Bearer key", TOKENS);
 
 /** A fresh conversation answered and kept by `t`, as lib/chat/turn.ts does after a reply. */
-async function keepFresh(t: ReturnType<ReturnType<typeof fleet>["instance"]>, cid: string, digest: string) {
-  t.conversations.created("live-b", cid);
+async function keepFresh(
+  t: ReturnType<ReturnType<typeof fleet>["instance"]>,
+  cid: string,
+  digest: string,
+  token = "live-b",
+) {
+  t.conversations.created(token, cid);
   const handle = t.threads.newHandle();
-  const kept = await t.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token: "live-b", cid, digest });
+  const kept = await t.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token, cid, digest });
   return { handle, kept };
 }
 
@@ -87,7 +100,7 @@ describe("Threads", () => {
     assert.ok(kept);
     assert.equal(await a.threads.claim(callerScope("Bearer other", TOKENS), TOKENS, "d1"), undefined);
     assert.equal(await a.threads.claim(SCOPE, ["live-a"], "d1"), undefined, "the account is not the caller's");
-    const claimed = await a.threads.claim(SCOPE, TOKENS, "d1");
+    const claimed = (await a.threads.claim(SCOPE, TOKENS, "d1")) as Claimed | undefined;
     assert.equal(claimed?.handle, handle);
     assert.equal(claimed?.cid, "c1");
     assert.equal(claimed?.token, "live-b");
@@ -124,7 +137,7 @@ describe("Threads", () => {
     const b = f.instance("B");
     const { handle } = await keepFresh(a, "c1", "d1");
     await f.clock.advance(IDLE / 2);
-    const claimed = await b.threads.claim(SCOPE, TOKENS, "d1");
+    const claimed = (await b.threads.claim(SCOPE, TOKENS, "d1")) as Claimed | undefined;
     assert.ok(claimed);
     assert.equal(b.conversations.open, 1, "B counts it now");
     assert.ok(
@@ -139,12 +152,40 @@ describe("Threads", () => {
     assert.equal(b.conversations.open, 0);
   });
 
+  it("caps: past an account's or the instance's cap, the least recently used is deleted and its turn says why", async () => {
+    const f = fleet();
+    const a = f.instance("A", { perAccount: 2, total: 3 });
+    await keepFresh(a, "c1", "d1");
+    await keepFresh(a, "c2", "d2");
+    // c1 continued: the most recently used now, so c2 is the least.
+    const claimed = (await a.threads.claim(SCOPE, TOKENS, "d1")) as Claimed;
+    assert.ok(await a.threads.keep({ ...claimed, scope: SCOPE, tokens: TOKENS, digest: "d1b", claimed }));
+    await keepFresh(a, "c3", "d3");
+    await settled();
+    assert.deepEqual(f.deleted, ["c2"], "the account's least recently used");
+    assert.equal(await a.threads.claim(SCOPE, TOKENS, "d2"), "evicted");
+    assert.equal(a.threads.kept, 2);
+    // Another account: within its own cap, but the instance holds 3, then 4: its least recently used goes.
+    await keepFresh(a, "c4", "d4", "live-a");
+    await keepFresh(a, "c5", "d5", "live-a");
+    await settled();
+    assert.deepEqual(f.deleted, ["c2", "c1"]);
+    assert.equal(a.threads.kept, 3);
+    assert.equal(a.conversations.open, 3);
+    // A conversation in a turn is never the one evicted.
+    const busy = (await a.threads.claim(SCOPE, TOKENS, "d3")) as Claimed;
+    assert.ok(busy);
+    await keepFresh(a, "c6", "d6", "live-a");
+    await settled();
+    assert.deepEqual(f.deleted, ["c2", "c1", "c4"]);
+  });
+
   it("shutdown deletes what this instance holds; a stale holder lets go of what another deleted", async () => {
     const f = fleet();
     const a = f.instance("A");
     const b = f.instance("B");
     const { handle } = await keepFresh(a, "c1", "d1");
-    const claimed = await b.threads.claim(SCOPE, TOKENS, "d1");
+    const claimed = (await b.threads.claim(SCOPE, TOKENS, "d1")) as Claimed | undefined;
     await b.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token: "live-b", cid: "c1", digest: "d2", claimed });
     await Promise.all([a.threads.endAll(), b.threads.endAll()]);
     await settled();
