@@ -153,9 +153,10 @@ export async function start(
   const tokens = config.serverTokens ? await serverTokensFor(config, runtime, state, logger) : undefined;
   const serverTokens = () => tokens?.list() ?? [];
 
-  const upstreamFetch = config.upstreamClient === "http1"
+  const http1 = config.upstreamClient === "http1"
     ? createHttp1Fetch(runtime.dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs })
-    : runtime.fetch;
+    : undefined;
+  const upstreamFetch = http1 ?? runtime.fetch;
   const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits, fetch: upstreamFetch });
   let journalFailed = false;
   // Logged once; the shared store also counts its failed calls for /metrics (emohaa_state_failures_total).
@@ -314,6 +315,8 @@ export async function start(
     // Leases still held lapse by their TTL anyway; closing frees the connection (Redis) or the KV handle.
     pool.close?.();
     tokens?.stop();
+    // Idle keep-alive connections upstream: open, they would keep `deno serve` running after the shutdown.
+    http1?.close();
     // Bounded, and the bound's timer cleared after: `deno serve` (deploy.ts) ends only once no timer is pending.
     let bound: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([state.close().catch(() => {}), new Promise<void>((r) => bound = setTimeout(r, 2000))]);

@@ -2,13 +2,26 @@
 // against. docs/architecture.md ("The test run") explains the rule.
 
 /**
- * The end-to-end files a deployment run (the binary, the Node bundle, `deno serve deploy.ts`) repeats: all of
- * tests/e2e but these, whose subject is state-store logic that is the same code under every entry and that the Bun
- * and Deno runs already cover (the sweep of kept conversations, response chains), and the demo, which runs from
- * source by definition (`npm run demo`). What an entry changes (start-up, signals, shutdown, the server and its
- * listener, the upstream dialer, the journal, the bundling of the state backends) is in every run.
+ * The end-to-end files a deployment run (the binary, the Node bundle, `deno serve deploy.ts`) does not repeat: those
+ * whose subject is the same code under every entry, which the Bun and Deno runs cover (the sweep of kept
+ * conversations, response chains, native multi-turn, the Responses API, the openai SDK's use, token counting, token
+ * expiry, upstream chaos), and the demo, which runs from source by definition (`npm run demo`). What an entry changes
+ * stays in every run: start-up and configuration, signals and shutdown (kept conversations deleted, supervisors,
+ * PM2), the journal and the file system, the bundling of the state backends (admin, shared pool and journal), the
+ * server and its listener (connections, fd-limit, strict, edge, streams, log), the upstream dialer (hostile
+ * upstream, proxy), and one chat of every kind (gateway).
  */
-export const SOURCE_ONLY_E2E = ["sweep.test.ts", "previous-response.test.ts", "demo.test.ts"];
+export const SOURCE_ONLY_E2E = [
+  "sweep.test.ts",
+  "previous-response.test.ts",
+  "multiturn.test.ts",
+  "responses.test.ts",
+  "openai-sdk.test.ts",
+  "usage.test.ts",
+  "expiry.test.ts",
+  "chaos.test.ts",
+  "demo.test.ts",
+];
 
 /**
  * Files that measure time under load: each runs alone, with no other job beside it (at the start for the runs from
@@ -62,6 +75,7 @@ export const NOT_RUN = [
   // Under `deno serve`, as on Deno Deploy.
   { runs: /^deploy: deno serve$/, file: "tests/e2e/connections.test.ts", why: PLATFORM },
   { runs: /^deploy: deno serve$/, file: "tests/e2e/fd-limit.test.ts", why: PLATFORM },
+  { runs: /^deploy: deno serve$/, file: "tests/e2e/strict.test.ts", test: /^HTTP\/1\.1 strictness/, why: PLATFORM },
   { runs: /^deploy: deno serve$/, file: "tests/e2e/healthcheck.test.ts", test: /exits 0 while/, why: PLATFORM },
   { runs: /^deploy: deno serve$/, file: "tests/e2e/journal.test.ts", test: /^crash journal >/, why: NO_SIGNALS },
   { runs: /^deploy: deno serve$/, file: "tests/e2e/shared-journal.test.ts", why: NO_SIGNALS },

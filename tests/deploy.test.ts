@@ -140,7 +140,12 @@ describe("deno.json tasks", () => {
     const { deployments } = (await import(testDeploy)) as {
       deployments(deno: string, fresh: { dir: string }): Deployment[];
     };
-    const serve = (tasks.serve as { command: string }).command.split(" ");
+    // The deno executable itself (scripts' own `deno` would be node_modules/.bin's: see docs/deploy.md), then the args.
+    const command = (tasks.serve as { command: string }).command;
+    const exe =
+      "$(test -f node_modules/deno/deno && echo node_modules/deno/deno || deno eval 'console.log(Deno.execPath())')";
+    assert.ok(command.startsWith(`${exe} `), command);
+    const serve = ["deno", ...command.slice(exe.length + 1).split(" ")];
     const run = deployments("deno", { dir: "/fresh" }).find(([name]) => name.includes("deno serve"));
     assert.ok(run, "a deployment run with deno serve");
     const tested = run[2]().E2E_COMMAND.split(" ");

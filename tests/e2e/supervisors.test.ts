@@ -76,6 +76,12 @@ const ways: Way[] = fromSource
       // Deno's default KV database.
       env: { DENO_SERVE_ADDRESS: "tcp:127.0.0.1:0", STATE: "memory" },
     },
+    {
+      // An idle keep-alive connection upstream must not keep `deno serve` running after the shutdown.
+      name: "deno task serve with UPSTREAM_CLIENT=http1",
+      command: [deno, "task", "serve"],
+      env: { DENO_SERVE_ADDRESS: "tcp:127.0.0.1:0", STATE: "memory", UPSTREAM_CLIENT: "http1" },
+    },
   ]
   : [{ name: "the server command", command: serverCommand() }];
 

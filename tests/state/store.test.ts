@@ -13,6 +13,7 @@ import { redisStore } from "../../lib/state/redis.ts";
 import { type StateStore, StoreError } from "../../lib/state/store.ts";
 import { hasKv, openKv } from "../../runtime/kv.ts";
 import { findRedisServer, startRedis } from "../../scripts/redis.mjs";
+import { timerBaseline } from "../support/loop.ts";
 
 declare const Deno: any;
 
@@ -333,7 +334,16 @@ describe(
     it("a call rejects within its timeout when the server stops answering, and when it is gone", async () => {
       const server = await startRedis();
       try {
-        const s = await redisStore({ url: server.url, timeoutMs: 300, prefix: `t${uid()}` });
+        // Connecting is not what this tests: a machine busy with other suites may take longer than 300 ms to.
+        const s = await (async () => {
+          for (let i = 0;; i++) {
+            try {
+              return await redisStore({ url: server.url, timeoutMs: 300, prefix: `t${uid()}` });
+            } catch (err) {
+              if (i >= 4) throw err;
+            }
+          }
+        })();
         try {
           assert.ok(await s.take({ owner: "o", accounts: ["a"], perAccount: 1 }));
           // A server that hangs (every client paused): the call times out, it does not hang.
@@ -343,12 +353,14 @@ describe(
             await c.sendCommand(["CLIENT", "PAUSE", "1500", "ALL"]);
             return c;
           });
+          // The bound: 500 ms past what a 300 ms timer takes on this machine now.
+          const bound = (await timerBaseline(300)) + 500;
           let t0 = performance.now();
           await assert.rejects(
             s.take({ owner: "o", accounts: ["b"], perAccount: 1 }),
             (e: unknown) => e instanceof StoreError && e.code === "timeout",
           );
-          assert.ok(performance.now() - t0 < 800, `rejected after ${Math.round(performance.now() - t0)} ms`);
+          assert.ok(performance.now() - t0 < bound, `rejected after ${Math.round(performance.now() - t0)} ms`);
           await pause.close();
           await sleep(1_600);
           // A server that is gone: rejected at once or within the timeout, never queued for later.
@@ -356,7 +368,7 @@ describe(
           t0 = performance.now();
           await assert.rejects(s.take({ owner: "o", accounts: ["c"], perAccount: 1 }), StoreError);
           await assert.rejects(s.free({ id: "o.x", account: "a" }), StoreError);
-          assert.ok(performance.now() - t0 < 800, `rejected after ${Math.round(performance.now() - t0)} ms`);
+          assert.ok(performance.now() - t0 < bound, `rejected after ${Math.round(performance.now() - t0)} ms`);
           const h = s.health();
           assert.equal(h.ok, false);
           assert.ok(h.timeouts >= 1 && h.failures >= 3);

@@ -38,3 +38,13 @@ export async function loopGaps<T>(
   tick();
   return { result, longest, longestWall, ticks };
 }
+
+/**
+ * How long a `setTimeout(ms)` takes now, in wall time: the baseline a test bounds a timeout-driven duration against,
+ * measured in the same test, so that a machine busy with other processes (timers fire late) moves the bound too.
+ */
+export async function timerBaseline(ms: number): Promise<number> {
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  return performance.now() - t0;
+}
