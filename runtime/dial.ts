@@ -175,8 +175,21 @@ const denoDial = (options: DialOptions): Dial => async (target, events, signal) 
  */
 export function runtimeFetch(): FetchLike {
   let unpooled: unknown;
+  let proxied: Promise<typeof fetch> | undefined;
   return (url: string, init: FetchInit) => {
     const { idempotent, ...rest } = init;
+    const node = typeof Bun === "undefined" && typeof Deno === "undefined";
+    if (node && PROXY_VARS.some((v) => process.env[v])) {
+      // Node 20's fetch ignores the proxy variables: undici's own fetch goes through EnvHttpProxyAgent, which reads
+      // HTTP_PROXY, HTTPS_PROXY and NO_PROXY as curl does (a plain-http upstream in absolute form, an https one
+      // through CONNECT), and like Node's fetch sends nothing twice.
+      proxied ??= import("undici").then(({ fetch: undiciFetch, EnvHttpProxyAgent }) => {
+        const dispatcher = new EnvHttpProxyAgent({ proxyTunnel: false });
+        return ((u: string, i: RequestInit) =>
+          undiciFetch(u, { ...i, dispatcher } as never)) as unknown as typeof fetch;
+      });
+      return proxied.then((f) => f(url, rest));
+    }
     if (idempotent) return fetch(url, rest);
     if (typeof Bun !== "undefined") return fetch(url, { ...rest, keepalive: false });
     // Deno Deploy may not offer custom clients: there the platform's fetch is what there is.
@@ -188,6 +201,9 @@ export function runtimeFetch(): FetchLike {
     return fetch(url, rest);
   };
 }
+
+/** The proxy variables curl and the runtimes' fetch honour (lib/config.ts chooses `fetch` when one is set). */
+const PROXY_VARS = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 /** A dialer for the runtime this process runs on. */
 export function dialer(options: DialOptions = {}): Dial {

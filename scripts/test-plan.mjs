@@ -55,12 +55,6 @@ export const NOT_RUN = [
     why: "three deno serve instances: the Deno run and the deno serve run cover it",
   },
   {
-    runs: /^deploy: node bundle$/,
-    file: "tests/e2e/hostile-upstream.test.ts",
-    test: /through a proxy/,
-    why: "the Node bundle's fetch ignores HTTP_PROXY (an open gap, docs/deploy.md)",
-  },
-  {
     runs: /^(bun|deno|deploy: deno serve)$/,
     file: "tests/e2e/supervisors.test.ts",
     test: /^under PM2/,

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server, type Socket } from "node:net";
 import { serve, type Served } from "../../runtime/serve.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
-import { type RunningServer, serverCommand, signalsApply, startServer } from "../support/server.ts";
+import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
 
 const chat = (url: string, token: string, content: string, stream = false) =>
   fetch(`${url}/v1/chat/completions`, {
@@ -228,15 +228,11 @@ for (const client of ["http1", "fetch"] as const) {
   });
 }
 
-/** Node 20's fetch ignores proxy variables altogether: the Node bundle cannot go through a proxy. */
-const noProxies = serverCommand().some((part) => part.endsWith("index.js")) && "Node's fetch ignores HTTP_PROXY";
-
 describe("through a proxy (UPSTREAM_CLIENT=auto with HTTP_PROXY set: the runtime's fetch)", () => {
   let proxy: Served;
   let proxied: string[] = [];
   let gateway: RunningServer;
   before(async () => {
-    if (noProxies) return;
     // A forward proxy: requests arrive with the upstream's absolute URL; the simulator answers them.
     proxy = await serve((req) => {
       proxied.push(`${req.method} ${new URL(req.url).pathname}`);
@@ -255,8 +251,7 @@ describe("through a proxy (UPSTREAM_CLIENT=auto with HTTP_PROXY set: the runtime
     await proxy?.stop(true);
   });
 
-  it("sends create, chat and delete through the proxy, chats included", { skip: noProxies }, async () => {
-    if (noProxies) return;
+  it("sends create, chat and delete through the proxy, chats included", async () => {
     proxied = [];
     const res = await chat(gateway.url, "live-proxy", "[[reply:through]]", true);
     assert.equal(
