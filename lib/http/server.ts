@@ -7,6 +7,8 @@
 // response is written, none), and at the cap a new connection evicts one that is not serving a request.
 // The listeners (Bun.listen, Deno.listen, node:net) are in runtime/listen.ts; they only move bytes.
 
+import { ChunkedDecoder, concat, CR, EMPTY, headEnd, LF } from "../framing.ts";
+
 /** The bytes-level connection a listener gives. */
 export interface ServerWire {
   /** Writes bytes; false when the kernel did not take them all (a `drain` event follows). */
@@ -84,9 +86,6 @@ export interface HttpServer {
   stop(force?: boolean): Promise<void>;
 }
 
-const CR = 13;
-const LF = 10;
-const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -104,10 +103,6 @@ const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PAT
 const MAX_METHOD = 32;
 /** A well-formed HTTP-version (RFC 9112): a malformed one is a 400, a well-formed one not spoken a 505. */
 const VERSION = /^HTTP\/[0-9]\.[0-9]$/;
-const T = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
-const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
-/** A chunk-size line (RFC 9112 7.1.1): hex digits, then `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted ) ] )`. */
-const CHUNK_SIZE = new RegExp(`^([0-9A-Fa-f]{1,8})(?:[ \\t]*;[ \\t]*${T}(?:[ \\t]*=[ \\t]*(?:${T}|${QUOTED}))?)*\\r$`);
 const REASONS: Record<number, string> = {
   200: "OK",
   201: "Created",
@@ -156,23 +151,6 @@ class HeadError extends Error {
   constructor(readonly status: 400 | 414 | 417 | 431 | 501 | 505) {
     super(REASONS[status]);
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (!a.length) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-/** Where a head ends (the index after CRLF CRLF), or -1. A bare LF is found too and rejected by the parser. */
-function headEnd(bytes: Uint8Array, from: number): number {
-  for (let i = bytes.indexOf(LF, from); i >= 0; i = bytes.indexOf(LF, i + 1)) {
-    if (bytes[i + 1] === LF) return i + 2;
-    if (bytes[i + 1] === CR && bytes[i + 2] === LF) return i + 3;
-  }
-  return -1;
 }
 
 /** A parsed request head. */
@@ -329,7 +307,7 @@ type State =
   | "lingering"
   | "closed";
 
-type BodyState = "none" | "length" | "size" | "chunk" | "chunk-end" | "trailer" | "done";
+type BodyState = "none" | "length" | "chunked" | "done";
 
 /** A simple response the server writes itself (errors before a request reaches the handler). */
 function plain(status: number, extra = ""): Uint8Array {
@@ -400,6 +378,8 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
     head?: RequestHead;
     abort?: AbortController;
     bodyState: BodyState = "none";
+    /** The chunked decoder of the request being read (lib/framing.ts). */
+    chunked?: ChunkedDecoder;
     bodyLeft = 0;
     body?: ReadableStreamDefaultController<Uint8Array>;
     /** The handler cancelled the body: what is left is read and dropped, up to a bound. */
@@ -602,7 +582,8 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
         this.deadline = Infinity;
         this.leftover(rest.subarray(head.body), restShared);
       } else {
-        this.bodyState = head.body === "chunked" ? "size" : "length";
+        this.bodyState = head.body === "chunked" ? "chunked" : "length";
+        if (head.body === "chunked") this.chunked = new ChunkedDecoder({ strict: true, maxTrailerBytes: maxHeadBytes });
         this.bodyLeft = head.body === "chunked" ? 0 : head.body;
         this.since = t;
         this.deadline = t + options.bodyTimeoutMs;
@@ -665,71 +646,23 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       if (rest.length) this.buf = shared ? rest.slice() : rest;
     }
 
-    /** Request-body bytes: Content-Length or chunked framing, into the body stream. */
+    /** Request-body bytes: Content-Length or chunked framing (lib/framing.ts), into the body stream. */
     private bodyBytes(bytes: Uint8Array): void {
-      let data = bytes;
-      while (data.length && this.state === "busy") {
-        switch (this.bodyState) {
-          case "length": {
-            const n = Math.min(this.bodyLeft, data.length);
-            this.deliver(data.subarray(0, n));
-            this.bodyLeft -= n;
-            data = data.subarray(n);
-            if (this.bodyLeft === 0) return this.bodyDone(data);
-            break;
-          }
-          case "size": {
-            const l = this.line(data, 1024);
-            if (l === undefined) return;
-            // Hex digits, then chunk extensions as RFC 9112 writes them (ignored); nothing else.
-            const m = l && CHUNK_SIZE.exec(latin1.decode(l[0]));
-            if (!m) return this.bodyError();
-            this.bodyLeft = parseInt(m[1]!, 16);
-            this.bodyState = this.bodyLeft === 0 ? "trailer" : "chunk";
-            data = l[1];
-            break;
-          }
-          case "chunk": {
-            const n = Math.min(this.bodyLeft, data.length);
-            this.deliver(data.subarray(0, n));
-            this.bodyLeft -= n;
-            data = data.subarray(n);
-            if (this.bodyLeft === 0) this.bodyState = "chunk-end";
-            break;
-          }
-          case "chunk-end": {
-            const l = this.line(data, 2);
-            if (l === undefined) return;
-            if (!l || l[0].length !== 1 || l[0][0] !== CR) return this.bodyError();
-            data = l[1];
-            this.bodyState = "size";
-            break;
-          }
-          case "trailer": {
-            const l = this.line(data, maxHeadBytes);
-            if (l === undefined) return;
-            if (!l || l[0][l[0].length - 1] !== CR) return this.bodyError();
-            data = l[1];
-            if (l[0].length === 1) return this.bodyDone(data);
-            break;
-          }
-          default:
-            return;
-        }
+      if (this.bodyState === "length") {
+        const n = Math.min(this.bodyLeft, bytes.length);
+        this.deliver(bytes.subarray(0, n));
+        this.bodyLeft -= n;
+        if (this.bodyLeft === 0 && this.state === "busy") this.bodyDone(bytes.subarray(n));
+        return;
       }
-    }
-
-    /** The next line of chunked framing (without its LF) and the bytes after it; undefined: incomplete; null: too long. */
-    private line(data: Uint8Array, max: number): [Uint8Array, Uint8Array] | null | undefined {
-      const joined = concat(this.buf, data);
-      const nl = joined.indexOf(LF);
-      if (nl < 0) {
-        if (joined.length > max) return null;
-        this.buf = joined === data ? data.slice() : joined;
-        return undefined;
-      }
-      this.buf = EMPTY;
-      return [joined.subarray(0, nl), joined.subarray(nl + 1)];
+      if (this.bodyState !== "chunked") return;
+      const r = this.chunked!.feed(bytes, (b) => {
+        this.deliver(b);
+        return this.state === "busy";
+      });
+      if (this.state !== "busy") return;
+      if (r.state === "error") return this.bodyError();
+      if (r.state === "done") this.bodyDone(r.rest);
     }
 
     private deliver(bytes: Uint8Array): void {

@@ -8,6 +8,8 @@
 // followed), no compression (it asks for none). Proxies are the runtime fetch's job: lib/start.ts uses fetch when a
 // proxy is configured.
 
+import { ChunkedDecoder, concat, EMPTY, headEnd } from "../framing.ts";
+
 /** The bytes-level connection a dialer gives: write, and end (which also discards what is not yet written). */
 export interface Wire {
   write(data: Uint8Array): void;
@@ -59,32 +61,12 @@ export interface Http1Options {
   connectTimeoutMs?: number;
 }
 
-const CR = 13;
-const LF = 10;
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
-const EMPTY = new Uint8Array(0);
 const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
 /** A body cancelled by its reader is read to its end when that is this close, so the connection is kept. */
 const DUMP_MAX_BYTES = 64 * 1024;
 const DUMP_MAX_MS = 1000;
-
-/** Where the end of a response head is (the index after `\r\n\r\n`), or -1. */
-function headEnd(bytes: Uint8Array, from: number): number {
-  for (let i = bytes.indexOf(LF, from); i >= 0; i = bytes.indexOf(LF, i + 1)) {
-    if (bytes[i + 1] === LF) return i + 2;
-    if (bytes[i + 1] === CR && bytes[i + 2] === LF) return i + 3;
-  }
-  return -1;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (!a.length) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
 
 /** A failure of the connection itself; fetch reports these as TypeError too. */
 function networkError(message: string, cause?: unknown): TypeError {
@@ -103,7 +85,7 @@ interface Exchange {
   answered: boolean;
 }
 
-type State = "head" | "length" | "size" | "chunk" | "chunk-end" | "trailer" | "close";
+type State = "head" | "length" | "chunked" | "close";
 
 /** One keep-alive connection: one exchange at a time, a response state machine over its bytes. */
 class Connection {
@@ -113,6 +95,8 @@ class Connection {
   private state: State = "head";
   private buf: Uint8Array = EMPTY;
   private left = 0;
+  /** The chunked decoder of the response being read (lib/framing.ts). */
+  private chunked?: ChunkedDecoder;
   private keepAlive = true;
   private ex?: Exchange;
   /** After the reader cancelled: bytes still allowed to be read and dropped, and the limit on the wait. */
@@ -238,64 +222,26 @@ class Connection {
         case "close":
           this.deliver(data);
           return;
-        case "size": {
-          const l = this.line(data, 1024);
-          if (l === undefined) return;
-          const size = l ? parseInt(latin1.decode(l[0]), 16) : NaN;
-          if (!l || !Number.isFinite(size) || size < 0) {
-            return this.destroy(networkError("The upstream sent a malformed chunk size"));
-          }
-          this.left = size;
-          data = l[1];
-          this.state = size === 0 ? "trailer" : "chunk";
-          break;
-        }
-        case "chunk": {
-          if (!data.length) return;
-          const n = Math.min(this.left, data.length);
-          this.deliver(data.subarray(0, n));
-          this.left -= n;
-          data = data.subarray(n);
-          if (this.left === 0) this.state = "chunk-end";
-          break;
-        }
-        case "chunk-end": {
-          // The CRLF after a chunk's data (a bare LF is tolerated).
-          const l = this.line(data, 2);
-          if (l === undefined) return;
-          if (!l) return this.destroy(networkError("The upstream sent a malformed chunk"));
-          data = l[1];
-          this.state = "size";
-          break;
-        }
-        case "trailer": {
-          // Trailer lines, then an empty line.
-          const l = this.line(data, this.maxHeadBytes);
-          if (l === undefined) return;
-          if (!l) return this.destroy(networkError("The upstream sent trailers that are too large"));
-          data = l[1];
-          if (l[0].length === 0 || (l[0].length === 1 && l[0][0] === CR)) return this.finish(data.length === 0);
-          break;
+        case "chunked": {
+          const r = this.chunked!.feed(data, (b) => {
+            this.deliver(b);
+            return this.ex === ex;
+          });
+          if (this.ex !== ex) return;
+          if (r.state === "more") return;
+          if (r.state === "done") return this.finish(r.rest.length === 0);
+          return this.destroy(
+            networkError(
+              r.reason === "size"
+                ? "The upstream sent a malformed chunk size"
+                : r.reason === "chunk"
+                ? "The upstream sent a malformed chunk"
+                : "The upstream sent trailers that are too large",
+            ),
+          );
         }
       }
     }
-  }
-
-  /**
-   * The next line of the body's framing (without its LF) and the bytes after it. Undefined: the line is not
-   * complete yet and what came is kept for the next bytes. Null: it is already longer than `max`.
-   */
-  private line(data: Uint8Array, max: number): [line: Uint8Array, rest: Uint8Array] | null | undefined {
-    const joined = concat(this.buf, data);
-    const nl = joined.indexOf(LF);
-    if (nl < 0) {
-      if (joined.length > max) return null;
-      // The socket may reuse `data`'s memory: what is kept is a copy.
-      this.buf = joined === data ? data.slice() : joined;
-      return undefined;
-    }
-    this.buf = EMPTY;
-    return [joined.subarray(0, nl), joined.subarray(nl + 1)];
   }
 
   /**
@@ -366,8 +312,10 @@ class Connection {
     if (whole || bodyless || (lengthHeader !== null && !chunked)) {
       this.left = whole || bodyless ? 0 : length;
       this.state = "length";
-    } else if (chunked) this.state = "size";
-    else {
+    } else if (chunked) {
+      this.state = "chunked";
+      this.chunked = new ChunkedDecoder({ strict: false, maxTrailerBytes: this.maxHeadBytes });
+    } else {
       this.state = "close";
       this.keepAlive = false;
     }
