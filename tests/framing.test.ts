@@ -43,15 +43,16 @@ const message = fc.record({
 });
 
 /** A chunked body as a server (or client) would write it, CRLF line ends or bare LF ones. */
-function encode(m: fc.RecordValue<any>, eol = "\r\n"): { input: Uint8Array; body: Uint8Array; after: Uint8Array } {
+type Message = { chunks: [Uint8Array, string[]][]; trailers: string[]; after: Uint8Array; upper: boolean };
+function encode(m: Message, eol = "\r\n"): { input: Uint8Array; body: Uint8Array; after: Uint8Array } {
   const parts: Uint8Array[] = [];
   const body: number[] = [];
-  for (const [data, exts] of m.chunks as [Uint8Array, string[]][]) {
+  for (const [data, exts] of m.chunks) {
     const size = data.length.toString(16);
     parts.push(bytes(`${m.upper ? size.toUpperCase() : size}${exts.join("")}${eol}`), data, bytes(eol));
     body.push(...data);
   }
-  parts.push(bytes(`0${eol}${(m.trailers as string[]).map((t) => `${t}${eol}`).join("")}${eol}`), m.after);
+  parts.push(bytes(`0${eol}${m.trailers.map((t) => `${t}${eol}`).join("")}${eol}`), m.after);
   const input = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) input.set(p, (at += p.length) - p.length);
