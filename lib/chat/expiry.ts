@@ -1,5 +1,5 @@
 // A token's end, read from its JWT payload without verification: pure, and nothing of the token leaves it but exp/iat.
-import { ApiError } from "../http/errors.ts";
+import { ApiError } from "../errors.ts";
 
 /** The times an Emohaa JWT carries, in seconds since the epoch. */
 export interface TokenTimes {

@@ -1,6 +1,6 @@
 // The token pool: per-account health, one stream per account, and a fair bounded queue when all are busy.
 import { createHash } from "node:crypto";
-import { ApiError, clientClosed } from "../http/errors.ts";
+import { ApiError, clientClosed } from "../errors.ts";
 import type { UpstreamKind } from "../upstream/errors.ts";
 import { expiresAtIso } from "./expiry.ts";
 

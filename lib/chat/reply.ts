@@ -2,7 +2,7 @@
 import type { EmohaaClient } from "../upstream/emohaa.ts";
 import { UpstreamError } from "../upstream/errors.ts";
 import type { PieceReader } from "../upstream/events.ts";
-import { ApiError, clientClosed } from "../http/errors.ts";
+import { ApiError, clientClosed } from "../errors.ts";
 import type { Clock } from "./clock.ts";
 import type { Conversations } from "./conversations.ts";
 import { withDeadline } from "./deadline.ts";

@@ -1,6 +1,6 @@
 // OpenAI responses from an upstream reply: the SSE stream and the whole completion.
 import type { Reply } from "./reply.ts";
-import { type ApiError, clientClosed, isAbort, toApiError } from "../http/errors.ts";
+import { type ApiError, clientClosed, isAbort, toApiError } from "../errors.ts";
 import { contentFramer, dataFrame, DONE_FRAME, PING_FRAME } from "../openai/sse.ts";
 import {
   type ChunkHead,

@@ -1,7 +1,7 @@
 // The server's own tokens as one list that changes without a restart: EMOHAA_TOKENS, EMOHAA_TOKENS_FILE (re-read
 // whole, never half), and the admin API's changes, kept in the state store (sealed), the tokens file, or memory.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { ApiError } from "../http/errors.ts";
+import { ApiError } from "../errors.ts";
 import { commaList, parseTokenList } from "../list.ts";
 import type { StateStore } from "../state/store.ts";
 import { tokenHash, tokenLabel } from "./pool.ts";

@@ -1,6 +1,6 @@
 // The token pool several instances share through the state store (STATE=kv or redis): leases across all of them,
 // one health record per account, waiters woken by a free on any instance.
-import { ApiError, clientClosed } from "../http/errors.ts";
+import { ApiError, clientClosed } from "../errors.ts";
 import { applyHealth } from "../state/rules.ts";
 import {
   type AccountHealth,

@@ -1,5 +1,5 @@
 // One chat turn: continue the kept conversation the history belongs to, or start a fresh one with the merged prompt.
-import { ApiError } from "../http/errors.ts";
+import { ApiError } from "../errors.ts";
 import { buildPrompt, type PromptMessage } from "../openai/prompt.ts";
 import { type ChatDeps, continueReply, type OpenedReply, openReply, type Reply } from "./reply.ts";
 import { type Claimed, continuedDigest, splitContinuation, type Threads, transcriptDigest } from "./threads.ts";

@@ -6,7 +6,8 @@ import { AccountStatusSchema } from "./schemas.ts";
 import type { ServerTokens, TokenChange } from "../chat/server-tokens.ts";
 import { errorResponse } from "./apidoc.ts";
 import { isUsableToken } from "./bearer.ts";
-import { ApiError, invalidRequest } from "./errors.ts";
+import { ApiError } from "../errors.ts";
+import { invalidRequest } from "./errors.ts";
 
 export interface AdminDeps {
   tokens: ServerTokens;

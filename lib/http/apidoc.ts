@@ -1,5 +1,5 @@
 // What the OpenAPI document says beyond the zod schemas: error responses, examples, the bearer scheme, the info.
-import type { ErrorBody } from "./errors.ts";
+import type { ErrorBody } from "../errors.ts";
 import { ErrorSchema } from "./schemas.ts";
 import { dataFrame, DONE_FRAME } from "../openai/sse.ts";
 import { deltaChunk, usageChunk } from "../openai/translate.ts";

@@ -37,7 +37,8 @@ import { readBody } from "./body.ts";
 import { docsRoutes } from "../web/swagger.ts";
 import { playgroundRoutes } from "../web/playground.ts";
 import { withDeadline } from "../chat/deadline.ts";
-import { ApiError, invalidRequest, toApiError } from "./errors.ts";
+import { ApiError, toApiError } from "../errors.ts";
+import { invalidRequest } from "./errors.ts";
 import { type Logger, maskedPath } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import {

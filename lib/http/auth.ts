@@ -1,6 +1,6 @@
 // Who may call the chat route, and with which Emohaa tokens: the client's own, or the server's behind gateway keys.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 import { parseBearer } from "./bearer.ts";
 
 export interface AuthOptions {

@@ -1,6 +1,6 @@
 // Account tokens as clients send them: the comma-separated bearer list.
 import { commaList } from "../list.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 
 /** Whether a token can travel in the upstream's headers and URLs: printable ASCII without spaces, at most 4 KiB. */
 export function isUsableToken(token: string): boolean {

@@ -1,5 +1,5 @@
 // Reading a request body within a bound: 413 beyond it, 499 when the client leaves before sending all of it.
-import { ApiError, clientClosed } from "./errors.ts";
+import { ApiError, clientClosed } from "../errors.ts";
 
 const tooLarge = (max: number) =>
   new ApiError(413, `Request body is larger than ${max} bytes`, { code: "request_too_large" });

@@ -3,7 +3,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Threads } from "../chat/threads.ts";
 import { errorResponses } from "./apidoc.ts";
 import type { Auth } from "./auth.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 import { ErrorSchema } from "./schemas.ts";
 
 const DeletedSchema = z

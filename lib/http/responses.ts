@@ -24,7 +24,7 @@ import {
   turnHandler,
   wantsFresh,
 } from "./completions.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 import {
   DeletedResponseSchema,
   ResponseIdParam,

@@ -1,5 +1,5 @@
 // Flattens an OpenAI message history into the single prompt Emohaa takes, within a size cap.
-import { ApiError } from "../http/errors.ts";
+import { ApiError } from "../errors.ts";
 
 /** A message as validated at the edge: content is a string, an array of parts, or null. */
 export interface PromptMessage {

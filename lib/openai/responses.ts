@@ -1,5 +1,5 @@
 // Pure translation for the Responses API: input items to chat messages, a reply to a Response and its stream events.
-import { ApiError } from "../http/errors.ts";
+import { ApiError } from "../errors.ts";
 import { messageText, type PromptMessage } from "./prompt.ts";
 import type { FinishReason, Usage } from "./translate.ts";
 

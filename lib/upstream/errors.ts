@@ -1,5 +1,5 @@
 // Upstream failures: the error the client sees for each way Emohaa can fail, and its problem+json bodies.
-import { ApiError } from "../http/errors.ts";
+import { ApiError } from "../errors.ts";
 
 /** What went wrong upstream, for failover and token health decisions. */
 export type UpstreamKind = "auth" | "busy" | "rate" | "server" | "network" | "timeout" | "protocol";

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type PoolOptions, tokenHash, TokenPool } from "../../lib/chat/pool.ts";
-import { ApiError } from "../../lib/http/errors.ts";
+import { ApiError } from "../../lib/errors.ts";
 
 const opts = (o: Partial<PoolOptions> = {}): PoolOptions => ({
   perToken: 1,

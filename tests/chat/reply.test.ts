@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { Conversations } from "../../lib/chat/conversations.ts";
 import type { Lease, Outcome, TokenPool } from "../../lib/chat/pool.ts";
 import { type ChatDeps, type ChatTimeouts, openReply } from "../../lib/chat/reply.ts";
-import { ApiError, clientClosed } from "../../lib/http/errors.ts";
+import { ApiError, clientClosed } from "../../lib/errors.ts";
 import type { EmohaaClient } from "../../lib/upstream/emohaa.ts";
 import { UpstreamError } from "../../lib/upstream/errors.ts";
 import type { PieceReader } from "../../lib/upstream/events.ts";

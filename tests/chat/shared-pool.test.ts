@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Lease } from "../../lib/chat/pool.ts";
 import { SharedPool, type SharedPoolOptions } from "../../lib/chat/shared-pool.ts";
-import { ApiError } from "../../lib/http/errors.ts";
+import { ApiError } from "../../lib/errors.ts";
 import { kvStore } from "../../lib/state/kv.ts";
 import { memoryStore } from "../../lib/state/memory.ts";
 import type { StateStore } from "../../lib/state/store.ts";

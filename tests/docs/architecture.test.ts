@@ -106,3 +106,103 @@ describe("docs/architecture.md", () => {
     assert.deepEqual(missing, [], `docs/architecture.md does not name: ${missing.join(", ")}`);
   });
 });
+
+/** The layer tree of a page's "## Layers" block: each path with the column it stands at (deeper is lower). */
+export function layerTree(markdown: string): { path: string; column: number }[] {
+  const block = /## Layers\s+```\n([\s\S]*?)```/.exec(markdown)?.[1] ?? "";
+  const out: { path: string; column: number }[] = [];
+  for (const line of block.split("\n")) {
+    const m = /^([\s└├─│]*)([\w./]+(?:, [\w./]+)*)/.exec(line);
+    if (!m) continue;
+    for (const path of m[2]!.split(", ")) out.push({ path, column: m[1]!.length });
+  }
+  return out;
+}
+
+/** The relative imports and re-exports of a TypeScript file's text, as paths from the repository's root. */
+function importsOf(file: string, text: string): string[] {
+  return [...text.matchAll(/^(?:import|export)\b[^;]*?\bfrom\s+"(\.{1,2}\/[^"]+)"/gm)].map((m) =>
+    join(dirname(file), m[1]!)
+  );
+}
+
+/**
+ * The imports that break the tree: one climbing to a layer above its file's, or crossing to a sibling at the same
+ * depth. The entries may import anything; `runtime/` anything of `lib/`.
+ */
+export function layerViolations(
+  tree: { path: string; column: number }[],
+  files: string[],
+  read = (file: string) => readFileSync(join(root, file), "utf8"),
+): string[] {
+  const groupOf = (file: string) =>
+    tree.filter((n) => (n.path.endsWith("/") ? file.startsWith(n.path) : file === n.path))
+      .sort((a, b) => b.path.length - a.path.length)[0];
+  const entries = new Set(tree.filter((n) => n.column === tree[0]!.column).slice(0, 3).map((n) => n.path));
+  const out: string[] = [];
+  for (const file of files) {
+    const from = groupOf(file);
+    if (!from || entries.has(from.path)) continue;
+    for (const target of importsOf(file, read(file))) {
+      const to = groupOf(target);
+      if (!to || to === from) continue;
+      if (from.path === "runtime/" && target.startsWith("lib/")) continue;
+      if (to.column < from.column) out.push(`${file} climbs to ${target}`);
+      else if (to.column === from.column) out.push(`${file} crosses to its sibling ${target}`);
+    }
+  }
+  return out.sort();
+}
+
+describe("the layers of docs/architecture.md", () => {
+  const markdown = readFileSync(join(root, "docs/architecture.md"), "utf8");
+  const tree = layerTree(markdown);
+
+  it("its tree names the entries, runtime/, lib/'s folders and leaves, and sim/", () => {
+    const paths = tree.map((n) => n.path);
+    for (const p of ["server.ts", "runtime/", "lib/start.ts", "lib/http/", "lib/chat/", "lib/errors.ts", "sim/"]) {
+      assert.ok(paths.includes(p), p);
+    }
+    const column = (p: string) => tree.find((n) => n.path === p)!.column;
+    assert.ok(column("lib/chat/") > column("lib/http/") && column("lib/errors.ts") > column("lib/state/"));
+  });
+
+  it("no file of lib/, runtime/ or the entries imports from a layer above its own or from a sibling", () => {
+    const files = [...existingPaths(root, ["lib", "runtime"])].filter((f) => f.endsWith(".ts"))
+      .concat(["server.ts", "deploy.ts", "api/index.ts"]);
+    assert.deepEqual(layerViolations(tree, files), []);
+  });
+
+  it("would catch a climb and a sibling import", () => {
+    const fake = [
+      "## Layers\n\n```",
+      "server.ts, deploy.ts, api/index.ts   entries",
+      "  └─ lib/http/                      edge",
+      "       ├─ lib/openai/               translation",
+      "       └─ lib/upstream/             client",
+      "            └─ lib/errors.ts        leaf",
+      "```",
+    ].join("\n");
+    const t = layerTree(fake);
+    assert.deepEqual(t.map((n) => [n.path, n.column]), [
+      ["server.ts", 0],
+      ["deploy.ts", 0],
+      ["api/index.ts", 0],
+      ["lib/http/", 5],
+      ["lib/openai/", 10],
+      ["lib/upstream/", 10],
+      ["lib/errors.ts", 15],
+    ]);
+    const sources: Record<string, string> = {
+      "server.ts": 'import { x } from "./lib/upstream/a.ts";',
+      "lib/http/app.ts": 'import { x } from "../upstream/a.ts";\nimport { e } from "../errors.ts";',
+      "lib/upstream/a.ts": 'import { h } from "../http/app.ts";\nexport { p } from "../openai/p.ts";',
+      "lib/errors.ts": 'import type { T } from "./upstream/a.ts";',
+    };
+    assert.deepEqual(layerViolations(t, Object.keys(sources), (f) => sources[f]!), [
+      "lib/errors.ts climbs to lib/upstream/a.ts",
+      "lib/upstream/a.ts climbs to lib/http/app.ts",
+      "lib/upstream/a.ts crosses to its sibling lib/openai/p.ts",
+    ]);
+  });
+});

@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 import { compileErrors, validate } from "@readme/openapi-parser";
 import openapiTS from "openapi-typescript";
 import type { z } from "zod";
-import { ApiError } from "../../lib/http/errors.ts";
+import { ApiError } from "../../lib/errors.ts";
 import {
   ChatRequestSchema,
   ChunkSchema,

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createAuth } from "../../lib/http/auth.ts";
-import { ApiError } from "../../lib/http/errors.ts";
+import { ApiError } from "../../lib/errors.ts";
 
 describe("createAuth", () => {
   it("client mode: the bearer is the token list", () => {

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { parseBearer } from "../../lib/http/bearer.ts";
-import { ApiError } from "../../lib/http/errors.ts";
+import { ApiError } from "../../lib/errors.ts";
 
 describe("parseBearer", () => {
   it("splits a comma list, trims spaces, drops empty entries and duplicates", () => {

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { buildPrompt, messageText, promptLine } from "../../lib/openai/prompt.ts";
-import { ApiError } from "../../lib/http/errors.ts";
+import { ApiError } from "../../lib/errors.ts";
 
 describe("promptLine", () => {
   it("labels each role, assistant as emohaa, developer as system", () => {

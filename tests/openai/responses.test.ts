@@ -1,7 +1,7 @@
 // The Responses API's pure translation: input items to messages, a reply to a Response and to its stream events.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ApiError } from "../../lib/http/errors.ts";
+import { ApiError } from "../../lib/errors.ts";
 import { buildPrompt } from "../../lib/openai/prompt.ts";
 import {
   afterReference,
