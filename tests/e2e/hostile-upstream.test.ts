@@ -3,8 +3,8 @@
 // event over the size bound that arrives whole.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server, type Socket } from "node:net";
 import { serve, type Served } from "../../runtime/serve.ts";
+import { rawServer } from "../support/raw-server.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
 
@@ -26,45 +26,25 @@ const leaks = (text: string, token: string) =>
  */
 async function resettingUpstream() {
   const chatsByConversation = new Map<string, number>();
-  const sockets = new Set<Socket>();
   let seq = 0;
-  const server: Server = createServer((sock) => {
-    sockets.add(sock);
-    sock.on("close", () => sockets.delete(sock));
-    sock.on("error", () => {});
-    let buf = "";
-    sock.on("data", (d) => {
-      buf += d.toString("latin1");
-      for (let end = buf.indexOf("\r\n\r\n"); end >= 0; end = buf.indexOf("\r\n\r\n")) {
-        const head = buf.slice(0, end);
-        buf = buf.slice(end + 4);
-        const [method, target] = head.split(" ");
-        const url = new URL(target!, "http://upstream");
-        if (url.pathname.endsWith("/chat")) {
-          const cid = url.searchParams.get("cid") ?? "";
-          chatsByConversation.set(cid, (chatsByConversation.get(cid) ?? 0) + 1);
-          if (url.searchParams.get("token")?.startsWith("live-resetpiece")) {
-            sock.write(
-              "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n",
-            );
-          }
-          sock.resetAndDestroy();
-          return;
-        }
-        const body = method === "DELETE" ? '{"status":200,"title":"OK"}' : `conv-${++seq}`;
-        sock.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  const raw = await rawServer((sock, head) => {
+    const [method, target] = head.split(" ");
+    const url = new URL(target!, "http://upstream");
+    if (url.pathname.endsWith("/chat")) {
+      const cid = url.searchParams.get("cid") ?? "";
+      chatsByConversation.set(cid, (chatsByConversation.get(cid) ?? 0) + 1);
+      if (url.searchParams.get("token")?.startsWith("live-resetpiece")) {
+        sock.write(
+          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n",
+        );
       }
-    });
+      sock.resetAndDestroy();
+      return;
+    }
+    const body = method === "DELETE" ? '{"status":200,"title":"OK"}' : `conv-${++seq}`;
+    sock.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    baseUrl: `http://127.0.0.1:${(server.address() as { port: number }).port}/echo-prod`,
-    chatsByConversation,
-    async stop() {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
+  return { baseUrl: `${raw.url}/echo-prod`, chatsByConversation, stop: raw.stop };
 }
 
 let sim: RunningSim;
