@@ -29,6 +29,19 @@ export interface Lease {
   release(): void;
 }
 
+/** A lease on `token` whose `release` runs `free` once, however often it is called. */
+export function leaseOf(token: string, free: () => void): Lease {
+  let released = false;
+  return {
+    token,
+    release: () => {
+      if (released) return;
+      released = true;
+      free();
+    },
+  };
+}
+
 /** A token's state as `/v1/tokens/status` and `/metrics` show it (their schemas are built from this list). */
 export const TOKEN_STATES = ["healthy", "cooling", "busy"] as const;
 export type TokenState = (typeof TOKEN_STATES)[number];
@@ -179,16 +192,10 @@ export class TokenPool implements Pool {
     const e = this.entry(token);
     e.inFlight++;
     e.lastUsed = this.now();
-    let released = false;
-    return {
-      token,
-      release: () => {
-        if (released) return;
-        released = true;
-        e.inFlight--;
-        this.serveQueue();
-      },
-    };
+    return leaseOf(token, () => {
+      e.inFlight--;
+      this.serveQueue();
+    });
   }
 
   /** Hands freed capacity to waiters in arrival order. */

@@ -12,6 +12,7 @@ import {
 import { expiresAtIso } from "./expiry.ts";
 import {
   type Lease,
+  leaseOf,
   type Outcome,
   type Pool,
   type PoolOptions,
@@ -181,28 +182,22 @@ export class SharedPool implements Pool {
     this.lentByToken.set(token, (this.lentByToken.get(token) ?? 0) + 1);
     this.live.set(lease.id, lease);
     this.renewTimer ??= setInterval(() => void this.renew(), Math.max(50, Math.floor(this.ttlMs / 3)));
-    let released = false;
-    return {
-      token,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.lent--;
-        const n = (this.lentByToken.get(token) ?? 1) - 1;
-        if (n > 0) this.lentByToken.set(token, n);
-        else this.lentByToken.delete(token);
-        this.live.delete(lease.id);
-        if (!this.live.size) this.stopRenewing();
-        // Local waiters retry once the free is done; other instances hear of it from the store.
-        this.store.free(lease).then(
-          () => this.kick(),
-          (err) => {
-            this.writeFailed(`cannot free an account lease (${reason(err)}); it lapses within ${this.ttlMs} ms`);
-            this.kick();
-          },
-        );
-      },
-    };
+    return leaseOf(token, () => {
+      this.lent--;
+      const n = (this.lentByToken.get(token) ?? 1) - 1;
+      if (n > 0) this.lentByToken.set(token, n);
+      else this.lentByToken.delete(token);
+      this.live.delete(lease.id);
+      if (!this.live.size) this.stopRenewing();
+      // Local waiters retry once the free is done; other instances hear of it from the store.
+      this.store.free(lease).then(
+        () => this.kick(),
+        (err) => {
+          this.writeFailed(`cannot free an account lease (${reason(err)}); it lapses within ${this.ttlMs} ms`);
+          this.kick();
+        },
+      );
+    });
   }
 
   private stopRenewing(): void {
