@@ -1,9 +1,31 @@
 // `bun run scripts/screenshot.ts`: screenshots of the playground (against the simulator) into docs/, for the README.
+// Needs Debian's chromium (the browser tests' too) and a CJK font, fonts-noto-cjk: without one the Chinese text of the
+// conversation renders as boxes. As root with apt-get, the script installs what is missing; elsewhere it says what to.
+import { spawnSync } from "node:child_process";
 import { start } from "../lib/start.ts";
 import { consoleWriter, runtimeParts } from "../runtime/parts.ts";
 import { readEnv, serve } from "../runtime/serve.ts";
 import { createSimulator } from "../sim/simulator.ts";
 import { launchBrowser } from "../tests/support/browser.ts";
+
+/** Whether fontconfig knows a font for Chinese; installs Debian's fonts-noto-cjk when it can. */
+function ensureCjkFont(): boolean {
+  const has = () => spawnSync("fc-list", [":lang=zh"], { encoding: "utf8" }).stdout?.trim().length > 0;
+  if (has()) return true;
+  if (process.getuid?.() === 0 && spawnSync("sh", ["-c", "command -v apt-get"]).status === 0) {
+    console.log("no CJK font: installing Debian's fonts-noto-cjk");
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+    spawnSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "fonts-noto-cjk"], {
+      env,
+      stdio: "inherit",
+    });
+  }
+  return has();
+}
+if (!ensureCjkFont()) {
+  console.error("No CJK font: install Debian's fonts-noto-cjk (apt-get install fonts-noto-cjk) and run this again.");
+  process.exit(1);
+}
 
 const env = readEnv();
 const sim = createSimulator();
@@ -20,7 +42,7 @@ const browser = await launchBrowser();
 const shots = [
   {
     file: "playground.png",
-    options: { viewport: { width: 1280, height: 760 }, colorScheme: "light" as const, locale: "en-US" },
+    options: { viewport: { width: 1280, height: 1000 }, colorScheme: "light" as const, locale: "en-US" },
   },
   {
     file: "playground-phone.png",
