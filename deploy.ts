@@ -1,7 +1,5 @@
 // Deno Deploy entry: `deno serve deploy.ts` (what Deno Deploy runs) serves this module's default export.
 import { ConfigError } from "./lib/config.ts";
-import { displayUrl } from "./lib/http/log.ts";
-import { loadTokenizer } from "./lib/openai/tokenizer.ts";
 import { type Gateway, start } from "./lib/start.ts";
 import { consoleWriter, platformDefaults, runtimeParts } from "./runtime/parts.ts";
 import { onSignal, readEnv } from "./runtime/serve.ts";
@@ -21,7 +19,7 @@ try {
   if (err instanceof ConfigError) console.error(`emohaa-free-api: ${err.message}`);
   throw err;
 }
-const { app, config, logger, recover } = gateway;
+const { app, config, recover } = gateway;
 // Where a signal comes (`deno serve` run by hand or by a service manager; Deno Deploy sends none), the same clean
 // shutdown as server.ts: conversations in flight and kept between turns deleted, the journal ended, the token watch
 // and the store's connection closed. `deno serve` then ends once nothing is pending.
@@ -37,12 +35,6 @@ export default {
   fetch: (req: Request, info?: { remoteAddr?: { hostname?: string } }) =>
     app.fetch(req, { remoteAddress: info?.remoteAddr?.hostname }),
   onListen(addr: { hostname?: string; port?: number }) {
-    const host = !addr.hostname || addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
-    console.log(`emohaa-free-api listening on http://${host}:${addr.port} (upstream ${displayUrl(config.baseUrl)})`);
-    if (config.tokenizerPreload) {
-      loadTokenizer().catch((err) =>
-        logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`)
-      );
-    }
+    gateway.listening(addr.hostname, addr.port ?? 0);
   },
 };

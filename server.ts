@@ -1,10 +1,8 @@
 // The server's entry: read the environment once, start (lib/start.ts), serve, handle signals, shut down cleanly.
 import { ConfigError, loadConfig } from "./lib/config.ts";
-import { displayUrl } from "./lib/http/log.ts";
-import { loadTokenizer } from "./lib/openai/tokenizer.ts";
 import { type Gateway, start } from "./lib/start.ts";
 import { runtimeParts } from "./runtime/parts.ts";
-import { exit, onSignal, readArgs, readEnv, runtimeName, serve } from "./runtime/serve.ts";
+import { exit, onSignal, readArgs, readEnv, serve } from "./runtime/serve.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -24,7 +22,6 @@ async function main() {
     app,
     config,
     logger,
-    printLine,
     flushLogs,
     reloadTokens,
     pool,
@@ -47,9 +44,7 @@ async function main() {
     limits: config.http,
     onError: (m) => logger.error(m),
   });
-  const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
-  // Through the log's writer, at every level: a console.log to a stdout nobody reads would hold the server here.
-  printLine(`emohaa-free-api listening on http://${shown}:${served.port} (upstream ${displayUrl(config.baseUrl)})`);
+  gateway.listening(config.host, served.port);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -66,12 +61,6 @@ async function main() {
   onSignal("SIGTERM", () => void stop("SIGTERM"));
   onSignal("SIGINT", () => void stop("SIGINT"));
   void recover();
-  // The tokenizer (about 50 MB) loads on the first request that counts tokens, unless asked for now.
-  if (config.tokenizerPreload) {
-    loadTokenizer().catch((err) =>
-      logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`)
-    );
-  }
 }
 
 /**
@@ -79,7 +68,7 @@ async function main() {
  * The Docker image's HEALTHCHECK runs it, so the image needs no shell or curl.
  */
 async function healthcheck(): Promise<number> {
-  const config = loadConfig(readEnv(), runtimeName());
+  const config = loadConfig(readEnv());
   const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host;
   try {
     const res = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${config.port}/ping`, {

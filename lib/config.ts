@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { PoolOptions } from "./chat/pool.ts";
 import { LOG_LEVELS } from "./http/log.ts";
 import { commaList } from "./list.ts";
+import { redactUrls } from "./redact.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v));
@@ -158,7 +159,7 @@ export class ConfigError extends Error {
  * behind each other; lib/upstream/http1.ts has no such cap, never follows a redirect, and sends a chat at most once.
  * `runtime` is kept for callers and tests: the rule is the same on each.
  */
-export function loadConfig(env: Record<string, string | undefined>, _runtime: "bun" | "deno" | "node" = "bun"): Config {
+export function loadConfig(env: Record<string, string | undefined>): Config {
   // Empty strings mean "unset", as in a docker-compose file with `PORT=`.
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = EnvSchema.safeParse(clean);
@@ -166,11 +167,7 @@ export function loadConfig(env: Record<string, string | undefined>, _runtime: "b
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? "environment");
     // A store URL may carry a password: the message shows it masked.
-    const shown = name === "STATE"
-      ? (clean[name] ?? "").replace(/\/\/[^@/]*@/, "//***@").replace(/:[^:@/]*@/, ":***@")
-      : name === "ADMIN_KEY"
-      ? "***"
-      : clean[name] ?? "";
+    const shown = name === "STATE" ? redactUrls(clean[name] ?? "") : name === "ADMIN_KEY" ? "***" : clean[name] ?? "";
     throw new ConfigError(`Invalid ${name}=${JSON.stringify(shown)}: ${issue.message}`);
   }
   const e = parsed.data;

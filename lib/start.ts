@@ -14,13 +14,14 @@ import { createApp } from "./http/app.ts";
 import { keptThreads } from "./http/responses.ts";
 import { isUsableToken } from "./http/bearer.ts";
 import { createAuth } from "./http/auth.ts";
-import { batchedLines, createLogger, type Logger } from "./http/log.ts";
+import { batchedLines, createLogger, displayUrl, type Logger } from "./http/log.ts";
 import { Metrics } from "./http/metrics.ts";
 import { loadTokenizer } from "./openai/tokenizer.ts";
 import type { Tokenizer } from "./openai/translate.ts";
 import { createEmohaaClient } from "./upstream/emohaa.ts";
 import { createHttp1Fetch, type Dial, type FetchLike } from "./upstream/http1.ts";
 import { type StateStore, StoreError } from "./state/store.ts";
+import { redactUrls } from "./redact.ts";
 
 /**
  * What differs per runtime, handed in by the entry (runtime/parts.ts gives the usual ones): lib/ reads no
@@ -70,8 +71,13 @@ export interface Gateway {
   app: ReturnType<typeof createApp>;
   config: Config;
   logger: Logger;
-  /** Writes one line through the log's writer, at any level (the start-up line). */
+  /** Writes one line through the log's writer, at any level. */
   printLine(line: string): void;
+  /**
+   * The server listens: prints the start-up line every entry prints (through the log's writer, at every level: a
+   * console.log to a stdout nobody reads would hold the server there), and loads the tokenizer if TOKENIZER_PRELOAD.
+   */
+  listening(host: string | undefined, port: number): void;
   /** Writes every log line still pending. */
   flushLogs(): Promise<void>;
   /** The chat use case's parts (bench/reference.ts drives them without the HTTP edge). */
@@ -127,7 +133,7 @@ export async function start(
   runtime: RuntimeParts,
   overrides: StartOverrides = {},
 ): Promise<Gateway> {
-  const parsed = loadConfig(env, runtime.name);
+  const parsed = loadConfig(env);
   const config = overrides.config ? overrides.config(parsed) : parsed;
   const lines = overrides.logLine
     ? { write: overrides.logLine, flush: async () => {}, dropped: 0 }
@@ -298,6 +304,11 @@ export async function start(
   const until = async (done: () => boolean, ms: number) => {
     for (const end = Date.now() + ms; !done() && Date.now() < end;) await sleep(25);
   };
+  /** Ends the crash journal: this instance leaves the shared one, or its own file goes. */
+  const endJournal = async () => {
+    if (fleet) await fleet.stop();
+    else store?.end?.();
+  };
   let stopped: Promise<void> | undefined;
   const stop = async (graceMs: number) => {
     await until(() => pool.active === 0 && pool.waiting === 0, graceMs);
@@ -307,8 +318,7 @@ export async function start(
     await until(() => conversations.open === 0, 15_000);
     await conversations.drain();
     try {
-      if (fleet) await fleet.stop();
-      else store?.end?.();
+      await endJournal();
     } catch (err) {
       logger.error(`cannot remove the crash journal: ${err instanceof Error ? err.name : "error"}`);
     }
@@ -329,6 +339,16 @@ export async function start(
     config,
     logger,
     printLine: lines.write,
+    listening(host, port) {
+      const shown = !host || host === "0.0.0.0" || host === "::" ? "localhost" : host;
+      lines.write(`emohaa-free-api listening on http://${shown}:${port} (upstream ${displayUrl(config.baseUrl)})`);
+      // The tokenizer (about 50 MB) loads on the first request that counts tokens, unless asked for now.
+      if (config.tokenizerPreload) {
+        loadTokenizer().catch((err) =>
+          logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`)
+        );
+      }
+    },
     flushLogs: lines.flush,
     chat,
     conversations,
@@ -337,10 +357,7 @@ export async function start(
     metrics,
     shutdown,
     journal: store,
-    async endJournal() {
-      if (fleet) await fleet.stop();
-      else store?.end?.();
-    },
+    endJournal,
     state,
     instanceId,
     recover,
@@ -397,12 +414,8 @@ async function openStateNamed(runtime: RuntimeParts, config: Config): Promise<St
     return await runtime.openState(config);
   } catch (err) {
     const s = config.state;
-    const shown = s.kind === "redis"
-      ? s.url.replace(/\/\/[^@/]*@/, "//***@")
-      : s.kind === "kv"
-      ? `kv${s.path ? `:${s.path}` : ""}`
-      : s.kind;
-    const why = err instanceof Error ? err.message.replace(/\/\/[^@/\s]*@/g, "//***@") : String(err);
+    const shown = s.kind === "redis" ? redactUrls(s.url) : s.kind === "kv" ? `kv${s.path ? `:${s.path}` : ""}` : s.kind;
+    const why = err instanceof Error ? redactUrls(err.message) : String(err);
     throw new ConfigError(`Invalid STATE=${JSON.stringify(shown)}: cannot open the state store (${why})`);
   }
 }

@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { createClient } from "redis";
 import { Meter } from "./meter.ts";
+import { redactUrls } from "../redact.ts";
 import {
   type AccountHealth,
   checkKey,
@@ -175,17 +176,6 @@ return tostring(n)`,
 const SHAS = Object.fromEntries(
   Object.entries(SCRIPTS).map(([k, src]) => [k, createHash("sha1").update(src).digest("hex")]),
 ) as Record<keyof typeof SCRIPTS, string>;
-
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(an invalid URL)";
-  }
-}
 
 /**
  * Connects to Redis and resolves the store; rejects with an `unavailable` StoreError (naming the URL without its
@@ -451,7 +441,7 @@ async function connect(client: RedisLike, meter: Meter, url: string): Promise<vo
       : err instanceof Error
       ? err.message
       : String(err);
-    throw new StoreError("unavailable", "connect", `Cannot connect to Redis at ${redactUrl(url)}: ${why}`, {
+    throw new StoreError("unavailable", "connect", `Cannot connect to Redis at ${redactUrls(url)}: ${why}`, {
       cause: err,
     });
   }
