@@ -2,6 +2,7 @@
 //
 //   bun bench/reference.ts io  PORT UPSTREAM   the gateway's I/O and nothing else: Bun.serve, fetch create / chat
 //                                              / delete, SSE out; no validation, no pool, no timeouts, no logging
+//   deno run -A bench/reference.ts io PORT UPSTREAM   the same on Deno: Deno.serve and Deno's fetch
 //   bun bench/reference.ts lib PORT UPSTREAM   the gateway's own lib/ (pool, failover, watchdogs, translation,
 //                                              streaming) behind a bare Bun.serve: all of server.ts but Hono, zod,
 //                                              middleware and the access log
@@ -80,10 +81,17 @@ async function lib(): Promise<(req: Request) => Promise<Response>> {
   };
 }
 
-const server = Bun.serve({
-  port: Number(port),
-  hostname: "127.0.0.1",
-  idleTimeout: 0,
-  fetch: mode === "io" ? io : await lib(),
-});
-console.log(`reference server (${mode}) listening on http://127.0.0.1:${server.port}`);
+const handler = mode === "io" ? io : await lib();
+declare const Bun: any;
+declare const Deno: any;
+if (typeof Bun !== "undefined") {
+  const server = Bun.serve({ port: Number(port), hostname: "127.0.0.1", idleTimeout: 0, fetch: handler });
+  console.log(`reference server (${mode}) listening on http://127.0.0.1:${server.port}`);
+} else {
+  Deno.serve({
+    port: Number(port),
+    hostname: "127.0.0.1",
+    onListen: (a: { port: number }) =>
+      console.log(`reference server (${mode}) listening on http://127.0.0.1:${a.port}`),
+  }, handler);
+}

@@ -87,14 +87,32 @@ export const targets = {
     meets.rssAfterChange(r.streams.rssAfterChange),
 };
 
+/** The I/O-only reference of a way's runtime (bench/reference.ts io), by way key: Bun's or Deno's. */
+const IO_REFERENCE: Record<string, string> = {
+  bun: "ref-io",
+  binary: "ref-io",
+  "bun-redis": "ref-io",
+  "ref-lib": "ref-io",
+  deno: "ref-io-deno",
+  "deno-kv": "ref-io-deno",
+};
+
+/** A way's throughput against its runtime's I/O-only reference measured in the same run, or undefined. */
+export function ofIoReference(report: Report, key: string): number | undefined {
+  const ref = report.runtimes[IO_REFERENCE[key] ?? ""]?.throughput;
+  const own = report.runtimes[key]?.throughput;
+  return ref && own && ref.ratio > 0 ? own.ratio / ref.ratio : undefined;
+}
+
 /** The markdown table: one row per way of running, then the reference servers. ✗ marks a missed target. */
 export function table(report: Report): string {
   const rows = [
-    "| way of running | throughput, 20 clients (gateway ÷ direct) | first piece, 1 client (added p50 / p99) | 2,000-piece reply, streamed / burst (÷ direct) | 1,000 streams: errors, peak RSS, first piece p99 added | RSS before → after the 1,000 streams | start-up, idle RSS |",
+    "| way of running | throughput, 20 clients (gateway ÷ direct; ÷ its runtime's I/O alone) | first piece, 1 client (added p50 / p99) | 2,000-piece reply, streamed / burst (÷ direct) | 1,000 streams: errors, peak RSS, first piece p99 added | RSS before → after the 1,000 streams | start-up, idle RSS |",
     "|---|---|---|---|---|---|---|",
   ];
-  for (const r of Object.values(report.runtimes)) {
+  for (const [key, r] of Object.entries(report.runtimes)) {
     const t = r.throughput;
+    const io = ofIoReference(report, key);
     const l = r.latency;
     const g = r.long;
     const s = r.streams;
@@ -104,7 +122,9 @@ export function table(report: Report): string {
         [
           r.name,
           t
-            ? `**${f(t.ratio)}**${pass(targets.throughput(r))} (${f(t.serverRps, 0)} / ${f(t.directRps, 0)} req/s)`
+            ? `**${f(t.ratio)}**${pass(targets.throughput(r))} (${f(t.serverRps, 0)} / ${f(t.directRps, 0)} req/s)${
+              io === undefined ? "" : `; **${f(io)}**${pass(io >= 0.9)} of the I/O alone`
+            }`
             : "–",
           l ? `${signed(l.addedP50Ms)} / ${signed(l.addedP99Ms)} ms${pass(targets.latency(r))}` : "–",
           g

@@ -58,6 +58,14 @@ export function ways(dist: string, simBase: () => string): Way[] {
     },
     { key: "ref-lib", name: "reference: lib/ behind a bare Bun.serve", command: ref("lib"), reference: true },
     { key: "ref-io", name: "reference: the I/O alone (Bun.serve, fetch)", command: ref("io"), reference: true },
+    {
+      key: "ref-io-deno",
+      name: "reference: the I/O alone (Deno.serve, fetch)",
+      command: (
+        port: number,
+      ) => [DENO, "run", "-A", join(root, "bench", "reference.ts"), "io", String(port), simBase()],
+      reference: true,
+    },
   ];
 }
 

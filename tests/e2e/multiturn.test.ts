@@ -7,6 +7,7 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { sign } from "../../lib/upstream/emohaa.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
+import { sdkClient } from "../support/sdk.ts";
 import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
 import { runtimeName } from "../../runtime/serve.ts";
 
@@ -21,7 +22,7 @@ after(async () => {
 });
 
 const KEEP = { CONTINUE_CONVERSATIONS: "true" };
-const sdk = (url: string, key: string) => new OpenAI({ apiKey: key, baseURL: `${url}/v1`, maxRetries: 0 });
+const sdk = (url: string, key: string) => sdkClient(url, key);
 
 /** One turn: sends `messages`, resolves the reply text and the two multi-turn headers. */
 async function turn(

@@ -3,11 +3,13 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
+import { sdkClient } from "../support/sdk.ts";
+import { DEFAULT_REPLY } from "../../sim/simulator.ts";
 import { type RunningServer, startServer } from "../support/server.ts";
 
 let sim: RunningSim;
 let server: RunningServer;
-const REPLY = "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？";
+const REPLY = DEFAULT_REPLY;
 
 before(async () => {
   sim = await startSim();
@@ -18,7 +20,7 @@ after(async () => {
   await sim?.stop();
 });
 
-const sdk = (token = "live-sdk") => new OpenAI({ apiKey: token, baseURL: `${server.url}/v1`, maxRetries: 0 });
+const sdk = (token = "live-sdk") => sdkClient(server.url, token);
 const settled = () => eventually(() => sim.sim.state().open === 0, 15_000, "conversations deleted");
 
 describe("openai SDK", () => {

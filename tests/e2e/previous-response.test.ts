@@ -6,6 +6,7 @@ import OpenAI from "openai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateText, type ModelMessage, streamText } from "ai";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
+import { sdkClient } from "../support/sdk.ts";
 import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
 import { assertSpec } from "../support/openai-spec.ts";
 
@@ -20,7 +21,7 @@ after(async () => {
   await sim?.stop();
 });
 
-const sdk = (token: string, url = server.url) => new OpenAI({ apiKey: token, baseURL: `${url}/v1`, maxRetries: 0 });
+const sdk = (token: string, url = server.url) => sdkClient(url, token);
 
 /** The conversations created since `since` (the simulator numbers them `conv-N-...`). */
 const cidsSince = (since: number) =>

@@ -6,12 +6,14 @@ import OpenAI from "openai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateText, streamText } from "ai";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
+import { sdkClient } from "../support/sdk.ts";
+import { DEFAULT_REPLY } from "../../sim/simulator.ts";
 import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
 import { assertSpec } from "../support/openai-spec.ts";
 
 let sim: RunningSim;
 let server: RunningServer;
-const REPLY = "你好啊！我是Emohaa，想和我聊点什么吗？😊 今天心情如何？";
+const REPLY = DEFAULT_REPLY;
 
 before(async () => {
   sim = await startSim();
@@ -22,7 +24,7 @@ after(async () => {
   await sim?.stop();
 });
 
-const sdk = (token = "live-resp") => new OpenAI({ apiKey: token, baseURL: `${server.url}/v1`, maxRetries: 0 });
+const sdk = (token = "live-resp") => sdkClient(server.url, token);
 const aiModel = (token = "live-ai") => createOpenAI({ baseURL: `${server.url}/v1`, apiKey: token })("emohaa");
 const settled = () => eventually(() => sim.sim.state().open === 0, 15_000, "conversations deleted");
 
