@@ -324,7 +324,10 @@ class Connection {
 }
 
 /** Builds a fetch-shaped function over keep-alive HTTP/1.1 connections that `dial` opens. */
-export function createHttp1Fetch(dial: Dial, options: Http1Options = {}): FetchLike & { close(): void } {
+export function createHttp1Fetch(
+  dial: Dial,
+  options: Http1Options = {},
+): FetchLike & { close(): void; readonly idleConnections: number } {
   const idleMs = options.idleMs ?? 4000;
   const maxIdle = options.maxIdle ?? 256;
   const maxHeadBytes = options.maxHeadBytes ?? 64 * 1024;
@@ -449,10 +452,19 @@ export function createHttp1Fetch(dial: Dial, options: Http1Options = {}): FetchL
     return exchange(conn, init.method, request, signal).response;
   };
 
-  return Object.assign(fetchLike, {
+  const pooled = Object.assign(fetchLike, {
     /** Ends every idle connection. */
     close() {
       for (const list of idle.values()) for (const c of list.splice(0)) c.destroy(undefined);
     },
   });
+  // A getter (Object.assign would copy its value once).
+  return Object.defineProperty(pooled, "idleConnections", {
+    /** Connections waiting in the pool for a next request. */
+    get() {
+      let n = 0;
+      for (const list of idle.values()) n += list.length;
+      return n;
+    },
+  }) as typeof pooled & { readonly idleConnections: number };
 }

@@ -15,7 +15,8 @@ let server: RunningServer;
  * Resolves with the whole answer; `first` is called when the first piece of content arrives.
  */
 function streamChat(port: number, token: string, first: () => void): Promise<string> {
-  const body = JSON.stringify({ stream: true, messages: [{ role: "user", content: "[[pieces:3]] [[delay:1500]]" }] });
+  // Each stream lasts about 12 s upstream: opening all of them must fit in that, on a machine busy with other suites.
+  const body = JSON.stringify({ stream: true, messages: [{ role: "user", content: "[[pieces:3]] [[delay:4000]]" }] });
   return new Promise((resolve, reject) => {
     const s = net.connect(port, "127.0.0.1");
     let got = "";
@@ -68,7 +69,7 @@ describe("many streams", () => {
     // Served concurrently: every stream's chat is open upstream at the same time.
     await eventually(
       () => sim.sim.state().maxOpenStreams >= STREAMS,
-      20_000,
+      30_000,
       `${STREAMS} upstream streams open at once`,
     );
     for (const text of await Promise.all(streams)) {

@@ -225,7 +225,8 @@ describe("createHttp1Fetch", () => {
     const r1 = first.body!.getReader();
     await r1.read();
     await r1.cancel();
-    await sleep(40); // the rest arrives and is dropped; the connection goes back to the pool
+    // The rest arrives and is dropped; the connection goes back to the pool.
+    await eventually(() => f.idleConnections === 1, 5000, "the connection back in the pool");
     assert.equal(await (await get(f, `${s.url}/2`)).text(), "DONE");
     assert.equal(s.connections, 1);
     big = true;
