@@ -151,7 +151,8 @@ for (const backend of backends) {
       assert.equal(seen.status, 200);
       const before = await tokens();
       assert.notEqual((await stream(one!.url, dead, "hi")).status, 200, "the upstream rejects the dead account");
-      const long = stream(one!.url, live, "[[pieces:60]] [[delay:50]]");
+      // Long enough (about 10 s) that the lease is still held whenever instance 3's view catches up, busy machine or not.
+      const long = stream(one!.url, live, "[[pieces:200]] [[delay:50]]");
       await eventually(() => sim.sim.state().openStreams > 0, 10_000, "the long stream");
       // The view is cached for 2 s: within a few seconds instance 3 shows both.
       let last = before;
