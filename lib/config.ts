@@ -68,7 +68,7 @@ const EnvSchema = z.object({
 });
 
 /** Proxy variables the runtimes' fetch honours (and lib/upstream/http1.ts does not). */
-const PROXY_VARS = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+export const PROXY_VARS = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 /** The environment as the schema reads it. */
 type Env = z.infer<typeof EnvSchema>;

@@ -1,5 +1,6 @@
 // The dialer lib/upstream/http1.ts runs on: each runtime's own sockets (Bun.connect, Deno.connect), node:net under Node;
 // and the runtime's own fetch as the upstream client's transport where a proxy needs it.
+import { PROXY_VARS } from "../lib/config.ts";
 import type { Dial, FetchInit, FetchLike, Wire, WireEvents } from "../lib/upstream/http1.ts";
 
 declare const Bun: any;
@@ -176,10 +177,11 @@ const denoDial = (options: DialOptions): Dial => async (target, events, signal) 
 export function runtimeFetch(): FetchLike {
   let unpooled: unknown;
   let proxied: Promise<typeof fetch> | undefined;
+  // Read once: the environment does not change while the process runs.
+  const nodeProxy = typeof Bun === "undefined" && typeof Deno === "undefined" && PROXY_VARS.some((v) => process.env[v]);
   return (url: string, init: FetchInit) => {
     const { idempotent, ...rest } = init;
-    const node = typeof Bun === "undefined" && typeof Deno === "undefined";
-    if (node && PROXY_VARS.some((v) => process.env[v])) {
+    if (nodeProxy) {
       // Node 20's fetch ignores the proxy variables: undici's own fetch goes through EnvHttpProxyAgent, which reads
       // HTTP_PROXY, HTTPS_PROXY and NO_PROXY as curl does (a plain-http upstream in absolute form, an https one
       // through CONNECT), and like Node's fetch sends nothing twice.
@@ -201,9 +203,6 @@ export function runtimeFetch(): FetchLike {
     return fetch(url, rest);
   };
 }
-
-/** The proxy variables curl and the runtimes' fetch honour (lib/config.ts chooses `fetch` when one is set). */
-const PROXY_VARS = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 /** A dialer for the runtime this process runs on. */
 export function dialer(options: DialOptions = {}): Dial {
