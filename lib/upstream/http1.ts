@@ -327,7 +327,7 @@ class Connection {
 export function createHttp1Fetch(
   dial: Dial,
   options: Http1Options = {},
-): FetchLike & { close(): void; readonly idleConnections: number } {
+): FetchLike & { close(): void; idleConnections(): number } {
   const idleMs = options.idleMs ?? 4000;
   const maxIdle = options.maxIdle ?? 256;
   const maxHeadBytes = options.maxHeadBytes ?? 64 * 1024;
@@ -452,19 +452,16 @@ export function createHttp1Fetch(
     return exchange(conn, init.method, request, signal).response;
   };
 
-  const pooled = Object.assign(fetchLike, {
+  return Object.assign(fetchLike, {
     /** Ends every idle connection. */
     close() {
       for (const list of idle.values()) for (const c of list.splice(0)) c.destroy(undefined);
     },
-  });
-  // A getter (Object.assign would copy its value once).
-  return Object.defineProperty(pooled, "idleConnections", {
     /** Connections waiting in the pool for a next request. */
-    get() {
+    idleConnections(): number {
       let n = 0;
       for (const list of idle.values()) n += list.length;
       return n;
     },
-  }) as typeof pooled & { readonly idleConnections: number };
+  });
 }

@@ -226,7 +226,7 @@ describe("createHttp1Fetch", () => {
     await r1.read();
     await r1.cancel();
     // The rest arrives and is dropped; the connection goes back to the pool.
-    await eventually(() => f.idleConnections === 1, 5000, "the connection back in the pool");
+    await eventually(() => f.idleConnections() === 1, 5000, "the connection back in the pool");
     assert.equal(await (await get(f, `${s.url}/2`)).text(), "DONE");
     assert.equal(s.connections, 1);
     big = true;
