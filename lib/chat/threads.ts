@@ -474,14 +474,7 @@ export class Threads {
       total--;
       if (mine) account--;
       this.o.onEvicted?.();
-      void this.release(handle, here, true, true).catch((err) => {
-        this.o.onError(err);
-        // The store is gone: deleted anyway (its records lapse by themselves).
-        if (this.held.get(handle) === here) {
-          this.drop(handle, here, false);
-          void this.o.conversations.delete(here.token, here.cid);
-        }
-      });
+      void this.deleteNow(handle, here, true);
     }
   }
 
@@ -618,18 +611,21 @@ export class Threads {
   /** Shutdown: deletes every conversation held between turns (those in a turn are ended by their reply). */
   async endAll(): Promise<void> {
     await Promise.all(
-      [...this.held].filter(([, h]) => !h.active).map(async ([handle, here]) => {
-        try {
-          await this.release(handle, here, true);
-        } catch (err) {
-          this.o.onError(err);
-          // The store is gone: the conversation is deleted anyway (its record lapses by itself).
-          if (this.held.get(handle) === here) {
-            this.drop(handle, here, false);
-            void this.o.conversations.delete(here.token, here.cid);
-          }
-        }
-      }),
+      [...this.held].filter(([, h]) => !h.active).map(([handle, here]) => this.deleteNow(handle, here)),
     );
+  }
+
+  /** Deletes a held conversation now (shutdown, eviction); never rejects. `evicted`: see `release`. */
+  private async deleteNow(handle: string, here: Held, evicted = false): Promise<void> {
+    try {
+      await this.release(handle, here, true, evicted);
+    } catch (err) {
+      this.o.onError(err);
+      // The store is gone: the conversation is deleted anyway (its record lapses by itself).
+      if (this.held.get(handle) === here) {
+        this.drop(handle, here, false);
+        void this.o.conversations.delete(here.token, here.cid);
+      }
+    }
   }
 }
