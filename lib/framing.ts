@@ -28,7 +28,9 @@ export function headEnd(bytes: Uint8Array, from: number): number {
 }
 
 const latin1 = new TextDecoder("latin1");
-const T = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+/** tchar (RFC 9110 5.6.2), as a regular expression's character class: a token is one or more of them. */
+export const TCHAR_CLASS = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
+const T = `${TCHAR_CLASS}+`;
 const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
 /** A chunk-size line (RFC 9112 7.1.1): hex digits, then `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted ) ] )`. */
 const STRICT_SIZE = new RegExp(`^([0-9A-Fa-f]{1,8})(?:[ \\t]*;[ \\t]*${T}(?:[ \\t]*=[ \\t]*(?:${T}|${QUOTED}))?)*\\r$`);
