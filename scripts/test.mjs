@@ -10,7 +10,7 @@
 //   TEST_JOBS=N                                jobs at once (default 6)
 //   TEST_VERBOSE=1                             every job's output, not only failing ones'
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -140,9 +140,8 @@ if (!only.length && wants("node")) {
     step: "node",
     file,
     needs: ["build node tests"],
-    fn: async () => {
-      return copyDir(join(root, "tests", "fixtures"), join(work, "node", "tests", "fixtures"));
-    },
+    fn: async () =>
+      cpSync(join(root, "tests", "fixtures"), join(work, "node", "tests", "fixtures"), { recursive: true }),
     cmd: process.execPath,
     args: [
       "--test",
@@ -469,14 +468,6 @@ function readJunit(job) {
   const xml = readFileSync(job.junit, "utf8");
   rmSync(job.junit);
   return parseJunit(xml, job.file);
-}
-
-function copyDir(from, to) {
-  mkdirSync(to, { recursive: true });
-  for (const e of readdirSync(from, { withFileTypes: true })) {
-    if (e.isDirectory()) copyDir(join(from, e.name), join(to, e.name));
-    else writeFileSync(join(to, e.name), readFileSync(join(from, e.name)));
-  }
 }
 
 function timesFile() {
