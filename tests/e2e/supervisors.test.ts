@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../../scripts/services.mjs";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { assertPrivate, processTree, serverCommand, signalsApply, startServer } from "../support/server.ts";
 
@@ -34,15 +35,6 @@ function started(pid: number): string | undefined {
     return undefined;
   }
 }
-
-/** A free loopback port (free when asked). */
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 
 /** Resolves true when nothing accepts a connection on the port any more. */
 const portFree = (port: number) =>
