@@ -28,7 +28,6 @@ import { redactUrls } from "./redact.ts";
  * environment and touches no runtime itself.
  */
 export interface RuntimeParts {
-  name: "bun" | "deno" | "node";
   /** The sockets lib/upstream/http1.ts dials (`UPSTREAM_CLIENT=http1`). */
   dial: Dial;
   /** The runtime's fetch (`UPSTREAM_CLIENT=fetch`; a test's simulator). */

@@ -7,7 +7,6 @@ import type { StateStore } from "../lib/state/store.ts";
 import { dial, runtimeFetch } from "./dial.ts";
 import { openJournal } from "./journal.ts";
 import { hasKv } from "./kv.ts";
-import { runtimeName } from "./serve.ts";
 import { stdoutWriter } from "./stdout.ts";
 import { canWriteFiles, watchFile, writeFileAtomic } from "./watch.ts";
 
@@ -17,7 +16,6 @@ import { canWriteFiles, watchFile, writeFileAtomic } from "./watch.ts";
  */
 export function runtimeParts(env: Record<string, string | undefined>): RuntimeParts {
   return {
-    name: runtimeName(),
     dial,
     fetch: runtimeFetch(),
     openJournal: (config) => openJournal(config, env),

@@ -17,7 +17,6 @@ function parts(sim = createSimulator(), journal?: JournalStore) {
   const opened: Config[] = [];
   const logs: string[] = [];
   const runtime: RuntimeParts = {
-    name: "bun",
     dial: () => Promise.reject(new Error("no sockets in this test")),
     fetch: simFetch(sim),
     openJournal: async (config) => {
