@@ -2,7 +2,7 @@
 // cap, pipelining and chunked uploads. The cap at the descriptor limit, under a flood, is fd-limit.test.ts.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
+import { rawClient } from "../support/raw-client.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { ownServer, type RunningServer, startServer } from "../support/server.ts";
 
@@ -21,27 +21,8 @@ after(async () => {
   await sim?.stop();
 });
 
-/** A raw connection: everything it receives, and when (ms after opening) the server closed it. */
-function raw(p = port) {
-  const socket = net.connect(p, "127.0.0.1");
-  const t0 = Date.now();
-  let received = "";
-  let closedAt: number | undefined;
-  const closed = new Promise<number>((resolve) => {
-    socket.on("close", () => resolve(closedAt = Date.now() - t0));
-  });
-  socket.on("data", (b) => (received += b.toString("latin1")));
-  socket.on("error", () => {});
-  const connected = new Promise<void>((r) => socket.once("connect", () => r()));
-  return {
-    socket,
-    connected,
-    closed,
-    received: () => received,
-    closedAt: () => closedAt,
-    send: (s: string) => socket.write(s),
-  };
-}
+/** A raw connection to the server (or to port `p`). */
+const raw = (p = port) => rawClient(p);
 
 /** One request on a fresh connection; the whole answer (the server closes after it). */
 async function exchange(request: string): Promise<string> {

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import net from "node:net";
 import OpenAI from "openai";
+import { rawClient } from "../support/raw-client.ts";
 import { type RunningSim, startSim } from "../support/sim.ts";
 import { ownServer, type RunningServer, startServer } from "../support/server.ts";
 
@@ -22,16 +23,11 @@ after(async () => {
 });
 
 /** Sends raw bytes on a fresh connection; resolves with what came back and when the server closed (ms). */
-function exchange(request: string | Uint8Array): Promise<{ text: string; ms: number }> {
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    const s = net.connect(port, "127.0.0.1");
-    let text = "";
-    s.on("data", (b) => (text += b.toString("latin1")));
-    s.on("error", () => {});
-    s.on("close", () => resolve({ text, ms: Date.now() - t0 }));
-    s.on("connect", () => s.write(request));
-  });
+async function exchange(request: string | Uint8Array): Promise<{ text: string; ms: number }> {
+  const c = rawClient(port);
+  c.send(request);
+  const ms = await c.closed;
+  return { text: c.received(), ms };
 }
 
 const platformServes = !ownServer && "the platform's HTTP server serves here, not lib/http/server.ts";
