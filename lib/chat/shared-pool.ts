@@ -98,6 +98,11 @@ export class SharedPool implements Pool {
   private readonly retryMs: number;
   private readonly hashes = new Map<string, string>();
   private readonly health = new Map<string, CachedHealth>();
+  /**
+   * Health writes still on their way to the store. The next take waits for them: an account this instance saw
+   * rejected is marked in the store before the request fails over, so no instance is handed it meanwhile.
+   */
+  private readonly reporting = new Set<Promise<unknown>>();
   /** Leases this instance lends now, by token (for `counts` and `active`). */
   private readonly lentByToken = new Map<string, number>();
   /** Leases to renew, by id. */
@@ -158,6 +163,8 @@ export class SharedPool implements Pool {
   private async tryTake(candidates: readonly string[]): Promise<Lease | null> {
     let got: StoreLease | null;
     const byHash = new Map<string, string>();
+    // Nothing to wait for in the common case (writes come only from failures and recoveries).
+    if (this.reporting.size) await Promise.all(this.reporting);
     try {
       for (const t of this.order(candidates)) byHash.set(this.hash(t), t);
       got = await this.store.take({
@@ -381,13 +388,14 @@ export class SharedPool implements Pool {
     // This instance acts on it at once; the store's answer (other instances' reports counted too) replaces it.
     const now = this.now();
     this.health.set(hash, { health: applyHealth(cached?.health ?? null, update, now), readAt: cached?.readAt ?? now });
-    this.store.reportHealth(hash, update).then(
+    const written: Promise<unknown> = this.store.reportHealth(hash, update).then(
       (h) => {
         this.failing = false;
         this.health.set(hash, { health: isHealthy(h) ? null : h, readAt: this.now() });
       },
       (err) => this.writeFailed(`cannot share an account's health (${reason(err)}); this instance still acts on it`),
-    );
+    ).finally(() => this.reporting.delete(written));
+    this.reporting.add(written);
     this.kick();
   }
 

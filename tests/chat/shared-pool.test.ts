@@ -107,6 +107,37 @@ describe("SharedPool", () => {
     }
   });
 
+  it("a rejection is in the store before the instance that saw it takes its next lease (no other instance is handed it meanwhile)", async () => {
+    const inner = memoryStore();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    // A store whose health writes are slow (Deno KV under contention): the write lands only when released.
+    const store: StateStore = Object.assign(Object.create(inner), {
+      reportHealth: (account: string, update: Parameters<StateStore["reportHealth"]>[1]) =>
+        held.then(() => inner.reportHealth(account, update)),
+    });
+    const f = fleet(store);
+    try {
+      const a = f.pool("a");
+      const b = f.pool("b");
+      a.report("expired-1", "auth");
+      // Instance a fails over: its take waits for the write.
+      let failedOver: Lease | undefined;
+      const failover = a.acquire(["live-1", "expired-1"], new Set(["expired-1"]), never).then((l) => (failedOver = l));
+      await sleep(20);
+      assert.equal(failedOver, undefined, "the failover waits for the rejection to be shared");
+      release();
+      await failover;
+      assert.equal(failedOver!.token, "live-1");
+      const l = (await b.acquire(["expired-1", "live-2"], none, never))!;
+      assert.equal(l.token, "live-2", "the other instance skips the account once the failover has its lease");
+      l.release();
+      failedOver!.release();
+    } finally {
+      await f.end();
+    }
+  });
+
   it("report of a success on an account known healthy writes nothing to the store", async () => {
     const f = fleet(memoryStore());
     try {
