@@ -6,6 +6,10 @@
 //   bun bench/reference.ts lib PORT UPSTREAM   the gateway's own lib/ (pool, failover, watchdogs, translation,
 //                                              streaming) behind a bare Bun.serve: all of server.ts but Hono, zod,
 //                                              middleware and the access log
+//
+// REF_IO=own swaps the runtime's server and fetch for the project's own (lib/http/server.ts on the runtime's
+// sockets, lib/upstream/http1.ts), with the io handler unchanged: what the project's I/O layers cost against the
+// runtime's own. REF_IO=own with `lib` serves lib/ on the project's server and http1 client.
 import { openReply } from "../lib/chat/reply.ts";
 import { streamCompletion } from "../lib/chat/respond.ts";
 import { buildPrompt } from "../lib/openai/prompt.ts";
@@ -14,9 +18,19 @@ import { Cutter } from "../lib/openai/translate.ts";
 import { start } from "../lib/start.ts";
 import { sign } from "../lib/upstream/emohaa.ts";
 import { runtimeParts } from "../runtime/parts.ts";
+import { createHttp1Fetch } from "../lib/upstream/http1.ts";
+import { dial } from "../runtime/dial.ts";
+import { serve } from "../runtime/serve.ts";
 
 const [mode, port, upstream] = process.argv.slice(2) as ["io" | "lib", string, string];
 const encoder = new TextEncoder();
+const own = process.env.REF_IO === "own";
+const http1 = createHttp1Fetch(dial);
+/** The upstream client: the runtime's fetch, or the project's (its keep-alive pool, every call allowed a retry). */
+const fetch = own
+  ? ((url: string, init: { method?: string; headers?: Record<string, string> } = {}) =>
+    http1(url, { method: init.method ?? "GET", headers: init.headers ?? {}, idempotent: true })) as typeof globalThis.fetch
+  : globalThis.fetch;
 
 /** Only the I/O: the requests and frames a gateway cannot avoid. */
 async function io(req: Request): Promise<Response> {
@@ -59,8 +73,8 @@ async function io(req: Request): Promise<Response> {
  * of this reference did.
  */
 async function lib(): Promise<(req: Request) => Promise<Response>> {
-  const env = { EMOHAA_BASE_URL: upstream, UPSTREAM_CLIENT: "fetch", LOG_LEVEL: "silent" };
-  const { chat, config } = await start(env, { ...runtimeParts(env), fetch });
+  const env = { EMOHAA_BASE_URL: upstream, UPSTREAM_CLIENT: own ? "http1" : "fetch", LOG_LEVEL: "silent" };
+  const { chat, config } = await start(env, { ...runtimeParts(env), fetch: globalThis.fetch });
   let n = 0;
   return async (req) => {
     const body = (await req.json()) as { messages: { role: string; content: string }[] };
@@ -84,7 +98,11 @@ async function lib(): Promise<(req: Request) => Promise<Response>> {
 const handler = mode === "io" ? io : await lib();
 declare const Bun: any;
 declare const Deno: any;
-if (typeof Bun !== "undefined") {
+process.on("SIGINT", () => process.exit(0)); // so that --cpu-prof writes its profile
+if (own) {
+  await serve(handler, { port: Number(port), hostname: "127.0.0.1" });
+  console.log(`reference server (${mode}, the project's own I/O) listening on http://127.0.0.1:${port}`);
+} else if (typeof Bun !== "undefined") {
   const server = Bun.serve({ port: Number(port), hostname: "127.0.0.1", idleTimeout: 0, fetch: handler });
   console.log(`reference server (${mode}) listening on http://127.0.0.1:${server.port}`);
 } else {

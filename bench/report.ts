@@ -93,6 +93,7 @@ const IO_REFERENCE: Record<string, string> = {
   binary: "ref-io",
   "bun-redis": "ref-io",
   "ref-lib": "ref-io",
+  "ref-io-own": "ref-io",
   deno: "ref-io-deno",
   "deno-kv": "ref-io-deno",
 };

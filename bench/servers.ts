@@ -59,6 +59,13 @@ export function ways(dist: string, simBase: () => string): Way[] {
     { key: "ref-lib", name: "reference: lib/ behind a bare Bun.serve", command: ref("lib"), reference: true },
     { key: "ref-io", name: "reference: the I/O alone (Bun.serve, fetch)", command: ref("io"), reference: true },
     {
+      key: "ref-io-own",
+      name: "reference: the I/O alone on the project's server and upstream client (Bun)",
+      command: ref("io"),
+      reference: true,
+      env: { REF_IO: "own" },
+    },
+    {
       key: "ref-io-deno",
       name: "reference: the I/O alone (Deno.serve, fetch)",
       command: (

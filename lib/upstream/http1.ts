@@ -323,6 +323,18 @@ class Connection {
   }
 }
 
+/** A parsed origin: where to connect, what to send as Host, and the idle pool's key. */
+interface Origin {
+  target: { hostname: string; port: number; tls: boolean };
+  host: string;
+  key: string;
+}
+
+const UNSAFE = /[\r\n\0]/;
+const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
+/** What a request target may hold as it is: printable ASCII but `#` (a fragment is never sent). */
+const NOT_PLAIN = /[^\x21-\x22\x24-\x7e]/;
+
 /** Builds a fetch-shaped function over keep-alive HTTP/1.1 connections that `dial` opens. */
 export function createHttp1Fetch(
   dial: Dial,
@@ -417,21 +429,51 @@ export function createHttp1Fetch(
     return { ex, response };
   }
 
+  /** Origins parsed once: every call of a client goes to the same one or two. */
+  const origins = new Map<string, Origin>();
+  const originOf = (url: string): { origin: Origin; path: string } => {
+    // The origin is all before the path (the path and query are sent as they were given).
+    const prefix = ORIGIN.exec(url)?.[0] ?? url;
+    const slash = prefix.length < url.length ? prefix.length : -1;
+    let origin = origins.get(prefix);
+    if (!origin) {
+      const u = new URL(prefix);
+      const tls = u.protocol === "https:";
+      if (!tls && u.protocol !== "http:") throw new TypeError(`Cannot fetch ${u.protocol} URLs`);
+      const hostname = u.hostname.replace(/^\[(.*)\]$/, "$1");
+      const port = Number(u.port) || (tls ? 443 : 80);
+      origin = { target: { hostname, port, tls }, host: u.host, key: `${tls ? "s" : ""}${hostname}:${port}` };
+      if (origins.size < 16) origins.set(prefix, origin);
+    }
+    // The path and query as given when they are plain ASCII with no dot segment (emohaa.ts's are: a
+    // URLSearchParams serialisation); anything else as URL would send it (percent-encoded, dot segments resolved,
+    // without its fragment).
+    let path = slash < 0 ? "/" : url.slice(slash);
+    if (path[0] !== "/" || NOT_PLAIN.test(path) || path.includes("/.")) {
+      const u = new URL(url);
+      path = u.pathname + u.search;
+    }
+    return { origin, path };
+  };
+
   const fetchLike = async (url: string, init: FetchInit): Promise<Response> => {
     const { signal } = init;
     signal?.throwIfAborted();
-    const u = new URL(url);
-    const tls = u.protocol === "https:";
-    if (!tls && u.protocol !== "http:") throw new TypeError(`Cannot fetch ${u.protocol} URLs`);
-    const target = { hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(u.port) || (tls ? 443 : 80), tls };
-    let head = `${init.method} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n`;
-    for (const [name, value] of Object.entries(init.headers)) {
-      // fetch refuses these too: a CR or LF would let a value write headers of its own.
-      if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw new TypeError(`Invalid value for header ${name}`);
+    const { origin, path } = originOf(url);
+    const { target, key } = origin;
+    let head = `${init.method} ${path} HTTP/1.1\r\nHost: ${origin.host}\r\n`;
+    let written = init.method + path;
+    for (const name in init.headers) {
+      const value = init.headers[name]!;
+      written += name + value;
       head += `${name}: ${value}\r\n`;
     }
+    // fetch refuses these too: a CR or LF would let a value write headers (or a request) of its own.
+    if (UNSAFE.test(written)) {
+      const name = Object.keys(init.headers).find((n) => UNSAFE.test(n) || UNSAFE.test(init.headers[n]!));
+      throw new TypeError(name === undefined ? "Invalid request target" : `Invalid value for header ${name}`);
+    }
     const request = encoder.encode(head + "\r\n");
-    const key = `${tls ? "s" : ""}${target.hostname}:${target.port}`;
     const reused = take(key);
     if (reused) {
       const { ex, response } = exchange(reused, init.method, request, signal);

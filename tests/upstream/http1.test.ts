@@ -264,6 +264,28 @@ describe("createHttp1Fetch", () => {
     assert.equal(s.requests.length, 0);
   });
 
+  it("sends the request target as URL would: a plain one as given, anything else percent-encoded, never a fragment", async () => {
+    const s = await serverFor((sock) => void sock.write("HTTP/1.1 204 No Content\r\n\r\n"));
+    const f = client();
+    const port = new URL(s.url).port;
+    for (
+      const [url, target] of [
+        [`${s.url}/chat?token=a&prompt=%E4%BD%A0+hi`, "/chat?token=a&prompt=%E4%BD%A0+hi"],
+        [`${s.url}/路 径?q=a b#frag`, "/%E8%B7%AF%20%E5%BE%84?q=a%20b"],
+        [`${s.url}/x#frag`, "/x"],
+        [`${s.url}?only=query`, "/?only=query"],
+        [s.url, "/"],
+        [`http://LOCALHOST:${port}/a/../b`, "/b"],
+      ] as const
+    ) {
+      await (await f(url, { method: "GET", headers: {} })).arrayBuffer();
+      const [line, host] = s.requests.at(-1)!.split("\r\n");
+      assert.equal(line, `GET ${target} HTTP/1.1`, url);
+      assert.equal(host!.toLowerCase(), `host: ${new URL(url).host}`, url);
+    }
+    await assert.rejects(f("ftp://127.0.0.1/x", { method: "GET", headers: {} }), TypeError);
+  });
+
   it("speaks TLS with the certificate verified: one from a trusted CA works, the same untrusted is refused", async () => {
     // A test CA and a certificate it signed for localhost and 127.0.0.1 (valid until 2036): trusted only where a
     // test says so.
