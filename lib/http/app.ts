@@ -1,7 +1,5 @@
 // createApp(deps): the HTTP surface — routes, CORS, request ids, logging and the one error renderer.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { cors } from "hono/cors";
-import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { ChatDeps } from "../chat/reply.ts";
 import {
@@ -9,7 +7,6 @@ import {
   completionsHandler,
   CONTINUATION_HEADER,
   CONVERSATION_HEADER,
-  type Edge,
   isCompletionsRequest,
   MODEL,
   NEW_CONVERSATION_HEADER,
@@ -37,7 +34,8 @@ import { readBody } from "./body.ts";
 import { docsRoutes } from "../web/swagger.ts";
 import { playgroundRoutes } from "../web/playground.ts";
 import { withDeadline } from "../chat/deadline.ts";
-import { ApiError, toApiError } from "../errors.ts";
+import { ApiError } from "../errors.ts";
+import { createEdge } from "./edge.ts";
 import { invalidRequest } from "./errors.ts";
 import { type Logger, maskedPath } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -312,7 +310,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     },
   });
 
-  const edge = createEdge(deps);
+  const edge = createEdge({
+    corsOrigin: deps.corsOrigin,
+    exposeHeaders: EXPOSED_HEADERS,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    id: deps.id,
+  });
 
   app.use("*", async function requestId(c, next) {
     const id = edge.requestId(c.req.header("x-request-id"));
@@ -338,14 +342,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     });
   });
 
-  app.use(
-    "*",
-    cors({
-      origin: corsOrigins(deps.corsOrigin),
-      exposeHeaders: EXPOSED_HEADERS,
-      maxAge: 86400,
-    }),
-  );
+  // CORS: a preflight is answered here, for any path; every other answer gets the edge's headers.
+  app.use("*", async function cors(c, next) {
+    if (c.req.method === "OPTIONS") return edge.preflight(c.req.raw);
+    await next();
+    for (const [k, v] of Object.entries(edge.cors(c.req.header("origin")))) {
+      if (k === "vary") c.res.headers.append(k, v);
+      else c.res.headers.set(k, v);
+    }
+  });
 
   // Before the body is read: a caller without a key or over its budget costs no more than its headers.
   const { perMinute, burst } = deps.tokenCheckLimit ?? { perMinute: 1, burst: 10 };
@@ -481,10 +486,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const responses = responsesHandler({ ...deps, maxBodyBytes: maxBody }, edge, responseThreads);
   const routed = app.fetch;
   app.fetch = (req, info, ctx) => {
-    // Deno builds the request's URL from the Host header, so `Host: x/metrics?` would route `GET /ping` to /metrics
-    // (and Bun gives a relative URL): a Host that is not host[:port] never reaches a route.
-    const host = req.headers.get("host");
-    if (host !== null && !VALID_HOST.test(host)) return badHost(req, edge);
+    // A Host that is not host[:port] never reaches a route (lib/http/edge.ts says why).
+    const refused = edge.badHost(req);
+    if (refused) return refused;
     if (isCompletionsRequest(req)) return completions(req);
     return isResponsesRequest(req) ? responses(req) : routed(req, info, ctx);
   };
@@ -501,54 +505,4 @@ function tokenExpiry(tokens: readonly string[], now: number): { label: string; s
   return out;
 }
 
-/** A Host header: a name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
-const VALID_HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
-
-/** The 400 for a bad Host header, logged without the path: the runtime built the URL from that Host. */
-function badHost(req: Request, edge: Edge): Response {
-  const id = edge.requestId(req.headers.get("x-request-id"));
-  const error = new ApiError(400, "Invalid Host header: expected host[:port]", { code: "invalid_request" });
-  edge.record("unmatched", { method: req.method, path: "-", status: 400, ms: 0, id, code: error.code });
-  const headers = {
-    "content-type": "application/json",
-    "x-request-id": id,
-    ...edge.cors(req.headers.get("origin")),
-    ...error.headers(),
-  };
-  return new Response(JSON.stringify(error.toJSON()), { status: 400, headers });
-}
-
 const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-should-retry", CONVERSATION_HEADER, CONTINUATION_HEADER];
-const corsOrigins = (setting: string) => (setting === "*" ? "*" : setting.split(",").map((s) => s.trim()));
-
-/** Request ids, CORS headers and error rendering, shared by the router and the completions hot path. */
-function createEdge(deps: AppDeps): Edge {
-  const origins = corsOrigins(deps.corsOrigin);
-  const expose = EXPOSED_HEADERS.join(",");
-  return {
-    requestId: (given) => (given && /^[\w.:-]{1,64}$/.test(given) ? given : `req_${deps.id()}`),
-    // What Hono's cors middleware sets on a response that is not a preflight: with a list of origins the answer
-    // depends on the Origin header, so caches must key on it (`vary`).
-    cors(origin): Record<string, string> {
-      if (origins === "*") return { "access-control-allow-origin": "*", "access-control-expose-headers": expose };
-      const h: Record<string, string> = { "access-control-expose-headers": expose, vary: "Origin" };
-      if (origin && origins.includes(origin)) h["access-control-allow-origin"] = origin;
-      return h;
-    },
-    record(route, line) {
-      deps.metrics?.request(route, line.status);
-      deps.logger.request(line);
-    },
-    render(err, method, path) {
-      const error = err instanceof ApiError
-        ? err
-        : err instanceof HTTPException
-        ? new ApiError(err.status, err.message || "Invalid request", { code: "invalid_request" })
-        : toApiError(err);
-      if (error.status >= 500 && !(err instanceof ApiError)) {
-        deps.logger.error(`unhandled ${err instanceof Error ? err.name : typeof err} on ${method} ${path}`);
-      }
-      return { error, headers: error.headers() };
-    },
-  };
-}

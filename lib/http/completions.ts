@@ -6,17 +6,15 @@
 // log, metrics, the one error renderer) and app.ts hands it the requests before Hono sees them. The route is
 // still declared in the OpenAPI document from the same zod schema that validates here.
 import type { Auth } from "./auth.ts";
-import { readBody } from "./body.ts";
+import { type Edge, isPostTo, parseRequest } from "./edge.ts";
 import type { ChatDeps } from "../chat/reply.ts";
 import { callerScope, type Threads } from "../chat/threads.ts";
 import { openTurn, type Turn } from "../chat/turn.ts";
 import { TokenExpiredError } from "../chat/expiry.ts";
 import { ApiError } from "../errors.ts";
-import { invalidRequest } from "./errors.ts";
-import type { Logger, RequestLine } from "./log.ts";
+import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type ChatRequest, ChatRequestSchema } from "./schemas.ts";
-import type { z } from "zod";
 import { collectCompletion, streamCompletion } from "../chat/respond.ts";
 import { SSE_HEADERS } from "../openai/sse.ts";
 import { Cutter, type Tokenizer } from "../openai/translate.ts";
@@ -47,56 +45,9 @@ export const CONTINUATION_HEADER = "x-emohaa-continuation";
 /** The request header asking for a fresh conversation whatever the history: `1` or `true`. */
 export const NEW_CONVERSATION_HEADER = "x-emohaa-new-conversation";
 
-/** What every response of the gateway carries, shared with the Hono routes (lib/http/app.ts). */
-export interface Edge {
-  /** The request id: the client's `x-request-id` when it is sane, else a fresh one. */
-  requestId(given: string | null | undefined): string;
-  /** CORS headers of a non-preflight response, as Hono's cors middleware sets them. */
-  cors(origin: string | null | undefined): Record<string, string>;
-  /** Records a finished request: the access-log line and the metrics count, under `route` (a route pattern). */
-  record(route: string, line: RequestLine): void;
-  /** The one error renderer: status, headers and OpenAI body of anything thrown. */
-  render(err: unknown, method: string, path: string): { error: ApiError; headers: Record<string, string> };
-}
-
-// The content types zod-openapi accepts for a JSON body (anything else is a 415), and the one Hono parses.
-const JSON_REQUEST = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
-const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
-
-/** Whether a request is a POST to `path` (string tests: no URL object on the hot path). */
-export function isPostTo(req: Request, path: string): boolean {
-  if (req.method !== "POST") return false;
-  const url = req.url;
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return false;
-  const q = url.indexOf("?", start);
-  const end = q < 0 ? url.length : q;
-  return end - start === path.length && url.startsWith(path, start);
-}
-
 /** Whether a request is one for this handler. */
 export function isCompletionsRequest(req: Request): boolean {
   return isPostTo(req, CHAT_PATH);
-}
-
-/** Validates a request body the way the OpenAPI route declares it; throws the 4xx a client should see. */
-export async function parseRequest<S extends z.ZodType>(req: Request, max: number, schema: S): Promise<z.output<S>> {
-  const type = req.headers.get("content-type");
-  if (type ? !JSON_REQUEST.test(type) : req.body !== null && req.headers.get("content-length") !== "0") {
-    throw new ApiError(415, "Unsupported Media Type", { code: "invalid_request" });
-  }
-  const text = new TextDecoder().decode(await readBody(req, max));
-  let value: unknown = {};
-  if (type && JSON_MEDIA.test(type.split(";")[0]!.trim())) {
-    try {
-      value = JSON.parse(text);
-    } catch {
-      throw new ApiError(400, "Malformed JSON in request body", { code: "invalid_request" });
-    }
-  }
-  const result = schema.safeParse(value);
-  if (!result.success) throw invalidRequest(result.error.issues);
-  return result.data;
 }
 
 /**

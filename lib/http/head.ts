@@ -12,6 +12,9 @@ const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const BAD_TARGET = /[^\x21-\x7e]|#/;
 /** Host: a reg-name, an IPv4 or a bracketed IPv6 literal, and a port. No '/', '?', '#', '@', spaces or controls. */
 const HOST = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?$/;
+
+/** Whether a Host header (or an absolute target's authority) is host[:port] by RFC 9110's grammar. */
+export const isValidHost = (host: string): boolean => HOST.test(host);
 /** The methods the app may serve. Methods are case-sensitive: anything else (`get`, TRACE, CONNECT, …) is a 501. */
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
 /** The longest method token worth reading: longer ones are invalid at once (400), not a head too large (431). */

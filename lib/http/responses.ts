@@ -16,14 +16,12 @@ import {
   type CompletionsDeps,
   CONTINUATION_HEADER,
   CONVERSATION_HEADER,
-  type Edge,
-  isPostTo,
   MODEL,
   NEW_CONVERSATION_HEADER,
-  parseRequest,
   turnHandler,
   wantsFresh,
 } from "./completions.ts";
+import { type Edge, isPostTo, parseRequest } from "./edge.ts";
 import { ApiError } from "../errors.ts";
 import {
   DeletedResponseSchema,
