@@ -1,7 +1,11 @@
 // The environment schema: every setting of the server, parsed once at start-up.
 import { z } from "zod";
 import type { PoolOptions } from "./chat/pool.ts";
+import { MAX_BODY_BYTES } from "./http/body.ts";
 import { LOG_LEVELS } from "./http/log.ts";
+import { TOKEN_CHECK_LIMIT } from "./http/ratelimit.ts";
+import { HTTP_TIMEOUTS } from "./http/server.ts";
+import { UPSTREAM_LIMITS } from "./upstream/emohaa.ts";
 import { commaList } from "./list.ts";
 import { redactUrls } from "./redact.ts";
 
@@ -33,23 +37,26 @@ const EnvSchema = z.object({
   QUEUE_TIMEOUT_MS: int(0, 600_000).default(30_000),
   QUEUE_MAX: int(0, 100_000).default(1000),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
-  MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
-  UPSTREAM_MAX_EVENT_BYTES: int(1024, 100 * 1024 * 1024).default(256 * 1024),
-  UPSTREAM_MAX_REPLY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
+  MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(MAX_BODY_BYTES),
+  UPSTREAM_MAX_EVENT_BYTES: int(1024, 100 * 1024 * 1024).default(UPSTREAM_LIMITS.maxEventChars),
+  UPSTREAM_MAX_REPLY_BYTES: int(1024, 100 * 1024 * 1024).default(UPSTREAM_LIMITS.maxReplyChars),
   JOURNAL: z.enum(["file", "kv", "off"]).default("file"),
   JOURNAL_FILE: z.string().min(1).optional(),
   JOURNAL_KV_PATH: z.string().min(1).optional(),
+  // Where the default journal file lives (runtime/journal.ts): systemd's StateDirectory=, else the XDG state home.
+  STATE_DIRECTORY: z.string().optional(),
+  XDG_STATE_HOME: z.string().optional(),
   UPSTREAM_CLIENT: z.enum(["auto", "http1", "fetch"]).default("auto"),
   UPSTREAM_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   TOKENIZER_PRELOAD: bool.default(false),
-  TOKEN_CHECK_RATE: int(1, 100_000).default(1),
-  TOKEN_CHECK_BURST: int(1, 100_000).default(10),
+  TOKEN_CHECK_RATE: int(1, 100_000).default(TOKEN_CHECK_LIMIT.perMinute),
+  TOKEN_CHECK_BURST: int(1, 100_000).default(TOKEN_CHECK_LIMIT.burst),
   TRUST_PROXY: bool.default(false),
   METRICS_KEY: z.string().min(1).optional(),
   ADMIN_KEY: z.string().min(16, "must be at least 16 characters").optional(),
-  HTTP_HEADER_TIMEOUT_MS: int(100, 600_000).default(10_000),
-  HTTP_BODY_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
-  HTTP_IDLE_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  HTTP_HEADER_TIMEOUT_MS: int(100, 600_000).default(HTTP_TIMEOUTS.headerTimeoutMs),
+  HTTP_BODY_TIMEOUT_MS: int(100, 3_600_000).default(HTTP_TIMEOUTS.bodyTimeoutMs),
+  HTTP_IDLE_TIMEOUT_MS: int(100, 600_000).default(HTTP_TIMEOUTS.idleTimeoutMs),
   MAX_CONNECTIONS: int(1, 1_000_000).optional(),
   STATE: z
     .string()
@@ -99,7 +106,16 @@ export interface Config {
    * With a shared `STATE` (kv or redis) the journal always lives in the state store instead, and these are ignored;
    * `ownerDeadAfterMs`: how long an instance's heartbeat may be silent before others delete its conversations.
    */
-  journal: { kind: Env["JOURNAL"]; file?: string; kvPath?: string; ownerDeadAfterMs: number };
+  journal: {
+    kind: Env["JOURNAL"];
+    file?: string;
+    kvPath?: string;
+    ownerDeadAfterMs: number;
+    /** The JOURNAL settings given (ignored with a shared STATE, where the journal lives in the state store). */
+    given: string[];
+    /** `STATE_DIRECTORY` (its first entry) and `XDG_STATE_HOME` (when absolute): where the default file goes. */
+    directories: { stateDirectory?: string; xdgStateHome?: string };
+  };
   /** Bounds on one upstream event and a whole reply (characters). */
   upstreamLimits: { maxEventChars: number; maxReplyChars: number };
   /** How upstream requests go out: lib/upstream/http1.ts's keep-alive client, or the runtime's fetch (proxies). */
@@ -219,6 +235,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       file: e.JOURNAL_FILE,
       kvPath: e.JOURNAL_KV_PATH,
       ownerDeadAfterMs: e.STATE_OWNER_DEAD_AFTER_MS,
+      given: (["JOURNAL", "JOURNAL_FILE", "JOURNAL_KV_PATH"] as const).filter((k) => env[k]),
+      directories: {
+        stateDirectory: e.STATE_DIRECTORY?.split(":")[0] || undefined,
+        xdgStateHome: e.XDG_STATE_HOME?.startsWith("/") ? e.XDG_STATE_HOME : undefined,
+      },
     },
     upstreamLimits: { maxEventChars: e.UPSTREAM_MAX_EVENT_BYTES, maxReplyChars: e.UPSTREAM_MAX_REPLY_BYTES },
     upstreamClient: e.UPSTREAM_CLIENT !== "auto"

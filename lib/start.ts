@@ -147,7 +147,7 @@ export async function start(
   const shared = config.state.kind !== "memory";
   const journalled = config.serverTokens !== undefined && (shared || config.journal.kind !== "off");
   const store = journalled && !shared ? await runtime.openJournal(config) : undefined;
-  const ignored = ["JOURNAL", "JOURNAL_FILE", "JOURNAL_KV_PATH"].filter((k) => env[k]);
+  const ignored = config.journal.given;
   if (journalled && shared && ignored.length) {
     logger.info(
       `${ignored.join(", ")} ignored: with STATE=${config.state.kind} the crash journal lives in the state store`,

@@ -96,10 +96,8 @@ function withJournal<T>(path: string, flags: number, f: (fd: number) => T): T {
  * not a directory of this user that no one else may write. A link to one is fine (systemd's `DynamicUser=` makes
  * the state directory a link into /var/lib/private): the check is on the directory it leads to.
  */
-export function journalDirectory(env: Record<string, string | undefined>, home: string): string {
-  const systemd = env.STATE_DIRECTORY?.split(":")[0];
-  const xdg = env.XDG_STATE_HOME?.startsWith("/") ? env.XDG_STATE_HOME : undefined;
-  const dir = systemd || join(xdg ?? join(home, ".local", "state"), "emohaa-free-api");
+export function journalDirectory(where: Config["journal"]["directories"], home: string): string {
+  const dir = where.stateDirectory || join(where.xdgStateHome ?? join(home, ".local", "state"), "emohaa-free-api");
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -180,10 +178,10 @@ export async function kvJournal(path?: string): Promise<JournalStore> {
 
 /**
  * Opens the crash journal `config` names (lib/start.ts asks only with server-side tokens and a journal not `off`):
- * Deno KV, `JOURNAL_FILE`, else a file in the private state directory `env` points to (see `journalDirectory`).
+ * Deno KV, `JOURNAL_FILE`, else a file in the private state directory the configuration names (`journalDirectory`).
  * What cannot be used stops the start: a ConfigError naming the setting.
  */
-export async function openJournal(config: Config, env: Record<string, string | undefined>): Promise<JournalStore> {
+export async function openJournal(config: Config): Promise<JournalStore> {
   if (config.journal.kind === "kv") {
     return kvJournal(config.journal.kvPath).catch((err) => {
       const what = config.journal.kvPath ? `JOURNAL_KV_PATH=${JSON.stringify(config.journal.kvPath)}` : "JOURNAL=kv";
@@ -195,7 +193,7 @@ export async function openJournal(config: Config, env: Record<string, string | u
   try {
     if (path) return fileJournal(path);
     const { name, perProcess } = journalName(config.port);
-    path = join(journalDirectory(env, homedir()), name);
+    path = join(journalDirectory(config.journal.directories, homedir()), name);
     return fileJournal(path, { perProcess });
   } catch (err) {
     if (!(err instanceof JournalFileError)) throw err;

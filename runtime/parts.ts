@@ -18,7 +18,7 @@ export function runtimeParts(env: Record<string, string | undefined>): RuntimePa
   return {
     dial,
     fetch: runtimeFetch(),
-    openJournal: (config) => openJournal(config, env),
+    openJournal,
     openState,
     readFile: (path) => readFileSync(path, "utf8"),
     writeFile: canWriteFiles() ? writeFileAtomic : undefined,

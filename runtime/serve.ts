@@ -1,6 +1,6 @@
 // Serving a fetch handler: the project's own HTTP/1.1 server (lib/http/server.ts) on each runtime's sockets, or the
 // runtime's server (serveNative) for the upstream simulator; and the other per-runtime process helpers.
-import { createHttpServer, defaultMaxConnections } from "../lib/http/server.ts";
+import { createHttpServer, defaultMaxConnections, HTTP_TIMEOUTS } from "../lib/http/server.ts";
 import { listen, softFdLimit } from "./listen.ts";
 
 /** What the runtime knows about a request besides the request: the peer's address (rate limits). */
@@ -28,7 +28,7 @@ export function runtimeName(): "bun" | "deno" | "node" {
   return "node";
 }
 
-/** Connection limits of the server (see lib/config.ts); each has a default. */
+/** Connection limits of the server (see lib/config.ts); each has a default (HTTP_TIMEOUTS, defaultMaxConnections). */
 export interface ConnectionLimits {
   headerTimeoutMs?: number;
   bodyTimeoutMs?: number;
@@ -53,9 +53,9 @@ export async function serve(fetch: FetchHandler, options: ServeOptions): Promise
   const limits = options.limits ?? {};
   const onError = options.onError ?? ((m: string) => console.error(`emohaa-free-api: ${m}`));
   const server = createHttpServer(fetch, {
-    headerTimeoutMs: limits.headerTimeoutMs ?? 10_000,
-    bodyTimeoutMs: limits.bodyTimeoutMs ?? 30_000,
-    idleTimeoutMs: limits.idleTimeoutMs ?? 5_000,
+    headerTimeoutMs: limits.headerTimeoutMs ?? HTTP_TIMEOUTS.headerTimeoutMs,
+    bodyTimeoutMs: limits.bodyTimeoutMs ?? HTTP_TIMEOUTS.bodyTimeoutMs,
+    idleTimeoutMs: limits.idleTimeoutMs ?? HTTP_TIMEOUTS.idleTimeoutMs,
     maxConnections: limits.maxConnections ?? defaultMaxConnections(await softFdLimit()),
     defaultHost: options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname,
     onError,

@@ -1,6 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../lib/config.ts";
+import { MAX_BODY_BYTES } from "../lib/http/body.ts";
+import { TOKEN_CHECK_LIMIT } from "../lib/http/ratelimit.ts";
+import { HTTP_TIMEOUTS } from "../lib/http/server.ts";
+import { UPSTREAM_LIMITS } from "../lib/upstream/emohaa.ts";
 
 describe("loadConfig", () => {
   it("has defaults for an empty environment", () => {
@@ -9,6 +13,17 @@ describe("loadConfig", () => {
     assert.equal(c.host, "0.0.0.0");
     assert.equal(c.baseUrl, "https://ai-role.cn/echo-prod");
   });
+  it("each default once: the modules' own constants, and the environment read only here", () => {
+    const c = loadConfig({});
+    assert.deepEqual(c.http, { ...HTTP_TIMEOUTS, maxConnections: undefined });
+    assert.equal(c.maxBodyBytes, MAX_BODY_BYTES);
+    assert.deepEqual(c.tokenCheckLimit, TOKEN_CHECK_LIMIT);
+    assert.deepEqual(c.upstreamLimits, UPSTREAM_LIMITS);
+    const j = loadConfig({ JOURNAL: "file", STATE_DIRECTORY: "/var/lib/a:/var/lib/b", XDG_STATE_HOME: "rel" }).journal;
+    assert.deepEqual(j.given, ["JOURNAL"]);
+    assert.deepEqual(j.directories, { stateDirectory: "/var/lib/a", xdgStateHome: undefined });
+  });
+
   it("accepts the original's SERVER_PORT and SERVER_HOST; PORT and HOST win", () => {
     assert.equal(loadConfig({ SERVER_PORT: "9000" }).port, 9000);
     assert.equal(loadConfig({ SERVER_PORT: "9000", PORT: "9100" }).port, 9100);

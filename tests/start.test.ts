@@ -106,6 +106,8 @@ describe("start", () => {
       file: undefined,
       kvPath: "/kv.sqlite3",
       ownerDeadAfterMs: 30_000,
+      given: ["JOURNAL", "JOURNAL_KV_PATH"],
+      directories: { stateDirectory: undefined, xdgStateHome: undefined },
     }]);
     assert.equal(g.journal, store);
     assert.equal(sim.state().open, 1);

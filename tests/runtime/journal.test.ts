@@ -16,6 +16,7 @@ import {
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadConfig } from "../../lib/config.ts";
 import { fileJournal, journalDirectory, JournalFileError, journalName } from "../../runtime/journal.ts";
 
 const mode = (path: string) => statSync(path).mode & 0o777;
@@ -141,34 +142,40 @@ describe("fileJournal", () => {
 });
 
 describe("journalDirectory", () => {
+  // The directories as lib/config.ts reads them from the environment.
+  const dirs = (env: Record<string, string>) => loadConfig(env).journal.directories;
+
   it("creates $XDG_STATE_HOME/emohaa-free-api 0700, else ~/.local/state/emohaa-free-api; $STATE_DIRECTORY first", () => {
     const base = scratch();
-    const xdg = journalDirectory({ XDG_STATE_HOME: join(base, "xdg") }, join(base, "home"));
+    const xdg = journalDirectory(dirs({ XDG_STATE_HOME: join(base, "xdg") }), join(base, "home"));
     assert.equal(xdg, join(base, "xdg", "emohaa-free-api"));
     assert.equal(mode(xdg), 0o700);
-    const home = journalDirectory({ XDG_STATE_HOME: "relative/ignored" }, join(base, "home"));
+    const home = journalDirectory(dirs({ XDG_STATE_HOME: "relative/ignored" }), join(base, "home"));
     assert.equal(home, join(base, "home", ".local", "state", "emohaa-free-api"));
     assert.equal(mode(home), 0o700);
     const systemd = join(base, "systemd");
     mkdirSync(systemd, { mode: 0o755 });
     chmodSync(systemd, 0o755);
-    assert.equal(journalDirectory({ STATE_DIRECTORY: systemd, XDG_STATE_HOME: join(base, "xdg") }, base), systemd);
+    assert.equal(
+      journalDirectory(dirs({ STATE_DIRECTORY: systemd, XDG_STATE_HOME: join(base, "xdg") }), base),
+      systemd,
+    );
   });
 
   it("refuses a directory others may write, directly or through a link; follows a link to a private one (systemd's layout)", () => {
     const base = scratch();
     mkdirSync(join(base, "open", "emohaa-free-api"), { recursive: true });
     chmodSync(join(base, "open", "emohaa-free-api"), 0o777);
-    assert.throws(() => journalDirectory({ XDG_STATE_HOME: join(base, "open") }, base), /others may write/);
+    assert.throws(() => journalDirectory(dirs({ XDG_STATE_HOME: join(base, "open") }), base), /others may write/);
     mkdirSync(join(base, "linked"));
     symlinkSync(join(base, "open", "emohaa-free-api"), join(base, "linked", "emohaa-free-api"));
-    assert.throws(() => journalDirectory({ XDG_STATE_HOME: join(base, "linked") }, base), /others may write/);
+    assert.throws(() => journalDirectory(dirs({ XDG_STATE_HOME: join(base, "linked") }), base), /others may write/);
     mkdirSync(join(base, "private", "emohaa-free-api"), { recursive: true, mode: 0o700 });
     symlinkSync(join(base, "private", "emohaa-free-api"), join(base, "state"));
-    assert.equal(journalDirectory({ STATE_DIRECTORY: join(base, "state") }, base), join(base, "state"));
+    assert.equal(journalDirectory(dirs({ STATE_DIRECTORY: join(base, "state") }), base), join(base, "state"));
     writeFileSync(join(base, "file"), "");
     assert.throws(
-      () => journalDirectory({ STATE_DIRECTORY: join(base, "file") }, base),
+      () => journalDirectory(dirs({ STATE_DIRECTORY: join(base, "file") }), base),
       /cannot create|not a directory/,
     );
   });
