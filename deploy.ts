@@ -11,7 +11,7 @@ try {
   // isolates share the state in the platform's Deno KV with no setting needed (STATE defaults to kv where KV can be
   // opened; locally STATE=kv:/path/file.sqlite3 names a file), and the crash journal lives there too.
   gateway = await start({ ...platformDefaults(env), ...env }, {
-    ...runtimeParts(env),
+    ...runtimeParts(),
     writeLog: consoleWriter,
   });
 } catch (err) {

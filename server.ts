@@ -10,7 +10,7 @@ async function main() {
   let gateway: Gateway;
   try {
     const env = readEnv();
-    gateway = await start(env, runtimeParts(env));
+    gateway = await start(env, runtimeParts());
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`emohaa-free-api: ${err.message}`);

@@ -7,7 +7,7 @@ const env = readEnv();
 // Vercel is not reachable from where this is tested: its upstream calls use the platform's fetch. A function has
 // no lasting disk, so no crash journal unless one is asked for, or STATE names Redis (the journal lives there).
 const { app, recover } = await start({ ...platformDefaults(env), ...env }, {
-  ...runtimeParts(env),
+  ...runtimeParts(),
   writeLog: consoleWriter,
 });
 void recover();

@@ -29,7 +29,11 @@ const http1 = createHttp1Fetch(dial);
 /** The upstream client: the runtime's fetch, or the project's (its keep-alive pool, every call allowed a retry). */
 const fetch = own
   ? ((url: string, init: { method?: string; headers?: Record<string, string> } = {}) =>
-    http1(url, { method: init.method ?? "GET", headers: init.headers ?? {}, idempotent: true })) as typeof globalThis.fetch
+    http1(url, {
+      method: init.method ?? "GET",
+      headers: init.headers ?? {},
+      idempotent: true,
+    })) as typeof globalThis.fetch
   : globalThis.fetch;
 
 /** Only the I/O: the requests and frames a gateway cannot avoid. */
@@ -74,7 +78,7 @@ async function io(req: Request): Promise<Response> {
  */
 async function lib(): Promise<(req: Request) => Promise<Response>> {
   const env = { EMOHAA_BASE_URL: upstream, UPSTREAM_CLIENT: own ? "http1" : "fetch", LOG_LEVEL: "silent" };
-  const { chat, config } = await start(env, { ...runtimeParts(env), fetch: globalThis.fetch });
+  const { chat, config } = await start(env, { ...runtimeParts(), fetch: globalThis.fetch });
   let n = 0;
   return async (req) => {
     const body = (await req.json()) as { messages: { role: string; content: string }[] };

@@ -11,10 +11,10 @@ import { stdoutWriter } from "./stdout.ts";
 import { canWriteFiles, watchFile, writeFileAtomic } from "./watch.ts";
 
 /**
- * The parts of the runtime this process runs on. `env` locates the default journal directory (runtime/journal.ts).
+ * The parts of the runtime this process runs on (what they need of the environment comes through lib/config.ts).
  * The log goes to stdout without blocking (runtime/stdout.ts); platform entries pass a `writeLog` of their own.
  */
-export function runtimeParts(env: Record<string, string | undefined>): RuntimeParts {
+export function runtimeParts(): RuntimeParts {
   return {
     dial,
     fetch: runtimeFetch(),

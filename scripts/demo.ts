@@ -9,7 +9,7 @@ const sim = createSimulator();
 const upstream = await serveNative(sim.fetch, { port: 0, hostname: "127.0.0.1" });
 // No crash journal: the simulator's conversations end with this process.
 const gatewayEnv = { ...env, EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod`, JOURNAL: "off" };
-const { app, config } = await start(gatewayEnv, { ...runtimeParts(env), writeLog: consoleWriter });
+const { app, config } = await start(gatewayEnv, { ...runtimeParts(), writeLog: consoleWriter });
 const served = await serve(app.fetch, { port: config.port, hostname: config.host, limits: config.http });
 const url = `http://localhost:${served.port}`;
 console.log(`

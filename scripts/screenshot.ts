@@ -31,7 +31,7 @@ const env = readEnv();
 const sim = createSimulator();
 const upstream = await serve(sim.fetch, { port: 0, hostname: "127.0.0.1" });
 const { app } = await start({ EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod`, LOG_LEVEL: "error" }, {
-  ...runtimeParts(env),
+  ...runtimeParts(),
   writeLog: consoleWriter,
 });
 const gateway = await serve(app.fetch, { port: 0, hostname: "127.0.0.1" });

@@ -27,19 +27,24 @@ export class Meter {
   ) {}
 
   /**
-   * Runs `f` as the call `op`: rejects with a `timeout` StoreError after `timeoutMs` even when `f` never settles
+   * Runs `f` as the call `op`: rejects with a `timeout` StoreError after `timeoutMs` (the meter's unless given) even
+   * when `f` never settles
    * (its late result is dropped and its late failure swallowed), and wraps any other failure with `code`.
    */
-  run<T>(op: string, f: () => Promise<T>, code: StoreErrorCode = "unavailable"): Promise<T> {
+  run<T>(
+    op: string,
+    f: () => Promise<T>,
+    code: StoreErrorCode = "unavailable",
+    timeoutMs = this.timeoutMs,
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError("unavailable", op, `Cannot ${op}: the store is closed`));
     const start = this.clock();
     this.calls++;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () =>
-          reject(new StoreError("timeout", op, `Cannot ${op}: the store did not answer within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
+        () => reject(new StoreError("timeout", op, `Cannot ${op}: the store did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
       );
     });
     let work: Promise<T>;

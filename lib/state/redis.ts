@@ -430,14 +430,22 @@ function json(op: string, value: unknown): string {
   return s;
 }
 
-/** Connects within the meter's timeout, or destroys the client and rejects `unavailable`. */
+/**
+ * How long the first connection may take: at least this, or the meter's timeout when longer. A process starting
+ * cold (loading the client, a TLS handshake to a managed Redis, a machine busy starting several instances) may need
+ * more than one call's bound; an unreachable store still stops the start within it.
+ */
+export const CONNECT_AT_START_MS = 5_000;
+
+/** Connects within CONNECT_AT_START_MS (or the meter's timeout), or destroys the client and rejects `unavailable`. */
 async function connect(client: RedisLike, meter: Meter, url: string): Promise<void> {
+  const bound = Math.max(meter.timeoutMs, CONNECT_AT_START_MS);
   try {
-    await meter.run("connect", () => client.connect());
+    await meter.run("connect", () => client.connect(), "unavailable", bound);
   } catch (err) {
     client.destroy();
     const why = err instanceof StoreError && err.code === "timeout"
-      ? `no answer within ${meter.timeoutMs} ms`
+      ? `no answer within ${bound} ms`
       : err instanceof Error
       ? err.message
       : String(err);

@@ -19,7 +19,7 @@ async function gateway(env: Record<string, string>) {
     JOURNAL: "off",
   };
   const all = { ...base, ...env };
-  const g = await start(all, { ...runtimeParts(all), fetch: simFetch(createSimulator()) }, {
+  const g = await start(all, { ...runtimeParts(), fetch: simFetch(createSimulator()) }, {
     logLine: (l) => logs.push(l),
   });
   const call = (path: string, remoteAddress?: string, init: RequestInit = {}) =>

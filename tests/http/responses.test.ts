@@ -169,7 +169,7 @@ describe("ResponseThreads", () => {
       JOURNAL: "off",
     };
     let n = 0;
-    const g = await start(env, { ...runtimeParts(env), fetch: simFetch(sim), id: () => `s${++n}` });
+    const g = await start(env, { ...runtimeParts(), fetch: simFetch(sim), id: () => `s${++n}` });
     // A store that remembers which responses it opened (a stand-in for one that keeps their conversations).
     const known = new Set<string>();
     const calls: ThreadRequest[] = [];

@@ -51,7 +51,7 @@ export async function testApp(opts: TestAppOptions = {}): Promise<TestApp> {
     JOURNAL: "off",
     CONTINUE_CONVERSATIONS: String(opts.continueConversations ?? false),
   };
-  const g = await start(env, { ...runtimeParts(env), fetch: simFetch(sim), id: () => `t${++n}` }, {
+  const g = await start(env, { ...runtimeParts(), fetch: simFetch(sim), id: () => `t${++n}` }, {
     config: (c) => ({
       ...c,
       timeouts: { createMs: 2000, firstPieceMs: 2000, idleMs: 2000, totalMs: 10_000, ...opts.timeouts },
