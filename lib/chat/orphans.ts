@@ -1,6 +1,6 @@
 // The account index of kept conversations, and the heartbeat that tells their holders alive: what lets any instance
 // holding a client's token delete that account's kept conversations whose holder died (see Threads.sweep).
-import { HEARTBEAT_MS, type StateStore } from "../state/store.ts";
+import { HEARTBEAT_MS, type OwnerStore, type ValueStore } from "../state/store.ts";
 import type { Clock } from "./clock.ts";
 
 /** One kept conversation in its account's index: hints only, the handle's record decides. */
@@ -24,7 +24,7 @@ const CAS_TRIES = 8;
 const indexKey = (hash: string) => ["thread-a", hash] as const;
 
 export interface OrphansOptions {
-  store: StateStore;
+  store: OwnerStore & ValueStore;
   /** This instance's id: the owner its heartbeats are written under. */
   owner: string;
   clock: Clock;
@@ -146,7 +146,7 @@ export class Orphans {
     }
   }
 
-  /** Those of `owners` found dead (see `StateStore.deadAmong`). */
+  /** Those of `owners` found dead (see `OwnerStore.deadAmong`). */
   deadAmong(owners: readonly string[]): Promise<string[]> {
     return owners.length ? this.o.store.deadAmong(owners, this.o.deadAfterMs) : Promise.resolve([]);
   }

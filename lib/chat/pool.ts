@@ -1,11 +1,37 @@
 // The token pool: per-account health, one stream per account, and a fair bounded queue when all are busy.
 import { createHash } from "node:crypto";
 import { ApiError, clientClosed } from "../errors.ts";
+import { applyHealth } from "../state/rules.ts";
+import type { HealthUpdate } from "../state/store.ts";
 import type { UpstreamKind } from "../upstream/errors.ts";
 import { expiresAtIso } from "./expiry.ts";
 
 /** What happened on an account, as the pool needs to know it: fine, or the kind of upstream failure. */
 export type Outcome = "ok" | UpstreamKind;
+
+/**
+ * The one health rule of both pools (this one and lib/chat/shared-pool.ts; lib/state/rules.ts' `applyHealth`
+ * applies it, Redis' Lua the same): a success clears the account; a rejection cools it down at once; 5xx, network
+ * failures and timeouts count, and cool it down at `failThreshold` in a row; busy, rate and protocol failures say
+ * nothing about the account and are only remembered as its last error.
+ */
+export function healthUpdate(
+  outcome: Outcome,
+  o: { authCooldownMs: number; failCooldownMs: number; failThreshold: number },
+): HealthUpdate {
+  switch (outcome) {
+    case "ok":
+      return { kind: "ok" };
+    case "auth":
+      return { kind: "cool", error: outcome, cooldownMs: o.authCooldownMs };
+    case "server":
+    case "network":
+    case "timeout":
+      return { kind: "fail", error: outcome, threshold: o.failThreshold, cooldownMs: o.failCooldownMs };
+    default:
+      return { kind: "note", error: outcome };
+  }
+}
 
 export interface PoolOptions {
   /** Requests in flight per token. */
@@ -252,27 +278,11 @@ export class TokenPool implements Pool {
   /** Records what happened on a token: rejections and repeated failures cool it down, a success clears it. */
   report(token: string, outcome: Outcome): void {
     const e = this.entry(token);
-    const now = this.now();
-    switch (outcome) {
-      case "ok":
-        e.fails = 0;
-        e.coolingUntil = 0;
-        e.lastError = null;
-        break;
-      case "auth":
-        e.lastError = outcome;
-        e.coolingUntil = now + this.options.authCooldownMs;
-        break;
-      case "server":
-      case "network":
-      case "timeout":
-        e.lastError = outcome;
-        if (++e.fails >= this.options.failThreshold) e.coolingUntil = now + this.options.failCooldownMs;
-        break;
-      default:
-        // busy, rate and protocol say nothing about the account's health
-        e.lastError = outcome;
-    }
+    const h = applyHealth(e, healthUpdate(outcome, this.options), this.now());
+    e.fails = h?.fails ?? 0;
+    e.coolingUntil = h?.coolingUntil ?? 0;
+    // The error remembered is the outcome just applied (or the one before it): an Outcome either way.
+    e.lastError = (h?.lastError ?? null) as Outcome | null;
     this.serveQueue();
   }
 

@@ -3,7 +3,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { ApiError } from "../errors.ts";
 import { commaList, parseTokenList } from "../list.ts";
-import type { StateStore } from "../state/store.ts";
+import type { ValueStore } from "../state/store.ts";
 import { tokenHash, tokenLabel } from "./pool.ts";
 
 /** Where a token of the list comes from. */
@@ -33,7 +33,7 @@ export interface ServerTokensOptions {
   /** Replaces a file atomically (a temporary file renamed into place), private to the server's user. */
   writeFile?(path: string, text: string): void;
   /** The shared state store (STATE=kv or redis): the admin changes live there, sealed with `sealKey`. */
-  store?: StateStore;
+  store?: ValueStore;
   /** ADMIN_KEY: the key the store's copy is sealed with (AES-256-GCM); without it a shared store keeps none. */
   sealKey?: string;
   /** Whether a token can be sent upstream at all (lib/http/bearer.ts's rule). */

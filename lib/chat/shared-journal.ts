@@ -1,6 +1,6 @@
 // The crash journal on the shared state store (STATE=kv or redis): each instance journals its own conversations
 // under its id with a heartbeat, and any instance deletes the conversations of an owner whose heartbeat stopped.
-import { HEARTBEAT_MS, OWNER_DEAD_AFTER_MS, type StateStore } from "../state/store.ts";
+import { HEARTBEAT_MS, OWNER_DEAD_AFTER_MS, type OwnerStore, type ValueStore } from "../state/store.ts";
 import type { ConversationJournal } from "./conversations.ts";
 import { resolveEntries } from "./journal.ts";
 import { tokenHash } from "./pool.ts";
@@ -13,7 +13,7 @@ import { tokenHash } from "./pool.ts";
 export const RECOVERY_CLAIM_MS = 120_000;
 
 export interface SharedJournalOptions {
-  store: StateStore;
+  store: OwnerStore & ValueStore;
   /** This instance's id: its entries and heartbeat are kept under it. */
   owner: string;
   /** The server-side tokens: only conversations under these are journalled, and recovery finds tokens here. */

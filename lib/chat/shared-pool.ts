@@ -2,15 +2,10 @@
 // one health record per account, waiters woken by a free on any instance.
 import { ApiError, clientClosed } from "../errors.ts";
 import { applyHealth } from "../state/rules.ts";
-import {
-  type AccountHealth,
-  type HealthUpdate,
-  type Lease as StoreLease,
-  LEASE_TTL_MS,
-  type StateStore,
-} from "../state/store.ts";
+import { type AccountHealth, type Lease as StoreLease, LEASE_TTL_MS, type LeaseStore } from "../state/store.ts";
 import { expiresAtIso } from "./expiry.ts";
 import {
+  healthUpdate,
   type Lease,
   leaseOf,
   type Outcome,
@@ -23,7 +18,7 @@ import {
 } from "./pool.ts";
 
 export interface SharedPoolOptions extends PoolOptions {
-  store: StateStore;
+  store: LeaseStore;
   /** This instance's id: the owner of its leases. */
   owner: string;
   /** Lease lifetime without renewal (LEASE_TTL_MS); live leases are renewed every third of it, in one call. */
@@ -79,7 +74,7 @@ const unavailable = (cause: unknown) =>
 const isHealthy = (h: AccountHealth | null | undefined) => !h || (h.coolingUntil === 0 && !h.lastError && !h.fails);
 
 /**
- * The pool of lib/chat/pool.ts over a StateStore: at most `perToken` leases per account across every instance
+ * The pool of lib/chat/pool.ts over a LeaseStore: at most `perToken` leases per account across every instance
  * (one `take` round trip to lend, one `free` to give back, one batched `renew` per interval for all live leases).
  * Health is shared: a rejection learned here cools the account for every instance. The take reads health in its
  * own round trip and atomic step (`skipCooling`), so a cooldown any instance wrote is honoured by the next take
@@ -89,7 +84,7 @@ const isHealthy = (h: AccountHealth | null | undefined) => !h || (h.coolingUntil
  * (503 `state_unavailable`, retry-after 1): never a hang, never a lease nobody frees beyond its TTL.
  */
 export class SharedPool implements Pool {
-  private readonly store: StateStore;
+  private readonly store: LeaseStore;
   private readonly now: () => number;
   private readonly ttlMs: number;
   private readonly viewTtlMs: number;
@@ -361,30 +356,9 @@ export class SharedPool implements Pool {
   report(token: string, outcome: Outcome): void {
     const hash = this.hash(token);
     const cached = this.health.get(hash);
-    let update: HealthUpdate;
-    switch (outcome) {
-      case "ok":
-        // The common case costs nothing: an account known healthy needs no write.
-        if (isHealthy(cached?.health)) return;
-        update = { kind: "ok" };
-        break;
-      case "auth":
-        update = { kind: "cool", error: outcome, cooldownMs: this.options.authCooldownMs };
-        break;
-      case "server":
-      case "network":
-      case "timeout":
-        update = {
-          kind: "fail",
-          error: outcome,
-          threshold: this.options.failThreshold,
-          cooldownMs: this.options.failCooldownMs,
-        };
-        break;
-      default:
-        // busy, rate and protocol say nothing about the account's health
-        update = { kind: "note", error: outcome };
-    }
+    // The common case costs nothing: an account known healthy needs no write.
+    if (outcome === "ok" && isHealthy(cached?.health)) return;
+    const update = healthUpdate(outcome, this.options);
     // This instance acts on it at once; the store's answer (other instances' reports counted too) replaces it.
     const now = this.now();
     this.health.set(hash, { health: applyHealth(cached?.health ?? null, update, now), readAt: cached?.readAt ?? now });

@@ -11,7 +11,7 @@
 // conversation is also listed under its account's hash (lib/chat/orphans.ts): a later request with that token, on
 // any instance, deletes those whose holder died (`sweep`).
 import { createHash } from "node:crypto";
-import type { StateStore, Versioned } from "../state/store.ts";
+import type { OwnerStore, ValueStore, Versioned } from "../state/store.ts";
 import type { Clock } from "./clock.ts";
 import type { Conversations } from "./conversations.ts";
 import { Orphans } from "./orphans.ts";
@@ -65,7 +65,8 @@ interface Held {
 }
 
 export interface ThreadsOptions {
-  store: StateStore;
+  /** Kept conversations are values; their sweep (lib/chat/orphans.ts) needs the owners too. */
+  store: OwnerStore & ValueStore;
   conversations: Conversations;
   /** This instance's id (the store's owner id). */
   owner: string;

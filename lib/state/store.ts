@@ -176,10 +176,19 @@ export interface StoreOptions {
  * hint was stale: another instance took the slot, an expired lease KV has not dropped yet) does it read and commit
  * again. Health updates and `cas` read then commit; every other call is one read or one write.
  */
-export interface StateStore {
+export interface StateStore extends LeaseStore, OwnerStore, ValueStore {
   /** Which backend this is. */
   readonly backend: StoreHealth["backend"];
 
+  /** The store's own health: counters and latency of this client's calls (for /metrics). Never calls the store. */
+  health(): StoreHealth;
+
+  /** Stops timers and subscriptions and closes connections; later calls reject `unavailable`. */
+  close(): Promise<void>;
+}
+
+/** What the shared token pool needs (lib/chat/shared-pool.ts): leases across instances, and account health. */
+export interface LeaseStore {
   /**
    * Takes a lease on the first of `accounts` with fewer than `perAccount` live leases, atomically across all
    * instances (expired leases do not count). Resolves null when every account is full.
@@ -211,7 +220,13 @@ export interface StateStore {
 
   /** The health of the given accounts; accounts never reported (or healthy again) are absent. */
   readHealth(accounts: readonly string[]): Promise<Map<string, AccountHealth>>;
+}
 
+/**
+ * What the crash journal and the sweeps need (lib/chat/shared-journal.ts, orphans.ts): each instance's
+ * conversations, its heartbeat, and which owners are dead.
+ */
+export interface OwnerStore {
   /** Journals a conversation of `record.owner` and refreshes that owner's heartbeat in the same write. */
   journalAdd(record: JournalRecord): Promise<void>;
 
@@ -238,7 +253,10 @@ export interface StateStore {
 
   /** Drops an owner's heartbeat and any journal records left (after recovery, or at a clean shutdown). */
   forgetOwner(owner: string): Promise<void>;
+}
 
+/** Plain values by key, with versions (kept conversations, shared token lists, locks). */
+export interface ValueStore {
   /** A value by key, with its version; null when absent or expired. */
   get<T = unknown>(key: ValueKey): Promise<Versioned<T> | null>;
 
@@ -259,12 +277,6 @@ export interface StateStore {
     value: T | null,
     options?: { expireInMs?: number },
   ): Promise<string | null | false>;
-
-  /** The store's own health: counters and latency of this client's calls (for /metrics). Never calls the store. */
-  health(): StoreHealth;
-
-  /** Stops timers and subscriptions and closes connections; later calls reject `unavailable`. */
-  close(): Promise<void>;
 }
 
 const KEY_PART = /^[A-Za-z0-9_.:-]{1,128}$/;

@@ -1,7 +1,7 @@
 // lib/chat/shared-pool.ts: two pools on one store behave as two instances sharing their accounts.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { Lease } from "../../lib/chat/pool.ts";
+import { type Lease, type Outcome, TokenPool } from "../../lib/chat/pool.ts";
 import { SharedPool, type SharedPoolOptions } from "../../lib/chat/shared-pool.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { kvStore } from "../../lib/state/kv.ts";
@@ -133,6 +133,44 @@ describe("SharedPool", () => {
       assert.equal(l.token, "live-2", "the other instance skips the account once the failover has its lease");
       l.release();
       failedOver!.release();
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("the one health rule: the in-process pool and the shared one come to the same states from the same outcomes", async () => {
+    let t = 1_000_000;
+    const now = () => t;
+    const f = fleet(memoryStore({ now }), { now });
+    try {
+      const shared = f.pool("a");
+      const local = new TokenPool({ ...OPTIONS, now });
+      const sequences: Outcome[][] = [
+        ["auth"],
+        ["server"],
+        ["server", "timeout"],
+        ["network", "ok", "network"],
+        ["busy", "rate", "protocol"],
+        ["timeout", "timeout", "ok"],
+        ["auth", "ok"],
+      ];
+      const view = (s: { state: string; lastError: string | null; coolingUntil: string | null }) => ({
+        state: s.state,
+        lastError: s.lastError,
+        coolingUntil: s.coolingUntil,
+      });
+      for (const [i, seq] of sequences.entries()) {
+        const token = `live-rule-${i}`;
+        for (const o of seq) {
+          t += 10;
+          local.report(token, o);
+          shared.report(token, o);
+          await sleep(1);
+        }
+        const [a] = local.status([token]);
+        const [b] = await shared.status([token]);
+        assert.deepEqual(view(b!), view(a!), seq.join(","));
+      }
     } finally {
       await f.end();
     }
