@@ -9,7 +9,7 @@ import type { Auth } from "./auth.ts";
 import { type Edge, isPostTo, parseRequest } from "./edge.ts";
 import type { ChatDeps } from "../chat/reply.ts";
 import { callerScope, type Threads } from "../chat/threads.ts";
-import { openTurn, type Turn } from "../chat/turn.ts";
+import { openTurn, type Turn, type TurnRequest } from "../chat/turn.ts";
 import { TokenExpiredError } from "../chat/expiry.ts";
 import { ApiError } from "../errors.ts";
 import type { Logger } from "./log.ts";
@@ -84,8 +84,15 @@ export interface TurnExchange {
   readonly headers: Record<string, string>;
   /** Counts upstream attempts for the access log (`onAttempt` of the turn request). */
   onAttempt(attempts: number): void;
-  /** The turn opened: its conversation headers and the turn metric. */
-  opened(turn: Turn): void;
+  /** What every turn request of this exchange says alike: fresh or not, the prompt bound, the client's signal. */
+  turnRequest(
+    stream: boolean,
+  ): Pick<TurnRequest, "fresh" | "promptMaxBytes" | "signal" | "holdMs"> & { onAttempt(attempts: number): void };
+  /**
+   * The turn opened: its conversation headers and the turn metric; resolves the cutter of its reply (stop
+   * sequences, a token limit once the tokenizer loaded). The reply is closed if that fails.
+   */
+  opened(turn: Turn, cut: { stop: string[]; maxTokens?: number; tokenizer?: Promise<Tokenizer> }): Promise<Cutter>;
   /** A whole answer: logged as a 200. */
   json(result: unknown): Response;
   /** A streamed answer: logged, and counted in flight, until `stream`'s own end. */
@@ -114,10 +121,23 @@ export function turnHandler(
       start,
       headers,
       onAttempt: (n) => (attempts = n),
-      opened(turn) {
+      turnRequest: (stream) => ({
+        fresh: wantsFresh(req),
+        promptMaxBytes: deps.promptMaxBytes,
+        signal: req.signal,
+        holdMs: stream ? deps.keepAliveMs : Infinity,
+        onAttempt: x.onAttempt,
+      }),
+      async opened(turn, { stop, maxTokens, tokenizer }) {
         if (turn.handle) headers[CONVERSATION_HEADER] = turn.handle;
         headers[CONTINUATION_HEADER] = turn.continuation;
         deps.metrics?.turn(turn.continuation);
+        try {
+          return new Cutter({ stop, maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
+        } catch (err) {
+          turn.reply.close();
+          throw err;
+        }
       },
       json(result) {
         line(200, null);
@@ -147,7 +167,7 @@ export function turnHandler(
 }
 
 /** Whether the client asked for a fresh conversation (`x-emohaa-new-conversation: 1` or `true`). */
-export const wantsFresh = (req: Request) => /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? "");
+const wantsFresh = (req: Request) => /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? "");
 
 /** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
 export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Request) => Promise<Response> {
@@ -176,21 +196,10 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       scope: deps.threads ? callerScope(bearer, tokens, userOf(body)) : "",
       model: body.model ?? MODEL,
       messages: body.messages,
-      fresh: wantsFresh(req),
-      promptMaxBytes: deps.promptMaxBytes,
-      signal: req.signal,
-      holdMs: stream ? deps.keepAliveMs : Infinity,
-      onAttempt: x.onAttempt,
+      ...x.turnRequest(stream),
     });
-    x.opened(turn);
+    const cutter = await x.opened(turn, { stop, maxTokens, tokenizer });
     const { reply, first, prompt } = turn;
-    let cutter: Cutter;
-    try {
-      cutter = new Cutter({ stop, maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
-    } catch (err) {
-      reply.close();
-      throw err;
-    }
     const ctx = { head, reply, first, cutter, prompt, tokenizer, onComplete: deps.threads && turn.complete };
     if (!stream) return x.json(await collectCompletion(ctx));
     return x.stream((onEnd) => streamCompletion(ctx, { includeUsage, keepAliveMs: deps.keepAliveMs, onEnd }));

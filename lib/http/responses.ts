@@ -19,7 +19,6 @@ import {
   MODEL,
   NEW_CONVERSATION_HEADER,
   turnHandler,
-  wantsFresh,
 } from "./completions.ts";
 import { type Edge, isPostTo, parseRequest } from "./edge.ts";
 import { ApiError } from "../errors.ts";
@@ -41,7 +40,6 @@ import {
   type ResponseHead,
   responseObject,
 } from "../openai/responses.ts";
-import { Cutter } from "../openai/translate.ts";
 
 export const RESPONSES_PATH = "/v1/responses";
 
@@ -259,21 +257,10 @@ export function responsesHandler(
       caller: threads.keeps ? callerScope(bearer, tokens) : "",
       model: body.model ?? MODEL,
       messages,
-      fresh: wantsFresh(req),
-      promptMaxBytes: deps.promptMaxBytes,
-      signal: req.signal,
-      holdMs: stream ? deps.keepAliveMs : Infinity,
-      onAttempt: x.onAttempt,
+      ...x.turnRequest(stream),
     });
-    x.opened(turn);
+    const cutter = await x.opened(turn, { stop: [], maxTokens, tokenizer });
     const { reply, first, prompt } = turn;
-    let cutter: Cutter;
-    try {
-      cutter = new Cutter({ stop: [], maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
-    } catch (err) {
-      reply.close();
-      throw err;
-    }
     const onComplete = turn.continuation === "off" ? undefined : turn.complete;
     const ctx = {
       head: { id: head.id, created: createdAt, model: MODEL },
