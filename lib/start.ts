@@ -1,10 +1,11 @@
-// The one start-up path: environment -> config (parsed once) -> parts -> app. Every entry calls `start`.
+// The one start-up path: environment -> config (parsed once) -> parts -> app. Every entry calls `start`; what
+// happens after the wiring (recovery, the clean stop) is lib/lifecycle.ts.
 import type { ChatDeps } from "./chat/reply.ts";
 import { type Clock, systemClock } from "./chat/clock.ts";
 import { type ExpiryWatch, watchExpiry } from "./chat/expiry-watch.ts";
 import { ServerTokens } from "./chat/server-tokens.ts";
 import { Conversations } from "./chat/conversations.ts";
-import { journalFor, type JournalStore, resolveEntries } from "./chat/journal.ts";
+import { journalFor, type JournalStore } from "./chat/journal.ts";
 import { type Pool, TokenPool } from "./chat/pool.ts";
 import { type SharedJournal, sharedJournal } from "./chat/shared-journal.ts";
 import { SharedPool } from "./chat/shared-pool.ts";
@@ -18,6 +19,7 @@ import { batchedLines, createLogger, displayUrl, type Logger } from "./http/log.
 import { Metrics } from "./http/metrics.ts";
 import { loadTokenizer } from "./openai/tokenizer.ts";
 import type { Tokenizer } from "./openai/translate.ts";
+import { lifecycle } from "./lifecycle.ts";
 import { createEmohaaClient } from "./upstream/emohaa.ts";
 import { createHttp1Fetch, type Dial, type FetchLike } from "./upstream/http1.ts";
 import { type StateStore, StoreError } from "./state/store.ts";
@@ -280,60 +282,21 @@ export async function start(
     now: runtime.now,
     id: runtime.id,
   });
-  let fleetStarted = false;
-  const recover = async () => {
-    if (fleet) {
-      if (fleetStarted) return fleet.recover();
-      fleetStarted = true;
-      return fleet.start();
-    }
-    if (!store) return 0;
-    try {
-      const { found, orphaned } = resolveEntries(await store.load(), serverTokens());
-      for (const e of orphaned) await store.remove(e.cid);
-      await Promise.all(found.map((f) => conversations.deleteLeftover(f.token, f.cid)));
-      if (found.length) logger.info(`deleted ${found.length} conversations left behind by an earlier process`);
-      return found.length;
-    } catch (err) {
-      logger.error(`cannot read the crash journal: ${err instanceof Error ? err.name : "error"}`);
-      return 0;
-    }
-  };
-  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-  const until = async (done: () => boolean, ms: number) => {
-    for (const end = Date.now() + ms; !done() && Date.now() < end;) await sleep(25);
-  };
-  /** Ends the crash journal: this instance leaves the shared one, or its own file goes. */
-  const endJournal = async () => {
-    if (fleet) await fleet.stop();
-    else store?.end?.();
-  };
-  let stopped: Promise<void> | undefined;
-  const stop = async (graceMs: number) => {
-    await until(() => pool.active === 0 && pool.waiting === 0, graceMs);
-    // What is still open ends with an error frame; its conversations, and those kept between turns, are deleted.
-    shutdown.abort();
-    await threads?.endAll();
-    await until(() => conversations.open === 0, 15_000);
-    await conversations.drain();
-    try {
-      await endJournal();
-    } catch (err) {
-      logger.error(`cannot remove the crash journal: ${err instanceof Error ? err.name : "error"}`);
-    }
-    // Leases still held lapse by their TTL anyway; closing frees the connection (Redis) or the KV handle.
-    pool.close?.();
-    tokens?.stop();
-    // Idle keep-alive connections upstream: open, they would keep `deno serve` running after the shutdown.
-    http1?.close();
-    // Bounded, and the bound's timer cleared after: `deno serve` (deploy.ts) ends only once no timer is pending.
-    let bound: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([state.close().catch(() => {}), new Promise<void>((r) => bound = setTimeout(r, 2000))]);
-    clearTimeout(bound);
-    logger.info(`stopped; ${conversations.open} conversations left, ${conversations.deleteFailures} deletions failed`);
-  };
+  const life = lifecycle({
+    fleet,
+    store,
+    serverTokens,
+    conversations,
+    pool,
+    threads,
+    tokens,
+    shutdown,
+    closeUpstream: http1 ? () => http1.close() : undefined,
+    state,
+    logger,
+  });
   return {
-    stop: (graceMs) => (stopped ??= stop(graceMs)),
+    stop: life.stop,
     app,
     config,
     logger,
@@ -356,10 +319,10 @@ export async function start(
     metrics,
     shutdown,
     journal: store,
-    endJournal,
+    endJournal: life.endJournal,
     state,
     instanceId,
-    recover,
+    recover: life.recover,
     reloadTokens: tokens ? () => tokens.reloadFile() : undefined,
     tokens,
   };
