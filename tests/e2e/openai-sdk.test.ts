@@ -1,27 +1,17 @@
 // Conformance: the official `openai` npm SDK as the client, against the real server process.
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { eventually, type RunningSim, startSim } from "../support/sim.ts";
+import { eventually } from "../support/sim.ts";
 import { sdkClient } from "../support/sdk.ts";
 import { DEFAULT_REPLY } from "../../sim/simulator.ts";
-import { type RunningServer, startServer } from "../support/server.ts";
+import { gatewayOverSim } from "../support/server.ts";
 
-let sim: RunningSim;
-let server: RunningServer;
+const f = gatewayOverSim();
 const REPLY = DEFAULT_REPLY;
 
-before(async () => {
-  sim = await startSim();
-  server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl });
-});
-after(async () => {
-  await server?.kill();
-  await sim?.stop();
-});
-
-const sdk = (token = "live-sdk") => sdkClient(server.url, token);
-const settled = () => eventually(() => sim.sim.state().open === 0, 15_000, "conversations deleted");
+const sdk = (token = "live-sdk") => sdkClient(f.server.url, token);
+const settled = f.settled;
 
 describe("openai SDK", () => {
   it("non-stream create returns a typed completion with usage and _request_id", async () => {
@@ -92,7 +82,7 @@ describe("openai SDK", () => {
   });
 
   it("controller.abort() stops the upstream", async () => {
-    const before = sim.sim.state().aborted;
+    const before = f.sim.sim.state().aborted;
     const stream = await sdk().chat.completions.create({
       model: "x",
       stream: true,
@@ -102,7 +92,7 @@ describe("openai SDK", () => {
     for await (const _ of stream) {
       if (++n === 3) stream.controller.abort();
     }
-    await eventually(() => sim.sim.state().aborted > before, 10_000, "upstream aborted");
+    await eventually(() => f.sim.sim.state().aborted > before, 10_000, "upstream aborted");
     await settled();
   });
 

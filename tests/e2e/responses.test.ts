@@ -1,32 +1,22 @@
 // End to end: POST /v1/responses with the clients that use it (the AI SDK's default OpenAI provider, the openai
 // SDK's responses.*), every body and event checked against OpenAI's published document, over real HTTP.
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateText, streamText } from "ai";
-import { eventually, type RunningSim, startSim } from "../support/sim.ts";
+import { eventually } from "../support/sim.ts";
 import { sdkClient } from "../support/sdk.ts";
 import { DEFAULT_REPLY } from "../../sim/simulator.ts";
-import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
+import { gatewayOverSim, signalsApply, startServer } from "../support/server.ts";
 import { assertSpec } from "../support/openai-spec.ts";
 
-let sim: RunningSim;
-let server: RunningServer;
+const f = gatewayOverSim();
 const REPLY = DEFAULT_REPLY;
 
-before(async () => {
-  sim = await startSim();
-  server = await startServer({ EMOHAA_BASE_URL: sim.baseUrl });
-});
-after(async () => {
-  await server?.kill();
-  await sim?.stop();
-});
-
-const sdk = (token = "live-resp") => sdkClient(server.url, token);
-const aiModel = (token = "live-ai") => createOpenAI({ baseURL: `${server.url}/v1`, apiKey: token })("emohaa");
-const settled = () => eventually(() => sim.sim.state().open === 0, 15_000, "conversations deleted");
+const sdk = (token = "live-resp") => sdkClient(f.server.url, token);
+const aiModel = (token = "live-ai") => createOpenAI({ baseURL: `${f.server.url}/v1`, apiKey: token })("emohaa");
+const settled = f.settled;
 
 interface Frame {
   event: string | undefined;
@@ -35,7 +25,7 @@ interface Frame {
 
 /** POSTs to /v1/responses with fetch and parses the SSE answer into frames. */
 async function rawStream(body: unknown, token = "live-raw"): Promise<{ res: Response; frames: Frame[] }> {
-  const res = await fetch(`${server.url}/v1/responses`, {
+  const res = await fetch(`${f.server.url}/v1/responses`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
     body: JSON.stringify({ model: "emohaa", stream: true, ...(body as object) }),
@@ -76,7 +66,7 @@ describe("POST /v1/responses", () => {
     assert.equal(result.text, REPLY);
     assert.equal(result.finishReason, "stop");
     assert.ok((result.usage.inputTokens ?? 0) > 0 && (result.usage.outputTokens ?? 0) > 0);
-    const prompt = sim.sim.state().prompts.at(-1)!;
+    const prompt = f.sim.sim.state().prompts.at(-1)!;
     assert.equal(prompt, "system:Answer kindly.\nuser:你好");
     await settled();
   });
@@ -103,13 +93,13 @@ describe("POST /v1/responses", () => {
     const first = await generateText({ model: aiModel(), prompt: "你好" });
     const messages = [...first.response.messages, { role: "user" as const, content: "还在吗" }];
     await generateText({ model: aiModel(), messages: [{ role: "user", content: "你好" }, ...messages] });
-    assert.equal(sim.sim.state().prompts.at(-1), "user:你好\nuser:还在吗");
+    assert.equal(f.sim.sim.state().prompts.at(-1), "user:你好\nuser:还在吗");
     await generateText({
       model: aiModel(),
       messages: [{ role: "user", content: "你好" }, ...messages],
       providerOptions: { openai: { store: false } },
     });
-    assert.equal(sim.sim.state().prompts.at(-1), `user:你好\nemohaa:${REPLY}\nuser:还在吗`);
+    assert.equal(f.sim.sim.state().prompts.at(-1), `user:你好\nemohaa:${REPLY}\nuser:还在吗`);
     await settled();
   });
 
@@ -169,7 +159,7 @@ describe("POST /v1/responses", () => {
     assert.ok(res.usage!.input_tokens > 0 && res.usage!.output_tokens > 0);
     assert.equal(res.usage!.total_tokens, res.usage!.input_tokens + res.usage!.output_tokens);
     assert.equal(
-      sim.sim.state().prompts.at(-1),
+      f.sim.sim.state().prompts.at(-1),
       "system:Be brief.\nuser:我睡不着\nemohaa:怎么了？\nsystem:Stay calm.\nuser:考试",
     );
     await settled();
@@ -263,11 +253,11 @@ describe("POST /v1/responses", () => {
       (e: any) => e instanceof OpenAI.NotFoundError && /stores no responses/.test(e.message),
     );
     await assert.rejects(sdk().responses.delete("resp_abc"), OpenAI.NotFoundError);
-    const res = await fetch(`${server.url}/v1/responses`, { method: "POST", body: "{}" });
+    const res = await fetch(`${f.server.url}/v1/responses`, { method: "POST", body: "{}" });
     assert.equal(res.status, 401);
     assertSpec("ErrorResponse", await res.json());
     // Nothing reached the upstream for the unknown id: no conversation was opened for it.
-    assert.ok(!sim.sim.state().prompts.includes("user:more"));
+    assert.ok(!f.sim.sim.state().prompts.includes("user:more"));
     await settled();
   });
 
@@ -308,13 +298,13 @@ describe("POST /v1/responses", () => {
   });
 
   it("a client that aborts mid-stream stops the upstream and the conversation is deleted", async () => {
-    const before = sim.sim.state().aborted;
+    const before = f.sim.sim.state().aborted;
     const stream = await sdk("slow-resp").responses.create({ model: "x", input: "[[pieces:100]]", stream: true });
     let n = 0;
     for await (const event of stream) {
       if (event.type === "response.output_text.delta" && ++n === 2) stream.controller.abort();
     }
-    await eventually(() => sim.sim.state().aborted > before, 10_000, "upstream aborted");
+    await eventually(() => f.sim.sim.state().aborted > before, 10_000, "upstream aborted");
     await settled();
   });
 
@@ -333,8 +323,8 @@ describe("POST /v1/responses", () => {
     for await (const _ of stream) {
       // consume
     }
-    await eventually(() => /POST \/v1\/responses 200 .*attempts=2/.test(server.output()), 5000, "the access line");
-    server.assertPrivate();
+    await eventually(() => /POST \/v1\/responses 200 .*attempts=2/.test(f.server.output()), 5000, "the access line");
+    f.server.assertPrivate();
     await settled();
   });
 
@@ -342,8 +332,8 @@ describe("POST /v1/responses", () => {
     "SIGTERM ends a long stream with error and response.failed (server_shutting_down), and deletes its conversation",
     { skip: !signalsApply && "no signals where this runs" },
     async () => {
-      const own = await startServer({ EMOHAA_BASE_URL: sim.baseUrl, SHUTDOWN_GRACE_MS: "300" });
-      const chatsBefore = sim.sim.state().chats;
+      const own = await startServer({ EMOHAA_BASE_URL: f.sim.baseUrl, SHUTDOWN_GRACE_MS: "300" });
+      const chatsBefore = f.sim.sim.state().chats;
       let answer: Promise<{ res: Response; frames: Frame[] }>;
       try {
         answer = (async () => {
@@ -358,7 +348,7 @@ describe("POST /v1/responses", () => {
           }));
           return { res, frames };
         })();
-        await eventually(() => sim.sim.state().chats > chatsBefore, 10_000, "the stream started");
+        await eventually(() => f.sim.sim.state().chats > chatsBefore, 10_000, "the stream started");
       } catch (err) {
         await own.kill("SIGKILL");
         throw err;

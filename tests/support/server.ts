@@ -3,7 +3,9 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { runtimeName } from "../../runtime/serve.ts";
+import { eventually, type RunningSim, startSim } from "./sim.ts";
 
 /** False where the way of running has no process signals (Deno Deploy's `deno serve`). */
 export const signalsApply = process.env.E2E_NO_SIGNALS !== "1";
@@ -171,4 +173,26 @@ export function assertPrivate(output: string): void {
       }`,
     );
   }
+}
+
+/**
+ * One simulator and one gateway in front of it for a test file: started before its tests, stopped after them.
+ * Read `sim` and `server` inside tests (they are set once `before` ran).
+ */
+export function gatewayOverSim(env: Record<string, string> = {}) {
+  const f = {
+    sim: undefined as unknown as RunningSim,
+    server: undefined as unknown as RunningServer,
+    /** Resolves once the simulator holds no conversation (every one deleted). */
+    settled: () => eventually(() => f.sim.sim.state().open === 0, 15_000, "conversations deleted"),
+  };
+  before(async () => {
+    f.sim = await startSim();
+    f.server = await startServer({ EMOHAA_BASE_URL: f.sim.baseUrl, ...env });
+  });
+  after(async () => {
+    await f.server?.kill();
+    await f.sim?.stop();
+  });
+  return f;
 }
