@@ -7,8 +7,20 @@
 // response is written, none), and at the cap a new connection evicts one that is not serving a request.
 // The listeners (Bun.listen, Deno.listen, node:net) are in runtime/listen.ts; they only move bytes.
 
-import { ChunkedDecoder, concat, CR, EMPTY, headEnd, LF } from "../framing.ts";
+import { ChunkedDecoder, concat, EMPTY, headEnd } from "../framing.ts";
+import { Eviction } from "./eviction.ts";
 import { HeadError, invalidStart, parseHead, type RequestHead, requestUrl } from "./head.ts";
+import {
+  chunkBytes,
+  CONTINUE,
+  dateHeaders,
+  headBytes,
+  LAST_CHUNK,
+  NO_BODY_STATUS,
+  plain,
+  REFUSED,
+  responseHead,
+} from "./response.ts";
 
 /** The bytes-level connection a listener gives. */
 export interface ServerWire {
@@ -90,38 +102,7 @@ export interface HttpServer {
   stop(force?: boolean): Promise<void>;
 }
 
-const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
-const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
-const REASONS: Record<number, string> = {
-  200: "OK",
-  201: "Created",
-  204: "No Content",
-  206: "Partial Content",
-  301: "Moved Permanently",
-  302: "Found",
-  304: "Not Modified",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  408: "Request Timeout",
-  413: "Content Too Large",
-  414: "URI Too Long",
-  415: "Unsupported Media Type",
-  417: "Expectation Failed",
-  422: "Unprocessable Content",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  499: "Client Closed Request",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  505: "HTTP Version Not Supported",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-};
 /** A body cancelled by the handler is still read and dropped up to this much, so the connection can be kept. */
 const DISCARD_MAX_BYTES = 256 * 1024;
 /** What a lingering close reads and drops at most before it closes anyway. */
@@ -149,54 +130,25 @@ type State =
 
 type BodyState = "none" | "length" | "chunked" | "done";
 
-/** A simple response the server writes itself (errors before a request reaches the handler). */
-function plain(status: number, extra = ""): Uint8Array {
-  const body = REASONS[status] ?? "Error";
-  return encoder.encode(
-    `HTTP/1.1 ${status} ${body}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n${extra}\r\n${body}`,
-  );
-}
-const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
-const LAST_CHUNK = encoder.encode("0\r\n\r\n");
-const REFUSED = plain(503, "Retry-After: 1\r\n");
-
-/** Bytes of a head string: UTF-8 is the same as Latin-1 for ASCII, the common case; header values may be Latin-1. */
-function headBytes(text: string): Uint8Array {
-  // deno-lint-ignore no-control-regex -- any byte above 0x7f means the text is not plain ASCII
-  if (!/[^\x00-\x7f]/.test(text)) return encoder.encode(text);
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
-  return out;
-}
-
 /** Builds the server; a listener feeds it connections. */
 export function createHttpServer(handler: Handler, options: HttpServerOptions): HttpServer {
   const now = options.now ?? Date.now;
   const maxHeadBytes = options.maxHeadBytes ?? 32 * 1024;
   const maxUrlBytes = options.maxUrlBytes ?? 8192;
-  const evictGraceMs = options.evictGraceMs ?? 20;
-  const bodyGraceMs = options.bodyGraceMs ?? 1000;
-  const lingerMs = options.lingerMs ?? 250;
   const lingerCloseMs = options.lingerCloseMs ?? 5000;
   const lingerIdleMs = options.lingerIdleMs ?? 2000;
-  const all = new Set<Conn>();
-  // Evictable connections, oldest first (a Set iterates in insertion order; a connection re-enters at the end).
-  const idle = new Set<Conn>();
-  const reading = new Set<Conn>();
+  // The open connections and the cap's rule (lib/http/eviction.ts); `idle` and `reading` are the evictable ones.
+  const policy = new Eviction<Conn>({
+    maxConnections: options.maxConnections,
+    evictGraceMs: options.evictGraceMs ?? 20,
+    bodyGraceMs: options.bodyGraceMs ?? 1000,
+    lingerMs: options.lingerMs ?? 250,
+  });
+  const { all, idle, reading } = policy;
   let stopping = false;
   let stopped: (() => void) | undefined;
   let sweeper: ReturnType<typeof setInterval> | undefined;
-  let date = "";
-  let dateAt = 0;
-
-  /** The Date header, formatted at most once a second. */
-  const dateHeader = (t: number) => {
-    if (t - dateAt >= 1000 || !date) {
-      dateAt = t - (t % 1000);
-      date = new Date(t).toUTCString();
-    }
-    return date;
-  };
+  const dateHeader = dateHeaders();
 
   /** Closes what is past its deadline; one timer for every connection instead of one per connection. */
   const sweep = () => {
@@ -270,7 +222,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       this.state = "closed";
       this.unlist();
       all.delete(this);
-      if (linger) retire(this.wire);
+      if (linger) policy.retire(this.wire);
       else this.wire.end();
       this.abort?.abort(new DOMException("The client closed the connection", "AbortError"));
       try {
@@ -588,16 +540,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       if (unread && this.bodyState === "length" && this.bodyLeft > DISCARD_MAX_BYTES) this.keepAlive = false;
       const status = res.status;
       const bodyless = head.method === "HEAD" || NO_BODY_STATUS.has(status) || status < 200;
-      let text = `HTTP/1.1 ${status} ${res.statusText || REASONS[status] || ""}\r\n`;
-      let appLength: string | null = null;
-      for (const [name, value] of res.headers) {
-        const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : "";
-        if (lower === "content-length") appLength = value;
-        else if (lower !== "transfer-encoding" && lower !== "connection" && lower !== "keep-alive") {
-          text += `${name}: ${value}\r\n`;
-        }
-      }
-      if (!res.headers.has("date")) text += `Date: ${dateHeader(now())}\r\n`;
+      let { text, appLength } = responseHead(res, dateHeader(now()));
       if (stopping) this.keepAlive = false;
       const connection =
         () => (this.keepAlive ? (head.minor === 0 ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n");
@@ -695,65 +638,14 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
     }
   }
 
-  /**
-   * Makes room for one more connection: evicts the idle connection that has waited longest, else the silent
-   * connection open longest, else the one that has been reading its request longest. From three quarters of the cap on, only one old enough to have sent
-   * something is evicted (a new connection has not been read yet: its request may be whole in the kernel) and the
-   * newcomer is taken without evicting when there is none; at the cap, the oldest is evicted whatever its age.
-   * Connections serving a request are never evicted (nor, for a grace, ones reading a body). False: all are serving.
-   */
-  const softCap = Math.max(1, Math.floor((options.maxConnections * 3) / 4));
-  /**
-   * Evicted and refused sockets are closed after a short delay (paused meanwhile), a bounded number at a time.
-   * Why: a hostile client reconnects the moment it is closed, and each reconnect at the cap evicts another
-   * connection; closed at once, that loop turns thousands of times a second and pushes out a real client's new
-   * connection before its request (sent a few milliseconds after connecting on a busy machine) is read.
-   */
-  const lingering = { count: 0, max: Math.max(4, Math.floor(options.maxConnections / 4)) };
-  const retire = (wire: ServerWire) => {
-    if (lingerMs <= 0 || lingering.count >= lingering.max) return wire.end();
-    lingering.count++;
-    wire.pause();
-    setTimeout(() => {
-      lingering.count--;
-      wire.end();
-    }, lingerMs);
-  };
-  const evict = (t: number): boolean => {
-    for (const c of idle) {
-      c.destroy(true);
-      return true;
-    }
-    const full = all.size >= options.maxConnections;
-    // Silent connections (opened, nothing received yet) go first, oldest first; then one that sent part of a head
-    // or a body. A real client sends its request whole right after connecting, so it is seldom either for long:
-    // under a flood of reconnects the silent ones are the attacker's, and a client whose request was read is safe.
-    let partial: Conn | undefined;
-    for (const c of reading) {
-      const old = full || t - c.since >= evictGraceMs;
-      if (c.state === "idle") {
-        if (!old) break; // younger ones follow: none is old enough
-        c.destroy(true);
-        return true;
-      }
-      if (c.state === "busy" && t - c.since < bodyGraceMs) continue;
-      if (old) partial ??= c;
-    }
-    if (partial) {
-      partial.destroy(true);
-      return true;
-    }
-    return !full;
-  };
-
   const refusedEvents: ConnectionEvents = { data() {}, drain() {}, close() {} };
 
   return {
     accept(wire) {
       const t = now();
-      if (stopping || (all.size >= softCap && !evict(t))) {
+      if (stopping || !policy.admit(t)) {
         wire.write(REFUSED);
-        retire(wire);
+        policy.retire(wire);
         return refusedEvents;
       }
       const conn = new Conn(wire, t);
@@ -764,11 +656,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
     get size() {
       return all.size;
     },
-    shed() {
-      for (const c of idle) return c.destroy(), true;
-      for (const c of reading) if (c.state !== "busy") return c.destroy(), true;
-      return false;
-    },
+    shed: () => policy.shed(),
     stop(force) {
       stopping = true;
       const done = new Promise<void>((r) => (stopped = r));
@@ -780,27 +668,4 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       });
     },
   };
-}
-
-/** One chunk of a chunked body: size line, data, CRLF, in one buffer (one write). */
-function chunkBytes(data: Uint8Array): Uint8Array {
-  const size = data.length.toString(16);
-  const out = new Uint8Array(size.length + 4 + data.length);
-  for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i);
-  out[size.length] = CR;
-  out[size.length + 1] = LF;
-  out.set(data, size.length + 2);
-  out[out.length - 2] = CR;
-  out[out.length - 1] = LF;
-  return out;
-}
-
-/**
- * The default connection cap for a soft limit on open descriptors: two thirds of what is left after 32 for the
- * runtime's own (Deno holds about 25), the last third for upstream connections (one per request in flight, and
- * those are bounded by the token pool when the server holds the tokens) and files.
- */
-export function defaultMaxConnections(softFdLimit: number | undefined): number {
-  if (!softFdLimit || !Number.isFinite(softFdLimit)) return 4096;
-  return Math.max(16, Math.floor(((softFdLimit - 32) * 2) / 3));
 }

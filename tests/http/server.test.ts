@@ -1,7 +1,7 @@
 // lib/http/server.ts without sockets: the server driven through a fake wire (the head parser: head.test.ts).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHttpServer, defaultMaxConnections, type ServerWire } from "../../lib/http/server.ts";
+import { createHttpServer, type ServerWire } from "../../lib/http/server.ts";
 
 /** A wire that records what the server writes. */
 function fakeWire() {
@@ -177,11 +177,5 @@ describe("createHttpServer", () => {
     await until(w.ended);
     assert.equal(w.ended(), true);
     await server.stop(true);
-  });
-
-  it("defaultMaxConnections leaves room for the runtime and upstream connections", () => {
-    assert.equal(defaultMaxConnections(96), 42);
-    assert.ok(defaultMaxConnections(20_000) > 1000);
-    assert.equal(defaultMaxConnections(undefined), 4096);
   });
 });

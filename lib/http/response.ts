@@ -1,0 +1,103 @@
+// A response's wire form (RFC 9112): the status line and fields of a handler's Response, the server's own short
+// answers, chunk framing. lib/http/server.ts writes them; what goes out when is its business.
+import { CR, LF } from "../framing.ts";
+
+const encoder = new TextEncoder();
+
+/** Statuses that never carry a body. */
+export const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
+export const REASONS: Record<number, string> = {
+  200: "OK",
+  201: "Created",
+  204: "No Content",
+  206: "Partial Content",
+  301: "Moved Permanently",
+  302: "Found",
+  304: "Not Modified",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  415: "Unsupported Media Type",
+  417: "Expectation Failed",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  499: "Client Closed Request",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  505: "HTTP Version Not Supported",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** A simple response the server writes itself (errors before a request reaches the handler). */
+export function plain(status: number, extra = ""): Uint8Array {
+  const body = REASONS[status] ?? "Error";
+  return encoder.encode(
+    `HTTP/1.1 ${status} ${body}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n${extra}\r\n${body}`,
+  );
+}
+export const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
+export const LAST_CHUNK = encoder.encode("0\r\n\r\n");
+export const REFUSED = plain(503, "Retry-After: 1\r\n");
+
+/** Bytes of a head string: UTF-8 is the same as Latin-1 for ASCII, the common case; header values may be Latin-1. */
+export function headBytes(text: string): Uint8Array {
+  // deno-lint-ignore no-control-regex -- any byte above 0x7f means the text is not plain ASCII
+  if (!/[^\x00-\x7f]/.test(text)) return encoder.encode(text);
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
+  return out;
+}
+
+/**
+ * The status line and fields of `res` as text, `date` added unless it has one; framing fields (Content-Length,
+ * Transfer-Encoding, Connection, Keep-Alive) are the server's to write: the handler's Content-Length is returned
+ * (a HEAD answer keeps it), the others dropped.
+ */
+export function responseHead(res: Response, date: string): { text: string; appLength: string | null } {
+  let text = `HTTP/1.1 ${res.status} ${res.statusText || REASONS[res.status] || ""}\r\n`;
+  let appLength: string | null = null;
+  for (const [name, value] of res.headers) {
+    // Only names of these lengths can be a framing field: no lower-casing for the others.
+    const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : "";
+    if (lower === "content-length") appLength = value;
+    else if (lower !== "transfer-encoding" && lower !== "connection" && lower !== "keep-alive") {
+      text += `${name}: ${value}\r\n`;
+    }
+  }
+  if (!res.headers.has("date")) text += `Date: ${date}\r\n`;
+  return { text, appLength };
+}
+
+/** A Date header source: formatted at most once a second. */
+export function dateHeaders(): (t: number) => string {
+  let date = "";
+  let dateAt = 0;
+  return (t) => {
+    if (t - dateAt >= 1000 || !date) {
+      dateAt = t - (t % 1000);
+      date = new Date(t).toUTCString();
+    }
+    return date;
+  };
+}
+
+/** One chunk of a chunked body: its size in hex, CRLF, the bytes, CRLF. */
+export function chunkBytes(data: Uint8Array): Uint8Array {
+  const size = data.length.toString(16);
+  const out = new Uint8Array(size.length + 4 + data.length);
+  for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i);
+  out[size.length] = CR;
+  out[size.length + 1] = LF;
+  out.set(data, size.length + 2);
+  out[out.length - 2] = CR;
+  out[out.length - 1] = LF;
+  return out;
+}
