@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { start } from "../lib/start.ts";
 import { consoleWriter, runtimeParts } from "../runtime/parts.ts";
-import { readEnv, serve } from "../runtime/serve.ts";
+import { serve } from "../runtime/serve.ts";
 import { createSimulator } from "../sim/simulator.ts";
 import { launchBrowser } from "../tests/support/browser.ts";
 
@@ -27,7 +27,6 @@ if (!ensureCjkFont()) {
   process.exit(1);
 }
 
-const env = readEnv();
 const sim = createSimulator();
 const upstream = await serve(sim.fetch, { port: 0, hostname: "127.0.0.1" });
 const { app } = await start({ EMOHAA_BASE_URL: `http://127.0.0.1:${upstream.port}/echo-prod`, LOG_LEVEL: "error" }, {
