@@ -1,13 +1,26 @@
 // The environment schema: every setting of the server, parsed once at start-up.
 import { z } from "zod";
 import type { PoolOptions } from "./chat/pool.ts";
-import { MAX_BODY_BYTES } from "./http/body.ts";
 import { LOG_LEVELS } from "./http/log.ts";
-import { TOKEN_CHECK_LIMIT } from "./http/ratelimit.ts";
-import { HTTP_TIMEOUTS } from "./http/server.ts";
-import { UPSTREAM_LIMITS } from "./upstream/emohaa.ts";
+import { STORE_TIMEOUT_MS } from "./state/meter.ts";
+import { LEASE_TTL_MS, OWNER_DEAD_AFTER_MS } from "./state/store.ts";
+import { CONNECT_TIMEOUT_MS } from "./upstream/http1.ts";
 import { commaList } from "./list.ts";
 import { redactUrls } from "./redact.ts";
+
+// Settings' defaults: those below are the values the modules are given from here (they have none of their own),
+// also for tests and scripts that build them without an environment; the state store's protocol bounds and the
+// upstream connect timeout are their modules' constants, which the schema below defaults to.
+
+/** HTTP_HEADER_TIMEOUT_MS, HTTP_BODY_TIMEOUT_MS, HTTP_IDLE_TIMEOUT_MS: the server's timeouts (lib/http/server.ts). */
+export const HTTP_TIMEOUTS = { headerTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 5_000 } as const;
+/** MAX_BODY_BYTES: the bound on a request body. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** TOKEN_CHECK_RATE, TOKEN_CHECK_BURST: POST /token/check per client address (the original advised one check per
+ * token every 10 minutes). */
+export const TOKEN_CHECK_LIMIT = { perMinute: 1, burst: 10 } as const;
+/** UPSTREAM_MAX_EVENT_BYTES, UPSTREAM_MAX_REPLY_BYTES: what one event and one whole reply of Emohaa may hold. */
+export const UPSTREAM_LIMITS = { maxEventChars: 256 * 1024, maxReplyChars: 1024 * 1024 } as const;
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v));
@@ -47,7 +60,7 @@ const EnvSchema = z.object({
   STATE_DIRECTORY: z.string().optional(),
   XDG_STATE_HOME: z.string().optional(),
   UPSTREAM_CLIENT: z.enum(["auto", "http1", "fetch"]).default("auto"),
-  UPSTREAM_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  UPSTREAM_CONNECT_TIMEOUT_MS: int(100, 600_000).default(CONNECT_TIMEOUT_MS),
   TOKENIZER_PRELOAD: bool.default(false),
   TOKEN_CHECK_RATE: int(1, 100_000).default(TOKEN_CHECK_LIMIT.perMinute),
   TOKEN_CHECK_BURST: int(1, 100_000).default(TOKEN_CHECK_LIMIT.burst),
@@ -65,9 +78,9 @@ const EnvSchema = z.object({
       "expected memory, kv, kv:/path/to/file.sqlite, redis://... or rediss://...",
     )
     .default("memory"),
-  STATE_TIMEOUT_MS: int(50, 60_000).default(2_000),
-  STATE_LEASE_TTL_MS: int(1_000, 300_000).default(15_000),
-  STATE_OWNER_DEAD_AFTER_MS: int(1_000, 3_600_000).default(30_000),
+  STATE_TIMEOUT_MS: int(50, 60_000).default(STORE_TIMEOUT_MS),
+  STATE_LEASE_TTL_MS: int(1_000, 300_000).default(LEASE_TTL_MS),
+  STATE_OWNER_DEAD_AFTER_MS: int(1_000, 3_600_000).default(OWNER_DEAD_AFTER_MS),
   CONTINUE_CONVERSATIONS: bool.default(true),
   CONVERSATION_IDLE_MS: int(1_000, 86_400_000).default(1_800_000),
   KEPT_PER_ACCOUNT: int(1, 100_000).default(50),

@@ -1,7 +1,8 @@
 // Serving a fetch handler: the project's own HTTP/1.1 server (lib/http/server.ts) on each runtime's sockets, or the
 // runtime's server (serveNative) for the upstream simulator; and the other per-runtime process helpers.
 import { defaultMaxConnections } from "../lib/http/eviction.ts";
-import { createHttpServer, HTTP_TIMEOUTS } from "../lib/http/server.ts";
+import { HTTP_TIMEOUTS } from "../lib/config.ts";
+import { createHttpServer } from "../lib/http/server.ts";
 import { listen, softFdLimit } from "./listen.ts";
 
 /** What the runtime knows about a request besides the request: the peer's address (rate limits). */

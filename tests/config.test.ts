@@ -1,10 +1,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig } from "../lib/config.ts";
-import { MAX_BODY_BYTES } from "../lib/http/body.ts";
-import { TOKEN_CHECK_LIMIT } from "../lib/http/ratelimit.ts";
-import { HTTP_TIMEOUTS } from "../lib/http/server.ts";
-import { UPSTREAM_LIMITS } from "../lib/upstream/emohaa.ts";
+import {
+  ConfigError,
+  HTTP_TIMEOUTS,
+  loadConfig,
+  MAX_BODY_BYTES,
+  TOKEN_CHECK_LIMIT,
+  UPSTREAM_LIMITS,
+} from "../lib/config.ts";
 
 describe("loadConfig", () => {
   it("has defaults for an empty environment", () => {
@@ -13,7 +16,7 @@ describe("loadConfig", () => {
     assert.equal(c.host, "0.0.0.0");
     assert.equal(c.baseUrl, "https://ai-role.cn/echo-prod");
   });
-  it("each default once: the modules' own constants, and the environment read only here", () => {
+  it("each default once, here: the constants the modules below are given, and the environment read only here", () => {
     const c = loadConfig({});
     assert.deepEqual(c.http, { ...HTTP_TIMEOUTS, maxConnections: undefined });
     assert.equal(c.maxBodyBytes, MAX_BODY_BYTES);

@@ -1,5 +1,6 @@
 // lib/start.ts: the one start-up path, driven with injected runtime parts (no sockets, files or environment).
 import { describe, it } from "node:test";
+import { UPSTREAM_LIMITS } from "../lib/config.ts";
 import assert from "node:assert/strict";
 import type { JournalEntry, JournalStore } from "../lib/chat/journal.ts";
 import { tokenHash } from "../lib/chat/pool.ts";
@@ -93,7 +94,8 @@ describe("start", () => {
 
   it("with server-side tokens opens the journal the config names, and recovery deletes what it lists", async () => {
     const sim = createSimulator();
-    const cid = await createEmohaaClient({ baseUrl: BASE, fetch: simFetch(sim) }).createConversation("live-s1");
+    const cid = await createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: BASE, fetch: simFetch(sim) })
+      .createConversation("live-s1");
     const gone = { cid: "c-gone", index: 0, hash: tokenHash("live-unknown") };
     const store = memoryJournal([{ cid, index: 0, hash: tokenHash("live-s1") }, gone]);
     const { runtime, opened } = parts(sim, store);

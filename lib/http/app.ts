@@ -30,7 +30,7 @@ import {
   errorResponses,
   streamExample,
 } from "./apidoc.ts";
-import { MAX_BODY_BYTES, readBody } from "./body.ts";
+import { readBody } from "./body.ts";
 import { docsRoutes } from "../web/swagger.ts";
 import { playgroundRoutes } from "../web/playground.ts";
 import { withDeadline } from "../chat/deadline.ts";
@@ -52,7 +52,7 @@ import {
 import type { Auth } from "./auth.ts";
 import { type Pool, tokenLabel } from "../chat/pool.ts";
 import { expiresAtIso, expiresAtMs, isExpired } from "../chat/expiry.ts";
-import { clientKey, RateLimiter, TOKEN_CHECK_LIMIT } from "./ratelimit.ts";
+import { clientKey, RateLimiter } from "./ratelimit.ts";
 import { type AdminDeps, adminRoutes } from "./admin.ts";
 import { isUsableToken } from "./bearer.ts";
 import type { Tokenizer } from "../openai/translate.ts";
@@ -67,8 +67,8 @@ export interface AppDeps {
   promptMaxBytes: number;
   keepAliveMs: number;
   corsOrigin: string;
-  /** Request bodies over this size are refused with 413 (default MAX_BODY_BYTES, lib/http/body.ts). */
-  maxBodyBytes?: number;
+  /** Request bodies over this size are refused with 413 (MAX_BODY_BYTES). */
+  maxBodyBytes: number;
   /** Served at `/metrics` when given. */
   metrics?: Metrics;
   /** Milliseconds since the epoch. */
@@ -77,8 +77,8 @@ export interface AppDeps {
   id: () => string;
   /** A page to serve at `/` instead of the built-in playground. */
   homePage?: () => Response | Promise<Response>;
-  /** POST /token/check per client address: checks per minute and at once (default TOKEN_CHECK_LIMIT). */
-  tokenCheckLimit?: { perMinute: number; burst: number };
+  /** POST /token/check per client address: checks per minute and at once (TOKEN_CHECK_RATE, TOKEN_CHECK_BURST). */
+  tokenCheckLimit: { perMinute: number; burst: number };
   /** Take the client's address from X-Forwarded-For's last entry (behind one reverse proxy). */
   trustProxy?: boolean;
   /** The admin API of the server-side tokens (lib/http/admin.ts); absent in client mode. */
@@ -353,7 +353,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
 
   // Before the body is read: a caller without a key or over its budget costs no more than its headers.
-  const { perMinute, burst } = deps.tokenCheckLimit ?? TOKEN_CHECK_LIMIT;
+  const { perMinute, burst } = deps.tokenCheckLimit;
   const checks = new RateLimiter({ perMinute, burst, now: deps.now });
   app.use("/token/check", async function tokenCheckGuard(c, next) {
     if (c.req.method === "POST") {
@@ -375,7 +375,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     await next();
   });
 
-  const maxBody = deps.maxBodyBytes ?? MAX_BODY_BYTES;
+  const maxBody = deps.maxBodyBytes;
   // The whole body, read once within the bound; a client that leaves mid-body is a 499 (lib/http/body.ts).
   app.use("*", async function body(c, next) {
     const raw = c.req.raw;

@@ -1,9 +1,6 @@
 // Reading a request body within a bound: 413 beyond it, 499 when the client leaves before sending all of it.
 import { ApiError, clientClosed } from "../errors.ts";
 
-/** The default bound on a request body (MAX_BODY_BYTES in lib/config.ts). */
-export const MAX_BODY_BYTES = 1024 * 1024;
-
 const tooLarge = (max: number) =>
   new ApiError(413, `Request body is larger than ${max} bytes`, { code: "request_too_large" });
 

@@ -15,12 +15,6 @@ interface Bucket {
   at: number;
 }
 
-/**
- * The default limit of POST /token/check per client address (TOKEN_CHECK_RATE, TOKEN_CHECK_BURST in
- * lib/config.ts): the original advised one check per token every 10 minutes.
- */
-export const TOKEN_CHECK_LIMIT = { perMinute: 1, burst: 10 } as const;
-
 /** Per-client token buckets. */
 export class RateLimiter {
   // A Map keeps insertion order: touching a bucket re-inserts it, so the first entry is the least recently seen.

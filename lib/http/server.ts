@@ -49,9 +49,6 @@ export interface ConnectionEvents {
 
 export type Handler = (req: Request, info: { remoteAddress?: string }) => Response | Promise<Response>;
 
-/** The HTTP timeouts' defaults (HTTP_HEADER_TIMEOUT_MS, HTTP_BODY_TIMEOUT_MS, HTTP_IDLE_TIMEOUT_MS in lib/config.ts). */
-export const HTTP_TIMEOUTS = { headerTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 5_000 } as const;
-
 export interface HttpServerOptions {
   /** A request head must arrive whole within this, from its first byte (or from the connection's opening). */
   headerTimeoutMs: number;

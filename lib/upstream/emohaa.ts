@@ -15,15 +15,9 @@ export interface EmohaaClientOptions {
   now?: () => number;
   /** The random X-Xss-Id; injected for tests. */
   randomId?: () => string;
-  /** Bounds on what a hostile or broken upstream can make us hold in memory. */
-  limits?: { maxEventChars?: number; maxReplyChars?: number };
+  /** Bounds on what a hostile or broken upstream can make us hold in memory (UPSTREAM_LIMITS in lib/config.ts). */
+  limits: { maxEventChars: number; maxReplyChars: number };
 }
-
-/**
- * What one answer of Emohaa may hold by default (UPSTREAM_MAX_EVENT_BYTES, UPSTREAM_MAX_REPLY_BYTES in
- * lib/config.ts): one event, and the whole reply.
- */
-export const UPSTREAM_LIMITS = { maxEventChars: 256 * 1024, maxReplyChars: 1024 * 1024 } as const;
 
 /** The browser the upstream expects to talk to. */
 const ORIGIN = "https://echo.turing-world.com";
@@ -130,8 +124,7 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
   const doFetch = options.fetch ?? fetch;
   const now = options.now ?? Date.now;
   const randomId = options.randomId ?? (() => Math.random().toString());
-  const maxEventChars = options.limits?.maxEventChars ?? UPSTREAM_LIMITS.maxEventChars;
-  const maxReplyChars = options.limits?.maxReplyChars ?? UPSTREAM_LIMITS.maxReplyChars;
+  const { maxEventChars, maxReplyChars } = options.limits;
 
   /**
    * Sends one signed request and hands back its answer. A failure to send is a 502 (an abort stays the caller's).

@@ -323,6 +323,9 @@ class Connection {
   }
 }
 
+/** How long a new connection may take, TLS included (UPSTREAM_CONNECT_TIMEOUT_MS defaults to it). */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
 /** A parsed origin: where to connect, what to send as Host, and the idle pool's key. */
 interface Origin {
   target: { hostname: string; port: number; tls: boolean };
@@ -343,7 +346,7 @@ export function createHttp1Fetch(
   const idleMs = options.idleMs ?? 4000;
   const maxIdle = options.maxIdle ?? 256;
   const maxHeadBytes = options.maxHeadBytes ?? 64 * 1024;
-  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   const idle = new Map<string, Connection[]>();
 
   function take(key: string): Connection | undefined {

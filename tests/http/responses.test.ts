@@ -198,6 +198,8 @@ describe("ResponseThreads", () => {
       promptMaxBytes: 8000,
       keepAliveMs: 15_000,
       corsOrigin: "*",
+      maxBodyBytes: g.config.maxBodyBytes,
+      tokenCheckLimit: g.config.tokenCheckLimit,
       now: Date.now,
       id: () => `a${++n}`,
       responseThreads: threads,

@@ -1,4 +1,5 @@
 import { describe, it } from "node:test";
+import { UPSTREAM_LIMITS } from "../../lib/config.ts";
 import assert from "node:assert/strict";
 import { createEmohaaClient } from "../../lib/upstream/emohaa.ts";
 import { UpstreamError } from "../../lib/upstream/errors.ts";
@@ -9,7 +10,10 @@ import { inSeconds, makeJwt } from "../support/jwt.ts";
 describe("createSimulator and JWT tokens", () => {
   const setup = () => {
     const sim = createSimulator();
-    return { sim, client: createEmohaaClient({ baseUrl: "http://sim/echo-prod", fetch: simFetch(sim) }) };
+    return {
+      sim,
+      client: createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: "http://sim/echo-prod", fetch: simFetch(sim) }),
+    };
   };
 
   it("refuses a JWT whose exp has passed with a 401 problem, like its expired accounts", async () => {

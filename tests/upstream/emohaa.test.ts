@@ -1,4 +1,5 @@
 import { describe, it } from "node:test";
+import { UPSTREAM_LIMITS } from "../../lib/config.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createEmohaaClient, parseConversationId, sign } from "../../lib/upstream/emohaa.ts";
@@ -72,6 +73,7 @@ describe("createEmohaaClient", () => {
     let n = 0;
     const { f, calls } = fakeFetch(() => new Response("c1"));
     const client = createEmohaaClient({
+      limits: UPSTREAM_LIMITS,
       baseUrl: "http://up/echo-prod/",
       fetch: f,
       now: () => 1000 + n,
@@ -91,7 +93,7 @@ describe("createEmohaaClient", () => {
 
   it("puts token, cid, prompt, role and the signature in the chat URL", async () => {
     const { f, calls } = fakeFetch(() => chunked([new TextEncoder().encode("data: hi\n\ndata: [DONE]\n\n")]));
-    const client = createEmohaaClient({ baseUrl: "http://up/echo-prod", fetch: f });
+    const client = createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: "http://up/echo-prod", fetch: f });
     assert.deepEqual(await readAll(await client.openChat("TOK", "c1", "user:你好 & co", undefined)), ["hi"]);
     const q = calls[0]!.url.searchParams;
     const h = new Headers(calls[0]!.init.headers);
@@ -109,13 +111,13 @@ describe("createEmohaaClient", () => {
     const bytes = new TextEncoder().encode("data: 你好😊\n\ndata: line1\ndata: line2\n\ndata: [DONE]\n\n");
     const chunks = [bytes.slice(0, 8), bytes.slice(8, 13), bytes.slice(13, 14), bytes.slice(14)];
     const { f } = fakeFetch(() => chunked(chunks));
-    const client = createEmohaaClient({ baseUrl: "http://up", fetch: f });
+    const client = createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: "http://up", fetch: f });
     assert.deepEqual(await readAll(await client.openChat("T", "c", "p")), ["你好😊", "line1\nline2"]);
   });
 
   it("treats a stream that ends without [DONE] as cut", async () => {
     const { f } = fakeFetch(() => chunked([new TextEncoder().encode("data: a\n\n")]));
-    const client = createEmohaaClient({ baseUrl: "http://up", fetch: f });
+    const client = createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: "http://up", fetch: f });
     await assert.rejects(
       readAll(await client.openChat("T", "c", "p")),
       (e: unknown) => e instanceof UpstreamError && e.code === "upstream_stream_cut",
@@ -138,6 +140,7 @@ describe("createEmohaaClient", () => {
     ];
     for (const [res, status, kind] of cases) {
       const client = createEmohaaClient({
+        limits: UPSTREAM_LIMITS,
         baseUrl: "http://up",
         fetch: (async () => res.clone()) as unknown as typeof fetch,
       });
@@ -183,6 +186,7 @@ describe("createEmohaaClient", () => {
     ];
     for (const [answer, which, kind, code] of cases) {
       const client = createEmohaaClient({
+        limits: UPSTREAM_LIMITS,
         baseUrl: "http://up",
         fetch: (() => Promise.resolve(answer())) as unknown as typeof fetch,
       });
@@ -194,6 +198,7 @@ describe("createEmohaaClient", () => {
       });
     }
     const ok = createEmohaaClient({
+      limits: UPSTREAM_LIMITS,
       baseUrl: "http://up",
       fetch: (() => Promise.resolve(new Response(""))) as unknown as typeof fetch,
     });
@@ -205,7 +210,7 @@ describe("createEmohaaClient", () => {
     ac.abort();
     const aborting =
       ((_: unknown, init: RequestInit) => Promise.reject(init.signal!.reason)) as unknown as typeof fetch;
-    const client = createEmohaaClient({ baseUrl: "http://up", fetch: aborting });
+    const client = createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: "http://up", fetch: aborting });
     await assert.rejects(client.openChat("T", "c", "p", ac.signal), (e: unknown) => e === ac.signal.reason);
     await assert.rejects(client.createConversation("T", ac.signal), (e: unknown) => e === ac.signal.reason);
   });
@@ -225,7 +230,11 @@ describe("createEmohaaClient", () => {
     const { f } = fakeFetch((
       url,
     ) => (url.pathname === "/generate/id" ? endless("application/json") : endless("application/problem+json", 500)));
-    const client = createEmohaaClient({ baseUrl: "http://up", fetch: f, limits: { maxReplyChars: 64 * 1024 } });
+    const client = createEmohaaClient({
+      baseUrl: "http://up",
+      fetch: f,
+      limits: { ...UPSTREAM_LIMITS, maxReplyChars: 64 * 1024 },
+    });
     await assert.rejects(
       client.createConversation("tok"),
       (e: any) => e instanceof UpstreamError && e.code === "upstream_reply_too_large",
@@ -242,6 +251,7 @@ describe("createEmohaaClient", () => {
 
   it("maps a network failure to 502 upstream_unreachable", async () => {
     const client = createEmohaaClient({
+      limits: UPSTREAM_LIMITS,
       baseUrl: "http://up",
       fetch: (async () => {
         throw new TypeError("connection refused");
@@ -255,7 +265,11 @@ describe("createEmohaaClient", () => {
 
   it("talks to the simulator: create, chat, list, delete", async () => {
     const sim = createSimulator();
-    const client = createEmohaaClient({ baseUrl: "http://sim/echo-prod", fetch: simFetch(sim) });
+    const client = createEmohaaClient({
+      limits: UPSTREAM_LIMITS,
+      baseUrl: "http://sim/echo-prod",
+      fetch: simFetch(sim),
+    });
     const ids = [
       await client.createConversation("live-a"),
       await client.createConversation("live-a"),

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { UPSTREAM_LIMITS } from "../../lib/config.ts";
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
@@ -35,7 +36,7 @@ describe("createHttp1Fetch", () => {
   it("talks to the simulator as the upstream client's fetch: create, chat, list, delete, one kept-alive connection", async () => {
     const sim = await startSim();
     stops.push(() => sim.stop());
-    const api = createEmohaaClient({ baseUrl: sim.baseUrl, fetch: client() });
+    const api = createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: sim.baseUrl, fetch: client() });
     const ids = [await api.createConversation("live-h1"), await api.createConversation("live-h1")];
     const reader = await api.openChat("live-h1", ids[0]!, "user:[[pieces:50]] [[flush]]");
     let text = "";
@@ -144,7 +145,7 @@ describe("createHttp1Fetch", () => {
           sock.resetAndDestroy();
         } else sock.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nconv-1");
       });
-      const api = createEmohaaClient({ baseUrl: s.url, fetch: client() });
+      const api = createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: s.url, fetch: client() });
       for (let i = 0; i < 3; i++) {
         const cid = await api.createConversation("live-h1");
         await assert.rejects(
