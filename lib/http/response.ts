@@ -1,6 +1,6 @@
 // A response's wire form (RFC 9112): the status line and fields of a handler's Response, the server's own short
 // answers, chunk framing. lib/http/server.ts writes them; what goes out when is its business.
-import { CR, LF } from "../framing.ts";
+import { concat, CR, EMPTY, LF } from "../framing.ts";
 
 const encoder = new TextEncoder();
 
@@ -100,4 +100,60 @@ export function chunkBytes(data: Uint8Array): Uint8Array {
   out[out.length - 2] = CR;
   out[out.length - 1] = LF;
   return out;
+}
+
+const NOT_YET = Symbol("not yet");
+/**
+ * Settles a few microtask turns from now: a read of a stream that already ended settles before it (Bun's takes one
+ * turn), a read that waits for more data does not. No timer: a stream's first piece is never held back.
+ */
+const soon = (): Promise<typeof NOT_YET> =>
+  Promise.resolve().then(() => undefined).then(() => undefined).then(() => NOT_YET);
+
+/** Where a response goes: a write that may ask to wait until the client read enough, and whether it is gone. */
+export interface ResponseSink {
+  write(bytes: Uint8Array): Promise<void> | undefined;
+  isClosed(): boolean;
+}
+
+/**
+ * Writes a response with a body: `head` (its status line and fields, without framing) and what `reader` gives. A
+ * body whole after its first read (every non-stream answer) goes out in one write with its Content-Length; anything
+ * longer is chunked, a chunk per read, as it comes. `connection` gives the Connection field (decided as late as
+ * possible). False when the client went away before the end.
+ */
+export async function sendWithBody(
+  out: ResponseSink,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  head: string,
+  connection: () => string,
+): Promise<boolean> {
+  const first = await reader.read();
+  if (out.isClosed()) return false;
+  const secondRead = first.done ? undefined : reader.read();
+  const second = secondRead ? await Promise.race([secondRead, soon()]) : first;
+  if (out.isClosed()) return false;
+  if (second !== NOT_YET && second.done) {
+    const body = first.done ? EMPTY : first.value;
+    const h = headBytes(`${head}Content-Length: ${body.length}\r\n${connection()}\r\n`);
+    await out.write(body.length ? concat(h, body) : h);
+    return true;
+  }
+  const w = out.write(headBytes(`${head}Transfer-Encoding: chunked\r\n${connection()}\r\n`));
+  if (w) await w;
+  let chunk = first;
+  let next = secondRead!;
+  for (;;) {
+    if (!chunk.done && chunk.value.length) {
+      const w = out.write(chunkBytes(chunk.value));
+      if (w) await w;
+    }
+    if (out.isClosed()) return false;
+    chunk = await next;
+    if (chunk.done) break;
+    next = reader.read();
+  }
+  if (out.isClosed()) return false;
+  await out.write(LAST_CHUNK);
+  return true;
 }

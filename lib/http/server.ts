@@ -11,15 +11,14 @@ import { ChunkedDecoder, concat, EMPTY, headEnd } from "../framing.ts";
 import { Eviction } from "./eviction.ts";
 import { HeadError, invalidStart, parseHead, type RequestHead, requestUrl } from "./head.ts";
 import {
-  chunkBytes,
   CONTINUE,
   dateHeaders,
   headBytes,
-  LAST_CHUNK,
   NO_BODY_STATUS,
   plain,
   REFUSED,
   responseHead,
+  sendWithBody,
 } from "./response.ts";
 
 /** The bytes-level connection a listener gives. */
@@ -106,14 +105,6 @@ const DISCARD_MAX_BYTES = 256 * 1024;
 const LINGER_MAX_BYTES = 64 * 1024 * 1024;
 /** Queued request-body bytes before the socket is paused. */
 const BODY_STRATEGY: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, size: (c) => c!.byteLength };
-const NOT_YET = Symbol("not yet");
-/**
- * Settles a few microtask turns from now: a read of a stream that already ended settles before it (Bun's takes one
- * turn), a read that waits for more data does not. No timer: a stream's first piece is never held back.
- */
-const soon = (): Promise<typeof NOT_YET> =>
-  Promise.resolve().then(() => undefined).then(() => undefined).then(() => NOT_YET);
-
 type State =
   /** Waiting for the first byte of a request (a fresh connection, or a kept-alive one after a response). */
   | "idle"
@@ -548,35 +539,8 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
           else if (!NO_BODY_STATUS.has(status) && status >= 200) text += "Content-Length: 0\r\n";
           await this.write(headBytes(text + connection() + "\r\n"));
         } else {
-          const reader = (this.reader = res.body.getReader());
-          const first = await reader.read();
-          if (this.isClosed()) return;
-          // A body already whole after its first piece (every non-stream answer): one write with its length.
-          const secondRead = first.done ? undefined : reader.read();
-          const second = secondRead ? await Promise.race([secondRead, soon()]) : first;
-          if (this.isClosed()) return;
-          if (second !== NOT_YET && second.done) {
-            const body = first.done ? EMPTY : first.value;
-            const h = headBytes(`${text}Content-Length: ${body.length}\r\n${connection()}\r\n`);
-            await this.write(body.length ? concat(h, body) : h);
-          } else {
-            const w = this.write(headBytes(`${text}Transfer-Encoding: chunked\r\n${connection()}\r\n`));
-            if (w) await w;
-            let chunk = first;
-            let next = secondRead!;
-            for (;;) {
-              if (!chunk.done && chunk.value.length) {
-                const w = this.write(chunkBytes(chunk.value));
-                if (w) await w;
-              }
-              if (this.isClosed()) return;
-              chunk = await next;
-              if (chunk.done) break;
-              next = reader.read();
-            }
-            if (this.isClosed()) return;
-            await this.write(LAST_CHUNK);
-          }
+          this.reader = res.body.getReader();
+          if (!(await sendWithBody(this, this.reader, text, connection))) return;
           this.reader = undefined;
         }
       } catch {
