@@ -1,5 +1,6 @@
 // createApp(deps): the HTTP surface — routes, CORS, request ids, logging and the one error renderer.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { routePath } from "hono/route";
 import type { ChatDeps } from "../chat/reply.ts";
 import {
@@ -75,8 +76,6 @@ export interface AppDeps {
   now: () => number;
   /** A fresh random id (request ids, completion ids). */
   id: () => string;
-  /** A page to serve at `/` instead of the built-in playground. */
-  homePage?: () => Response | Promise<Response>;
   /** POST /token/check per client address: checks per minute and at once (TOKEN_CHECK_RATE, TOKEN_CHECK_BURST). */
   tokenCheckLimit: { perMinute: number; burst: number };
   /** Take the client's address from X-Forwarded-For's last entry (behind one reverse proxy). */
@@ -318,11 +317,28 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     id: deps.id,
   });
 
+  // The edge's headers go on the answer once it is there, whatever made it (a copy when its headers are immutable,
+  // as Response.redirect's are).
+  const finish = (c: Context<Env>, headers: Record<string, string>) => {
+    const add = (res: Response) => {
+      for (const [k, v] of Object.entries(headers)) {
+        if (k === "vary") res.headers.append(k, v);
+        else res.headers.set(k, v);
+      }
+    };
+    try {
+      add(c.res);
+    } catch {
+      c.res = new Response(c.res.body, c.res);
+      add(c.res);
+    }
+  };
+
   app.use("*", async function requestId(c, next) {
     const id = edge.requestId(c.req.header("x-request-id"));
     c.set("requestId", id);
-    c.header("x-request-id", id);
     await next();
+    finish(c, { "x-request-id": id });
   });
 
   app.use("*", async function accessLog(c, next) {
@@ -346,10 +362,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.use("*", async function cors(c, next) {
     if (c.req.method === "OPTIONS") return edge.preflight(c.req.raw);
     await next();
-    for (const [k, v] of Object.entries(edge.cors(c.req.header("origin")))) {
-      if (k === "vary") c.res.headers.append(k, v);
-      else c.res.headers.set(k, v);
-    }
+    finish(c, edge.cors(c.req.header("origin")));
   });
 
   // Before the body is read: a caller without a key or over its budget costs no more than its headers.
@@ -476,9 +489,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
 
   app.doc31("/openapi.json", documentConfig);
 
-  // Swagger UI at /docs and the playground at / (unless the caller brings its own home page); all files are embedded.
+  // Swagger UI at /docs and the playground at /; all files are embedded.
   app.route("/", docsRoutes());
-  if (deps.homePage) app.get("/", () => deps.homePage!());
   app.route("/", playgroundRoutes());
 
   // The hot path first: chat completions skip the router (lib/http/completions.ts); `app.request` in tests goes here too.

@@ -409,6 +409,16 @@ describe("other routes", () => {
     await stream.text();
   });
 
+  it("CORS headers reach a routed answer whose headers are immutable (Response.redirect) too", async () => {
+    const t = await testApp();
+    t.app.get("/test-redirect", () => Response.redirect("https://example.com/", 302));
+    const res = await t.app.request("/test-redirect", { headers: { origin: "https://chat.example" } });
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get("location"), "https://example.com/");
+    assert.equal(res.headers.get("access-control-allow-origin"), "*");
+    assert.ok(res.headers.get("x-request-id"));
+  });
+
   it("logs one line per request with no token and no message text", async () => {
     const t = await testApp();
     await t.chat(user("my secret feelings"), "live-secret-token");
