@@ -102,14 +102,24 @@ export function cpuMs(pid: number): number {
   return ticks * TICK_MS;
 }
 
-/** Samples a tree's RSS every `ms` until stopped; returns the peak. */
-export function rssSampler(pid: number, ms = 50): { stop(): number } {
-  let peak = rss(pid);
-  const timer = setInterval(() => (peak = Math.max(peak, rss(pid))), ms);
+/**
+ * Samples RSS every `ms` until stopped; returns the peaks of the whole tree and of its largest process (the server
+ * itself, without a launcher such as `deno task` around it), each at its own moment.
+ */
+export function rssSampler(pid: number, ms = 50): { stop(): { tree: number; server: number } } {
+  let tree = 0;
+  let server = 0;
+  const sample = () => {
+    tree = Math.max(tree, rss(pid));
+    server = Math.max(server, serverRss(pid));
+  };
+  sample();
+  const timer = setInterval(sample, ms);
   return {
     stop() {
       clearInterval(timer);
-      return Math.max(peak, rss(pid));
+      sample();
+      return { tree, server };
     },
   };
 }

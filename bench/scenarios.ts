@@ -199,7 +199,7 @@ export class Scenarios {
       const d = await measured(this.sim, this.job("direct", server, spec));
       const sampler = rssSampler(server.proc.pid, 25);
       const g = await measured(this.sim, this.job("gateway", server, spec), server);
-      const peak = sampler.stop();
+      const peaks = sampler.stop();
       // The load is gone once every conversation was deleted (measured() waited for that); then memory settles.
       const after: number[] = [];
       for (let t = 0; t < this.plan.settleMs; t += 1000) {
@@ -224,7 +224,8 @@ export class Scenarios {
         },
         ttfpP99AddedMs: round(pct(g.r.ttfp, 99) - pct(d.r.ttfp, 99), 1),
         rssBeforeMB: MB(before),
-        rssPeakMB: MB(peak),
+        rssPeakMB: MB(peaks.tree),
+        serverPeakMB: MB(peaks.server),
         rssAfterMB: after.at(-1)!,
         rssAfterChange: round(after.at(-1)! / MB(before) - 1),
         rssAfterEachSecondMB: after,
@@ -250,7 +251,12 @@ export class Scenarios {
       await server.proc.stop();
     }
     await this.sim.settle();
-    return { medianStartMs: median(runs.map((r) => r.startMs)), idleRssMB: median(runs.map((r) => r.rssMB)), runs };
+    return {
+      medianStartMs: median(runs.map((r) => r.startMs)),
+      idleRssMB: median(runs.map((r) => r.rssMB)),
+      idleServerRssMB: median(runs.map((r) => r.serverProcessRssMB)),
+      runs,
+    };
   }
 
   /**
