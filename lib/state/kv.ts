@@ -170,6 +170,12 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       locked(op, () => collect(kv.list({ prefix: keyPrefix }, batchSize ? { batchSize } : undefined))),
   };
   const leases = kvLeases(base);
+  /** Those of `owners` whose heartbeat is older than `deadAfterMs`, or missing. */
+  const staleAmong = async (op: string, owners: readonly string[], deadAfterMs: number) => {
+    const beats = await getMany(op, owners.map(beatKey));
+    const t = now();
+    return owners.filter((_, i) => ((beats[i]?.value as number | null) ?? -Infinity) < t - deadAfterMs);
+  };
 
   return {
     backend: "kv",
@@ -195,7 +201,7 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       return meter.run(
         op,
         () =>
-          locked(op, () => collect(kv.list({ prefix: owner === undefined ? [prefix, "journal"] : journalKey(owner) })))
+          base.list(op, owner === undefined ? [prefix, "journal"] : journalKey(owner))
             .then((es) => es.map((e) => e.value as JournalRecord)),
       );
     },
@@ -211,11 +217,8 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
     deadOwners(deadAfterMs = OWNER_DEAD_AFTER_MS) {
       const op = "find dead owners";
       return meter.run(op, async () => {
-        const entries = await locked(op, () => collect(kv.list({ prefix: [prefix, "journal"] })));
-        const owners = [...new Set(entries.map((e) => String(e.key[2])))];
-        const beats = await getMany(op, owners.map(beatKey));
-        const t = now();
-        return owners.filter((_, i) => ((beats[i]?.value as number | null) ?? -Infinity) < t - deadAfterMs);
+        const entries = await base.list(op, [prefix, "journal"]);
+        return staleAmong(op, [...new Set(entries.map((e) => String(e.key[2])))], deadAfterMs);
       });
     },
 
@@ -223,9 +226,7 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       const op = "check owners";
       return meter.run(op, async () => {
         for (const o of owners) checkPart(op, "owner", o);
-        const beats = await getMany(op, owners.map(beatKey));
-        const t = now();
-        return owners.filter((_, i) => ((beats[i]?.value as number | null) ?? -Infinity) < t - deadAfterMs);
+        return staleAmong(op, owners, deadAfterMs);
       });
     },
 
@@ -234,7 +235,7 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       return meter.run(op, async () => {
         const keys = [
           beatKey(owner),
-          ...(await locked(op, () => collect(kv.list({ prefix: journalKey(owner) })))).map((e) => e.key),
+          ...(await base.list(op, journalKey(owner))).map((e) => e.key),
         ];
         // An atomic operation holds at most 1000 mutations.
         for (let i = 0; i < keys.length; i += 1000) {
