@@ -437,7 +437,6 @@ export function createHttp1Fetch(
   const originOf = (url: string): { origin: Origin; path: string } => {
     // The origin is all before the path (the path and query are sent as they were given).
     const prefix = ORIGIN.exec(url)?.[0] ?? url;
-    const slash = prefix.length < url.length ? prefix.length : -1;
     let origin = origins.get(prefix);
     if (!origin) {
       const u = new URL(prefix);
@@ -451,7 +450,7 @@ export function createHttp1Fetch(
     // The path and query as given when they are plain ASCII with no dot segment (emohaa.ts's are: a
     // URLSearchParams serialisation); anything else as URL would send it (percent-encoded, dot segments resolved,
     // without its fragment).
-    let path = slash < 0 ? "/" : url.slice(slash);
+    let path = url.slice(prefix.length) || "/";
     if (path[0] !== "/" || NOT_PLAIN.test(path) || path.includes("/.")) {
       const u = new URL(url);
       path = u.pathname + u.search;
