@@ -17,11 +17,17 @@ const failing = (err: () => Error, failures = Infinity) => {
 const upstream = (kind: "auth" | "server") =>
   new UpstreamError(kind, kind === "auth" ? 401 : 502, "x", { code: `upstream_${kind}` });
 
+/** Conversations that retry deletes 3 times with no wait, and what they said when they gave up. */
+function withRetries(client: ConstructorParameters<typeof Conversations>[0]) {
+  const gaveUp: [string, number][] = [];
+  const c = new Conversations(client, async () => {}, [1, 1, 1], undefined, (r, n) => gaveUp.push([r, n]));
+  return { c, gaveUp };
+}
+
 describe("Conversations", () => {
   it("retries a failed delete with backoff and succeeds without telling anyone", async () => {
     const f = failing(() => upstream("server"), 2);
-    const gaveUp: [string, number][] = [];
-    const c = new Conversations(f.client, async () => {}, [1, 1, 1], undefined, (r, n) => gaveUp.push([r, n]));
+    const { c, gaveUp } = withRetries(f.client);
     c.created("live-x", "cid-1");
     assert.equal(await c.delete("live-x", "cid-1"), true);
     assert.equal(f.calls(), 3);
@@ -32,8 +38,7 @@ describe("Conversations", () => {
 
   it("gives up after every retry and says why and after how many attempts, with no cid or token", async () => {
     const f = failing(() => upstream("server"));
-    const gaveUp: [string, number][] = [];
-    const c = new Conversations(f.client, async () => {}, [1, 1, 1], undefined, (r, n) => gaveUp.push([r, n]));
+    const { c, gaveUp } = withRetries(f.client);
     c.created("live-secret-token", "cid-secret");
     assert.equal(await c.delete("live-secret-token", "cid-secret"), false);
     assert.deepEqual(gaveUp, [["server", 4]]);
@@ -43,8 +48,7 @@ describe("Conversations", () => {
 
   it("a rejected token gives up at once: it could not delete later either", async () => {
     const f = failing(() => upstream("auth"));
-    const gaveUp: [string, number][] = [];
-    const c = new Conversations(f.client, async () => {}, [1, 1, 1], undefined, (r, n) => gaveUp.push([r, n]));
+    const { c, gaveUp } = withRetries(f.client);
     c.created("live-x", "cid-1");
     assert.equal(await c.delete("live-x", "cid-1"), false);
     assert.deepEqual(gaveUp, [["auth", 1]]);
