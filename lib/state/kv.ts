@@ -1,6 +1,7 @@
 // The Deno KV backend: atomic commits with version checks on a KV the caller opens (runtime/kv.ts), so lib/ never
 // touches Deno.*. The journal, heartbeats and values are here; the leases and health (one commit per take and per
-// free, wake-ups by `watch` + poll) are lib/state/kv-leases.ts.
+// free, wake-ups by `watch` + poll) are lib/state/kv-leases.ts, the counters (one commit per call) kv-counters.ts.
+import { kvCounters } from "./kv-counters.ts";
 import { kvLeases } from "./kv-leases.ts";
 import { jitter, Meter } from "./meter.ts";
 import {
@@ -76,8 +77,10 @@ export interface KvBase {
   list(op: string, prefix: Key, batchSize?: number): Promise<KvEntryLike[]>;
 }
 
-// Deno KV's getMany reads at most 10 keys; more are read in parallel chunks (one round trip of latency).
-const GET_MANY_MAX = 10;
+/** Deno KV's getMany reads at most 10 keys; more are read in parallel chunks (one round trip of latency). */
+export const GET_MANY_MAX = 10;
+/** Deno KV's most checks in one atomic operation (Deno 2, local SQLite and Deploy alike; 1000 mutations). */
+export const ATOMIC_CHECKS_MAX = 100;
 // A local SQLite file shared by processes answers "database is locked" while another one writes.
 const LOCKED_RETRIES = 30;
 
@@ -91,8 +94,10 @@ const LOCKED_RETRIES = 30;
  * one round trip of getMany calls (10 keys each, in parallel) and commits on what it read, so 3 calls in all, and
  * again on a conflict; when the hint says every slot is taken, one read answers null. `free` is one commit on the
  * version this instance wrote (a listing of the account's slots first only when that version changed, e.g. a
- * renewal from another client raced it). `renew` is one commit per 100 leases. `reportHealth` and `cas` read once
- * and commit once; every other call is one read or one write. Every KV call is retried with jitter when a local
+ * renewal from another client raced it). `renew` is one commit per 100 leases. `count` is one commit on the
+ * counters' versions this instance last saw (a read and a commit when one is not known here or changed since, or
+ * when the hint says refused); a `count` that only reads is one read. `reportHealth` and `cas` read once and commit
+ * once; every other call is one read or one write. Every KV call is retried with jitter when a local
  * SQLite file answers `TypeError: database is locked`, up to a bound, then rejects `conflict`: never a crash.
  *
  * First fit is by the hint: a preferred account freed by another instance since this one last looked costs
@@ -170,6 +175,7 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
       locked(op, () => collect(kv.list({ prefix: keyPrefix }, batchSize ? { batchSize } : undefined))),
   };
   const leases = kvLeases(base);
+  const counters = kvCounters(base);
   /** Those of `owners` whose heartbeat is older than `deadAfterMs`, or missing. */
   const staleAmong = async (op: string, owners: readonly string[], deadAfterMs: number) => {
     const beats = await getMany(op, owners.map(beatKey));
@@ -180,6 +186,7 @@ export function kvStore(kv: KvLike, options: KvStoreOptions = {}): StateStore {
   return {
     backend: "kv",
     ...leases.store,
+    ...counters,
 
     journalAdd(record) {
       const op = "journal a conversation";

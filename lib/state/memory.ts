@@ -1,10 +1,21 @@
 // The state store of one process: plain maps, no I/O, no timers. The default, and today's behaviour.
 import { Meter } from "./meter.ts";
-import { applyHealth, firstWithRoom, healthOrder, HEALTHY, leaseId, type LeaseSlot, live } from "./rules.ts";
+import {
+  applyCounts,
+  applyHealth,
+  checkCounts,
+  firstWithRoom,
+  healthOrder,
+  HEALTHY,
+  leaseId,
+  type LeaseSlot,
+  live,
+} from "./rules.ts";
 import {
   type AccountHealth,
   checkKey,
   checkPart,
+  type CountResult,
   type FreedListener,
   type JournalRecord,
   type Lease,
@@ -30,6 +41,15 @@ interface Stored {
   expiresAt: number;
 }
 
+interface Counter {
+  n: number;
+  expiresAt: number;
+}
+
+// Counters are windows whose keys name the window, so keys nobody reads again pile up: every time the map has
+// doubled since the last sweep, drop the expired ones (amortised O(1) per call, and no timer).
+const SWEEP_MIN = 1_024;
+
 /**
  * A store inside one process. Every call completes synchronously (the promise is already settled), so it costs
  * no more than the pool's own maps did; expired leases and values are dropped when next looked at.
@@ -42,6 +62,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): StateStore {
   const journal = new Map<string, Map<string, JournalRecord>>();
   const beats = new Map<string, number>();
   const values = new Map<string, Stored>();
+  const counters = new Map<string, Counter>();
+  let sweepAt = SWEEP_MIN;
   const listeners = new Set<FreedListener>();
   let version = 0;
 
@@ -240,6 +262,25 @@ export function memoryStore(options: MemoryStoreOptions = {}): StateStore {
           return null;
         }
         return write(key, v, opts?.expireInMs);
+      });
+    },
+
+    count(ops) {
+      return meter.runSync("count", (): CountResult => {
+        checkCounts("count", ops);
+        const t = now();
+        const ids = ops.map((o) => o.key.join("\u0000"));
+        const current = new Map(ids.map((id) => {
+          const c = counters.get(id);
+          return [id, c && c.expiresAt > t ? c.n : 0];
+        }));
+        const r = applyCounts("count", ops, ids, current);
+        for (const [id, w] of r.writes) counters.set(id, { n: w.n, expiresAt: t + w.expireInMs });
+        if (counters.size >= sweepAt) {
+          for (const [id, c] of counters) if (c.expiresAt <= t) counters.delete(id);
+          sweepAt = Math.max(SWEEP_MIN, counters.size * 2);
+        }
+        return { values: r.values, refused: r.refused };
       });
     },
 

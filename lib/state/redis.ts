@@ -8,6 +8,7 @@ import {
   type AccountHealth,
   checkKey,
   checkPart,
+  type CountResult,
   type FreedListener,
   type JournalRecord,
   type Lease,
@@ -18,7 +19,7 @@ import {
   type StoreOptions,
   type ValueKey,
 } from "./store.ts";
-import { leaseId } from "./rules.ts";
+import { checkCounts, leaseId, writesCounter } from "./rules.ts";
 
 export interface RedisStoreOptions extends StoreOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://...`. */
@@ -171,6 +172,36 @@ local n = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'j', ARGV[2], 'n', n)
 if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) else redis.call('PERSIST', KEYS[1]) end
 return tostring(n)`,
+  // KEYS: the counters, one per op (a key may repeat). ARGV per op: by, below ('' for none), atLeast ('' for none),
+  // expireInMs ('' when the op does not write). Every `below` is checked on the values before the call, then each
+  // op adds `by` and raises to `atLeast` in order, and each counter written is set once with its expiry.
+  // -> {refused index (-1: applied), then each op's value as a string}; {-2} when a counter would leave the safe
+  // integers. Strings, as node-redis decodes integer replies near 2^53 inexactly (digit by digit, rounding).
+  counters: `local cur, n = {}, #KEYS
+local function values(first)
+  local out = {first}
+  for i = 1, n do out[i + 1] = string.format('%d', cur[KEYS[i]]) end
+  return out
+end
+for i = 1, n do
+  if cur[KEYS[i]] == nil then cur[KEYS[i]] = tonumber(redis.call('GET', KEYS[i])) or 0 end
+end
+for i = 1, n do
+  local below = ARGV[4 * i - 2]
+  if below ~= '' and cur[KEYS[i]] >= tonumber(below) then return values(i - 1) end
+end
+local ttl = {}
+for i = 1, n do
+  local k, by, least = KEYS[i], tonumber(ARGV[4 * i - 3]), ARGV[4 * i - 1]
+  if by ~= 0 or least ~= '' then
+    local v = cur[k] + by
+    if least ~= '' then v = math.max(v, tonumber(least)) end
+    if math.abs(v) > 9007199254740991 then return {-2} end
+    cur[k], ttl[k] = v, ARGV[4 * i]
+  end
+end
+for k, ms in pairs(ttl) do redis.call('SET', k, string.format('%d', cur[k]), 'PX', ms) end
+return values(-1)`,
 } as const;
 
 const SHAS = Object.fromEntries(
@@ -202,6 +233,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
   const beats = `${p}:beats`;
   const versions = `${p}:version`;
   const valueKey = (k: ValueKey) => `${p}:value:${k.join("/")}`;
+  const counterKey = (k: ValueKey) => `${p}:count:${k.join("/")}`;
 
   const client = createClient({
     url: options.url,
@@ -409,6 +441,27 @@ export async function redisStore(options: RedisStoreOptions): Promise<StateStore
         ]);
         if (r === null || r === false) return false;
         return r === "" ? null : String(r);
+      });
+    },
+
+    count(ops) {
+      return meter.run("count", async (): Promise<CountResult> => {
+        checkCounts("count", ops);
+        if (!ops.length) return { values: [], refused: -1 };
+        const r = (await run(
+          "counters",
+          ops.map((o) => counterKey(o.key)),
+          ops.flatMap((o) => [
+            o.by ?? 0,
+            o.below ?? "",
+            o.atLeast ?? "",
+            writesCounter(o) ? o.expireInMs! : "",
+          ]),
+        )) as [number, ...string[]];
+        if (r[0] === -2) {
+          throw new StoreError("invalid", "count", "Cannot count: a counter would go past the safe integers");
+        }
+        return { values: r.slice(1).map(Number), refused: Number(r[0]) };
       });
     },
 

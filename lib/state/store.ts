@@ -174,9 +174,10 @@ export interface StoreOptions {
  * one commit that checks the slot (and, health-aware, the account's health) is still as this instance last saw
  * it, `free` one commit on the version it wrote, `renew` one commit per 100 leases; only when a check fails (the
  * hint was stale: another instance took the slot, an expired lease KV has not dropped yet) does it read and commit
- * again. Health updates and `cas` read then commit; every other call is one read or one write.
+ * again. Health updates and `cas` read then commit; `count` commits on the versions this instance last saw (one round
+ * trip; a read and a commit again when another instance wrote meanwhile); every other call is one read or one write.
  */
-export interface StateStore extends LeaseStore, OwnerStore, ValueStore {
+export interface StateStore extends LeaseStore, OwnerStore, ValueStore, CounterStore {
   /** Which backend this is. */
   readonly backend: StoreHealth["backend"];
 
@@ -277,6 +278,50 @@ export interface ValueStore {
     value: T | null,
     options?: { expireInMs?: number },
   ): Promise<string | null | false>;
+}
+
+/**
+ * One counter of a `count` call. A counter is an integer under a value key (absent counts as 0), kept apart from
+ * `get`/`set` values: the same key must not be used by both.
+ */
+export interface CounterOp {
+  key: ValueKey;
+  /** Added to the counter (negative gives back); 0 or absent: the counter is only read (or checked). */
+  by?: number;
+  /**
+   * A limit check: the whole call writes nothing unless this counter's value before the call is below `below`
+   * (e.g. requests this minute below the key's rpm).
+   */
+  below?: number;
+  /** Raises the counter to at least this, after `by` (e.g. a last-use time in epoch milliseconds). */
+  atLeast?: number;
+  /**
+   * An op with a `by` other than 0 or an `atLeast` writes its counter (even when `atLeast` did not raise it), and
+   * then needs this: the counter is dropped this long after the call, every write setting it again. Counters are
+   * windows (a minute's requests, a day's tokens) whose keys name the window, so nothing is left behind.
+   */
+  expireInMs?: number;
+}
+
+/** What a `count` call did. */
+export interface CountResult {
+  /** Each op's counter after the call (before it, when refused); 0 for an absent counter. */
+  values: number[];
+  /** The index of the first op whose `below` check failed, when nothing was written; -1 when the call applied. */
+  refused: number;
+}
+
+/** Counters shared by every instance: rate limits and usage (gateway keys, lib/chat/keys.ts). */
+export interface CounterStore {
+  /**
+   * Checks and changes counters in one atomic step across all instances: when every op's `below` holds, adds each
+   * `by`, applies each `atLeast` and sets the expiry of each counter written; otherwise writes nothing and names
+   * the first failed op. Values and `by` are safe integers (anything else rejects `invalid`). A call that only
+   * reads (no `by`, no `atLeast`) writes nothing. A key named twice in one call reports its value after the whole
+   * call. At most 100 distinct counters per writing call (Deno KV's checks per commit; more rejects `invalid`);
+   * a read-only call has no bound.
+   */
+  count(ops: readonly CounterOp[]): Promise<CountResult>;
 }
 
 const KEY_PART = /^[A-Za-z0-9_.:-]{1,128}$/;

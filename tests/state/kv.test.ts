@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type KvLike, kvStore } from "../../lib/state/kv.ts";
-import type { Lease, StateStore } from "../../lib/state/store.ts";
+import { type Lease, type StateStore, StoreError } from "../../lib/state/store.ts";
 import { hasKv, openKv } from "../../runtime/kv.ts";
 import { countingKv } from "../support/counting-kv.ts";
 
@@ -171,6 +171,68 @@ describe("kvStore round trips", { skip: !hasKv() && "Deno KV exists only under D
       const last = await b!.store.take({ owner: "b", ...req });
       assert.equal(last?.account, "d");
       assert.equal(last?.health?.lastError, "auth");
+    } finally {
+      await close();
+    }
+  });
+  it("a repeated writing count by one client is one commit, reading only the first time", async () => {
+    const { clients: [c], close } = await clients(1);
+    try {
+      const s = c!.store;
+      const ops = [
+        { key: ["rpm", "k", "m1"], by: 1, below: 3, expireInMs: 60_000 },
+        { key: ["tpd", "k", "d1"], by: 10, expireInMs: 60_000 },
+        { key: ["last", "k"], atLeast: Date.now(), expireInMs: 60_000 },
+      ];
+      assert.deepEqual((await cost(c!.calls, () => s.count(ops))).calls, ["getMany", "commit"], "first: unknown");
+      for (let i = 2; i <= 3; i++) {
+        const { value, calls } = await cost(c!.calls, () => s.count(ops));
+        assert.deepEqual([value.refused, value.values.slice(0, 2), calls], [-1, [i, 10 * i], ["commit"]]);
+      }
+      // The hint says refused: decided again on one read (a snapshot of the three), nothing committed.
+      const { value, calls } = await cost(c!.calls, () => s.count(ops));
+      assert.deepEqual([value.refused, value.values.slice(0, 2), calls], [0, [3, 30], ["getMany"]]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("a count after another client wrote the counter reads and commits again, and stays right", async () => {
+    const { clients: [a, b], close } = await clients(2);
+    try {
+      const op = { key: ["rpm", "shared"], by: 1, below: 3, expireInMs: 60_000 };
+      assert.deepEqual((await a!.store.count([op])).values, [1]);
+      assert.deepEqual((await b!.store.count([op])).values, [2]);
+      const { value, calls } = await cost(a!.calls, () => a!.store.count([op]));
+      assert.deepEqual(value, { values: [3], refused: -1 });
+      assert.deepEqual(calls, ["commit", "getMany", "commit"], "the hint was stale: its commit failed");
+      // b's hint (2, below 3) says it applies: its commit fails, and the read sees 3, so it refuses.
+      const refused = await cost(b!.calls, () => b!.store.count([op]));
+      assert.deepEqual(refused, { value: { values: [3], refused: 0 }, calls: ["commit", "getMany"] });
+      // A give-back by a, then b's hint (3) would refuse, but the counter is 2: b reads and applies.
+      assert.deepEqual((await a!.store.count([{ ...op, by: -1, below: undefined }])).values, [2]);
+      const applied = await cost(b!.calls, () => b!.store.count([op]));
+      assert.deepEqual(applied, { value: { values: [3], refused: -1 }, calls: ["getMany", "commit"] });
+    } finally {
+      await close();
+    }
+  });
+
+  it("count: a read of 150 counters is one round trip of getMany calls; a write is refused past 100 counters", async () => {
+    const { clients: [c], close } = await clients(1);
+    try {
+      const keys = Array.from({ length: 150 }, (_, i) => ["many", `k${i}`]);
+      const trips = c!.trips();
+      const read = await cost(c!.calls, () => c!.store.count(keys.map((key) => ({ key }))));
+      assert.deepEqual(read.calls, Array(15).fill("getMany"));
+      assert.equal(c!.trips() - trips, 1, "one round trip");
+      // Deno KV checks at most 100 keys in one atomic commit, and a count writes all of its counters in one.
+      await assert.rejects(
+        c!.store.count(keys.slice(0, 101).map((key) => ({ key, by: 1, expireInMs: 60_000 }))),
+        (e: unknown) => e instanceof StoreError && e.code === "invalid",
+      );
+      const wide = await c!.store.count(keys.slice(0, 100).map((key) => ({ key, by: 1, expireInMs: 60_000 })));
+      assert.deepEqual(wide.values, Array(100).fill(1));
     } finally {
       await close();
     }

@@ -290,6 +290,149 @@ for (const b of backends) {
       });
     });
 
+    it("count adds across clients, reads back, and reports each op's counter after the call", async () => {
+      await using(b, 2, async ([s1, s2]) => {
+        const key = ["rpm", "k1", "m1"];
+        const expireInMs = 60_000;
+        assert.deepEqual(await s1!.count([]), { values: [], refused: -1 });
+        assert.deepEqual(await s1!.count([{ key, by: 1, expireInMs }]), { values: [1], refused: -1 });
+        assert.deepEqual(await s2!.count([{ key, by: 2, expireInMs }]), { values: [3], refused: -1 });
+        // Only reads: by 0 or absent, no expiry needed; a counter never written is 0.
+        assert.deepEqual(await s1!.count([{ key }, { key: ["rpm", "none"], by: 0 }]), {
+          values: [3, 0],
+          refused: -1,
+        });
+        // One counter twice in a call: both ops add, and both report the counter after the call.
+        assert.deepEqual(await s2!.count([{ key, by: 1, expireInMs }, { key, by: 1, expireInMs }]), {
+          values: [5, 5],
+          refused: -1,
+        });
+        assert.deepEqual((await s1!.count([{ key, expireInMs }])).values, [5]);
+        // Counters are kept apart from values under the same key.
+        assert.equal(await s1!.get(key), null);
+      });
+    });
+
+    it("count: a failed below check writes nothing, not even the call's other ops, and names the first failure", async () => {
+      await using(b, 2, async ([s1, s2]) => {
+        const expireInMs = 60_000;
+        const [a, c, d] = [["lim", "a"], ["lim", "c"], ["lim", "d"]];
+        await s1!.count([{ key: a, by: 3, expireInMs }]);
+        const refused = await s2!.count([
+          { key: c, by: 1, expireInMs },
+          { key: a, by: 1, below: 3, expireInMs },
+          { key: d, by: 1, below: 0, expireInMs },
+        ]);
+        assert.deepEqual(refused, { values: [0, 3, 0], refused: 1 }, "the values before the call");
+        assert.deepEqual((await s1!.count([{ key: a, expireInMs }, { key: c, expireInMs }])).values, [3, 0]);
+        // The check is on the value before the call: 3 is below 4, so it applies (and goes to 4).
+        assert.deepEqual(await s2!.count([{ key: c, by: 1, expireInMs }, { key: a, by: 1, below: 4, expireInMs }]), {
+          values: [1, 4],
+          refused: -1,
+        });
+        // A below-only op checks without writing; a read-only call reports the failure too.
+        assert.deepEqual(await s1!.count([{ key: c, by: 1, expireInMs }, { key: a, below: 5, expireInMs }]), {
+          values: [2, 4],
+          refused: -1,
+        });
+        assert.deepEqual(await s1!.count([{ key: a, below: 4 }]), { values: [4], refused: 0 });
+      });
+    });
+
+    it("count: atLeast raises after by and never lowers; a negative by gives back", async () => {
+      await using(b, 2, async ([s1, s2]) => {
+        const key = ["last", "k1"];
+        const expireInMs = 60_000;
+        assert.deepEqual((await s1!.count([{ key, atLeast: 100, expireInMs }])).values, [100]);
+        assert.deepEqual((await s2!.count([{ key, atLeast: 50, expireInMs }])).values, [100], "never lowers");
+        assert.deepEqual((await s1!.count([{ key, by: 5, atLeast: 103, expireInMs }])).values, [105]);
+        assert.deepEqual((await s2!.count([{ key, by: 1, atLeast: 200, expireInMs }])).values, [200]);
+        const tokens = ["tokens", "k1"];
+        assert.deepEqual((await s1!.count([{ key: tokens, by: 10, expireInMs }])).values, [10]);
+        assert.deepEqual((await s2!.count([{ key: tokens, by: -3, expireInMs }])).values, [7]);
+        assert.deepEqual((await s1!.count([{ key: tokens, by: -10, expireInMs }])).values, [-3]);
+        assert.deepEqual((await s2!.count([{ key: tokens, expireInMs }])).values, [-3]);
+      });
+    });
+
+    it("count: a counter expires expireInMs after its last write, and a later write starts it again", async () => {
+      await using(b, 2, async ([s1, s2]) => {
+        const key = ["win", "k1"];
+        const expireInMs = 1_000;
+        await s1!.count([{ key, by: 1, expireInMs }]);
+        await sleep(400);
+        await s2!.count([{ key, by: 1, expireInMs }]); // every write sets the expiry again
+        // A read does not: this one comes past the first write's expiry, within the second's.
+        await sleep(800);
+        assert.deepEqual((await s1!.count([{ key, expireInMs }])).values, [2]);
+        await sleep(1_000);
+        assert.deepEqual((await s2!.count([{ key, expireInMs }])).values, [0], "expired");
+        assert.deepEqual((await s2!.count([{ key, by: 2, below: 1, expireInMs: 60_000 }])).values, [2]);
+        assert.deepEqual((await s1!.count([{ key, expireInMs }])).values, [2]);
+      });
+    });
+
+    it("count: 3 clients with 90 concurrent limited increments apply exactly up to the limit", async () => {
+      await using(b, 3, async (stores) => {
+        const key = ["rpm", "busy"];
+        const results = await Promise.all(
+          Array.from({ length: 90 }, (_, i) => stores[i % 3]!.count([{ key, by: 1, below: 25, expireInMs: 60_000 }])),
+        );
+        const applied = results.filter((r) => r.refused === -1);
+        assert.equal(applied.length, 25);
+        assert.deepEqual(
+          applied.map((r) => r.values[0]).sort((x, y) => x! - y!),
+          Array.from({ length: 25 }, (_, i) => i + 1),
+        );
+        assert.ok(results.every((r) => r.refused === -1 || (r.refused === 0 && r.values[0] === 25)));
+        assert.deepEqual((await stores[1]!.count([{ key }])).values, [25]);
+      });
+    });
+
+    it("count refuses what is not a safe integer, a writing op without a positive expiry, and bad keys", async () => {
+      await using(b, 1, async ([s]) => {
+        const key = ["bad", "k"];
+        const invalid = (e: unknown) => e instanceof StoreError && e.code === "invalid" && e.op === "count";
+        for (
+          const op of [
+            { key, by: 1.5, expireInMs: 1_000 },
+            { key, by: 2 ** 53, expireInMs: 1_000 },
+            { key, below: Number.NaN, expireInMs: 1_000 },
+            { key, atLeast: Infinity, expireInMs: 1_000 },
+            { key, by: 1 },
+            { key, atLeast: 1, expireInMs: -5 },
+            { key, by: 1, expireInMs: 1.5 },
+            { key, by: 1 } as never,
+            { key: ["bad key"], by: 1, expireInMs: 1_000 },
+            { key: [], expireInMs: 1_000 },
+          ]
+        ) {
+          await assert.rejects(
+            s!.count([{ key: ["fine"], by: 1, expireInMs: 1_000 }, op]),
+            invalid,
+            JSON.stringify(op),
+          );
+        }
+        assert.deepEqual((await s!.count([{ key: ["fine"] }])).values, [0], "nothing was written");
+        // A counter that would leave the safe integers is refused, and left as it was.
+        await s!.count([{ key, atLeast: Number.MAX_SAFE_INTEGER, expireInMs: 60_000 }]);
+        await assert.rejects(s!.count([{ key, by: 1, expireInMs: 60_000 }]), invalid);
+        assert.deepEqual((await s!.count([{ key }])).values, [Number.MAX_SAFE_INTEGER]);
+      });
+    });
+
+    it("count reads 150 counters in one call", async () => {
+      await using(b, 2, async ([s1, s2]) => {
+        const keys = Array.from({ length: 150 }, (_, i) => ["many", `k${i}`]);
+        await s1!.count([0, 42, 149].map((i) => ({ key: keys[i]!, by: i + 1, expireInMs: 60_000 })));
+        const r = await s2!.count(keys.map((key) => ({ key })));
+        assert.equal(r.refused, -1);
+        assert.deepEqual(r.values, keys.map((_, i) => ([0, 42, 149].includes(i) ? i + 1 : 0)));
+        const limited = await s2!.count(keys.map((key) => ({ key, below: 10 })));
+        assert.equal(limited.refused, 42);
+      });
+    });
+
     it("refuses keys that could hold text or tokens, with an invalid StoreError", async () => {
       await using(b, 1, async ([s]) => {
         await assert.rejects(
