@@ -1,6 +1,7 @@
 // The cost of the shared lease: take + free per backend (memory, Redis, Deno KV), measured in one run, with the
 // store round trips each costs (Redis: one per call; KV: counted on the database, calls in flight together counting
-// once). Takes are health-aware, as the gateway's. No assertions.
+// once). Takes are health-aware, as the gateway's. Then what a gateway key's limits cost a request's admission
+// (lib/chat/key-limits.ts): an unlimited key, one with rpm and tokensPerDay, one with concurrency too. No assertions.
 //
 //   deno run -A --unstable-kv bench/state.ts            all three (KV needs Deno; Redis: REDIS_URL or a throwaway
 //                                                       redis-server started here)
@@ -13,6 +14,9 @@ import { kvStore } from "../lib/state/kv.ts";
 import { memoryStore } from "../lib/state/memory.ts";
 import { redisStore } from "../lib/state/redis.ts";
 import type { StateStore } from "../lib/state/store.ts";
+import { KeyLimiter } from "../lib/chat/key-limits.ts";
+import type { GatewayKey } from "../lib/chat/keys.ts";
+import type { Tokenizer } from "../lib/openai/translate.ts";
 import { pct } from "./stats.ts";
 import { hasKv, openKv } from "../runtime/kv.ts";
 import { findRedisServer, startRedis } from "../scripts/redis.mjs";
@@ -100,10 +104,54 @@ async function measure(
   );
 }
 
+/**
+ * A request's admission for three keys on one store, sequentially: p50 and p99 of `admit`, and the store round trips
+ * calls it made (with concurrency: the counter check and the lease at once, one round trip of latency; the usage written once a second and a lease's free at the end are off the request's path: not counted).
+ */
+async function measureKeys(name: string, store: StateStore, trips: () => number): Promise<void> {
+  const limiter = new KeyLimiter({
+    store,
+    owner: `bench${Date.now()}`,
+    now: Date.now,
+    tokenizer: () => Promise.resolve({ count: (t: string) => t.length } as Tokenizer),
+    log: { error: () => {} },
+  });
+  const run = Date.now().toString(36);
+  const keys: [string, GatewayKey][] = [
+    ["unlimited", { id: `u${run}`, name: "u", source: "admin" }],
+    ["rpm+tokens", { id: `l${run}`, name: "l", source: "admin", rpm: 1e6, tokensPerDay: 1e12 }],
+    ["+concurrency", { id: `c${run}`, name: "c", source: "admin", rpm: 1e6, tokensPerDay: 1e12, concurrency: 8 }],
+  ];
+  const parts: string[] = [];
+  let base = 0;
+  for (const [label, key] of keys) {
+    for (let i = 0; i < Math.min(50, N); i++) (await limiter.admit(key)).end();
+    const times: number[] = [];
+    let used = 0;
+    for (let i = 0; i < N; i++) {
+      const r0 = trips();
+      const t0 = performance.now();
+      const a = await limiter.admit(key);
+      times.push(performance.now() - t0);
+      used += trips() - r0;
+      await a.end();
+    }
+    const p50 = pct(times, 50);
+    if (label === "unlimited") base = p50;
+    parts.push(
+      `${label} p50 ${fmt(p50).padStart(8)} p99 ${fmt(pct(times, 99)).padStart(8)} (${(used / N).toFixed(2)} calls` +
+        (label === "unlimited" ? ")" : `, +${fmt(p50 - base)})`),
+    );
+  }
+  await limiter.stop();
+  console.log(`${name.padEnd(7)} key admission: ${parts.join(" | ")}`);
+}
+
 console.log(
   `state store: ${N} sequential take+free pairs over ${ACCOUNTS.length} accounts, then ${N} from ${PARALLEL} loops at once`,
 );
 await measure("memory", memoryStore(), () => 0);
+await measureKeys("memory", memoryStore(), () => 0);
 
 let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
 let url = process.env.REDIS_URL;
@@ -115,6 +163,7 @@ if (url) {
   const store = await redisStore({ url, prefix: `bench${Date.now()}` });
   try {
     await measure("redis", store, () => store.health().calls);
+    await measureKeys("redis", store, () => store.health().calls);
   } finally {
     await store.close();
     await redis?.stop();
@@ -128,6 +177,7 @@ if (hasKv()) {
   const store = kvStore(counted.kv);
   try {
     await measure("kv", store, counted.trips, () => counted.calls.length);
+    await measureKeys("kv", store, counted.trips);
   } finally {
     await store.close();
     kv.close();

@@ -44,6 +44,11 @@ const EnvSchema = z.object({
   EMOHAA_TOKENS_FILE: z.string().min(1).optional(),
   API_KEYS: z.string().optional(),
   ALLOW_ANONYMOUS: bool.default(false),
+  // Gateway keys (lib/chat/keys.ts): limits of the keys of API_KEYS, and where managed keys live with STATE=memory.
+  KEY_DEFAULT_RPM: int(0, 1_000_000).optional(),
+  KEY_DEFAULT_CONCURRENCY: int(0, 10_000).optional(),
+  KEY_DEFAULT_TOKENS_PER_DAY: int(0, 1_000_000_000_000).optional(),
+  KEYS_FILE: z.string().min(1).optional(),
   TOKEN_CONCURRENCY: int(1, 100).default(1),
   TOKEN_AUTH_COOLDOWN_MS: int(0, 86_400_000).default(600_000),
   TOKEN_FAIL_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
@@ -109,6 +114,11 @@ export interface Config {
   /** Gateway keys clients must present when the server holds the tokens. */
   apiKeys: string[];
   allowAnonymous: boolean;
+  /**
+   * Gateway keys: `defaults`, the limits of each key of API_KEYS (KEY_DEFAULT_*; absent: unlimited); `file`, where
+   * managed keys are kept with STATE=memory (KEYS_FILE; absent: in memory). With a shared STATE they live there.
+   */
+  keys: { defaults: { rpm?: number; concurrency?: number; tokensPerDay?: number }; file?: string };
   /** How long streams in flight may finish after SIGTERM/SIGINT before they are ended. */
   shutdownGraceMs: number;
   /** Request bodies larger than this are a 413. */
@@ -202,12 +212,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parsed.data;
   const serverSide = e.EMOHAA_TOKENS !== undefined || e.EMOHAA_TOKENS_FILE !== undefined;
   const apiKeys = commaList(e.API_KEYS ?? "");
-  if (serverSide && apiKeys.length === 0 && !e.ALLOW_ANONYMOUS) {
+  // With ADMIN_KEY the keys may all be managed ones (POST /admin/keys): until the first exists, every request is a 401.
+  if (serverSide && apiKeys.length === 0 && !e.ALLOW_ANONYMOUS && e.ADMIN_KEY === undefined) {
     throw new ConfigError(
       `Invalid ${
         e.EMOHAA_TOKENS !== undefined ? "EMOHAA_TOKENS" : "EMOHAA_TOKENS_FILE"
       } without API_KEYS: anyone reaching this port ` +
-        "could use these Emohaa accounts. Set API_KEYS=key1,key2 (clients send one as their bearer), or ALLOW_ANONYMOUS=true to accept that",
+        "could use these Emohaa accounts. Set API_KEYS=key1,key2 (clients send one as their bearer), ADMIN_KEY to " +
+        "create keys at runtime (POST /admin/keys), or ALLOW_ANONYMOUS=true to accept that",
     );
   }
   if (serverSide && apiKeys.length === 0 && e.ALLOW_ANONYMOUS && e.CORS_ORIGIN.trim() === "*") {
@@ -241,6 +253,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     serverTokens: serverSide ? { inline: commaList(e.EMOHAA_TOKENS ?? ""), file: e.EMOHAA_TOKENS_FILE } : undefined,
     apiKeys,
     allowAnonymous: e.ALLOW_ANONYMOUS,
+    keys: {
+      defaults: {
+        ...(e.KEY_DEFAULT_RPM !== undefined ? { rpm: e.KEY_DEFAULT_RPM } : {}),
+        ...(e.KEY_DEFAULT_CONCURRENCY !== undefined ? { concurrency: e.KEY_DEFAULT_CONCURRENCY } : {}),
+        ...(e.KEY_DEFAULT_TOKENS_PER_DAY !== undefined ? { tokensPerDay: e.KEY_DEFAULT_TOKENS_PER_DAY } : {}),
+      },
+      file: e.KEYS_FILE,
+    },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     journal: {

@@ -8,6 +8,7 @@ export type ErrorType =
   | "permission_error"
   | "not_found_error"
   | "rate_limit_error"
+  | "insufficient_quota"
   | "upstream_error"
   | "timeout_error"
   | "server_error";
@@ -32,6 +33,10 @@ export interface ApiErrorOptions {
   type?: ErrorType;
   /** Seconds the client should wait before retrying (sent as `retry-after`). */
   retryAfter?: number;
+  /** More headers the answer carries (a rate limit's `x-ratelimit-*`). */
+  headers?: Record<string, string>;
+  /** False: SDKs must not retry (`x-should-retry: false`), e.g. a spent daily quota. */
+  retry?: boolean;
   cause?: unknown;
 }
 
@@ -42,6 +47,8 @@ export class ApiError extends Error {
   readonly param: string | null;
   readonly type: ErrorType;
   readonly retryAfter?: number;
+  private readonly extra?: Record<string, string>;
+  private readonly retry?: boolean;
 
   constructor(status: number, message: string, options: ApiErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -51,6 +58,8 @@ export class ApiError extends Error {
     this.param = options.param ?? null;
     this.type = options.type ?? TYPE_BY_STATUS[status] ?? (status >= 500 ? "server_error" : "invalid_request_error");
     this.retryAfter = options.retryAfter;
+    this.extra = options.headers;
+    this.retry = options.retry;
   }
 
   /** The OpenAI wire shape `{error: {message, type, param, code}}`. */
@@ -60,11 +69,14 @@ export class ApiError extends Error {
 
   /** Headers that belong with this error (`retry-after`, and `x-should-retry` for the openai SDK). */
   headers(): Record<string, string> {
-    const h: Record<string, string> = {};
+    const h: Record<string, string> = { ...this.extra };
     if (this.retryAfter !== undefined) h["retry-after"] = String(Math.max(1, Math.ceil(this.retryAfter)));
     // Permanent failures must not be retried by SDKs that retry every 5xx; transient ones may be.
     // A server whose every account was rejected will not recover within an SDK's retry window either.
-    if (this.status === 401 || this.status === 403 || this.status === 400 || this.code === "accounts_unavailable") {
+    if (
+      this.status === 401 || this.status === 403 || this.status === 400 || this.code === "accounts_unavailable" ||
+      this.retry === false
+    ) {
       h["x-should-retry"] = "false";
     }
     return h;
@@ -79,6 +91,18 @@ export interface ErrorBody {
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   return new ApiError(500, "Internal server error", { code: "internal_error", cause: err });
+}
+
+/**
+ * The 503 of a state store that cannot be reached: `what` could not be done, and nothing was (fail closed). Retry in
+ * a second: `retry-after: 1`.
+ */
+export function stateUnavailable(what: string, cause?: unknown): ApiError {
+  return new ApiError(503, `The shared state store is unavailable, so ${what}; retry`, {
+    code: "state_unavailable",
+    retryAfter: 1,
+    cause,
+  });
 }
 
 /** The error for a request the client itself cancelled (nginx's 499): logged, never read by anyone. */

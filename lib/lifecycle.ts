@@ -3,6 +3,8 @@ import type { Conversations } from "./chat/conversations.ts";
 import { type JournalStore, resolveEntries } from "./chat/journal.ts";
 import type { Pool } from "./chat/pool.ts";
 import type { ServerTokens } from "./chat/server-tokens.ts";
+import type { GatewayKeys } from "./chat/keys.ts";
+import type { KeyLimiter } from "./chat/key-limits.ts";
 import type { SharedJournal } from "./chat/shared-journal.ts";
 import type { Threads } from "./chat/threads.ts";
 import type { Logger } from "./http/log.ts";
@@ -19,6 +21,9 @@ export interface LifecycleParts {
   pool: Pool;
   threads?: Threads;
   tokens?: ServerTokens;
+  /** The gateway keys' list (polled) and their limits (usage written every second). */
+  keys?: GatewayKeys;
+  limits?: KeyLimiter;
   /** Aborted when the stop begins: what is still open ends with an error frame. */
   shutdown: AbortController;
   /** The upstream client's idle keep-alive connections, closed at the end. */
@@ -81,6 +86,9 @@ export function lifecycle(p: LifecycleParts): Lifecycle {
     // Leases still held lapse by their TTL anyway; closing frees the connection (Redis) or the KV handle.
     pool.close?.();
     p.tokens?.stop();
+    p.keys?.stop();
+    // The usage still added up here is written before the store closes.
+    await p.limits?.stop().catch(() => {});
     // Idle keep-alive connections upstream: open, they would keep `deno serve` running after the shutdown.
     p.closeUpstream?.();
     // Bounded, and the bound's timer cleared after: `deno serve` (deploy.ts) ends only once no timer is pending.

@@ -10,6 +10,8 @@ import { type Pool, TokenPool } from "./chat/pool.ts";
 import { type SharedJournal, sharedJournal } from "./chat/shared-journal.ts";
 import { SharedPool } from "./chat/shared-pool.ts";
 import { Threads } from "./chat/threads.ts";
+import { fileKeyList, GatewayKeys, storeKeyList } from "./chat/keys.ts";
+import { KeyLimiter } from "./chat/key-limits.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import { keptThreads } from "./http/responses.ts";
@@ -53,6 +55,11 @@ export interface RuntimeParts {
   clock?: Clock;
   /** A fresh random id (request and completion ids). */
   id(): string;
+  /**
+   * The tokenizer's rank table (gpt-tokenizer's o200k_base module) as text, read from the package on disk without
+   * blocking; rejects where there is none (a bundle, a binary: lib/ then uses the copy compiled in). Absent: that copy.
+   */
+  tokenizerRanks?(): Promise<string>;
 }
 
 /** What tests change beyond the environment: settings outside its bounds, and faster or fake parts. */
@@ -221,6 +228,9 @@ export async function start(
       ...(pool instanceof SharedPool ? pool.counters : { leasesLost: 0, writeFailures: 0 }),
     }),
   });
+  // The tokenizer loads once, on first use (or at start with TOKENIZER_PRELOAD), reading its table from disk if it can.
+  const tokenizer = overrides.tokenizer ??
+    (() => loadTokenizer(runtime.tokenizerRanks && (() => runtime.tokenizerRanks!())));
   const chat: ChatDeps = {
     client,
     pool,
@@ -256,10 +266,27 @@ export async function start(
         ),
     })
     : undefined;
+  // Gateway keys (server-side mode): API_KEYS, and managed ones in the state store, KEYS_FILE or memory.
+  const keys = tokens ? await gatewayKeysFor(config, runtime, state, logger) : undefined;
+  const limits = keys
+    ? new KeyLimiter({
+      store: state,
+      owner: instanceId,
+      now: runtime.now,
+      tokenizer,
+      events: metrics,
+      leaseTtlMs: config.state.leaseTtlMs,
+      log: logger,
+    })
+    : undefined;
+  limits?.start();
   const auth = createAuth({
     serverTokens: tokens ? serverTokens : undefined,
-    apiKeys: config.apiKeys,
+    keys,
+    allowAnonymous: config.allowAnonymous,
     metricsKey: config.metricsKey,
+    now: runtime.now,
+    onExpired: (name) => metrics.keyRefused(name, "expired"),
   });
   const app = createApp({
     chat,
@@ -267,7 +294,7 @@ export async function start(
     pool,
     client,
     logger,
-    tokenizer: overrides.tokenizer ?? loadTokenizer,
+    tokenizer,
     promptMaxBytes: config.promptMaxBytes,
     keepAliveMs: config.keepAliveMs,
     corsOrigin: config.corsOrigin,
@@ -276,6 +303,8 @@ export async function start(
     tokenCheckLimit: config.tokenCheckLimit,
     trustProxy: config.trustProxy,
     admin: tokens ? { tokens, pool, adminKey: config.adminKey } : undefined,
+    keyAdmin: keys && limits ? { keys, limits, adminKey: config.adminKey, now: runtime.now } : undefined,
+    limits,
     threads,
     // Responses on kept conversations: `previous_response_id` continues one (lib/http/responses.ts).
     responseThreads: threads ? keptThreads(chat, threads) : undefined,
@@ -290,6 +319,8 @@ export async function start(
     pool,
     threads,
     tokens,
+    keys,
+    limits,
     shutdown,
     closeUpstream: http1 ? () => http1.close() : undefined,
     state,
@@ -306,7 +337,7 @@ export async function start(
       lines.write(`emohaa-free-api listening on http://${shown}:${port} (upstream ${displayUrl(config.baseUrl)})`);
       // The tokenizer (about 50 MB) loads on the first request that counts tokens, unless asked for now.
       if (config.tokenizerPreload) {
-        loadTokenizer().catch((err) =>
+        tokenizer().catch((err) =>
           logger.error(`tokenizer failed to load: ${err instanceof Error ? err.message : err}`)
         );
       }
@@ -368,6 +399,45 @@ async function serverTokensFor(
     alarm: (m) => logger.error(m),
   });
   return tokens;
+}
+
+/**
+ * The gateway keys of server-side mode: API_KEYS with KEY_DEFAULT_* limits, and the managed keys kept in the shared
+ * state store (STATE kv or redis), KEYS_FILE, or this process's memory. Read before the server listens.
+ */
+async function gatewayKeysFor(
+  config: Config,
+  runtime: RuntimeParts,
+  state: StateStore,
+  logger: Logger,
+): Promise<GatewayKeys> {
+  const file = config.keys.file;
+  if (file && config.state.kind !== "memory") {
+    logger.info(`KEYS_FILE ignored: with STATE=${config.state.kind} the gateway keys live in the state store`);
+  }
+  if (file && config.state.kind === "memory" && !runtime.writeFile) {
+    throw new ConfigError(`Invalid KEYS_FILE=${JSON.stringify(file)}: this runtime cannot write files`);
+  }
+  const list = config.state.kind !== "memory"
+    ? storeKeyList(state, "state")
+    : file
+    ? fileKeyList(file, { readFile: runtime.readFile, writeFile: runtime.writeFile! })
+    : storeKeyList(state, "memory");
+  const keys = new GatewayKeys({
+    list,
+    envKeys: config.apiKeys,
+    envLimits: config.keys.defaults,
+    now: runtime.now,
+    log: logger,
+  });
+  try {
+    await keys.start();
+  } catch (err) {
+    throw new ConfigError(
+      `Invalid KEYS_FILE=${JSON.stringify(file)}: cannot read it (${err instanceof Error ? err.message : "error"})`,
+    );
+  }
+  return keys;
 }
 
 /** Opens the state store; a store that cannot be reached at start-up stops the server with a message naming STATE. */

@@ -1,5 +1,6 @@
 // The runtime's pieces lib/start.ts takes: sockets, fetch, the journal and state stores, token files, stdout, clock, ids.
 import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import type { Config } from "../lib/config.ts";
 import type { RuntimeParts } from "../lib/start.ts";
 import { memoryStore } from "../lib/state/memory.ts";
@@ -27,7 +28,18 @@ export function runtimeParts(): RuntimeParts {
     sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),
     now: Date.now,
     id: () => crypto.randomUUID().replaceAll("-", ""),
+    tokenizerRanks,
   };
+}
+
+/**
+ * gpt-tokenizer's o200k_base ranks module read from node_modules, asynchronously (Bun's import of it as text held
+ * the event loop about 250 ms). Rejects in a bundle or a binary, where no package is on disk.
+ */
+async function tokenizerRanks(): Promise<string> {
+  const url = import.meta.resolve("gpt-tokenizer/bpeRanks/o200k_base");
+  if (!url.startsWith("file:")) throw new Error(`not a file: ${url}`);
+  return await readFile(new URL(url), "utf8");
 }
 
 /**

@@ -102,6 +102,31 @@ describe("loadConfig", () => {
     // With gateway keys a web page needs a key anyway.
     assert.equal(loadConfig({ ...anon, API_KEYS: "k" }).corsOrigin, "*");
   });
+  it("gateway keys: KEY_DEFAULT_* limit the keys of API_KEYS; KEYS_FILE; ADMIN_KEY alone may start a server", () => {
+    assert.deepEqual(loadConfig({}).keys, { defaults: {}, file: undefined });
+    assert.deepEqual(
+      loadConfig({
+        KEY_DEFAULT_RPM: "5",
+        KEY_DEFAULT_CONCURRENCY: "0",
+        KEY_DEFAULT_TOKENS_PER_DAY: "20000",
+        KEYS_FILE: "/var/lib/emohaa/keys.json",
+      }).keys,
+      { defaults: { rpm: 5, concurrency: 0, tokensPerDay: 20000 }, file: "/var/lib/emohaa/keys.json" },
+    );
+    for (const [name, value] of [["KEY_DEFAULT_RPM", "-1"], ["KEY_DEFAULT_CONCURRENCY", "1.5"]]) {
+      assert.throws(
+        () => loadConfig({ [name!]: value }),
+        (e: unknown) => e instanceof ConfigError && e.message.startsWith(`Invalid ${name}=`),
+      );
+    }
+    // Without API_KEYS or ALLOW_ANONYMOUS the server holding tokens starts only with ADMIN_KEY, to create keys with.
+    assert.throws(
+      () => loadConfig({ EMOHAA_TOKENS: "t" }),
+      (e: unknown) => e instanceof ConfigError && /ADMIN_KEY to create keys/.test(e.message),
+    );
+    const c = loadConfig({ EMOHAA_TOKENS: "t", ADMIN_KEY: "0123456789abcdef" });
+    assert.deepEqual([c.apiKeys, c.allowAnonymous], [[], false]);
+  });
   it("reads STATE: memory by default, Deno KV (by default or a local file), or a Redis URL; masks a password", () => {
     const d = loadConfig({}).state;
     assert.deepEqual(d, { kind: "memory", timeoutMs: 2000, leaseTtlMs: 15_000 });

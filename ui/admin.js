@@ -1,5 +1,6 @@
 // The admin card: the server's own tokens through /admin/tokens (ADMIN_KEY), listed with their end, added,
-// replaced and removed. The admin key stays in this tab's memory only: never stored, gone on reload.
+// replaced and removed; and what every admin card shares (the call, its error). The admin key stays in this tab's
+// memory only: never stored, gone on reload.
 import { useState } from "preact/hooks";
 import { errorFromResponse, parseTokens } from "./client.js";
 import { isoExpiry } from "./expiry.js";
@@ -7,15 +8,15 @@ import { Expiry } from "./expiry-view.js";
 import { base, html, t } from "./page.js";
 
 /**
- * One call to the admin API: `{ok: true, list}` with the token list it answers, or `{ok: false, error}` with the
- * server's error (message, status, code), or a network failure in words.
+ * One call to the admin API at `admin/{path}` ("tokens", "keys/alice"): `{ok: true, body}` with the JSON it answers,
+ * or `{ok: false, error}` with the server's error (message, status, code), or a network failure in words.
  */
 export async function adminCall(method, path, { key, body, fetchFn = fetch } = {}) {
   const headers = { ...(key ? { authorization: `Bearer ${key}` } : {}) };
   if (body) headers["content-type"] = "application/json";
   let res;
   try {
-    res = await fetchFn(new URL(`admin/tokens${path}`, base), {
+    res = await fetchFn(new URL(`admin/${path}`, base), {
       method,
       headers,
       body: body ? JSON.stringify(body) : undefined,
@@ -24,12 +25,23 @@ export async function adminCall(method, path, { key, body, fetchFn = fetch } = {
     return { ok: false, error: { message: t("adminUnreachable") } };
   }
   if (!res.ok) return { ok: false, error: await errorFromResponse(res) };
-  return { ok: true, list: await res.json() };
+  return { ok: true, body: await res.json() };
 }
 
-/** The card; `onChanged` runs after each change (the pool card shows the new tokens). */
-export function Admin({ onChanged, now }) {
-  const [key, setKey] = useState("");
+/** An admin call's error as the admin cards show it: the server's message, its HTTP status and code. */
+export function AdminError({ error }) {
+  if (!error) return null;
+  return html`<div class="pool-error" role="alert"><p class="error-message">${error.message}</p>${
+    error.status &&
+    html`<p class="meta">${t("status", { status: error.status })}${error.code ? ` · ${error.code}` : ""}</p>`
+  }</div>`;
+}
+
+/**
+ * The card; `onChanged` runs after each change (the pool card shows the new tokens). The admin key (`adminKey`,
+ * `setAdminKey`) is the page's: the gateway-keys card uses the same.
+ */
+export function Admin({ onChanged, now, adminKey: key, setAdminKey: setKey }) {
   const [list, setList] = useState(null);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -39,7 +51,7 @@ export function Admin({ onChanged, now }) {
 
   async function run(method, path = "", body) {
     setBusy(true);
-    const r = await adminCall(method, path, { key: key.trim(), body });
+    const r = await adminCall(method, `tokens${path}`, { key: key.trim(), body });
     setBusy(false);
     if (!r.ok) {
       // A server without server-side tokens has no admin routes.
@@ -47,7 +59,7 @@ export function Admin({ onChanged, now }) {
       return false;
     }
     setError(null);
-    setList(r.list);
+    setList(r.body);
     if (method !== "GET") onChanged();
     return true;
   }
@@ -82,13 +94,7 @@ export function Admin({ onChanged, now }) {
       />
       <button type="submit" disabled=${busy}>${t("adminLoad")}</button>
     </form>
-    ${
-    error &&
-    html`<div class="pool-error" role="alert"><p class="error-message">${error.message}</p>${
-      error.status &&
-      html`<p class="meta">${t("status", { status: error.status })}${error.code ? ` · ${error.code}` : ""}</p>`
-    }</div>`
-  }
+    <${AdminError} error=${error} />
     ${
     list &&
     html`

@@ -1,5 +1,5 @@
-// The playground page: tokens, the account pool, system message, a streamed multi-turn chat, and "copy as curl"
-// (Preact + htm). Each card is a module of its own; this one lays them out and holds what they share.
+// The playground page: tokens, the account pool, system message, a streamed multi-turn chat, "copy as curl", and the
+// admin cards (Preact + htm). Each card is a module of its own; this one lays them out and holds what they share.
 import { render } from "preact";
 import { useState } from "preact/hooks";
 import { parseTokens } from "./client.js";
@@ -9,6 +9,7 @@ import { html, lang, t } from "./page.js";
 import { Pool, usePool } from "./pool.js";
 import { loadTokens, saveTokens, Tokens } from "./tokens.js";
 import { Admin } from "./admin.js";
+import { Keys } from "./keys.js";
 import { sendWouldFail } from "./expiry.js";
 import { useNow } from "./expiry-view.js";
 
@@ -19,6 +20,8 @@ function App() {
   const [text, setTextState] = useState(loadTokens);
   const [system, setSystem] = useState("");
   const [last, setLast] = useState(null);
+  // The admin key, shared by the admin cards: in memory only, never stored.
+  const [adminKey, setAdminKey] = useState("");
   const tokens = parseTokens(text);
   const { pool, refresh } = usePool(tokens);
   const now = useNow();
@@ -57,7 +60,8 @@ function App() {
               setSystem(e.currentTarget.value)}></textarea>
           </section>
           <${Curl} last=${last} />
-          <${Admin} onChanged=${refresh} now=${now} />
+          <${Admin} onChanged=${refresh} now=${now} adminKey=${adminKey} setAdminKey=${setAdminKey} />
+          <${Keys} adminKey=${adminKey} setAdminKey=${setAdminKey} now=${now} />
         </aside>
         <${Chat} tokens=${tokens} system=${system} setLast=${setLast} onReplyEnd=${refresh} warning=${warning} />
       </main>

@@ -76,6 +76,14 @@ class Attempt {
   private timerAt = 0;
   /** Set once a piece arrived, so a later expiry is a gap, not a slow start. */
   private phaseIsIdle = false;
+  /**
+   * Whether a read waits on the upstream now. The piece watchdog measures the upstream's silence, so it counts only
+   * then: while the gateway itself is busy between reads (the tokenizer's first load before a max_tokens cut), what
+   * the upstream sent waits in the reader, and that is no gap.
+   */
+  private reading = false;
+  /** The piece deadline passed while nobody read: the next read gets the phase's whole window, from its start. */
+  private lapsed = false;
   private totalTimer?: unknown;
   readonly token: string;
 
@@ -162,6 +170,11 @@ class Attempt {
 
   /** Reads the next text: every piece one upstream read brought, joined. Re-arms the gap watchdog. */
   async read(): Promise<string | null> {
+    this.reading = true;
+    if (this.lapsed) {
+      this.lapsed = false;
+      this.arm(this.phaseIsIdle ? this.deps.timeouts.idleMs : this.deps.timeouts.firstPieceMs);
+    }
     try {
       const pieces = await this.reader!.read();
       // A cancelled reader ends early: after a timeout or close that is a failure, not the reply's end.
@@ -169,6 +182,8 @@ class Attempt {
       return this.took(pieces);
     } catch (err) {
       throw this.mapError(err);
+    } finally {
+      this.reading = false;
     }
   }
 
@@ -189,6 +204,7 @@ class Attempt {
       return null;
     }
     this.phaseIsIdle = true;
+    this.lapsed = false;
     this.arm(this.deps.timeouts.idleMs);
     return pieces.length === 1 ? pieces[0]! : pieces.join("");
   }
@@ -215,6 +231,8 @@ class Attempt {
       this.timer = undefined;
       const left = this.deadline - clock.now();
       if (left > 2) this.schedule(left);
+      // Opening the stream is waiting on the upstream too; between reads, once it is open, nobody is.
+      else if (this.reader && !this.reading) this.lapsed = true;
       else this.expire(this.reader && this.phaseIsIdle ? "idle" : "first");
     }, ms);
   }

@@ -29,6 +29,11 @@ export interface ReplyContext {
    * stream's last frames sent): native multi-turn keeps the conversation here (lib/chat/turn.ts). Never throws.
    */
   onComplete?: (content: string) => Promise<unknown>;
+  /**
+   * Told the text the client received once the reply ended, well or not (a client that left got part of it): the
+   * usage of the caller's gateway key (lib/chat/key-limits.ts). Called before the stream's `onEnd`.
+   */
+  onSent?: (content: string) => void;
 }
 
 // A cutter that counts tokens is given a long piece a slice at a time; each push also costs a call's overhead.
@@ -122,6 +127,7 @@ export async function collectReply(ctx: ReplyContext): Promise<CollectedReply> {
     await ctx.onComplete?.(parts.join(""));
   } finally {
     ctx.reply.close();
+    ctx.onSent?.(parts.join(""));
   }
   const content = parts.join("");
   return { content, finish, usage: await usage(ctx, loaded, content) };
@@ -187,7 +193,7 @@ export function streamReply(
 ): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const frame = format.piece;
-  const parts: string[] | undefined = format.whole || ctx.onComplete ? [] : undefined;
+  const parts: string[] | undefined = format.whole || ctx.onComplete || ctx.onSent ? [] : undefined;
   const loaded = whenLoaded(ctx);
   let ended = false;
   let lastWrite = Date.now();
@@ -198,6 +204,7 @@ export function streamReply(
     ended = true;
     clearInterval(ping);
     ctx.reply.close();
+    if (ctx.onSent) ctx.onSent(parts!.join(""));
     options.onEnd?.({ status, code });
   };
 

@@ -1,7 +1,7 @@
 // The server's own tokens as one list that changes without a restart: EMOHAA_TOKENS, EMOHAA_TOKENS_FILE (re-read
 // whole, never half), and the admin API's changes, kept in the state store (sealed), the tokens file, or memory.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { ApiError } from "../errors.ts";
+import { ApiError, stateUnavailable } from "../errors.ts";
 import { commaList, parseTokenList } from "../list.ts";
 import type { ValueStore } from "../state/store.ts";
 import { tokenHash, tokenLabel } from "./pool.ts";
@@ -342,9 +342,4 @@ export class ServerTokens {
   }
 }
 
-const storeDown = (cause: unknown) =>
-  new ApiError(503, "The shared state store is unavailable, so the token list cannot be changed; retry", {
-    code: "state_unavailable",
-    retryAfter: 1,
-    cause,
-  });
+const storeDown = (cause: unknown) => stateUnavailable("the token list cannot be changed", cause);

@@ -1,6 +1,6 @@
 // The token pool several instances share through the state store (STATE=kv or redis): leases across all of them,
 // one health record per account, waiters woken by a free on any instance.
-import { ApiError, clientClosed } from "../errors.ts";
+import { clientClosed, stateUnavailable } from "../errors.ts";
 import { applyHealth } from "../state/rules.ts";
 import { type AccountHealth, type Lease as StoreLease, LEASE_TTL_MS, type LeaseStore } from "../state/store.ts";
 import { expiresAtIso } from "./expiry.ts";
@@ -63,12 +63,7 @@ type Counts = { healthy: number; cooling: number; busy: number };
 /** Most accounts /metrics reads from the store per scrape (a client-token gateway may know 10,000). */
 const VIEW_MAX = 1_000;
 
-const unavailable = (cause: unknown) =>
-  new ApiError(503, "The shared state store is unavailable, so no account can be lent; retry the request", {
-    code: "state_unavailable",
-    retryAfter: 1,
-    cause,
-  });
+const unavailable = (cause: unknown) => stateUnavailable("no account can be lent", cause);
 
 /** True when a store record says nothing against the account. */
 const isHealthy = (h: AccountHealth | null | undefined) => !h || (h.coolingUntil === 0 && !h.lastError && !h.fails);

@@ -1,6 +1,5 @@
-// The admin API (server-side tokens): list, add, remove and replace the server's tokens behind ADMIN_KEY.
+// The admin API of the server-side tokens: list, add, remove and replace the server's tokens behind ADMIN_KEY.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { createHash, timingSafeEqual } from "node:crypto";
 import { type Pool, tokenHash, tokenLabel } from "../chat/pool.ts";
 import { AccountStatusSchema } from "./schemas.ts";
 import type { ServerTokens, TokenChange } from "../chat/server-tokens.ts";
@@ -8,6 +7,12 @@ import { errorResponse } from "./apidoc.ts";
 import { isUsableToken } from "./bearer.ts";
 import { ApiError } from "../errors.ts";
 import { invalidRequest } from "./errors.ts";
+import {
+  ADMIN_SECURITY as SECURITY,
+  adminAuthErrors as authErrors,
+  adminGuard,
+  adminKeyScheme,
+} from "./admin-guard.ts";
 
 export interface AdminDeps {
   tokens: ServerTokens;
@@ -15,17 +20,6 @@ export interface AdminDeps {
   /** ADMIN_KEY; absent: only loopback peers, with no forwarding header, are let in. */
   adminKey?: string;
 }
-
-/** The `adminKey` security scheme of the OpenAPI document. */
-export const adminKeyScheme = {
-  type: "http" as const,
-  scheme: "bearer",
-  description:
-    "`ADMIN_KEY` as the bearer: a key of its own, never one of the `API_KEYS` (the server refuses to start when it " +
-    "equals one). Without `ADMIN_KEY` the admin routes answer only requests from the server's own machine " +
-    "(a loopback peer with no `X-Forwarded-For`, `Forwarded` or `X-Real-IP` header, a loopback name as its `Host`, and no " +
-    "`Origin` but its own) and refuse the network with 403.",
-};
 
 const AdminTokenSchema = AccountStatusSchema.extend({
   origin: z.enum(["env", "file", "admin"]).openapi({
@@ -55,30 +49,8 @@ const LabelParam = z.object({
   }),
 });
 
-const SECURITY = [{ adminKey: [] }];
 const listed = { content: { "application/json": { schema: AdminTokenListSchema } } };
-const authErrors = {
-  ...errorResponse(401, "A missing or wrong ADMIN_KEY (an API key is not accepted)", {
-    value: {
-      error: {
-        message: "Invalid admin key: send ADMIN_KEY as the bearer (API_KEYS are not accepted here)",
-        type: "authentication_error",
-        param: null,
-        code: "invalid_admin_key",
-      },
-    },
-  }),
-  ...errorResponse(403, "ADMIN_KEY is not set and the request came over the network", {
-    value: {
-      error: {
-        message: "The admin API is refused over the network while ADMIN_KEY is not set",
-        type: "permission_error",
-        param: null,
-        code: "admin_disabled",
-      },
-    },
-  }),
-};
+
 const notFound = errorResponse(404, "No token has this label", {
   value: {
     error: {
@@ -160,18 +132,6 @@ const replaceRoute = createRoute({
   },
 });
 
-const LOOPBACK = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3})$/;
-/** A Host header naming this machine's loopback: localhost, 127.x.y.z or [::1], with any port. */
-const LOOPBACK_HOST = /^(?:localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(?::\d{1,5})?$/i;
-const sameHost = (origin: string, host: string) => {
-  try {
-    return new URL(origin).host === host.toLowerCase();
-  } catch {
-    return false;
-  }
-};
-const digest = (s: string) => createHash("sha256").update(s).digest();
-
 /** The admin routes, to mount on the app; their errors go to the app's one renderer. */
 export function adminRoutes(deps: AdminDeps): OpenAPIHono<{ Bindings: { remoteAddress?: string } }> {
   const app = new OpenAPIHono<{ Bindings: { remoteAddress?: string } }>({
@@ -179,35 +139,8 @@ export function adminRoutes(deps: AdminDeps): OpenAPIHono<{ Bindings: { remoteAd
       if (!result.success) throw invalidRequest(result.error.issues);
     },
   });
-  const key = deps.adminKey ? digest(deps.adminKey) : undefined;
 
-  app.use("/admin/*", async function adminGuard(c, next) {
-    if (key) {
-      const m = /^\s*bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
-      // Compared in constant time; hashing makes the lengths equal.
-      if (!m || !timingSafeEqual(digest(m[1]!), key)) {
-        throw new ApiError(401, "Invalid admin key: send ADMIN_KEY as the bearer (API_KEYS are not accepted here)", {
-          code: "invalid_admin_key",
-        });
-      }
-    } else {
-      // A reverse proxy on this machine connects from loopback too: a forwarding header means someone else. A web
-      // page in a browser on this machine could reach loopback as well: it is refused by its Origin, and a name it
-      // rebound to 127.0.0.1 by the Host header, which then is not a loopback name.
-      const forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"].some((h) => c.req.header(h) !== undefined);
-      const host = c.req.header("host") ?? new URL(c.req.url).host;
-      const origin = c.req.header("origin");
-      if (
-        forwarded || !LOOPBACK.test(c.env?.remoteAddress ?? "") || !LOOPBACK_HOST.test(host) ||
-        (origin !== undefined && !sameHost(origin, host))
-      ) {
-        throw new ApiError(403, "The admin API is refused over the network while ADMIN_KEY is not set", {
-          code: "admin_disabled",
-        });
-      }
-    }
-    await next();
-  });
+  app.use("/admin/*", adminGuard(deps.adminKey));
 
   const listing = async () => {
     const tokens = deps.tokens.list();

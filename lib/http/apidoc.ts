@@ -58,9 +58,25 @@ const ERRORS: Record<
     },
   },
   429: {
-    description:
-      "Emohaa's rate limit, or the account is still answering another request. `retry-after` says when to retry",
+    description: "Emohaa's rate limit, or the account is still answering another request; or the gateway key's own " +
+      "limit (`rate_limit_exceeded`: its requests per minute or at once) or daily token quota (`insufficient_quota`, " +
+      "with `x-should-retry: false`: it refills at 00:00 UTC). `retry-after` says when to retry",
     examples: {
+      keyRpm: err(
+        "Rate limit reached for this API key: 5 requests per minute; retry in 42 s",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+      ),
+      keyConcurrency: err(
+        "Rate limit reached for this API key: 1 request at once; retry when one ends",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+      ),
+      keyQuota: err(
+        "This API key has used its 2000 tokens for today (UTC); it is refilled at 00:00 UTC",
+        "insufficient_quota",
+        "insufficient_quota",
+      ),
       rateLimit: err(
         "Emohaa rate limit reached while trying to create a conversation",
         "rate_limit_error",
@@ -106,6 +122,22 @@ const RETRY_AFTER = {
   "retry-after": { description: "Seconds to wait before retrying", schema: { type: "integer" as const, example: 7 } },
 };
 
+/** The headers of a gateway key with an rpm limit, as OpenAI sends them: on every answer, 429s included. */
+export const RATE_LIMIT_HEADERS = {
+  "x-ratelimit-limit-requests": {
+    description: "A gateway key with an rpm limit: its requests per minute",
+    schema: { type: "integer" as const, example: 5 },
+  },
+  "x-ratelimit-remaining-requests": {
+    description: "Requests this key has left in the current minute (across every instance)",
+    schema: { type: "integer" as const, example: 4 },
+  },
+  "x-ratelimit-reset-requests": {
+    description: "Time until the minute's count starts again, as OpenAI writes it (`42s`, `850ms`)",
+    schema: { type: "string" as const, example: "42s" },
+  },
+};
+
 /** Error responses for the given statuses, ready to spread into a route's `responses`. */
 export function errorResponses(...statuses: (keyof typeof ERRORS)[]) {
   return Object.fromEntries(
@@ -113,7 +145,7 @@ export function errorResponses(...statuses: (keyof typeof ERRORS)[]) {
       const e = ERRORS[s]!;
       return [s, {
         description: e.description,
-        ...(s === 429 ? { headers: RETRY_AFTER } : {}),
+        ...(s === 429 ? { headers: { ...RETRY_AFTER, ...RATE_LIMIT_HEADERS } } : {}),
         content: { "application/json": { schema: ErrorSchema, examples: e.examples } },
       }];
     }),

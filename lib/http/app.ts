@@ -29,6 +29,7 @@ import {
   documentConfig,
   errorResponse,
   errorResponses,
+  RATE_LIMIT_HEADERS,
   streamExample,
 } from "./apidoc.ts";
 import { readBody } from "./body.ts";
@@ -55,6 +56,8 @@ import { type Pool, tokenLabel } from "../chat/pool.ts";
 import { expiresAtIso, expiresAtMs, isExpired } from "../chat/expiry.ts";
 import { clientKey, RateLimiter } from "./ratelimit.ts";
 import { type AdminDeps, adminRoutes } from "./admin.ts";
+import { type KeyAdminDeps, keyAdminRoutes } from "./admin-keys.ts";
+import type { KeyLimiter } from "../chat/key-limits.ts";
 import { isUsableToken } from "./bearer.ts";
 import type { Tokenizer } from "../openai/translate.ts";
 
@@ -82,6 +85,10 @@ export interface AppDeps {
   trustProxy?: boolean;
   /** The admin API of the server-side tokens (lib/http/admin.ts); absent in client mode. */
   admin?: AdminDeps;
+  /** The admin API of the gateway keys (lib/http/admin-keys.ts); absent in client mode. */
+  keyAdmin?: KeyAdminDeps;
+  /** Gateway keys' limits and usage on the chat and Responses routes (server-side mode). */
+  limits?: KeyLimiter;
   /** The conversations of `/v1/responses` (default: a new one per response, no response id known). */
   responseThreads?: ResponseThreads;
   /** Kept conversations (native multi-turn); absent when CONTINUE_CONVERSATIONS=false. */
@@ -135,6 +142,7 @@ const chatRoute = createRoute({
   responses: {
     200: {
       headers: {
+        ...RATE_LIMIT_HEADERS,
         [CONVERSATION_HEADER]: {
           description: "The kept Emohaa conversation this reply belongs to: its next turn (this history plus the " +
             "reply plus new user messages) continues it; `DELETE /v1/conversations/{handle}` ends it",
@@ -186,7 +194,7 @@ const tokenCheckRoute = createRoute({
     ...errorResponse(401, "Server-side mode: a missing or wrong API key", {
       value: {
         error: {
-          message: "Invalid API key: this server holds the Emohaa tokens; send one of its API_KEYS as the bearer",
+          message: "Invalid API key: this server holds the Emohaa tokens; send one of its API keys as the bearer",
           type: "authentication_error",
           param: null,
           code: "invalid_api_key",
@@ -483,6 +491,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
 
   if (deps.admin) app.route("/", adminRoutes(deps.admin));
+  if (deps.keyAdmin) app.route("/", keyAdminRoutes(deps.keyAdmin));
   conversationRoutes(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", bearerScheme);
@@ -517,4 +526,11 @@ function tokenExpiry(tokens: readonly string[], now: number): { label: string; s
   return out;
 }
 
-const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-should-retry", CONVERSATION_HEADER, CONTINUATION_HEADER];
+const EXPOSED_HEADERS = [
+  "x-request-id",
+  "retry-after",
+  "x-should-retry",
+  CONVERSATION_HEADER,
+  CONTINUATION_HEADER,
+  ...Object.keys(RATE_LIMIT_HEADERS),
+];

@@ -19,6 +19,7 @@ import { collectCompletion, streamCompletion } from "../chat/respond.ts";
 import { SSE_HEADERS } from "../openai/sse.ts";
 import { Cutter, type Tokenizer } from "../openai/translate.ts";
 import { UpstreamError } from "../upstream/errors.ts";
+import type { Admission, KeyLimiter } from "../chat/key-limits.ts";
 
 export const CHAT_PATH = "/v1/chat/completions";
 export const MODEL = "emohaa";
@@ -36,6 +37,8 @@ export interface CompletionsDeps {
   id: () => string;
   /** Kept conversations (native multi-turn); absent when CONTINUE_CONVERSATIONS=false. */
   threads?: Threads;
+  /** Gateway keys' limits and usage (server-side mode). */
+  limits?: KeyLimiter;
 }
 
 /** The response header naming the kept conversation a reply belongs to (native multi-turn). */
@@ -80,8 +83,15 @@ function userOf(body: ChatRequest): string | undefined {
 export interface TurnExchange {
   /** The request's start, by `deps.now`. */
   readonly start: number;
-  /** The response headers so far: request id, CORS, then the turn's. */
+  /** The response headers so far: request id, CORS, a key's rate limit, then the turn's. */
   readonly headers: Record<string, string>;
+  /** The Emohaa tokens the caller may use (its own, or the server's behind its gateway key). */
+  readonly tokens: readonly string[];
+  /**
+   * Where the reply's end tells what the client received (`ReplyContext.onSent`), for the usage of the caller's
+   * gateway key: undefined when nothing is counted (no key).
+   */
+  sent(prompt: string): ((content: string) => void) | undefined;
   /** Counts upstream attempts for the access log (`onAttempt` of the turn request). */
   onAttempt(attempts: number): void;
   /** What every turn request of this exchange says alike: fresh or not, the prompt bound, the client's signal. */
@@ -115,11 +125,18 @@ export function turnHandler(
     const id = edge.requestId(req.headers.get("x-request-id"));
     const headers: Record<string, string> = { "x-request-id": id, ...edge.cors(req.headers.get("origin")) };
     let attempts = 0;
-    const line = (status: number, code: string | null) =>
-      edge.record(route, { method: "POST", path: route, status, ms: deps.now() - start, attempts, id, code });
+    let key: string | undefined;
+    let admission: Admission | undefined;
+    let sent: { prompt: string; content: string } | undefined;
+    const line = (status: number, code: string | null) => {
+      void admission?.end(sent);
+      edge.record(route, { method: "POST", path: route, status, ms: deps.now() - start, attempts, id, code, key });
+    };
     const x: TurnExchange = {
       start,
       headers,
+      tokens: [],
+      sent: (prompt) => admission && ((content) => (sent = { prompt, content })),
       onAttempt: (n) => (attempts = n),
       turnRequest: (stream) => ({
         fresh: wantsFresh(req),
@@ -133,6 +150,7 @@ export function turnHandler(
         headers[CONTINUATION_HEADER] = turn.continuation;
         deps.metrics?.turn(turn.continuation);
         try {
+          // The reply's watchdogs wait while nobody reads it (lib/chat/reply.ts): the tokenizer's first load is ours.
           return new Cutter({ stop, maxTokens, tokenizer: maxTokens !== undefined ? await tokenizer : undefined });
         } catch (err) {
           turn.reply.close();
@@ -155,6 +173,17 @@ export function turnHandler(
       },
     };
     try {
+      // Authentication and the key's limits come before the body is read: a caller without a valid key, or over
+      // its limits, learns nothing about validation and costs no more than its headers.
+      const caller = deps.auth.callerFor(req.headers.get("authorization"));
+      (x as { tokens: readonly string[] }).tokens = caller.tokens;
+      if (caller.key) {
+        key = caller.key.name;
+        if (deps.limits) {
+          admission = await deps.limits.admit(caller.key);
+          Object.assign(headers, admission.headers);
+        }
+      }
       return await serve(req, x);
     } catch (err) {
       const { error, headers: extra } = edge.render(deps.auth.serverSide ? ownAccountsError(err) : err, "POST", route);
@@ -172,8 +201,7 @@ const wantsFresh = (req: Request) => /^(1|true)$/i.test(req.headers.get(NEW_CONV
 /** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
 export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Request) => Promise<Response> {
   return turnHandler(deps, edge, CHAT_PATH, async (req, x) => {
-    // Authentication comes before the body is read: a caller without a valid key learns nothing about validation.
-    const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
+    const tokens = x.tokens;
     const body = await parseRequest(req, deps.maxBodyBytes, ChatRequestSchema);
     if (body.n != null && body.n !== 1) {
       throw new ApiError(400, "Only n=1 is supported: Emohaa gives one answer per request", {
@@ -200,7 +228,16 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
     });
     const cutter = await x.opened(turn, { stop, maxTokens, tokenizer });
     const { reply, first, prompt } = turn;
-    const ctx = { head, reply, first, cutter, prompt, tokenizer, onComplete: deps.threads && turn.complete };
+    const ctx = {
+      head,
+      reply,
+      first,
+      cutter,
+      prompt,
+      tokenizer,
+      onComplete: deps.threads && turn.complete,
+      onSent: x.sent(prompt),
+    };
     if (!stream) return x.json(await collectCompletion(ctx));
     return x.stream((onEnd) => streamCompletion(ctx, { includeUsage, keepAliveMs: deps.keepAliveMs, onEnd }));
   });

@@ -15,6 +15,8 @@ export interface RequestLine {
   attempts?: number;
   id: string;
   code?: string | null;
+  /** The gateway key's name (never its secret): a managed key's, or `env…3fa2` for one of API_KEYS. */
+  key?: string;
 }
 
 export interface Logger {
@@ -95,7 +97,8 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
     request(r) {
       const l: LogLevel = r.status >= 500 ? "error" : "info";
       if (!on(l)) return;
-      const extra = (r.attempts ? ` attempts=${r.attempts}` : "") + (r.code ? ` code=${r.code}` : "");
+      const extra = (r.attempts ? ` attempts=${r.attempts}` : "") + (r.code ? ` code=${r.code}` : "") +
+        (r.key ? ` key=${r.key}` : "");
       out(`${stamp()} ${r.method} ${logPath(r.path)} ${r.status} ${r.ms}ms${extra} id=${r.id}`);
     },
     info: (m) => on("info") && out(`${stamp()} ${m}`),

@@ -1,6 +1,7 @@
 // Prometheus metrics: counters, gauges and histograms, rendered in the text exposition format.
 import { TOKEN_STATES, type TokenState } from "../chat/pool.ts";
 import type { StoreHealth } from "../state/store.ts";
+import type { KeyEvents, Refusal } from "../chat/key-limits.ts";
 
 const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -14,7 +15,7 @@ export interface MetricsSnapshot {
 }
 
 /** The gateway's metrics; counts only, never a token or any text. */
-export class Metrics {
+export class Metrics implements KeyEvents {
   private readonly requests = new Map<string, number>();
   private readonly buckets = new Array<number>(BUCKETS.length).fill(0);
   private firstPieceCount = 0;
@@ -24,6 +25,10 @@ export class Metrics {
   private readonly turns = new Map<string, number>();
   /** Kept conversations deleted to stay within KEPT_PER_ACCOUNT and KEPT_MAX. */
   private evictions = 0;
+  /** Per gateway key name (bounded by the number of keys): requests admitted, tokens, refusals by reason. */
+  private readonly perKeyRequests = new Map<string, number>();
+  private readonly perKeyTokens = new Map<string, { prompt: number; completion: number }>();
+  private readonly perKeyRefusals = new Map<string, number>();
 
   /** `logLinesDropped`: how many log lines were dropped because stdout's reader fell behind (lib/http/log.ts). */
   /** `state`: the state store's health (lib/state/meter.ts) and the shared pool's lost leases and failed writes. */
@@ -50,6 +55,25 @@ export class Metrics {
   /** Counts a kept conversation deleted to stay within the caps. */
   evicted(): void {
     this.evictions++;
+  }
+
+  /** Counts a request a gateway key made (admitted past its limits). */
+  keyRequest(name: string): void {
+    this.perKeyRequests.set(name, (this.perKeyRequests.get(name) ?? 0) + 1);
+  }
+
+  /** Counts a gateway key's estimated tokens. */
+  keyTokens(name: string, prompt: number, completion: number): void {
+    const t = this.perKeyTokens.get(name) ?? { prompt: 0, completion: 0 };
+    t.prompt += prompt;
+    t.completion += completion;
+    this.perKeyTokens.set(name, t);
+  }
+
+  /** Counts a request refused for a gateway key's limit (or its expiry). */
+  keyRefused(name: string, reason: Refusal | "expired"): void {
+    const key = `${name}\u0000${reason}`;
+    this.perKeyRefusals.set(key, (this.perKeyRefusals.get(key) ?? 0) + 1);
   }
 
   /** Records the upstream's time to the first piece of a reply. */
@@ -124,6 +148,29 @@ export class Metrics {
       "# TYPE emohaa_log_lines_dropped_total counter",
       `emohaa_log_lines_dropped_total ${this.sources.logLinesDropped?.() ?? 0}`,
     );
+    out.push(
+      "# HELP emohaa_key_requests_total Requests admitted per gateway key name.",
+      "# TYPE emohaa_key_requests_total counter",
+    );
+    for (const [k, n] of this.perKeyRequests) out.push(`emohaa_key_requests_total{key="${esc(k)}"} ${n}`);
+    out.push(
+      "# HELP emohaa_key_tokens_total Estimated tokens per gateway key name, prompt and completion.",
+      "# TYPE emohaa_key_tokens_total counter",
+    );
+    for (const [k, t] of this.perKeyTokens) {
+      out.push(
+        `emohaa_key_tokens_total{key="${esc(k)}",kind="prompt"} ${t.prompt}`,
+        `emohaa_key_tokens_total{key="${esc(k)}",kind="completion"} ${t.completion}`,
+      );
+    }
+    out.push(
+      "# HELP emohaa_key_refused_total Requests refused per gateway key name: 429s by limit (rpm, concurrency, tokens) and 401s of an expired key.",
+      "# TYPE emohaa_key_refused_total counter",
+    );
+    for (const [key, n] of this.perKeyRefusals) {
+      const [k, reason] = key.split("\u0000");
+      out.push(`emohaa_key_refused_total{key="${esc(k!)}",reason="${reason}"} ${n}`);
+    }
     const st = this.sources.state?.();
     if (st) {
       const b = `backend="${st.backend}"`;

@@ -11,7 +11,7 @@ import type { ChatDeps } from "../chat/reply.ts";
 import { collectReply, type StreamFormat, streamReply } from "../chat/respond.ts";
 import { callerScope, type Threads } from "../chat/threads.ts";
 import { openTurn, type Turn, type TurnRequest } from "../chat/turn.ts";
-import { errorResponse, errorResponses } from "./apidoc.ts";
+import { errorResponse, errorResponses, RATE_LIMIT_HEADERS } from "./apidoc.ts";
 import {
   type CompletionsDeps,
   CONTINUATION_HEADER,
@@ -223,8 +223,7 @@ export function responsesHandler(
   threads: ResponseThreads,
 ): (req: Request) => Promise<Response> {
   return turnHandler(deps, edge, RESPONSES_PATH, async (req, x) => {
-    // Authentication comes before the body is read, as for chat completions.
-    const tokens = deps.auth.tokensFor(req.headers.get("authorization"));
+    const tokens = x.tokens;
     const body = await parseRequest(req, deps.maxBodyBytes, ResponseRequestSchema);
     const messages = inputMessages(body.input ?? [], body.instructions);
     const maxTokens = body.max_output_tokens ?? undefined;
@@ -270,6 +269,7 @@ export function responsesHandler(
       prompt,
       tokenizer,
       onComplete,
+      onSent: x.sent(prompt),
     };
     if (!stream) {
       const { content, finish, usage } = await collectReply(ctx);
@@ -327,6 +327,7 @@ const createResponseRoute = createRoute({
   responses: {
     200: {
       headers: {
+        ...RATE_LIMIT_HEADERS,
         [CONVERSATION_HEADER]: {
           description: "The kept Emohaa conversation this response belongs to (`DELETE /v1/responses/{id}` or " +
             "`DELETE /v1/conversations/{handle}` ends it)",

@@ -1,6 +1,7 @@
 // Token estimates with a real BPE tokenizer (gpt-tokenizer, o200k_base): usage and max_tokens cutting, at a bounded cost.
 import { setImmediate } from "node:timers";
 import type { Tokenizer } from "./translate.ts";
+import type { Encoding } from "./tokenizer-load.ts";
 
 /**
  * The longest stretch of text encoded in one piece when it holds no boundary (see `scan`). BPE merges one
@@ -74,12 +75,6 @@ function eachPiece(text: string, f: (piece: string) => void): void {
   f(from ? text.slice(from) : text);
 }
 
-interface Encoding {
-  encode(text: string, options: object): number[];
-  decode(tokens: number[]): string;
-  countTokens(text: string, options: object): number;
-}
-
 // Text such as `<|endoftext|>` in a message is ordinary text here, not a special token (nor an error).
 const PLAIN = { disallowedSpecial: new Set<string>() };
 
@@ -109,12 +104,31 @@ export function boundedTokenizer(m: Encoding): Tokenizer {
 let loaded: Promise<Tokenizer> | undefined;
 
 /**
- * Loads the tokenizer once (its tables take a few hundred milliseconds to build), so start-up can warm it
- * while the server already answers. Emohaa's own tokenizer is unknown: counts are estimates.
+ * Loads the tokenizer once (its tables take a few hundred milliseconds to build, in slices), so start-up can warm it
+ * while the server already answers. `readRanks` reads the rank table from disk (RuntimeParts.tokenizerRanks). Emohaa's own tokenizer is unknown: counts are estimates.
  */
-export function loadTokenizer(): Promise<Tokenizer> {
-  loaded ??= import("gpt-tokenizer/encoding/o200k_base").then((m) => boundedTokenizer(m));
+export function loadTokenizer(readRanks?: () => Promise<string>): Promise<Tokenizer> {
+  // A slice at a time, with turns of the event loop between (lib/openai/tokenizer-load.ts): nobody waits on it.
+  loaded ??= (async () => {
+    const [{ loadEncoding }, source] = await Promise.all([import("./tokenizer-load.ts"), ranksText(readRanks)]);
+    return boundedTokenizer(await loadEncoding(nextTurn, source));
+  })();
   return loaded;
+}
+
+/**
+ * The rank table's text: read from the package on disk when the runtime can (`readRanks`; Bun's import of a 2 MB
+ * text held the event loop about 250 ms, an asynchronous read none), else the copy compiled in (bundles, binaries).
+ */
+async function ranksText(readRanks?: () => Promise<string>): Promise<string> {
+  if (readRanks) {
+    try {
+      return await readRanks();
+    } catch {
+      // No package on disk (a bundle, a binary): the compiled-in copy.
+    }
+  }
+  return (await import("./tokenizer-ranks.ts")).default;
 }
 
 /** Resolves after the event loop had a turn (timers, I/O and other requests ran). */

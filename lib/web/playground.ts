@@ -18,6 +18,8 @@ import expiryViewJs from "../../ui/expiry-view.js" with { type: "text" };
 import expiryJs from "../../ui/expiry.js" with { type: "text" };
 import favicon from "../../ui/favicon.svg" with { type: "text" };
 import i18nJs from "../../ui/i18n.js" with { type: "text" };
+import keysFormJs from "../../ui/keys-form.js" with { type: "text" };
+import keysJs from "../../ui/keys.js" with { type: "text" };
 import pageJs from "../../ui/page.js" with { type: "text" };
 import poolJs from "../../ui/pool.js" with { type: "text" };
 import styleCss from "../../ui/style.css" with { type: "text" };
@@ -36,6 +38,8 @@ const UI = new Map<string, Asset>([
   ["expiry.js", { type: TYPES.js, body: expiryJs }],
   ["expiry-view.js", { type: TYPES.js, body: expiryViewJs }],
   ["i18n.js", { type: TYPES.js, body: i18nJs }],
+  ["keys-form.js", { type: TYPES.js, body: keysFormJs }],
+  ["keys.js", { type: TYPES.js, body: keysJs }],
   ["page.js", { type: TYPES.js, body: pageJs }],
   ["pool.js", { type: TYPES.js, body: poolJs }],
   ["tokens.js", { type: TYPES.js, body: tokensJs }],

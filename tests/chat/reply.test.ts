@@ -358,6 +358,27 @@ describe("openReply", () => {
       await assertCleanedUp(h);
     });
 
+    it("idle: counts only while a read waits; a gateway busy between reads (the tokenizer loading) is no gap", async () => {
+      const h = setup();
+      const stream = h.upstream.stream("a-c1");
+      stream.push("x");
+      const { reply } = await h.open(["a"]);
+      // Nobody reads for three idle windows, while the upstream sends a piece.
+      await h.clock.advance(1500);
+      stream.push("y");
+      await h.clock.advance(1500);
+      assert.equal(await reply.read(), "y");
+      // Not read again for longer than idleMs, with nothing sent: the next read gets its own whole window.
+      await h.clock.advance(2500);
+      const next = watch(reply.read());
+      await h.clock.advance(999);
+      assert.equal(next.settled, false, "the window starts at the read");
+      await h.clock.advance(1);
+      assert.equal((next.error as Error).message, "Emohaa went silent for 1000 ms in the middle of the answer");
+      reply.close();
+      await assertCleanedUp(h);
+    });
+
     it("total: a reply longer than totalMs is a 504 even while pieces keep coming", async () => {
       const h = setup({ timeouts: { totalMs: 3000 } });
       const stream = h.upstream.stream("a-c1");

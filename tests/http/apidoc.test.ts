@@ -150,8 +150,11 @@ describe("GET /openapi.json", () => {
         for (const e of examples) {
           ErrorSchema.parse(e.value);
           // An unknown response id is OpenAI's invalid_request_error, not the usual not_found_error.
+          // A gateway key's spent daily quota is OpenAI's insufficient_quota, its type as well as its code.
           const type = path.startsWith("/v1/responses") && status === "404"
             ? "invalid_request_error"
+            : e.value.error.code === "insufficient_quota"
+            ? "insufficient_quota"
             : new ApiError(Number(status), "x").type;
           assert.equal(e.value.error.type, type, `${method} ${path} ${status}`);
           count++;

@@ -190,7 +190,7 @@ describe("ResponseThreads", () => {
     };
     const app = createApp({
       chat: g.chat,
-      auth: createAuth({ apiKeys: [] }),
+      auth: createAuth({ allowAnonymous: false, now: Date.now }),
       pool: g.pool,
       client: g.chat.client,
       logger: g.logger,

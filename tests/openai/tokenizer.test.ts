@@ -2,7 +2,12 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { loopGaps } from "../support/loop.ts";
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
-import { boundedTokenizer, countInTurns, loadTokenizer, PIECE_MAX } from "../../lib/openai/tokenizer.ts";
+import { boundedTokenizer, countInTurns, loadTokenizer, nextTurn, PIECE_MAX } from "../../lib/openai/tokenizer.ts";
+import { loadEncoding, parseRanks, RANKS_PER_TURN } from "../../lib/openai/tokenizer-load.ts";
+import embeddedRanks from "../../lib/openai/tokenizer-ranks.ts";
+import stockRanks from "gpt-tokenizer/bpeRanks/o200k_base";
+import * as stock from "gpt-tokenizer/encoding/o200k_base";
+import { runtimeParts } from "../../runtime/parts.ts";
 
 /** A seeded generator, so a failure can be replayed. */
 function random(seed: number) {
@@ -119,6 +124,64 @@ describe("loadTokenizer", () => {
       assert.equal(result, tk.count(text));
       assert.ok(longest < 200, `the loop was held ${longest.toFixed(0)} ms of CPU at a time`);
     }
+  });
+});
+
+describe("the tokenizer's first load, in slices (lib/openai/tokenizer-load.ts)", () => {
+  const text = () => runtimeParts().tokenizerRanks!();
+
+  it("reads the rank table from the package on disk, the same text as the copy compiled in", async () => {
+    assert.equal(await text(), embeddedRanks);
+  });
+
+  it("parses every one of the 200,000 ranks as gpt-tokenizer's own module holds it", async () => {
+    let turns = 0;
+    const ranks = await parseRanks(await text(), async () => void turns++);
+    assert.equal(ranks.length, stockRanks.length);
+    const differ = ranks.findIndex((r, i) => JSON.stringify(r) !== JSON.stringify(stockRanks[i]));
+    assert.equal(
+      differ,
+      -1,
+      `rank ${differ}: ${JSON.stringify(ranks[differ])} != ${JSON.stringify(stockRanks[differ])}`,
+    );
+    assert.ok(turns >= ranks.length / RANKS_PER_TURN, `${turns} turns`);
+  });
+
+  it("builds the encoder gpt-tokenizer builds: the same tables, encodings, decodings and counts", async () => {
+    const enc = await loadEncoding(nextTurn, await text());
+    const core = (e: unknown) =>
+      (e as { bytePairEncodingCoreProcessor: Record<string, any> }).bytePairEncodingCoreProcessor;
+    const [mine, theirs] = [core(enc), core((stock as any).default)];
+    assert.equal(mine.mergeableBytePairRankCount, theirs.mergeableBytePairRankCount);
+    assert.equal(mine.bytePairStringRankEncoder.size, theirs.bytePairStringRankEncoder.size);
+    assert.equal(mine.bytePairNonUtfRankDecoder.size, theirs.bytePairNonUtfRankDecoder.size);
+    assert.deepEqual(
+      mine.bytePairNonUtfSortedEncoder.map(([b, r]: [Uint8Array, number]) => `${b}:${r}`),
+      theirs.bytePairNonUtfSortedEncoder.map(([b, r]: [Uint8Array, number]) => `${b}:${r}`),
+    );
+    assert.equal((enc as any).vocabularySize, stock.vocabularySize);
+    const corpus = [
+      "hello world",
+      "你好，世界！我今天有点难过，想找人聊聊。",
+      "\u0000\u0007 odd bytes \ufeff a BOM\t a tab \u00a0",
+      "emoji 😀👍🏽 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+      randomWord(3, 2000),
+      "The quick brown fox jumps over the lazy dog. ".repeat(30),
+    ];
+    for (const t of corpus) {
+      const tokens = stock.encode(t);
+      assert.deepEqual(enc.encode(t, {}), tokens, t.slice(0, 20));
+      assert.equal(enc.decode(tokens), t);
+      assert.equal(enc.countTokens(t, {}), tokens.length);
+    }
+  });
+
+  it("gives the event loop turns while it loads: no request waits on the load", async () => {
+    const source = await text();
+    const { ticks, longest } = await loopGaps(() => loadEncoding(nextTurn, source));
+    // All at once it held the loop 300-800 ms (the module's parse, then the maps' build).
+    assert.ok(ticks > 100, `the loop had turns while loading: ${ticks}`);
+    assert.ok(longest < 150, `the loop was held ${longest.toFixed(0)} ms of CPU at a time`);
   });
 });
 

@@ -11,6 +11,8 @@ import { eventually, type RunningSim, startSim } from "./sim.ts";
 export const signalsApply = process.env.E2E_NO_SIGNALS !== "1";
 /** False where the platform's server, not lib/http/server.ts, owns the connections (`deno serve`, as on Deno Deploy). */
 export const ownServer = process.env.E2E_PLATFORM_SERVES !== "1";
+/** False where the server may write no file (`deno serve` without --allow-write, as on Deno Deploy). */
+export const writesFiles = process.env.E2E_PLATFORM_SERVES !== "1";
 
 export interface RunningServer {
   url: string;
