@@ -56,11 +56,16 @@ export interface Admission {
   /** `x-ratelimit-*` of a key with an rpm limit; empty otherwise. */
   readonly headers: Record<string, string>;
   /**
-   * The request ended: frees its concurrency lease at once, and counts its usage when `sent` is given (the
-   * prompt sent upstream and the text the client received). Idempotent. Resolves once the lease is freed (never
-   * rejects: a lease whose free failed lapses with its TTL); nothing needs to wait for it.
+   * Frees the request's concurrency lease (once; resolves when freed, never rejects: a lease whose free failed lapses
+   * with its TTL). The routes await it before the answer's last bytes, so a client that has its answer finds the
+   * slot free on every instance.
    */
-  end(sent?: { prompt: string; content: string }): Promise<void>;
+  release(): Promise<void>;
+  /**
+   * The request ended: counts its usage when `sent` is given (the prompt sent upstream and the text the client
+   * received) and releases it. Once; later calls do nothing.
+   */
+  end(sent?: { prompt: string; content: string }): void;
 }
 
 interface Pending {
@@ -160,13 +165,16 @@ export class KeyLimiter {
     events?.keyRequest(key.name);
     this.add(key, { requests: 1, seen: now });
     let ended = false;
+    let released: Promise<void> | undefined;
+    const release = () => (released ??= lease ? this.release(lease) : Promise.resolve());
     return {
       headers,
+      release,
       end: (sent) => {
-        if (ended) return Promise.resolve();
+        if (ended) return;
         ended = true;
         if (sent) void this.countTokens(key, sent.prompt, sent.content);
-        return lease ? this.release(lease) : Promise.resolve();
+        void release();
       },
     };
   }

@@ -34,6 +34,11 @@ export interface ReplyContext {
    * usage of the caller's gateway key (lib/chat/key-limits.ts). Called before the stream's `onEnd`.
    */
   onSent?: (content: string) => void;
+  /**
+   * Awaited once the reply was read whole, before the last frames (or the whole answer) go out: frees the caller's
+   * gateway key's concurrency slot, so a client that has its answer finds the slot free (lib/chat/key-limits.ts).
+   */
+  beforeLast?: () => Promise<void>;
 }
 
 // A cutter that counts tokens is given a long piece a slice at a time; each push also costs a call's overhead.
@@ -125,6 +130,7 @@ export async function collectReply(ctx: ReplyContext): Promise<CollectedReply> {
   try {
     finish = await pump(ctx, (t) => parts.push(t));
     await ctx.onComplete?.(parts.join(""));
+    await ctx.beforeLast?.();
   } finally {
     ctx.reply.close();
     ctx.onSent?.(parts.join(""));
@@ -255,6 +261,7 @@ export function streamReply(
           const text = parts?.join("");
           const counting = format.whole ? usage(ctx, loaded, text!) : undefined;
           const counted = counting instanceof Promise ? await counting : counting;
+          if (ctx.beforeLast) await ctx.beforeLast();
           corked ??= "";
           send(format.end(finish, text, counted));
           uncork();

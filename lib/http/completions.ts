@@ -92,6 +92,8 @@ export interface TurnExchange {
    * gateway key: undefined when nothing is counted (no key).
    */
   sent(prompt: string): ((content: string) => void) | undefined;
+  /** What `ReplyContext.beforeLast` awaits: the key's concurrency slot freed; undefined when there is none. */
+  release(): (() => Promise<void>) | undefined;
   /** Counts upstream attempts for the access log (`onAttempt` of the turn request). */
   onAttempt(attempts: number): void;
   /** What every turn request of this exchange says alike: fresh or not, the prompt bound, the client's signal. */
@@ -129,7 +131,7 @@ export function turnHandler(
     let admission: Admission | undefined;
     let sent: { prompt: string; content: string } | undefined;
     const line = (status: number, code: string | null) => {
-      void admission?.end(sent);
+      admission?.end(sent);
       edge.record(route, { method: "POST", path: route, status, ms: deps.now() - start, attempts, id, code, key });
     };
     const x: TurnExchange = {
@@ -137,6 +139,7 @@ export function turnHandler(
       headers,
       tokens: [],
       sent: (prompt) => admission && ((content) => (sent = { prompt, content })),
+      release: () => admission?.release,
       onAttempt: (n) => (attempts = n),
       turnRequest: (stream) => ({
         fresh: wantsFresh(req),
@@ -237,6 +240,7 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       tokenizer,
       onComplete: deps.threads && turn.complete,
       onSent: x.sent(prompt),
+      beforeLast: x.release(),
     };
     if (!stream) return x.json(await collectCompletion(ctx));
     return x.stream((onEnd) => streamCompletion(ctx, { includeUsage, keepAliveMs: deps.keepAliveMs, onEnd }));

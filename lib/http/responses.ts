@@ -270,6 +270,7 @@ export function responsesHandler(
       tokenizer,
       onComplete,
       onSent: x.sent(prompt),
+      beforeLast: x.release(),
     };
     if (!stream) {
       const { content, finish, usage } = await collectReply(ctx);
