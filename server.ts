@@ -52,9 +52,12 @@ async function main() {
     logger.info(
       `${signal}: no new connections; ${pool.active} requests in flight get ${config.shutdownGraceMs} ms to finish`,
     );
-    served.stop(false).catch(() => {});
+    // Resolves once every connection closed: idle ones at once, busy ones after their answer's last bytes.
+    const closed = served.stop(false).catch(() => {});
     await gateway.stop(config.shutdownGraceMs);
-    // A reader that stopped reading gets a moment, not a hang.
+    // The answers the stop ended (their error frames) are written out before the exit; a client that stopped
+    // reading gets a moment, not a hang. So does a reader of the log.
+    await Promise.race([closed, sleep(2000)]);
     await Promise.race([flushLogs(), sleep(2000)]);
     exit(0);
   };

@@ -39,6 +39,8 @@ export interface ReplyContext {
    * gateway key's concurrency slot, so a client that has its answer finds the slot free (lib/chat/key-limits.ts).
    */
   beforeLast?: () => Promise<void>;
+  /** The client has the whole answer (the stream's last frames written, or the whole answer made): `Turn.delivered`. */
+  onDelivered?: () => void;
 }
 
 // A cutter that counts tokens is given a long piece a slice at a time; each push also costs a call's overhead.
@@ -136,7 +138,9 @@ export async function collectReply(ctx: ReplyContext): Promise<CollectedReply> {
     ctx.onSent?.(parts.join(""));
   }
   const content = parts.join("");
-  return { content, finish, usage: await usage(ctx, loaded, content) };
+  const counted = await usage(ctx, loaded, content);
+  ctx.onDelivered?.();
+  return { content, finish, usage: counted };
 }
 
 /** Reads the whole reply into a `chat.completion`. A failure part-way is an error, never a partial 200. */
@@ -266,6 +270,7 @@ export function streamReply(
           send(format.end(finish, text, counted));
           uncork();
           if (!ended) close();
+          ctx.onDelivered?.();
           end(200, null);
         } catch (err) {
           if (ended) return;

@@ -43,6 +43,13 @@ interface ThreadRecord {
 type Pointer = { handle: string } | { consumed: true } | { evicted: true };
 
 /** A conversation claimed for the next turn. */
+/**
+ * How long a kept conversation waits, beyond its idle time, for the client to have the reply that kept it (the
+ * answer's usage is counted after the keep, and the tokenizer's first load takes a while): then its idle time starts
+ * (`Threads.touch`). A reply that never reached the client (it left) is deleted after both.
+ */
+export const DELIVERY_GRACE_MS = 30_000;
+
 export interface Claimed {
   handle: string;
   token: string;
@@ -351,7 +358,9 @@ export class Threads {
       if (here) this.held.delete(k.handle);
       this.held.set(k.handle, here ??= { token: k.token, cid: k.cid, active: false });
       here.active = false;
-      this.arm(k.handle, this.o.idleMs);
+      // The idle time starts once the client has the reply (`touch`); until then, the answer's last work (its usage
+      // counted) gets a grace, bounded.
+      this.arm(k.handle, this.o.idleMs + DELIVERY_GRACE_MS);
       this.evictOverCaps(k.token);
       await listed;
       return kept = true;
@@ -494,6 +503,12 @@ export class Threads {
   /** Holding nothing and claiming nothing: the heartbeat stops, and goes from the store. */
   private quietIfIdle(): void {
     if (!this.held.size && !this.claiming) this.orphans?.stop(true);
+  }
+
+  /** The client has the reply that kept `handle`: its idle time starts now. */
+  touch(handle: string): void {
+    const here = this.held.get(handle);
+    if (here && !here.active) this.arm(handle, this.o.idleMs);
   }
 
   private arm(handle: string, ms: number): void {

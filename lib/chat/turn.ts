@@ -63,6 +63,11 @@ export interface Turn extends OpenedReply {
    * unfinished: it is deleted instead (undefined, as when it cannot be kept).
    */
   complete(content: string): Promise<string | undefined>;
+  /**
+   * The client has the whole reply (its last bytes went out, after `complete`): a kept conversation's idle time
+   * (CONVERSATION_IDLE_MS) starts now, not while the answer was still being finished (its usage counted).
+   */
+  delivered(): void;
 }
 
 /**
@@ -74,7 +79,7 @@ export async function openTurn(deps: ChatDeps, threads: Threads | undefined, req
   const merged = buildPrompt(req.messages, req.promptMaxBytes, req.param).prompt;
   if (!threads) {
     const opened = await openReply(deps, req.tokens, merged, req.signal, req.holdMs, req.onAttempt);
-    return { ...opened, prompt: merged, continuation: "off", complete: async () => undefined };
+    return { ...opened, prompt: merged, continuation: "off", complete: async () => undefined, delivered: () => {} };
   }
   if (req.handle !== undefined) return await continueHandle(deps, threads, req, req.handle, merged);
   let continuation: Continuation = "new";
@@ -167,6 +172,9 @@ function turnOf(
       kept = await threads.keep({ scope: req.scope, tokens: req.tokens, handle, token, cid, digest, claimed });
       if (kept) inner.keep();
       return kept ? digest : undefined;
+    },
+    delivered() {
+      if (kept) threads.touch(handle);
     },
   };
 }

@@ -239,6 +239,7 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       prompt,
       tokenizer,
       onComplete: deps.threads && turn.complete,
+      onDelivered: deps.threads && turn.delivered,
       onSent: x.sent(prompt),
       beforeLast: x.release(),
     };

@@ -269,6 +269,7 @@ export function responsesHandler(
       prompt,
       tokenizer,
       onComplete,
+      onDelivered: onComplete && turn.delivered,
       onSent: x.sent(prompt),
       beforeLast: x.release(),
     };

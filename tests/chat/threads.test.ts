@@ -6,6 +6,7 @@ import {
   callerScope,
   type Claimed,
   continuedDigest,
+  DELIVERY_GRACE_MS,
   splitContinuation,
   Threads,
   transcriptDigest,
@@ -53,6 +54,8 @@ async function keepFresh(
   t.conversations.created(token, cid);
   const handle = t.threads.newHandle();
   const kept = await t.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token, cid, digest });
+  // The client has the reply at once (the edge's `Turn.delivered`): the idle time starts now.
+  if (kept) t.threads.touch(handle);
   return { handle, kept };
 }
 
@@ -117,6 +120,18 @@ describe("Threads", () => {
     assert.equal(await a.threads.claim(SCOPE, TOKENS, "same"), undefined);
   });
 
+  it("a kept conversation the client never got (it left after the keep) is deleted after the idle time and a grace", async () => {
+    const f = fleet();
+    const a = f.instance("A");
+    a.conversations.created("live-b", "c1");
+    const handle = a.threads.newHandle();
+    assert.ok(await a.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token: "live-b", cid: "c1", digest: "d1" }));
+    await f.clock.advance(IDLE + DELIVERY_GRACE_MS - 1000);
+    assert.deepEqual(f.deleted, []);
+    await f.clock.advance(2000);
+    assert.deepEqual(f.deleted, ["c1"]);
+  });
+
   it("deletes a kept conversation after the idle time, once", async () => {
     const f = fleet();
     const a = f.instance("A");
@@ -143,6 +158,7 @@ describe("Threads", () => {
     assert.ok(
       await b.threads.keep({ scope: SCOPE, tokens: TOKENS, handle, token: "live-b", cid: "c1", digest: "d2", claimed }),
     );
+    b.threads.touch(handle);
     // A's timer fires first: it lets the conversation go instead of deleting it.
     await f.clock.advance(IDLE / 2 + 1000);
     assert.deepEqual(f.deleted, []);

@@ -50,6 +50,19 @@ describe("openTurn", () => {
     await eventually(() => sim.state().open === 0, 3000, "deleted at shutdown");
   });
 
+  it("a kept conversation's idle time starts when the client has the reply, not while the answer is finished", async () => {
+    const { gateway, sim } = await testApp({ continueConversations: true, conversationIdleMs: 200 });
+    const turn = await openTurn(gateway.chat, gateway.threads, request(["live-turn-idle"], "你好"));
+    await finish(turn);
+    // The answer's last work (its usage counted, the tokenizer's first load) takes longer than the idle time.
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(sim.state().open, 1, "kept until the client has the reply");
+    turn.delivered();
+    const t0 = Date.now();
+    await eventually(() => sim.state().open === 0, 3000, "deleted after the idle time from delivery");
+    assert.ok(Date.now() - t0 >= 150, `deleted ${Date.now() - t0} ms after delivery`);
+  });
+
   it("a handle that is gone or not the caller's is a 404, never a silent fresh start", async () => {
     const { gateway, sim } = await testApp({ continueConversations: true });
     const first = await openTurn(gateway.chat, gateway.threads, request(["live-turn-2"], "你好"));

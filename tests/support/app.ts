@@ -33,6 +33,8 @@ export interface TestAppOptions {
   tokenizer?: () => Promise<Tokenizer>;
   /** Keep conversations between turns (CONTINUE_CONVERSATIONS; default false here: most tests count deletions). */
   continueConversations?: boolean;
+  /** CONVERSATION_IDLE_MS (under the environment's bound of 1 s when a test wants it). */
+  conversationIdleMs?: number;
 }
 
 /**
@@ -63,6 +65,7 @@ export async function testApp(opts: TestAppOptions = {}): Promise<TestApp> {
       apiKeys: opts.apiKeys ?? [],
       tokenCheckLimit: opts.tokenCheckLimit ?? c.tokenCheckLimit,
       upstreamLimits: { ...c.upstreamLimits, maxReplyChars: 64 * 1024 },
+      continuation: { ...c.continuation, idleMs: opts.conversationIdleMs ?? c.continuation.idleMs },
     }),
     deleteRetryDelaysMs: [5, 10, 20],
     tokenizer: opts.tokenizer,
