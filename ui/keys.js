@@ -64,8 +64,9 @@ export function Keys({ adminKey, setAdminKey, now }) {
     e.preventDefault();
     const body = changeBody(editing.form, key);
     if (Object.keys(body).length && !(await call("PATCH", keyPath(key.name), body))) return;
-    setEditing(null);
+    // The form closes on the list as changed: the row never shows the old limits after a save.
     await load();
+    setEditing(null);
   }
 
   async function revoke(name) {

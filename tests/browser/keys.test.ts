@@ -2,7 +2,7 @@
 // ADMIN_KEY) wired to the simulator: list, create (the secret shown once, and working), change, revoke, errors.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 import { browserSkip, launchBrowser, openPage } from "../support/browser.ts";
 import { type RunningServer, startServer } from "../support/server.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
@@ -80,6 +80,19 @@ describe("playground gateway keys in Chromium", () => {
     return (await row.count()) ? (await row.textContent())! : null;
   };
 
+  /** Refreshes the list until the key's row shows one request (usage reaches the store within about a second). */
+  const usedOnce = (page: Page, card: Locator, name: string) =>
+    eventually(
+      async () => {
+        await card.getByRole("button", { name: "Refresh" }).click();
+        await card.locator("[data-persistence]").waitFor();
+        return /requests 1 /.test((await rowText(page, name)) ?? "");
+      },
+      10_000,
+      `${name}'s use in the list`,
+      300,
+    );
+
   it("creates a key whose secret shows once and works, shows its usage, changes and revokes it", opts, async () => {
     const { page, card, context, errors } = await keysCard(server);
     assert.equal(await card.locator(".keys-none").count(), 1, "no key yet");
@@ -129,16 +142,7 @@ describe("playground gateway keys in Chromium", () => {
     const answer = await chat(server, secret);
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
     const { prompt_tokens, completion_tokens } = answer.body.usage;
-    await eventually(
-      async () => {
-        await card.getByRole("button", { name: "Refresh" }).click();
-        await card.locator("[data-persistence]").waitFor();
-        return /requests 1 /.test((await rowText(page, name)) ?? "");
-      },
-      10_000,
-      "the key's use in the list",
-      300,
-    );
+    await usedOnce(page, card, name);
     const row = page.locator(`.keys-list li[data-name="${name}"]`);
     assert.match(
       (await row.locator(".keys-usage").textContent())!,
@@ -202,16 +206,7 @@ describe("playground gateway keys in Chromium", () => {
     const name = (await row.getAttribute("data-name"))!;
     assert.match((await row.textContent())!, /API_KEYS.*From the environment/);
     assert.equal(await row.getByRole("button").count(), 0);
-    await eventually(
-      async () => {
-        await card.getByRole("button", { name: "Refresh" }).click();
-        await card.locator("[data-persistence]").waitFor();
-        return /requests 1 /.test((await rowText(page, name)) ?? "");
-      },
-      10_000,
-      "the env key's use in the list",
-      300,
-    );
+    await usedOnce(page, card, name);
     await context.close();
   });
 });

@@ -34,6 +34,20 @@ function limiter(store: StateStore = memoryStore(), owner = "i1", leaseTtlMs?: n
   return { l, clock, events, store };
 }
 
+/** `store` whose calls reject with an `unavailable` StoreError while `fails(op)` says so (it sees every call). */
+function intercepted(store: StateStore, fails: (op: string) => boolean): StateStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) =>
+        fails(String(prop))
+          ? Promise.reject(new StoreError("unavailable", String(prop), "down"))
+          : v.apply(target, args);
+    },
+  });
+}
+
 const key = (limits: Partial<GatewayKey> = {}): GatewayKey => ({
   id: `k${Math.random()}`.slice(0, 12).replace(".", ""),
   name: "alice",
@@ -152,18 +166,8 @@ describe("KeyLimiter", () => {
   });
 
   it("a store that fails: 503 state_unavailable (fail closed); usage not written is kept for the next write", async () => {
-    const base = memoryStore();
     let failing = false;
-    const flaky = new Proxy(base, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver);
-        if (typeof v !== "function") return v;
-        return (...args: unknown[]) =>
-          failing && (prop === "count" || prop === "take")
-            ? Promise.reject(new StoreError("unavailable", String(prop), "down"))
-            : v.apply(target, args);
-      },
-    });
+    const flaky = intercepted(memoryStore(), (op) => failing && (op === "count" || op === "take"));
     const { l } = limiter(flaky);
     const k = key({ rpm: 5 });
     (await l.admit(k)).end();
@@ -179,18 +183,8 @@ describe("KeyLimiter", () => {
   });
 
   it("a count that fails beside a lease that was taken: 503, and the lease is freed, not left to its TTL", async () => {
-    const base = memoryStore();
     let failCount = true;
-    const flaky = new Proxy(base, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver);
-        if (typeof v !== "function") return v;
-        return (...args: unknown[]) =>
-          failCount && prop === "count"
-            ? Promise.reject(new StoreError("timeout", "count", "slow"))
-            : v.apply(target, args);
-      },
-    });
+    const flaky = intercepted(memoryStore(), (op) => failCount && op === "count");
     const { l } = limiter(flaky);
     const k = key({ rpm: 5, concurrency: 1 });
     await assert.rejects(l.admit(k), (e: unknown) => e instanceof ApiError && e.status === 503);
@@ -200,15 +194,8 @@ describe("KeyLimiter", () => {
   });
 
   it("an unlimited key costs no store call on admission", async () => {
-    const base = memoryStore();
     let calls = 0;
-    const counting = new Proxy(base, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver);
-        if (typeof v !== "function") return v;
-        return (...args: unknown[]) => (calls++, v.apply(target, args));
-      },
-    });
+    const counting = intercepted(memoryStore(), () => (calls++, false));
     const { l } = limiter(counting);
     (await l.admit(key())).end();
     assert.equal(calls, 0);

@@ -6,11 +6,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
-import { runtimeName } from "../../runtime/serve.ts";
 import { type RunningSim, startSim } from "../support/sim.ts";
 import { type RunningServer, startServer, writesFiles } from "../support/server.ts";
+import { sharedStores } from "../support/stores.ts";
 
-const REDIS_URL = process.env.REDIS_URL;
 const ADMIN = "admin-key-7d2c9e41b0a5f3c8";
 const tmp = mkdtempSync(join(tmpdir(), "emohaa-keys-"));
 const uid = () => crypto.randomUUID().slice(0, 8);
@@ -279,18 +278,7 @@ describe("keys of API_KEYS, and KEYS_FILE across a restart", () => {
   });
 });
 
-const backends = [
-  {
-    name: "Redis",
-    skip: !REDIS_URL && "REDIS_URL is not set (scripts/test.mjs starts a redis-server and sets it)",
-    state: () => REDIS_URL!,
-  },
-  {
-    name: "Deno KV (one local file)",
-    skip: runtimeName() !== "deno" && "Deno KV runs under Deno only",
-    state: () => `kv:${join(tmp, `state-${uid()}.sqlite`)}`,
-  },
-];
+const backends = sharedStores();
 
 for (const backend of backends) {
   describe(`two instances sharing gateway keys through ${backend.name}`, { skip: backend.skip }, () => {

@@ -9,7 +9,7 @@ import { sign } from "../../lib/upstream/emohaa.ts";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { sdkClient } from "../support/sdk.ts";
 import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
-import { runtimeName } from "../../runtime/serve.ts";
+import { sharedStores } from "../support/stores.ts";
 
 type Message = OpenAI.ChatCompletionMessageParam;
 
@@ -384,17 +384,9 @@ describe("kept conversations and process ends", { skip: !signalsApply && "no pro
   });
 });
 
-const REDIS_URL = process.env.REDIS_URL;
 const run = crypto.randomUUID().slice(0, 8);
 
-const backends = [
-  { name: "Redis", skip: !REDIS_URL && "REDIS_URL is not set", state: () => REDIS_URL! },
-  {
-    name: "Deno KV (one local file)",
-    skip: runtimeName() !== "deno" && "Deno KV runs under Deno only",
-    state: () => `kv:${join(mkdtempSync(join(tmpdir(), "emohaa-mt-kv-")), "state.sqlite")}`,
-  },
-];
+const backends = sharedStores();
 
 for (const backend of backends) {
   describe(`native multi-turn across instances: ${backend.name}`, { skip: backend.skip }, () => {

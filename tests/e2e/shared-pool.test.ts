@@ -5,12 +5,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runtimeName } from "../../runtime/serve.ts";
 import { findRedisServer, startRedis } from "../../scripts/redis.mjs";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { type RunningServer, startServer } from "../support/server.ts";
+import { sharedStores } from "../support/stores.ts";
 
-const REDIS_URL = process.env.REDIS_URL;
 const tmp = mkdtempSync(join(tmpdir(), "emohaa-shared-"));
 const uid = () => crypto.randomUUID().slice(0, 8);
 
@@ -65,18 +64,7 @@ async function fleet(n: number, env: Record<string, string>) {
   };
 }
 
-const backends = [
-  {
-    name: "Redis",
-    skip: !REDIS_URL && "REDIS_URL is not set (scripts/test.mjs starts a redis-server and sets it)",
-    state: () => REDIS_URL!,
-  },
-  {
-    name: "Deno KV (one local file)",
-    skip: runtimeName() !== "deno" && "Deno KV runs under Deno only",
-    state: () => `kv:${join(tmp, `state-${uid()}.sqlite`)}`,
-  },
-];
+const backends = sharedStores();
 
 for (const backend of backends) {
   describe(`3 instances sharing ${backend.name}`, { skip: backend.skip }, () => {

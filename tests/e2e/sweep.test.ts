@@ -2,12 +2,9 @@
 // next request with its token on another instance, once its holder is seen dead; a live holder's is never swept.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { type RunningServer, signalsApply, startServer } from "../support/server.ts";
-import { runtimeName } from "../../runtime/serve.ts";
+import { sharedStores } from "../support/stores.ts";
 
 let sim: RunningSim;
 before(async () => {
@@ -17,7 +14,6 @@ after(async () => {
   await sim?.stop();
 });
 
-const REDIS_URL = process.env.REDIS_URL;
 const run = crypto.randomUUID().slice(0, 8);
 const DEAD_MS = 1500;
 
@@ -35,14 +31,7 @@ async function chat(server: RunningServer, token: string, messages: Message[], e
   return { text: body.choices[0]!.message.content, continuation: res.headers.get("x-emohaa-continuation") };
 }
 
-const backends = [
-  { name: "Redis", skip: !REDIS_URL && "REDIS_URL is not set", state: () => REDIS_URL! },
-  {
-    name: "Deno KV (one local file)",
-    skip: runtimeName() !== "deno" && "Deno KV runs under Deno only",
-    state: () => `kv:${join(mkdtempSync(join(tmpdir(), "emohaa-sweep-kv-")), "state.sqlite")}`,
-  },
-];
+const backends = sharedStores();
 
 for (const backend of backends) {
   describe(`kept conversations of a killed instance, client tokens: ${backend.name}`, {
