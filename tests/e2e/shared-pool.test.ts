@@ -139,8 +139,16 @@ for (const backend of backends) {
       assert.equal(seen.status, 200);
       const before = await tokens();
       assert.notEqual((await stream(one!.url, dead, "hi")).status, 200, "the upstream rejects the dead account");
-      // Long enough (about 10 s) that the lease is still held whenever instance 3's view catches up, busy machine or not.
-      const long = stream(one!.url, live, "[[pieces:200]] [[delay:50]]");
+      // Long enough (about 20 s) that the lease is still held whenever instance 3's view catches up, busy machine or
+      // not; ended by the client once it did.
+      const leaving = new AbortController();
+      const long = fetch(`${one!.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${live}` },
+        body: JSON.stringify({ stream: true, messages: [{ role: "user", content: "[[pieces:400]] [[delay:50]]" }] }),
+        signal: leaving.signal,
+      });
+      long.catch(() => {}); // aborted below, once seen
       await eventually(() => sim.sim.state().openStreams > 0, 10_000, "the long stream");
       // The view is cached for 2 s: within a few seconds instance 3 shows both.
       let last = before;
@@ -149,11 +157,13 @@ for (const backend of backends) {
           last = await tokens();
           return last.busy === before.busy + 1 && last.cooling === before.cooling + 1;
         },
-        8_000,
+        15_000,
         "instance 3's metrics to show the lease and the cooldown",
         250,
       );
       assert.equal((await long).status, 200);
+      leaving.abort();
+      await eventually(() => sim.sim.state().openStreams === 0, 10_000, "the long stream ended");
     });
 
     it("kill -9 of an instance mid-stream: its lease lapses within the TTL and another instance serves the account", async () => {
