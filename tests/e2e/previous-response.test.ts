@@ -238,8 +238,11 @@ describe("previous_response_id on kept conversations", () => {
 
   it("a turn cut by max_output_tokens or by the client leaving is not kept: its conversation is deleted", async () => {
     const client = sdk("live-pr-cut");
-    const open = sim.sim.state().open;
+    // Conversations by their ids: other tests' may still be on their way out meanwhile.
+    const deleted = (cid: string) => () => sim.sim.state().deletedIds.includes(cid);
+    const since = sim.sim.state().created;
     const r1 = await say(client, { input: "C1" });
+    const [first] = cidsSince(since);
     const cut = await client.responses.create({
       model: "emohaa",
       input: "C2 [[pieces:20]]",
@@ -247,7 +250,7 @@ describe("previous_response_id on kept conversations", () => {
       max_output_tokens: 2,
     });
     assert.equal(cut.status, "incomplete");
-    await eventually(() => sim.sim.state().open === open, 5000, "the cut conversation deleted");
+    await eventually(deleted(first!), 5000, "the cut conversation deleted");
     await assert.rejects(
       client.responses.create({ model: "emohaa", input: "C3", previous_response_id: cut.id }),
       previousNotFound,
@@ -257,7 +260,9 @@ describe("previous_response_id on kept conversations", () => {
       previousNotFound,
     );
 
+    const since2 = sim.sim.state().created;
     const r2 = await say(client, { input: "C4" });
+    const [second] = cidsSince(since2);
     const aborted = sim.sim.state().aborted;
     const stream = await client.responses.create({
       model: "emohaa",
@@ -270,7 +275,7 @@ describe("previous_response_id on kept conversations", () => {
       if (event.type === "response.output_text.delta" && ++n === 2) stream.controller.abort();
     }
     await eventually(() => sim.sim.state().aborted > aborted, 10_000, "upstream aborted");
-    await eventually(() => sim.sim.state().open === open, 5000, "the continued conversation deleted");
+    await eventually(deleted(second!), 5000, "the continued conversation deleted");
     await assert.rejects(
       client.responses.create({ model: "emohaa", input: "C6", previous_response_id: r2.id }),
       previousNotFound,

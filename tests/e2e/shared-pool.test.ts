@@ -2,15 +2,11 @@
 // each reached in turn by a round-robin client, against one simulator that counts streams per account.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { findRedisServer, startRedis } from "../../scripts/redis.mjs";
 import { eventually, type RunningSim, startSim } from "../support/sim.ts";
 import { type RunningServer, startServer } from "../support/server.ts";
 import { sharedStores } from "../support/stores.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "emohaa-shared-"));
 const uid = () => crypto.randomUUID().slice(0, 8);
 
 let sim: RunningSim;
@@ -19,7 +15,6 @@ before(async () => {
 });
 after(async () => {
   await sim?.stop();
-  rmSync(tmp, { recursive: true, force: true });
 });
 
 describe("STATE at start-up", () => {
