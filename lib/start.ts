@@ -430,13 +430,8 @@ async function gatewayKeysFor(
     now: runtime.now,
     log: logger,
   });
-  try {
-    await keys.start();
-  } catch (err) {
-    throw new ConfigError(
-      `Invalid KEYS_FILE=${JSON.stringify(file)}: cannot read it (${err instanceof Error ? err.message : "error"})`,
-    );
-  }
+  // A list that cannot be read is said in the log and kept empty (`GatewayKeys.poll`): the start goes on.
+  await keys.start();
   return keys;
 }
 

@@ -9,7 +9,7 @@
 // limit), and the lease's free at its end.
 import { ApiError, stateUnavailable } from "../errors.ts";
 import { countInTurns } from "../openai/tokenizer.ts";
-import type { Tokenizer } from "../openai/translate.ts";
+import type { Tokenizer, Usage } from "../openai/translate.ts";
 import { type CounterOp, type CounterStore, LEASE_RENEW_MS, type LeaseRef, type LeaseStore } from "../state/store.ts";
 import type { GatewayKey } from "./keys.ts";
 
@@ -22,11 +22,12 @@ const SEEN_KEEP_MS = 366 * DAY_MS;
 /** Why a request was refused: its metric label. */
 export type Refusal = "rpm" | "concurrency" | "tokens";
 
-/** A key's usage for one UTC day, as every instance counted it. */
+/** A key's usage for one UTC day, as every instance counted it, and its last use (epoch ms; null: never). */
 export interface KeyUsage {
   requests: number;
   promptTokens: number;
   completionTokens: number;
+  lastUsedAt: number | null;
 }
 
 /** What the limits tell the metrics (per key name, never the key). */
@@ -61,11 +62,18 @@ export interface Admission {
    * slot free on every instance.
    */
   release(): Promise<void>;
-  /**
-   * The request ended: counts its usage when `sent` is given (the prompt sent upstream and the text the client
-   * received) and releases it. Once; later calls do nothing.
-   */
-  end(sent?: { prompt: string; content: string }): void;
+  /** The request ended: counts its usage when `sent` is given, and releases it. Once; later calls do nothing. */
+  end(sent?: Sent): void;
+}
+
+/** What a request sent and received, for its key's usage. */
+export interface Sent {
+  /** The prompt sent upstream. */
+  prompt: string;
+  /** The text the client received. */
+  content: string;
+  /** Their counts, when the answer carried them (counted once: not again here). */
+  usage?: Usage;
 }
 
 interface Pending {
@@ -136,7 +144,7 @@ export class KeyLimiter {
     ]);
     if (countCall.status === "rejected" || takeCall.status === "rejected") {
       // A lease the other call took is freed (a count that applied stays counted: it was a request).
-      if (takeCall.status === "fulfilled" && takeCall.value) void store.free(takeCall.value).catch(() => {});
+      if (takeCall.status === "fulfilled" && takeCall.value) void this.release(takeCall.value);
       throw stateUnavailable(
         "this key's limits cannot be checked",
         countCall.status === "rejected" ? countCall.reason : (takeCall as PromiseRejectedResult).reason,
@@ -153,15 +161,16 @@ export class KeyLimiter {
     }
     const refusedAt = counted?.refused ?? -1;
     if (refusedAt !== -1 || lease === null) {
-      if (lease) void store.free(lease).catch(() => {});
+      if (lease) void this.release(lease);
       if (refusedAt === -1 && key.rpm !== undefined) {
         // Refused for concurrency: the minute's count just taken is given back.
         void store.count([{ ...ops[0]!, by: -1, below: undefined }]).catch(() => {});
         headers["x-ratelimit-remaining-requests"] = String(Math.max(0, key.rpm - counted!.values[0]! + 1));
       }
-      throw this.refusal(key, refusedAt === -1 ? "concurrency" : ops[refusedAt]!.by ? "rpm" : "tokens", headers, now);
+      const reason = refusedAt === -1 ? "concurrency" : ops[refusedAt]!.by ? "rpm" : "tokens";
+      throw this.refusal(key, reason, headers, now, resetMs);
     }
-    if (lease) this.hold(lease);
+    if (lease) this.leases.set(lease.id, lease);
     events?.keyRequest(key.name);
     this.add(key, { requests: 1, seen: now });
     let ended = false;
@@ -173,14 +182,14 @@ export class KeyLimiter {
       end: (sent) => {
         if (ended) return;
         ended = true;
-        if (sent) void this.countTokens(key, sent.prompt, sent.content);
+        if (sent) void this.countTokens(key, sent);
         void release();
       },
     };
   }
 
   /** Today's usage of each key, as every instance counted it (what this one has not written yet included). */
-  async usage(ids: readonly string[]): Promise<Map<string, KeyUsage & { lastUsedAt: number | null }>> {
+  async usage(ids: readonly string[]): Promise<Map<string, KeyUsage>> {
     const day = utcDay(this.options.now());
     const ops: CounterOp[] = [];
     for (const id of ids) {
@@ -188,7 +197,7 @@ export class KeyLimiter {
       for (const key of [k.requests, k.prompt, k.completion, ["gk", id, "seen"]]) ops.push({ key });
     }
     const { values } = await this.options.store.count(ops);
-    const out = new Map<string, KeyUsage & { lastUsedAt: number | null }>();
+    const out = new Map<string, KeyUsage>();
     ids.forEach((id, i) => {
       const p = this.pending.get(id);
       const seen = Math.max(values[4 * i + 3]!, p?.seen ?? 0);
@@ -249,7 +258,14 @@ export class KeyLimiter {
     return this.flushing;
   }
 
-  private refusal(key: GatewayKey, reason: Refusal, headers: Record<string, string>, now: number): ApiError {
+  /** The 429 of a refused request; `resetMs`: the time left in the minute. */
+  private refusal(
+    key: GatewayKey,
+    reason: Refusal,
+    headers: Record<string, string>,
+    now: number,
+    resetMs: number,
+  ): ApiError {
     this.options.events?.keyRefused(key.name, reason);
     const limit = reason === "rpm" ? key.rpm : reason === "concurrency" ? key.concurrency : key.tokensPerDay;
     // A limit of 0 is a key put on hold by its admin: said so, rather than as a limit reached.
@@ -264,7 +280,7 @@ export class KeyLimiter {
         { code: "insufficient_quota", type: "insufficient_quota", retryAfter: wait, headers, retry: false },
       );
     }
-    const minuteLeft = Math.ceil(((Math.floor(now / MINUTE_MS) + 1) * MINUTE_MS - now) / 1000);
+    const minuteLeft = Math.ceil(resetMs / 1000);
     const message = held ||
       (reason === "rpm"
         ? `Rate limit reached for this API key: ${limit} requests per minute; retry in ${minuteLeft} s`
@@ -287,21 +303,23 @@ export class KeyLimiter {
     p.seen = Math.max(p.seen, u.seen ?? 0);
   }
 
-  private async countTokens(key: GatewayKey, prompt: string, content: string): Promise<void> {
-    try {
-      const tk = await this.options.tokenizer();
-      const [p, c] = [await countInTurns(tk, prompt), await countInTurns(tk, content)];
-      this.add(key, { prompt: p, completion: c });
-      this.options.events?.keyTokens(key.name, p, c);
-    } catch {
-      this.options.log.error("cannot count a gateway key's tokens: the tokenizer did not load");
+  private async countTokens(key: GatewayKey, sent: Sent): Promise<void> {
+    let p: number, c: number;
+    if (sent.usage) [p, c] = [sent.usage.prompt_tokens, sent.usage.completion_tokens];
+    else {
+      try {
+        const tk = await this.options.tokenizer();
+        [p, c] = [await countInTurns(tk, sent.prompt), await countInTurns(tk, sent.content)];
+      } catch {
+        this.options.log.error("cannot count a gateway key's tokens: the tokenizer did not load");
+        return;
+      }
     }
+    this.add(key, { prompt: p, completion: c });
+    this.options.events?.keyTokens(key.name, p, c);
   }
 
-  private hold(lease: LeaseRef): void {
-    this.leases.set(lease.id, lease);
-  }
-
+  /** Frees a lease (renewed no more); never rejects: a lease whose free failed lapses within its TTL. */
   private release(lease: LeaseRef): Promise<void> {
     this.leases.delete(lease.id);
     return this.options.store.free(lease).then(() => {}, () => {

@@ -45,8 +45,11 @@ export type KeyPersistence = "state" | "file" | "memory";
 export interface KeyListStore {
   readonly persistence: KeyPersistence;
   read(): Promise<{ records: KeyRecord[]; version: string | null }>;
-  /** Writes the list when its version is still `version` (null: never written); false when it changed meanwhile. */
-  write(records: KeyRecord[], version: string | null): Promise<boolean>;
+  /**
+   * Writes the list when its version is still `version` (null: never written): resolves the new version, or false
+   * when it changed meanwhile.
+   */
+  write(records: KeyRecord[], version: string | null): Promise<string | false>;
 }
 
 /** The store key of the managed keys: one value every instance polls. */
@@ -77,7 +80,8 @@ export function storeKeyList(store: ValueStore, persistence: "state" | "memory")
       return { records: got?.value.keys ?? [], version: got?.version ?? null };
     },
     async write(records, version) {
-      return (await store.cas(KEYS_KEY, version, { keys: records })) !== false;
+      // `cas` resolves null only for a delete, which this never asks.
+      return (await store.cas(KEYS_KEY, version, { keys: records })) as string | false;
     },
   };
 }
@@ -109,8 +113,9 @@ export function fileKeyList(
     write(records, version) {
       const { text } = load();
       if ((text === null ? null : sha256(text)) !== version) return Promise.resolve(false);
-      io.writeFile(path, JSON.stringify({ keys: records }, null, 2) + "\n");
-      return Promise.resolve(true);
+      const written = JSON.stringify({ keys: records }, null, 2) + "\n";
+      io.writeFile(path, written);
+      return Promise.resolve(sha256(written));
     },
   };
 }
@@ -294,18 +299,17 @@ export class GatewayKeys {
         throw storeDown(cause);
       }
       const next = edit(got.records);
-      let written: boolean;
+      let written: string | false;
       try {
         written = await this.options.list.write(next, got.version);
       } catch (cause) {
         throw storeDown(cause);
       }
-      if (written) {
-        // Seen here at once; the version is read again at the next poll.
+      if (written !== false) {
+        // Seen here at once, at the version written: the next poll reads nothing new.
         this.records = next;
-        this.version = null;
+        this.version = written;
         this.rebuild();
-        await this.poll();
         return;
       }
     }

@@ -30,10 +30,11 @@ export interface ReplyContext {
    */
   onComplete?: (content: string) => Promise<unknown>;
   /**
-   * Told the text the client received once the reply ended, well or not (a client that left got part of it): the
-   * usage of the caller's gateway key (lib/chat/key-limits.ts). Called before the stream's `onEnd`.
+   * Told the text the client received once the reply ended, well or not (a client that left got part of it), with
+   * its usage when the answer counted it (so it is not counted twice): the usage of the caller's gateway key
+   * (lib/chat/key-limits.ts). Called before the stream's `onEnd`.
    */
-  onSent?: (content: string) => void;
+  onSent?: (content: string, usage?: Usage) => void;
   /**
    * Awaited once the reply was read whole, before the last frames (or the whole answer) go out: frees the caller's
    * gateway key's concurrency slot, so a client that has its answer finds the slot free (lib/chat/key-limits.ts).
@@ -133,12 +134,15 @@ export async function collectReply(ctx: ReplyContext): Promise<CollectedReply> {
     finish = await pump(ctx, (t) => parts.push(t));
     await ctx.onComplete?.(parts.join(""));
     await ctx.beforeLast?.();
-  } finally {
+  } catch (err) {
     ctx.reply.close();
     ctx.onSent?.(parts.join(""));
+    throw err;
   }
+  ctx.reply.close();
   const content = parts.join("");
   const counted = await usage(ctx, loaded, content);
+  ctx.onSent?.(content, counted);
   ctx.onDelivered?.();
   return { content, finish, usage: counted };
 }
@@ -206,6 +210,8 @@ export function streamReply(
   const parts: string[] | undefined = format.whole || ctx.onComplete || ctx.onSent ? [] : undefined;
   const loaded = whenLoaded(ctx);
   let ended = false;
+  /** The answer's usage, when its last frames carried it. */
+  let sentUsage: Usage | undefined;
   let lastWrite = Date.now();
   let ping: ReturnType<typeof setInterval> | undefined;
 
@@ -214,7 +220,7 @@ export function streamReply(
     ended = true;
     clearInterval(ping);
     ctx.reply.close();
-    if (ctx.onSent) ctx.onSent(parts!.join(""));
+    if (ctx.onSent) ctx.onSent(parts!.join(""), sentUsage);
     options.onEnd?.({ status, code });
   };
 
@@ -266,6 +272,7 @@ export function streamReply(
           const counting = format.whole ? usage(ctx, loaded, text!) : undefined;
           const counted = counting instanceof Promise ? await counting : counting;
           if (ctx.beforeLast) await ctx.beforeLast();
+          sentUsage = counted;
           corked ??= "";
           send(format.end(finish, text, counted));
           uncork();

@@ -1,7 +1,7 @@
 // The admin API of the gateway keys: list them with today's usage, create one (its secret shown once), change its
 // limits or expiry, revoke it. Behind ADMIN_KEY like /admin/tokens (lib/http/admin-guard.ts).
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { KeyLimiter } from "../chat/key-limits.ts";
+import { type KeyLimiter, type KeyUsage, utcDay } from "../chat/key-limits.ts";
 import { type GatewayKey, type GatewayKeys, KEY_NAME, KEY_PREFIX, type KeyRecord } from "../chat/keys.ts";
 import { ADMIN_SECURITY, adminAuthErrors, adminGuard } from "./admin-guard.ts";
 import { errorResponse } from "./apidoc.ts";
@@ -229,7 +229,7 @@ export function keyAdminRoutes(deps: KeyAdminDeps): OpenAPIHono<{ Bindings: { re
   const view = (
     k: Pick<GatewayKey, "name" | "source" | "rpm" | "concurrency" | "tokensPerDay" | "expiresAt">,
     createdAt: number | undefined,
-    usage: Awaited<ReturnType<KeyLimiter["usage"]>> extends Map<string, infer U> ? U | undefined : never,
+    usage: KeyUsage | undefined,
   ) => ({
     name: k.name,
     source: k.source,
@@ -260,7 +260,7 @@ export function keyAdminRoutes(deps: KeyAdminDeps): OpenAPIHono<{ Bindings: { re
     const usage = await usageOf([...records.map((r) => r.id), ...env.map((k) => k.id)]);
     return c.json({
       persistence: deps.keys.persistence,
-      day: new Date(deps.now()).toISOString().slice(0, 10),
+      day: utcDay(deps.now()),
       keys: [
         ...records.map((r) => view(managed(r), r.createdAt, usage.get(r.id))),
         ...env.map((k) => view(k, undefined, usage.get(k.id))),

@@ -17,9 +17,9 @@ import type { Metrics } from "./metrics.ts";
 import { type ChatRequest, ChatRequestSchema } from "./schemas.ts";
 import { collectCompletion, streamCompletion } from "../chat/respond.ts";
 import { SSE_HEADERS } from "../openai/sse.ts";
-import { Cutter, type Tokenizer } from "../openai/translate.ts";
+import { Cutter, type Tokenizer, type Usage } from "../openai/translate.ts";
 import { UpstreamError } from "../upstream/errors.ts";
-import type { Admission, KeyLimiter } from "../chat/key-limits.ts";
+import type { Admission, KeyLimiter, Sent } from "../chat/key-limits.ts";
 
 export const CHAT_PATH = "/v1/chat/completions";
 export const MODEL = "emohaa";
@@ -91,7 +91,7 @@ export interface TurnExchange {
    * Where the reply's end tells what the client received (`ReplyContext.onSent`), for the usage of the caller's
    * gateway key: undefined when nothing is counted (no key).
    */
-  sent(prompt: string): ((content: string) => void) | undefined;
+  sent(prompt: string): ((content: string, usage?: Usage) => void) | undefined;
   /** What `ReplyContext.beforeLast` awaits: the key's concurrency slot freed; undefined when there is none. */
   release(): (() => Promise<void>) | undefined;
   /** Counts upstream attempts for the access log (`onAttempt` of the turn request). */
@@ -129,7 +129,8 @@ export function turnHandler(
     let attempts = 0;
     let key: string | undefined;
     let admission: Admission | undefined;
-    let sent: { prompt: string; content: string } | undefined;
+    let sent: Sent | undefined;
+    let tokens: readonly string[] = [];
     const line = (status: number, code: string | null) => {
       admission?.end(sent);
       edge.record(route, { method: "POST", path: route, status, ms: deps.now() - start, attempts, id, code, key });
@@ -137,8 +138,10 @@ export function turnHandler(
     const x: TurnExchange = {
       start,
       headers,
-      tokens: [],
-      sent: (prompt) => admission && ((content) => (sent = { prompt, content })),
+      get tokens() {
+        return tokens;
+      },
+      sent: (prompt) => admission && ((content, usage) => (sent = { prompt, content, usage })),
       release: () => admission?.release,
       onAttempt: (n) => (attempts = n),
       turnRequest: (stream) => ({
@@ -179,7 +182,7 @@ export function turnHandler(
       // Authentication and the key's limits come before the body is read: a caller without a valid key, or over
       // its limits, learns nothing about validation and costs no more than its headers.
       const caller = deps.auth.callerFor(req.headers.get("authorization"));
-      (x as { tokens: readonly string[] }).tokens = caller.tokens;
+      tokens = caller.tokens;
       if (caller.key) {
         key = caller.key.name;
         if (deps.limits) {

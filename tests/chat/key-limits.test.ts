@@ -154,6 +154,14 @@ describe("KeyLimiter", () => {
     assert.equal((await one.l.usage([k.id])).get(k.id)!.requests, 3);
   });
 
+  it("an answer that counted its usage gives it: the tokens are not counted a second time", async () => {
+    const { l, events } = limiter();
+    const a = await l.admit(key());
+    a.end({ prompt: "hello", content: "world!", usage: { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 } });
+    await settle();
+    assert.ok(events.includes("tokens alice 2 3"), events.join());
+  });
+
   it("end is idempotent: one free, one usage count", async () => {
     const { l, events } = limiter();
     const k = key({ concurrency: 1 });
