@@ -6,6 +6,12 @@ export const CR = 13;
 export const LF = 10;
 export const EMPTY = new Uint8Array(0);
 
+/**
+ * A copy of `bytes` in an array of its own. (`slice` does not always copy: a Node Buffer's is a view, and the bytes a
+ * socket hands over may be a Buffer whose memory it reuses.)
+ */
+export const copyOf = (bytes: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(bytes);
+
 /** `a` then `b` in one array (`b` itself when `a` is empty: no copy). */
 export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (!a.length) return b;
@@ -136,7 +142,7 @@ export class ChunkedDecoder {
     const nl = joined.indexOf(LF);
     if (nl < 0) {
       if (joined.length > max) return null;
-      this.buf = joined === data ? data.slice() : joined;
+      this.buf = joined === data ? copyOf(data) : joined;
       return undefined;
     }
     this.buf = EMPTY;

@@ -55,6 +55,8 @@ export interface RuntimeParts {
   clock?: Clock;
   /** A fresh random id (request and completion ids). */
   id(): string;
+  /** MD5 in hex (the upstream's request signature), where the runtime has a faster one than node:crypto's. */
+  md5?(text: string): string;
   /**
    * The tokenizer's rank table (gpt-tokenizer's o200k_base module) as text, read from the package on disk without
    * blocking; rejects where there is none (a bundle, a binary: lib/ then uses the copy compiled in). Absent: that copy.
@@ -171,7 +173,12 @@ export async function start(
     ? createHttp1Fetch(runtime.dial, { connectTimeoutMs: config.upstreamConnectTimeoutMs })
     : undefined;
   const upstreamFetch = http1 ?? runtime.fetch;
-  const client = createEmohaaClient({ baseUrl: config.baseUrl, limits: config.upstreamLimits, fetch: upstreamFetch });
+  const client = createEmohaaClient({
+    baseUrl: config.baseUrl,
+    limits: config.upstreamLimits,
+    fetch: upstreamFetch,
+    md5: runtime.md5,
+  });
   let journalFailed = false;
   // Logged once; the shared store also counts its failed calls for /metrics (emohaa_state_failures_total).
   const onJournalError = (err: unknown) => {

@@ -6,6 +6,8 @@ import type { RuntimeParts } from "../lib/start.ts";
 import { memoryStore } from "../lib/state/memory.ts";
 import type { StateStore } from "../lib/state/store.ts";
 import { dial, runtimeFetch } from "./dial.ts";
+
+declare const Bun: any;
 import { openJournal } from "./journal.ts";
 import { hasKv } from "./kv.ts";
 import { stdoutWriter } from "./stdout.ts";
@@ -28,6 +30,7 @@ export function runtimeParts(): RuntimeParts {
     sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),
     now: Date.now,
     id: () => crypto.randomUUID().replaceAll("-", ""),
+    md5: typeof Bun !== "undefined" ? (text) => Bun.MD5.hash(text, "hex") as string : undefined,
     tokenizerRanks,
   };
 }

@@ -187,25 +187,80 @@ export interface StreamOptions {
   onEnd?: (outcome: { code: string | null; status: number }) => void;
 }
 
+/** Where a reply's frames go as text, without a stream: lib/http/server.ts's direct answers (lib/http/response.ts). */
+export interface TextSink {
+  /** Writes text; may throw when the client is gone (a closed stream does). */
+  write(text: string): void;
+  /** The last frames were written. */
+  end(): void;
+}
+
+/** A reply's frames, ready to go out either way: as a stream (any Response), or pushed to a TextSink. */
+export interface FramedReply {
+  stream(): ReadableStream<Uint8Array>;
+  /** Starts the frames into `out`; `cancel` is the client leaving. */
+  push(out: TextSink): { cancel(): void };
+}
+
 /**
  * The chat completion event stream (see chatFormat). A failure after the first byte becomes a
  * `data: {"error": ...}` frame and the stream closes without [DONE].
  */
 export function streamCompletion(ctx: ReplyContext, options: StreamOptions): ReadableStream<Uint8Array> {
-  return streamReply(ctx, chatFormat(ctx.head, options.includeUsage), options);
+  return completionFrames(ctx, options).stream();
 }
 
-/**
- * A reply as an event stream in the given format, with keep-alive comments while the upstream is silent. A failure
- * after the first byte becomes the format's failure frame and the stream closes without a normal end.
- * Cancellation (client gone) closes the reply, which aborts the upstream and deletes the conversation.
- */
+/** The chat completion frames (see chatFormat), either way (FramedReply). */
+export function completionFrames(ctx: ReplyContext, options: StreamOptions): FramedReply {
+  return framedReply(ctx, chatFormat(ctx.head, options.includeUsage), options);
+}
+
+/** A reply as an event stream in the given format (see pushReply). */
 export function streamReply(
   ctx: ReplyContext,
   format: StreamFormat,
   options: Omit<StreamOptions, "includeUsage">,
 ): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
+  return framedReply(ctx, format, options).stream();
+}
+
+/** A reply's frames in the given format, as a stream or pushed (see pushReply). Either is taken once. */
+export function framedReply(
+  ctx: ReplyContext,
+  format: StreamFormat,
+  options: Omit<StreamOptions, "includeUsage">,
+): FramedReply {
+  return {
+    push: (out) => pushReply(ctx, format, options, out),
+    stream() {
+      const encoder = new TextEncoder();
+      let run: { cancel(): void } | undefined;
+      return new ReadableStream<Uint8Array>({
+        start(controller) {
+          run = pushReply(ctx, format, options, {
+            write: (s) => controller.enqueue(encoder.encode(s)),
+            end: () => controller.close(),
+          });
+        },
+        cancel() {
+          run?.cancel();
+        },
+      });
+    },
+  };
+}
+
+/**
+ * A reply's frames in the given format, pushed to `out`, with keep-alive comments while the upstream is silent. A
+ * failure after the first byte becomes the format's failure frame and the frames end without a normal end.
+ * Cancellation (client gone) closes the reply, which aborts the upstream and deletes the conversation.
+ */
+export function pushReply(
+  ctx: ReplyContext,
+  format: StreamFormat,
+  options: Omit<StreamOptions, "includeUsage">,
+  out: TextSink,
+): { cancel(): void } {
   const frame = format.piece;
   const parts: string[] | undefined = format.whole || ctx.onComplete || ctx.onSent ? [] : undefined;
   const loaded = whenLoaded(ctx);
@@ -224,77 +279,71 @@ export function streamReply(
     options.onEnd?.({ status, code });
   };
 
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      // The client may be gone before `cancel` is called (Deno errors the body of a closed connection first):
-      // a stream that refuses a write or the close is a client that left, never an exception.
-      const write = (s: string) => {
-        try {
-          controller.enqueue(encoder.encode(s));
-        } catch {
-          end(499, "client_closed");
-        }
-      };
-      const close = () => {
-        try {
-          controller.close();
-        } catch {
-          // Cancelled or errored by the runtime already.
-        }
-      };
-      // Frames sent in one turn of the event loop go out as one chunk: one encode, one write.
-      let corked: string | undefined;
-      const send = (s: string) => {
-        if (ended) return;
-        lastWrite = Date.now();
-        if (corked !== undefined) corked += s;
-        else write(s);
-      };
-      const uncork = () => {
-        const s = corked;
-        corked = undefined;
-        if (s && !ended) write(s);
-      };
-      ping = setInterval(() => {
-        if (Date.now() - lastWrite >= options.keepAliveMs * 0.9) send(PING_FRAME);
-      }, options.keepAliveMs);
-      corked = format.opening();
-      (async () => {
-        try {
-          const finish = await pump(ctx, (t) => {
-            parts?.push(t);
-            send(frame(t));
-          });
-          // Before the last frames: a client that sends its next turn at once finds this one kept.
-          if (ctx.onComplete) await ctx.onComplete(parts!.join(""));
-          ctx.reply.close();
-          const text = parts?.join("");
-          const counting = format.whole ? usage(ctx, loaded, text!) : undefined;
-          const counted = counting instanceof Promise ? await counting : counting;
-          if (ctx.beforeLast) await ctx.beforeLast();
-          sentUsage = counted;
-          corked ??= "";
-          send(format.end(finish, text, counted));
-          uncork();
-          if (!ended) close();
-          ctx.onDelivered?.();
-          end(200, null);
-        } catch (err) {
-          if (ended) return;
-          corked ??= "";
-          const e = isAbort(err) ? clientClosed() : toApiError(err);
-          send(format.fail(e));
-          uncork();
-          close();
-          end(e.status, e.code);
-        }
-      })();
-      // The pump ran up to its first wait, so the role chunk and the first text (when it was already read) go
-      // together; after a microtask, so a reply that is already complete goes out whole, in one write.
-      queueMicrotask(uncork);
-    },
-    cancel() {
+  // The client may be gone before `cancel` is called (Deno errors the body of a closed connection first):
+  // a sink that refuses a write or the end is a client that left, never an exception.
+  const write = (s: string) => {
+    try {
+      out.write(s);
+    } catch {
       end(499, "client_closed");
-    },
-  });
+    }
+  };
+  const close = () => {
+    try {
+      out.end();
+    } catch {
+      // Cancelled or errored by the runtime already.
+    }
+  };
+  // Frames sent in one turn of the event loop go out as one chunk: one encode, one write.
+  let corked: string | undefined;
+  const send = (s: string) => {
+    if (ended) return;
+    lastWrite = Date.now();
+    if (corked !== undefined) corked += s;
+    else write(s);
+  };
+  const uncork = () => {
+    const s = corked;
+    corked = undefined;
+    if (s && !ended) write(s);
+  };
+  ping = setInterval(() => {
+    if (Date.now() - lastWrite >= options.keepAliveMs * 0.9) send(PING_FRAME);
+  }, options.keepAliveMs);
+  corked = format.opening();
+  (async () => {
+    try {
+      const finish = await pump(ctx, (t) => {
+        parts?.push(t);
+        send(frame(t));
+      });
+      // Before the last frames: a client that sends its next turn at once finds this one kept.
+      if (ctx.onComplete) await ctx.onComplete(parts!.join(""));
+      ctx.reply.close();
+      const text = parts?.join("");
+      const counting = format.whole ? usage(ctx, loaded, text!) : undefined;
+      const counted = counting instanceof Promise ? await counting : counting;
+      if (ctx.beforeLast) await ctx.beforeLast();
+      sentUsage = counted;
+      corked ??= "";
+      send(format.end(finish, text, counted));
+      uncork();
+      if (!ended) close();
+      ctx.onDelivered?.();
+      end(200, null);
+    } catch (err) {
+      if (ended) return;
+      corked ??= "";
+      const e = isAbort(err) ? clientClosed() : toApiError(err);
+      send(format.fail(e));
+      uncork();
+      close();
+      end(e.status, e.code);
+    }
+  })();
+  // The pump ran up to its first wait, so the role chunk and the first text (when it was already read) go
+  // together; after a microtask, so a reply that is already complete goes out whole, in one write.
+  queueMicrotask(uncork);
+  return { cancel: () => end(499, "client_closed") };
 }

@@ -506,13 +506,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const completions = completionsHandler({ ...deps, maxBodyBytes: maxBody }, edge);
   const responses = responsesHandler({ ...deps, maxBodyBytes: maxBody }, edge, responseThreads);
   const routed = app.fetch;
-  app.fetch = (req, info, ctx) => {
+  // A DirectAnswer goes only to a caller whose `info.direct` asked for one (lib/http/server.ts): to every other
+  // (Bun.serve, Deno.serve, `app.request`) this is a fetch handler like Hono's own.
+  app.fetch = ((req: Request, info?: ClientInfo & { direct?: true }, ctx?: Parameters<typeof routed>[2]) => {
     // A Host that is not host[:port] never reaches a route (lib/http/edge.ts says why).
     const refused = edge.badHost(req);
     if (refused) return refused;
-    if (isCompletionsRequest(req)) return completions(req);
-    return isResponsesRequest(req) ? responses(req) : routed(req, info, ctx);
-  };
+    if (isCompletionsRequest(req)) return completions(req, info);
+    return isResponsesRequest(req) ? responses(req, info) : routed(req, info, ctx);
+  }) as typeof app.fetch;
   return app;
 }
 

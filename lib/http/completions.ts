@@ -15,7 +15,8 @@ import { ApiError } from "../errors.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type ChatRequest, ChatRequestSchema } from "./schemas.ts";
-import { collectCompletion, streamCompletion } from "../chat/respond.ts";
+import { collectCompletion, completionFrames, type FramedReply } from "../chat/respond.ts";
+import { DirectAnswer } from "./response.ts";
 import { SSE_HEADERS } from "../openai/sse.ts";
 import { Cutter, type Tokenizer, type Usage } from "../openai/translate.ts";
 import { UpstreamError } from "../upstream/errors.ts";
@@ -107,8 +108,11 @@ export interface TurnExchange {
   opened(turn: Turn, cut: { stop: string[]; maxTokens?: number; tokenizer?: Promise<Tokenizer> }): Promise<Cutter>;
   /** A whole answer: logged as a 200. */
   json(result: unknown): Response;
-  /** A streamed answer: logged, and counted in flight, until `stream`'s own end. */
-  stream(open: (onEnd: (o: { status: number; code: string | null }) => void) => ReadableStream<Uint8Array>): Response;
+  /**
+   * A streamed answer: logged, and counted in flight, until its frames' own end. A Response with a stream, or for
+   * lib/http/server.ts (`info.direct`) a DirectAnswer: the frames pushed as text to the socket.
+   */
+  stream(open: (onEnd: (o: { status: number; code: string | null }) => void) => FramedReply): Response | DirectAnswer;
 }
 
 /**
@@ -120,9 +124,9 @@ export function turnHandler(
   deps: CompletionsDeps,
   edge: Edge,
   route: string,
-  serve: (req: Request, x: TurnExchange) => Promise<Response>,
-): (req: Request) => Promise<Response> {
-  return async (req) => {
+  serve: (req: Request, x: TurnExchange) => Promise<Response | DirectAnswer>,
+): (req: Request, info?: { direct?: true }) => Promise<Response | DirectAnswer> {
+  return async (req, info) => {
     const start = deps.now();
     const id = edge.requestId(req.headers.get("x-request-id"));
     const headers: Record<string, string> = { "x-request-id": id, ...edge.cors(req.headers.get("origin")) };
@@ -171,11 +175,13 @@ export function turnHandler(
       stream(open) {
         const metrics = deps.metrics;
         if (metrics) metrics.streamsInFlight++;
-        const body = open((o) => {
+        const frames = open((o) => {
           if (metrics) metrics.streamsInFlight--;
           line(o.status, o.code);
         });
-        return new Response(body, { status: 200, headers: Object.assign(headers, SSE_HEADERS) });
+        Object.assign(headers, SSE_HEADERS);
+        if (info?.direct) return new DirectAnswer(200, headers, frames.push);
+        return new Response(frames.stream(), { status: 200, headers });
       },
     };
     try {
@@ -205,7 +211,10 @@ export function turnHandler(
 const wantsFresh = (req: Request) => /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? "");
 
 /** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
-export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Request) => Promise<Response> {
+export function completionsHandler(
+  deps: CompletionsDeps,
+  edge: Edge,
+): (req: Request, info?: { direct?: true }) => Promise<Response | DirectAnswer> {
   return turnHandler(deps, edge, CHAT_PATH, async (req, x) => {
     const tokens = x.tokens;
     const body = await parseRequest(req, deps.maxBodyBytes, ChatRequestSchema);
@@ -247,6 +256,6 @@ export function completionsHandler(deps: CompletionsDeps, edge: Edge): (req: Req
       beforeLast: x.release(),
     };
     if (!stream) return x.json(await collectCompletion(ctx));
-    return x.stream((onEnd) => streamCompletion(ctx, { includeUsage, keepAliveMs: deps.keepAliveMs, onEnd }));
+    return x.stream((onEnd) => completionFrames(ctx, { includeUsage, keepAliveMs: deps.keepAliveMs, onEnd }));
   });
 }

@@ -157,3 +157,115 @@ export async function sendWithBody(
   await out.write(LAST_CHUNK);
   return true;
 }
+
+/** Where a direct answer's body goes: text, then its end (lib/chat/respond.ts's TextSink). */
+export interface DirectSink {
+  write(text: string): void;
+  end(): void;
+}
+
+/**
+ * An answer without a Response: status and fields as a record, and a body pushed as text as it is made, with no
+ * Headers, no stream and no read between the frames and the socket (the streamed replies, on the hot path).
+ * lib/http/server.ts takes it where its handler's `info.direct` says so; every other server gets a Response.
+ */
+export class DirectAnswer {
+  private started = false;
+  private run?: { cancel(): void };
+
+  constructor(
+    readonly status: number,
+    readonly headers: Record<string, string>,
+    private readonly body: (out: DirectSink) => { cancel(): void },
+  ) {}
+
+  /** Starts the body into `out` (once). */
+  start(out: DirectSink): void {
+    if (this.started) return;
+    this.started = true;
+    this.run = this.body(out);
+  }
+
+  /** The client left (or never got the answer): the body stops, and whatever it holds is released. */
+  cancel(): void {
+    if (!this.started) this.start({ write() {}, end() {} });
+    this.run?.cancel();
+  }
+}
+
+/** The status line and fields of a direct answer (see responseHead: framing fields are the server's). */
+export function directHead(answer: DirectAnswer, date: string): string {
+  let text = `HTTP/1.1 ${answer.status} ${REASONS[answer.status] ?? ""}\r\n`;
+  let dated = false;
+  for (const name in answer.headers) {
+    const lower = name.toLowerCase();
+    if (
+      lower === "content-length" || lower === "transfer-encoding" || lower === "connection" || lower === "keep-alive"
+    ) {
+      continue;
+    }
+    if (lower === "date") dated = true;
+    text += `${name}: ${answer.headers[name]}\r\n`;
+  }
+  return dated ? text : `${text}Date: ${date}\r\n`;
+}
+
+/**
+ * Writes a direct answer's body: like sendWithBody, a body that ends within a few microtask turns of its first text
+ * goes out whole with its Content-Length, in one write; a longer one is chunked, a chunk per text as it comes.
+ * Resolves true at its end, false when the client went away first (`out.isClosed`).
+ */
+export function sendDirect(
+  out: ResponseSink & { onClose(f: () => void): void },
+  answer: DirectAnswer,
+  head: string,
+  connection: () => string,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    let pending = "";
+    let chunked = false;
+    /** The body ended (its last bytes written or waiting to be). */
+    let ended = false;
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      resolve(ok);
+    };
+    out.onClose(() => {
+      answer.cancel();
+      finish(false);
+    });
+    const decide = () => {
+      if (chunked || ended || done) return;
+      chunked = true;
+      const h = headBytes(`${head}Transfer-Encoding: chunked\r\n${connection()}\r\n`);
+      const body = pending ? chunkBytes(encoder.encode(pending)) : EMPTY;
+      pending = "";
+      out.write(body.length ? concat(h, body) : h);
+    };
+    answer.start({
+      write(text) {
+        if (ended || done || out.isClosed()) return;
+        if (!chunked) pending += text;
+        else if (text) out.write(chunkBytes(encoder.encode(text)));
+      },
+      end() {
+        if (ended || done || out.isClosed()) return;
+        ended = true;
+        if (chunked) {
+          const w = out.write(LAST_CHUNK);
+          if (w) w.then(() => finish(!out.isClosed()));
+          else finish(true);
+          return;
+        }
+        const body = encoder.encode(pending);
+        const h = headBytes(`${head}Content-Length: ${body.length}\r\n${connection()}\r\n`);
+        const w = out.write(body.length ? concat(h, body) : h);
+        if (w) w.then(() => finish(!out.isClosed()));
+        else finish(true);
+      },
+    });
+    if (!done) soon().then(decide);
+  });
+}

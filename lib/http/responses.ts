@@ -8,7 +8,8 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Env } from "hono";
 import type { ChatDeps } from "../chat/reply.ts";
-import { collectReply, type StreamFormat, streamReply } from "../chat/respond.ts";
+import { collectReply, framedReply, type StreamFormat } from "../chat/respond.ts";
+import type { DirectAnswer } from "./response.ts";
 import { callerScope, type Threads } from "../chat/threads.ts";
 import { openTurn, type Turn, type TurnRequest } from "../chat/turn.ts";
 import { errorResponse, errorResponses, RATE_LIMIT_HEADERS } from "./apidoc.ts";
@@ -221,7 +222,7 @@ export function responsesHandler(
   deps: CompletionsDeps,
   edge: Edge,
   threads: ResponseThreads,
-): (req: Request) => Promise<Response> {
+): (req: Request, info?: { direct?: true }) => Promise<Response | DirectAnswer> {
   return turnHandler(deps, edge, RESPONSES_PATH, async (req, x) => {
     const tokens = x.tokens;
     const body = await parseRequest(req, deps.maxBodyBytes, ResponseRequestSchema);
@@ -280,7 +281,7 @@ export function responsesHandler(
       return x.json({ ...responseObject(head, { status, text: content, usage, completedAt }), output_text: content });
     }
     return x.stream((onEnd) =>
-      streamReply(ctx, responsesFormat(head, deps.now), { keepAliveMs: deps.keepAliveMs, onEnd })
+      framedReply(ctx, responsesFormat(head, deps.now), { keepAliveMs: deps.keepAliveMs, onEnd })
     );
   });
 }

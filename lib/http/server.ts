@@ -13,11 +13,14 @@ import { HeadError, invalidStart, parseHead, type RequestHead, requestUrl } from
 import {
   CONTINUE,
   dateHeaders,
+  DirectAnswer,
+  directHead,
   headBytes,
   NO_BODY_STATUS,
   plain,
   REFUSED,
   responseHead,
+  sendDirect,
   sendWithBody,
 } from "./response.ts";
 
@@ -46,7 +49,14 @@ export interface ConnectionEvents {
   close(): void;
 }
 
-export type Handler = (req: Request, info: { remoteAddress?: string }) => Response | Promise<Response>;
+/**
+ * A request's handler. `info.direct` says that this server also takes a DirectAnswer (lib/http/response.ts): a body
+ * pushed as text, with no Response or stream (the streamed replies' hot path).
+ */
+export type Handler = (
+  req: Request,
+  info: { remoteAddress?: string; direct?: true },
+) => Response | DirectAnswer | Promise<Response | DirectAnswer>;
 
 export interface HttpServerOptions {
   /** A request head must arrive whole within this, from its first byte (or from the connection's opening). */
@@ -170,8 +180,14 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
     drainWaiters: (() => void)[] = [];
     /** The response body's reader, to cancel when the client goes away. */
     reader?: ReadableStreamDefaultReader<Uint8Array>;
+    /** A direct answer being written: told when the client goes away. */
+    onGone?: () => void;
+
+    /** What the handler is told about the client besides the request. */
+    readonly info: { remoteAddress?: string; direct: true };
 
     constructor(readonly wire: ServerWire, t: number) {
+      this.info = { remoteAddress: wire.remoteAddress, direct: true };
       this.since = t;
       // A fresh connection has the head's whole time to send it: a silent one is closed like a slow head.
       this.deadline = t + options.headerTimeoutMs;
@@ -220,8 +236,21 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       }
       this.body = undefined;
       this.reader?.cancel().catch(() => {});
+      this.gone();
       for (const w of this.drainWaiters.splice(0)) w();
       if (stopping && all.size === 0) stopped?.();
+    }
+
+    /** A direct answer's writer learns that the client is gone. */
+    private gone(): void {
+      const f = this.onGone;
+      this.onGone = undefined;
+      f?.();
+    }
+
+    /** For sendDirect: what to do when the client goes away. */
+    onClose(f: () => void): void {
+      this.onGone = f;
     }
 
     /** Answers a bad or late request head with `status` and closes, lingering (see linger). */
@@ -247,6 +276,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       }
       this.body = undefined;
       this.reader?.cancel().catch(() => {});
+      this.gone();
       this.state = "lingering";
       this.buf = EMPTY;
       this.discarding = LINGER_MAX_BYTES;
@@ -412,9 +442,9 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       } catch {
         return this.fail(400);
       }
-      let res: Response | Promise<Response>;
+      let res: Response | DirectAnswer | Promise<Response | DirectAnswer>;
       try {
-        res = handler(req, this.wire);
+        res = handler(req, this.info);
       } catch (err) {
         res = Promise.reject(err);
       }
@@ -504,18 +534,21 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
     /** Set when the response has been written in full. */
     private finished = false;
 
-    private async respond(pending: Response | Promise<Response>): Promise<void> {
+    private async respond(pending: Response | DirectAnswer | Promise<Response | DirectAnswer>): Promise<void> {
       this.finished = false;
-      let res: Response;
+      let res: Response | DirectAnswer;
       try {
         res = await pending;
-        if (!(res instanceof Response)) throw new TypeError("The handler did not return a Response");
+        if (!(res instanceof Response) && !(res instanceof DirectAnswer)) {
+          throw new TypeError("The handler did not return a Response");
+        }
       } catch {
         options.onError?.("request handler failed");
         res = new Response("Internal Server Error", { status: 500 });
       }
       if (this.isClosed() || this.state === "lingering") {
-        res.body?.cancel().catch(() => {});
+        if (res instanceof DirectAnswer) res.cancel();
+        else res.body?.cancel().catch(() => {});
         return;
       }
       this.responding = true;
@@ -528,10 +561,25 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       if (unread && this.bodyState === "length" && this.bodyLeft > DISCARD_MAX_BYTES) this.keepAlive = false;
       const status = res.status;
       const bodyless = head.method === "HEAD" || NO_BODY_STATUS.has(status) || status < 200;
-      let { text, appLength } = responseHead(res, dateHeader(now()));
       if (stopping) this.keepAlive = false;
       const connection =
         () => (this.keepAlive ? (head.minor === 0 ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n");
+      if (res instanceof DirectAnswer) {
+        const text = directHead(res, dateHeader(now()));
+        if (bodyless) {
+          res.cancel();
+          await this.write(
+            headBytes(
+              `${text}${
+                status >= 200 && !NO_BODY_STATUS.has(status) ? "Content-Length: 0\r\n" : ""
+              }${connection()}\r\n`,
+            ),
+          );
+        } else if (!(await sendDirect(this, res, text, connection))) return;
+        this.onGone = undefined;
+        return this.answered();
+      }
+      let { text, appLength } = responseHead(res, dateHeader(now()));
       try {
         if (bodyless || !res.body) {
           res.body?.cancel().catch(() => {});
@@ -548,6 +596,11 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
         this.destroy();
         return;
       }
+      this.answered();
+    }
+
+    /** The answer was written whole: on to the next request, or the rest of this one's body dropped first. */
+    private answered(): void {
       if (this.isClosed()) return;
       this.finished = true;
       this.abort = undefined;

@@ -1,6 +1,6 @@
 // The Emohaa web upstream ("echo-prod"): signed requests to create, chat, delete and list conversations.
 import { createHash } from "node:crypto";
-import type { FetchLike } from "./http1.ts";
+import { type FetchLike, pushBodyOf, type UpstreamResponse } from "./http1.ts";
 import { type PieceReader, pieceReader } from "./events.ts";
 import { asProblem, maybeJson, type Problem, UpstreamError, upstreamFailure } from "./errors.ts";
 
@@ -15,6 +15,8 @@ export interface EmohaaClientOptions {
   now?: () => number;
   /** The random X-Xss-Id; injected for tests. */
   randomId?: () => string;
+  /** MD5 in hex for the signature (default node:crypto's; runtime/parts.ts gives Bun's own, a third of its cost). */
+  md5?: (text: string) => string;
   /** Bounds on what a hostile or broken upstream can make us hold in memory (UPSTREAM_LIMITS in lib/config.ts). */
   limits: { maxEventChars: number; maxReplyChars: number };
 }
@@ -24,10 +26,39 @@ const ORIGIN = "https://echo.turing-world.com";
 const USER_AGENT =
   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
 
-/** The anti-bot signature: X-Xss-Real is md5(`${ts}-_-${id}`). */
-export function sign(ts: number, id: string): { id: string; ts: string; real: string } {
+/** MD5 of a text's UTF-8, in lowercase hex: node:crypto's (every runtime has it). */
+export const md5Hex = (text: string): string => createHash("md5").update(text).digest("hex");
+
+/** The anti-bot signature: X-Xss-Real is md5(`${ts}-_-${id}`). `md5` may be a runtime's faster one. */
+export function sign(
+  ts: number,
+  id: string,
+  md5: (text: string) => string = md5Hex,
+): { id: string; ts: string; real: string } {
   const t = String(ts);
-  return { id, ts: t, real: createHash("md5").update(`${t}-_-${id}`).digest("hex") };
+  return { id, ts: t, real: md5(`${t}-_-${id}`) };
+}
+
+const FORM_PLAIN = /^[\w.*-]*$/;
+const FORM_EXTRA = /[!'()~]/g;
+const hex = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
+
+/**
+ * A value as URLSearchParams serialises it (application/x-www-form-urlencoded): every byte of its UTF-8 percent-encoded
+ * but ASCII letters, digits and `*-._`, a space as `+`, a lone surrogate as U+FFFD. Without a URLSearchParams object
+ * per call: encodeURIComponent, then the five characters it leaves that the form encoding does not.
+ */
+export function formEncode(value: string): string {
+  if (FORM_PLAIN.test(value)) return value;
+  const wellFormed = value.isWellFormed() ? value : value.toWellFormed();
+  return encodeURIComponent(wellFormed).replaceAll("%20", "+").replace(FORM_EXTRA, hex);
+}
+
+/** A query's fields as URLSearchParams serialises them, in order. */
+export function formQuery(fields: Record<string, string>): string {
+  let q = "";
+  for (const name in fields) q += `${q ? "&" : ""}${formEncode(name)}=${formEncode(fields[name]!)}`;
+  return q;
 }
 
 /** Reads a conversation id from any of the body forms the upstream used: `"id"`, `id`, `{"id": ...}`. */
@@ -47,7 +78,7 @@ export function parseConversationId(body: string): string | null {
 }
 
 /** A 3xx, or the opaque answer a browser-like fetch gives for one under `redirect: "manual"`. */
-const isRedirect = (res: Response) => res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400);
+const isRedirect = (res: UpstreamResponse) => res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400);
 
 /** How much of an error answer is read: problem bodies are small, and only their first characters are shown. */
 const ERROR_BODY_MAX_BYTES = 16 * 1024;
@@ -56,10 +87,12 @@ const ERROR_BODY_MAX_BYTES = 16 * 1024;
  * Reads a body as text within `maxBytes`. Beyond it the rest is cancelled, and the answer is either refused
  * (`strict`: an upstream_reply_too_large error) or cut there.
  */
-export async function boundedText(res: Response, maxBytes: number, strict = true): Promise<string> {
+export async function boundedText(res: UpstreamResponse, maxBytes: number, strict = true): Promise<string> {
   const length = Number(res.headers.get("content-length") ?? NaN);
-  if (!res.body || (length >= 0 && length <= maxBytes)) return res.text();
-  const reader = res.body.getReader();
+  if (length >= 0 && length <= maxBytes) return res.text();
+  const body = res.body;
+  if (!body) return res.text();
+  const reader = body.getReader();
   const decoder = new TextDecoder();
   let text = "";
   let size = 0;
@@ -85,7 +118,7 @@ export async function boundedText(res: Response, maxBytes: number, strict = true
  * body's own status; otherwise `orElse` (0: no failure).
  */
 function failureOf(
-  res: Response,
+  res: UpstreamResponse,
   problem: Problem | null,
   what: string,
   token: string,
@@ -124,6 +157,7 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
   const doFetch = options.fetch ?? fetch;
   const now = options.now ?? Date.now;
   const randomId = options.randomId ?? (() => Math.random().toString());
+  const md5 = options.md5 ?? md5Hex;
   const { maxEventChars, maxReplyChars } = options.limits;
 
   /**
@@ -140,18 +174,14 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     what: string,
     signal?: AbortSignal,
     accept?: string,
-  ): Promise<Response> {
-    const s = sign(now(), randomId());
+  ): Promise<UpstreamResponse> {
+    const s = sign(now(), randomId(), md5);
     // One serialisation of the query (the prompt may be kilobytes): the same bytes URL.searchParams would give.
-    const params = new URLSearchParams(query);
-    if (path === "/chat") {
-      params.set("xts", s.ts);
-      params.set("xid", s.id);
-      params.set("xreal", s.real);
-    }
-    let res: Response;
+    let q = formQuery(query);
+    if (path === "/chat") q += `&xts=${formEncode(s.ts)}&xid=${formEncode(s.id)}&xreal=${s.real}`;
+    let res: UpstreamResponse;
     try {
-      res = await doFetch(`${base}${path}?${params}`, {
+      res = await doFetch(`${base}${path}?${q}`, {
         method,
         signal,
         redirect: "manual",
@@ -217,7 +247,7 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
       // Not an event stream, and no status said why: a 502, as from an upstream that failed.
       throw failureOf(res, problem, what, token, 502)!;
     }
-    return pieceReader(res.body, maxEventChars, maxReplyChars, token);
+    return pieceReader(pushBodyOf(res) ?? res.body, maxEventChars, maxReplyChars, token);
   }
 
   return {

@@ -1,6 +1,7 @@
 // Reading the upstream's event stream: pieces of the reply, `[DONE]`, error events, and the bounds on both.
 import { createParser } from "eventsource-parser";
 import { problemOf, UpstreamError, upstreamFailure } from "./errors.ts";
+import type { PushBody } from "./http1.ts";
 
 /** A reply's bounds, and the token its request carried (never quoted back from an error event). */
 interface ReplyRules {
@@ -69,38 +70,26 @@ let byobBodies: boolean | undefined;
 const READ_BUFFER_BYTES = 16 * 1024;
 
 /**
- * Reads an event stream body straight into pieces: one reader, one decoder and one SSE parser
- * (eventsource-parser's, with its `maxBufferSize` bound on one event), instead of a chain of stream stages with
- * a promise hand-off per event. Everything a network read holds is parsed at once and handed over as one batch.
- * `token` is the one the request carried: an error event that quotes it is not passed on with it.
+ * Reads an event stream body straight into pieces: one decoder and one SSE parser (eventsource-parser's, with its
+ * `maxBufferSize` bound on one event), instead of a chain of stream stages with a promise hand-off per event.
+ * Everything a network read holds is parsed at once and handed over as one batch. The body is this project's
+ * upstream client's pushed bytes (lib/upstream/http1.ts: no stream at all, each read parsed as it arrives) or a
+ * fetch body stream. `token` is the one the request carried: an error event that quotes it is not passed on with it.
  */
 export function pieceReader(
-  body: ReadableStream<Uint8Array>,
+  body: ReadableStream<Uint8Array> | PushBody,
   maxEventChars: number,
   maxReplyChars = Infinity,
   token?: string,
 ): PieceReader {
-  // Where the body is a byte stream (Deno, Node) every read fills the same buffer: a default reader there gets a
-  // fresh 64 KiB buffer per read, which at a thousand slow streams is hundreds of megabytes of garbage.
-  // Bun's fetch body is not a byte stream: its default reader hands over the bytes it received.
-  let byob: ReadableStreamBYOBReader | undefined;
-  if (byobBodies !== false) {
-    try {
-      byob = body.getReader({ mode: "byob" });
-      byobBodies = true;
-    } catch {
-      // Learned once per process: a runtime whose fetch bodies are not byte streams never has them.
-      byobBodies ??= false;
-    }
-  }
-  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = byob ? undefined : body.getReader();
-  let buffer: Uint8Array<ArrayBuffer> | undefined = byob ? new Uint8Array(READ_BUFFER_BYTES) : undefined;
   const decoder = new TextDecoder();
   const state: ReplyState = { total: 0, done: false };
   const rules: ReplyRules = { maxEventChars, maxReplyChars, token };
   let batch: string[] = [];
   let failure: unknown;
+  /** The body ended (`ended`), or failed on the way (`broken`: the transport's error, thrown once the batch is out). */
   let ended = false;
+  let broken: { err: unknown } | undefined;
   const parser = createParser({
     onEvent(ev) {
       if (failure !== undefined) return;
@@ -118,10 +107,11 @@ export function pieceReader(
     maxBufferSize: maxEventChars,
   });
   let released = false;
+  let stop = () => {};
   const release = () => {
     if (released) return;
     released = true;
-    (byob ?? reader)!.cancel().catch(() => {});
+    stop();
   };
   const readNow = (): string[] | null | undefined => {
     // Pieces parsed before a failure or the end still go out first, as they would from a stream.
@@ -138,26 +128,117 @@ export function pieceReader(
       release();
       return null;
     }
+    if (broken) throw broken.err;
     if (ended) throw streamCut();
     return undefined;
   };
+  const feed = (bytes: Uint8Array | undefined) => {
+    if (bytes) parser.feed(decoder.decode(bytes, { stream: true }));
+    else {
+      ended = true;
+      parser.feed(decoder.decode());
+    }
+  };
+  if (!(body instanceof ReadableStream)) {
+    return pushed(body, { feed, readNow, release, broken: (err) => (broken = { err }) }, (s) => (stop = s));
+  }
+  return streamed(body, { feed, readNow, release }, (s) => (stop = s));
+}
+
+/** What both ways of reading a body share: the parser's input, its output, and the release of the body. */
+interface ReaderCore {
+  feed(bytes: Uint8Array | undefined): void;
+  readNow(): string[] | null | undefined;
+  release(): void;
+}
+
+/** Pushed bytes: each arrival parsed at once; a waiting read is woken when it brought something to hand over. */
+function pushed(
+  body: PushBody,
+  core: ReaderCore & { broken(err: unknown): void },
+  onStop: (stop: () => void) => void,
+): PieceReader {
+  let waiting: { resolve(v: string[] | null): void; reject(err: unknown): void } | undefined;
+  const wake = () => {
+    const w = waiting;
+    if (!w) return;
+    try {
+      const now = core.readNow();
+      if (now === undefined) return;
+      waiting = undefined;
+      w.resolve(now);
+    } catch (err) {
+      waiting = undefined;
+      w.reject(err);
+    }
+  };
+  const sub = body.subscribe({
+    data(bytes) {
+      core.feed(bytes);
+      wake();
+    },
+    end(err) {
+      if (err === undefined) core.feed(undefined);
+      else core.broken(err);
+      wake();
+    },
+  });
+  onStop(() => {
+    sub.cancel();
+    // A read still waiting ends as a stream's read does when its body is cancelled: the body ended there.
+    if (waiting) {
+      core.feed(undefined);
+      wake();
+    }
+  });
   return {
-    readNow,
+    readNow: core.readNow,
+    read() {
+      try {
+        const now = core.readNow();
+        if (now !== undefined) return Promise.resolve(now);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return new Promise((resolve, reject) => (waiting = { resolve, reject }));
+    },
+    cancel: core.release,
+  };
+}
+
+/** A fetch body stream: read on demand, into one reused buffer where the body is a byte stream. */
+function streamed(body: ReadableStream<Uint8Array>, core: ReaderCore, onStop: (stop: () => void) => void): PieceReader {
+  // Where the body is a byte stream (Deno, Node) every read fills the same buffer: a default reader there gets a
+  // fresh 64 KiB buffer per read, which at a thousand slow streams is hundreds of megabytes of garbage.
+  // Bun's fetch body is not a byte stream: its default reader hands over the bytes it received.
+  let byob: ReadableStreamBYOBReader | undefined;
+  if (byobBodies !== false) {
+    try {
+      byob = body.getReader({ mode: "byob" });
+      byobBodies = true;
+    } catch {
+      // Learned once per process: a runtime whose fetch bodies are not byte streams never has them.
+      byobBodies ??= false;
+    }
+  }
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = byob ? undefined : body.getReader();
+  let buffer: Uint8Array<ArrayBuffer> | undefined = byob ? new Uint8Array(READ_BUFFER_BYTES) : undefined;
+  onStop(() => void (byob ?? reader)!.cancel().catch(() => {}));
+  return {
+    readNow: core.readNow,
     async read() {
       for (;;) {
-        const now = readNow();
+        const now = core.readNow();
         if (now !== undefined) return now;
         const r = byob ? await byob.read(buffer!) : await reader!.read();
-        if (r.done || !r.value) {
-          ended = true;
-          parser.feed(decoder.decode());
-        } else {
-          parser.feed(decoder.decode(r.value, { stream: true }));
+        if (r.done || !r.value) core.feed(undefined);
+        else {
+          core.feed(r.value);
           // The read handed the buffer back (transferred): the next read fills it again.
           if (byob) buffer = new Uint8Array(r.value.buffer as ArrayBuffer);
         }
       }
     },
-    cancel: release,
+    cancel: core.release,
   };
 }

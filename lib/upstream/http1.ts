@@ -8,7 +8,7 @@
 // followed), no compression (it asks for none). Proxies are the runtime fetch's job: lib/start.ts uses fetch when a
 // proxy is configured.
 
-import { ChunkedDecoder, concat, EMPTY, headEnd } from "../framing.ts";
+import { ChunkedDecoder, concat, copyOf, EMPTY, headEnd } from "../framing.ts";
 
 /** The bytes-level connection a dialer gives: write, and end (which also discards what is not yet written). */
 export interface Wire {
@@ -47,8 +47,39 @@ export interface FetchInit {
   idempotent?: boolean;
 }
 
+/** What the upstream client reads of an answer: the part of a fetch Response it uses (a Response is one). */
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly statusText: string;
+  readonly ok: boolean;
+  readonly type: string;
+  readonly headers: { get(name: string): string | null };
+  readonly body: ReadableStream<Uint8Array> | null;
+  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
+/**
+ * Where a body's bytes go as they arrive, without a stream between: `data` gets each piece (its bytes are valid only
+ * during the call: the socket may reuse them), `end` comes once, with the failure when the body did not end well.
+ */
+export interface BodySink {
+  data(bytes: Uint8Array): void;
+  end(err?: unknown): void;
+}
+
+/** A body that can be taken as pushed bytes (this client's answers): `cancel` stops it, as a stream's cancel does. */
+export interface PushBody {
+  subscribe(sink: BodySink): { cancel(): void };
+}
+
+/** The pushed form of an answer's body, when it has one (an answer of this client with a body still to come). */
+export function pushBodyOf(res: UpstreamResponse): PushBody | undefined {
+  return res instanceof Http1Response && res.streaming ? res : undefined;
+}
+
 /** The part of fetch the upstream client uses. */
-export type FetchLike = (url: string, init: FetchInit) => Promise<Response>;
+export type FetchLike = (url: string, init: FetchInit) => Promise<UpstreamResponse>;
 
 export interface Http1Options {
   /** An idle connection older than this is not reused (servers close idle keep-alive connections; default 4 s). */
@@ -75,12 +106,12 @@ function networkError(message: string, cause?: unknown): TypeError {
 
 interface Exchange {
   method: string;
-  resolve(res: Response): void;
+  resolve(res: Http1Response): void;
   reject(err: unknown): void;
   signal?: AbortSignal;
   onAbort?: () => void;
-  /** The body's stream controller, once the head arrived. */
-  body?: ReadableStreamDefaultController<Uint8Array>;
+  /** The answer whose body is still arriving, once the head came (unset when its reader cancelled). */
+  body?: Http1Response;
   /** Whether any byte of the response arrived (a reused connection closed before that may be retried). */
   answered: boolean;
 }
@@ -127,13 +158,8 @@ class Connection {
     this.ex = undefined;
     if (!ex) return;
     ex.signal?.removeEventListener("abort", ex.onAbort!);
-    if (ex.body) {
-      try {
-        ex.body.error(err);
-      } catch {
-        // The body was cancelled already.
-      }
-    } else ex.reject(err);
+    if (ex.body) ex.body.fail(err);
+    else ex.reject(err);
   }
 
   /** The peer closed (or the connection failed). */
@@ -165,18 +191,13 @@ class Connection {
       this.dead = true;
       this.wire?.end();
     }
-    try {
-      ex.body?.close();
-    } catch {
-      // Cancelled by its reader: nothing to tell.
-    }
+    ex.body?.end();
     if (!this.dead) this.release(this);
   }
 
   private deliver(bytes: Uint8Array): void {
     const body = this.ex!.body;
-    // A socket may reuse its read buffer after the callback: the body gets its own copy.
-    if (body) body.enqueue(bytes.slice());
+    if (body) body.push(bytes);
     else if ((this.dumpLeft -= bytes.length) < 0) this.destroy(undefined);
   }
 
@@ -199,7 +220,7 @@ class Connection {
             if (joined.length > this.maxHeadBytes) {
               return this.destroy(networkError("The upstream sent a response head that is too large"));
             }
-            this.buf = joined === data ? data.slice() : joined;
+            this.buf = joined === data ? copyOf(data) : joined;
             return;
           }
           this.buf = EMPTY;
@@ -250,8 +271,8 @@ class Connection {
    */
   private head(text: string, rest: Uint8Array): number {
     const ex = this.ex!;
-    const lines = text.split(/\r?\n/);
-    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
+    const lines = text.split(LINE_END);
+    const m = STATUS_LINE.exec(lines[0]!);
     if (!m) {
       this.destroy(networkError("The upstream did not answer with HTTP/1.x"));
       return -1;
@@ -259,21 +280,15 @@ class Connection {
     const status = Number(m[2]);
     // Informational heads (100 Continue, 103 Early Hints) precede the real one.
     if (status >= 100 && status < 200 && status !== 101) return 0;
-    const headers = new Headers();
+    const headers = new HeadFields();
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
-      if (!line) continue;
       const colon = line.indexOf(":");
-      if (colon <= 0) continue;
-      try {
-        headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
-      } catch {
-        // A header value a Headers object refuses: skipped, like a browser would.
-      }
+      if (colon > 0) headers.add(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
     }
     const connection = headers.get("connection")?.toLowerCase() ?? "";
     this.keepAlive = m[1] === "1" ? !connection.includes("close") : connection.includes("keep-alive");
-    const chunked = /(^|,)\s*chunked\s*$/i.test(headers.get("transfer-encoding") ?? "");
+    const chunked = CHUNKED.test(headers.get("transfer-encoding") ?? "");
     const lengthHeader = headers.get("content-length");
     const length = lengthHeader === null ? NaN : Number(lengthHeader.split(",")[0]);
     if (status < 200 || status > 599 || (lengthHeader !== null && !chunked && !(length >= 0))) {
@@ -283,31 +298,22 @@ class Connection {
     const bodyless = ex.method === "HEAD" || NO_BODY_STATUS.has(status);
     // A small answer often comes whole with its head (create and delete do): its bytes are the body, no stream.
     const whole = !bodyless && !chunked && lengthHeader !== null && rest.length >= length;
-    let body: BodyInit | null = null;
-    if (whole) body = rest.slice(0, length) as Uint8Array<ArrayBuffer>;
-    else if (!bodyless) {
-      body = new ReadableStream<Uint8Array>({
-        start: (c) => {
-          ex.body = c;
-        },
-        // A reader that stops early (the reply's own end event came before the body's end): what is left is read
-        // and dropped, so the connection can carry the next request, unless it is more than a little or takes
-        // long. Aborting the signal instead ends the connection at once (that is how a request is stopped).
-        cancel: () => {
-          if (this.ex !== ex) return;
-          ex.body = undefined;
-          this.dumpLeft = DUMP_MAX_BYTES;
-          this.dumpTimer = setTimeout(() => this.ex === ex && this.destroy(undefined), DUMP_MAX_MS);
-        },
-      });
-    }
-    let res: Response;
-    try {
-      res = new Response(body, { status, statusText: m[3] ?? "", headers });
-    } catch (err) {
-      this.destroy(networkError("The upstream sent an invalid response head", err));
-      return -1;
-    }
+    const res = new Http1Response(
+      status,
+      m[3] ?? "",
+      headers,
+      bodyless ? null : whole ? copyOf(rest.subarray(0, length)) : undefined,
+      // A reader that stops early (the reply's own end event came before the body's end): what is left is read
+      // and dropped, so the connection can carry the next request, unless it is more than a little or takes
+      // long. Aborting the signal instead ends the connection at once (that is how a request is stopped).
+      () => {
+        if (this.ex !== ex || ex.body !== res) return;
+        ex.body = undefined;
+        this.dumpLeft = DUMP_MAX_BYTES;
+        this.dumpTimer = setTimeout(() => this.ex === ex && this.destroy(undefined), DUMP_MAX_MS);
+      },
+    );
+    if (res.streaming) ex.body = res;
     ex.resolve(res);
     if (whole || bodyless || (lengthHeader !== null && !chunked)) {
       this.left = whole || bodyless ? 0 : length;
@@ -323,6 +329,166 @@ class Connection {
   }
 }
 
+const LINE_END = /\r?\n/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
+const CHUNKED = /(^|,)\s*chunked\s*$/i;
+/** A field name (a token), and a field value, as a browser's Headers accepts them; any other field is skipped. */
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const FIELD_VALUE = /^[^\0\r\n]*$/;
+
+/** A response head's fields: looked up by name in any case, a repeated field's values joined with ", " (as Headers). */
+class HeadFields {
+  private readonly names: string[] = [];
+  private readonly values: string[] = [];
+
+  add(name: string, value: string): void {
+    if (!FIELD_NAME.test(name) || !FIELD_VALUE.test(value)) return;
+    const key = name.toLowerCase();
+    const i = this.names.indexOf(key);
+    if (i < 0) {
+      this.names.push(key);
+      this.values.push(value);
+    } else this.values[i] += `, ${value}`;
+  }
+
+  get(name: string): string | null {
+    const i = this.names.indexOf(name.toLowerCase());
+    return i < 0 ? null : this.values[i]!;
+  }
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * An answer of this client: a Response's fields without a Response, a Headers or a stream unless one is asked for.
+ * Its body came whole with the head, or there is none, or it is still arriving: then it goes to one consumer, as a
+ * stream (`body`), as text (`text`, `arrayBuffer`) or pushed (`subscribe`: lib/upstream/events.ts reads replies so).
+ */
+class Http1Response implements UpstreamResponse, PushBody {
+  readonly type = "basic";
+  /** Pieces that arrived before a consumer came (copies: the socket may reuse its buffer). */
+  private early: Uint8Array[] = [];
+  private ended = false;
+  private failure: unknown;
+  private sink?: BodySink;
+  private used = false;
+  private stream?: ReadableStream<Uint8Array> | null;
+
+  constructor(
+    readonly status: number,
+    readonly statusText: string,
+    readonly headers: HeadFields,
+    /** The whole body (null: none); undefined while it is still arriving. */
+    private readonly whole: Uint8Array | null | undefined,
+    private readonly onCancel: () => void,
+  ) {}
+
+  get ok(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+
+  /** Whether the body is still to arrive (a whole or absent one was there with the head). */
+  get streaming(): boolean {
+    return this.whole === undefined;
+  }
+
+  /** From the connection: the next bytes of the body. */
+  push(bytes: Uint8Array): void {
+    if (this.sink) this.sink.data(bytes);
+    else this.early.push(copyOf(bytes));
+  }
+
+  /** From the connection: the body ended well. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.sink?.end();
+  }
+
+  /** From the connection: the body failed. */
+  fail(err: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.failure = err ?? networkError("The upstream connection ended");
+    this.sink?.end(this.failure);
+  }
+
+  subscribe(sink: BodySink): { cancel(): void } {
+    if (this.used) throw new TypeError("Body already used");
+    this.used = true;
+    if (this.whole !== undefined) {
+      if (this.whole) sink.data(this.whole);
+      sink.end();
+      return { cancel: () => {} };
+    }
+    for (const b of this.early) sink.data(b);
+    this.early = [];
+    if (this.ended) sink.end(this.failure);
+    else this.sink = sink;
+    return {
+      cancel: () => {
+        if (this.sink !== sink || this.ended) return;
+        this.sink = undefined;
+        this.ended = true;
+        this.onCancel();
+      },
+    };
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    if (this.stream !== undefined) return this.stream;
+    if (this.whole === null) return (this.stream = null);
+    let sub: { cancel(): void } | undefined;
+    // Taken on the first read, not when the stream is made: like a Response's, a body only looked at is still there
+    // for `text`.
+    return (this.stream = new ReadableStream<Uint8Array>({
+      pull: (c) => {
+        sub ??= this.subscribe({
+          // A stream keeps what it is given: a copy, as the socket may reuse its buffer.
+          data: (b) => c.enqueue(copyOf(b)),
+          end: (err) => {
+            try {
+              if (err === undefined) c.close();
+              else c.error(err);
+            } catch {
+              // Cancelled by its reader already.
+            }
+          },
+        });
+      },
+      cancel: () => sub?.cancel(),
+    }, { highWaterMark: 0 }));
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const parts: Uint8Array[] = [];
+    await new Promise<void>((resolve, reject) =>
+      this.subscribe({
+        data: (b) => void parts.push(copyOf(b)),
+        end: (err) => (err === undefined ? resolve() : reject(err)),
+      })
+    );
+    if (parts.length === 1) return parts[0]!.buffer as ArrayBuffer;
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out.buffer;
+  }
+
+  async text(): Promise<string> {
+    if (this.whole !== undefined && !this.used) {
+      this.used = true;
+      return this.whole ? utf8.decode(this.whole) : "";
+    }
+    return utf8.decode(await this.arrayBuffer());
+  }
+}
+
 /** How long a new connection may take, TLS included (UPSTREAM_CONNECT_TIMEOUT_MS defaults to it). */
 export const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -334,6 +500,7 @@ interface Origin {
 }
 
 const UNSAFE = /[\r\n\0]/;
+const SLASH = 47;
 const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
 /** What a request target may hold as it is: printable ASCII but `#` (a fragment is never sent). */
 const NOT_PLAIN = /[^\x21-\x22\x24-\x7e]/;
@@ -419,9 +586,9 @@ export function createHttp1Fetch(
     method: string,
     request: Uint8Array,
     signal?: AbortSignal,
-  ): { ex: Exchange; response: Promise<Response> } {
+  ): { ex: Exchange; response: Promise<Http1Response> } {
     let ex!: Exchange;
-    const response = new Promise<Response>((resolve, reject) => {
+    const response = new Promise<Http1Response>((resolve, reject) => {
       ex = { method, resolve, reject, signal, answered: false };
     });
     if (signal) {
@@ -434,46 +601,52 @@ export function createHttp1Fetch(
 
   /** Origins parsed once: every call of a client goes to the same one or two. */
   const origins = new Map<string, Origin>();
+  let last: { prefix: string; origin: Origin } | undefined;
   const originOf = (url: string): { origin: Origin; path: string } => {
-    // The origin is all before the path (the path and query are sent as they were given).
-    const prefix = ORIGIN.exec(url)?.[0] ?? url;
-    let origin = origins.get(prefix);
-    if (!origin) {
-      const u = new URL(prefix);
-      const tls = u.protocol === "https:";
-      if (!tls && u.protocol !== "http:") throw new TypeError(`Cannot fetch ${u.protocol} URLs`);
-      const hostname = u.hostname.replace(/^\[(.*)\]$/, "$1");
-      const port = Number(u.port) || (tls ? 443 : 80);
-      origin = { target: { hostname, port, tls }, host: u.host, key: `${tls ? "s" : ""}${hostname}:${port}` };
-      if (origins.size < 16) origins.set(prefix, origin);
+    // The origin is all before the path (the path and query are sent as they were given). The last one's prefix,
+    // followed by a "/", is the same origin without a look at the rest.
+    let prefix: string;
+    let origin: Origin | undefined;
+    if (last && url.startsWith(last.prefix) && url.charCodeAt(last.prefix.length) === SLASH) {
+      prefix = last.prefix;
+      origin = last.origin;
+    } else {
+      prefix = ORIGIN.exec(url)?.[0] ?? url;
+      origin = origins.get(prefix);
+      if (!origin) {
+        const u = new URL(prefix);
+        const tls = u.protocol === "https:";
+        if (!tls && u.protocol !== "http:") throw new TypeError(`Cannot fetch ${u.protocol} URLs`);
+        const hostname = u.hostname.replace(/^\[(.*)\]$/, "$1");
+        const port = Number(u.port) || (tls ? 443 : 80);
+        origin = { target: { hostname, port, tls }, host: u.host, key: `${tls ? "s" : ""}${hostname}:${port}` };
+        if (origins.size < 16) origins.set(prefix, origin);
+      }
+      last = { prefix, origin };
     }
-    // The path and query as given when they are plain ASCII with no dot segment (emohaa.ts's are: a
-    // URLSearchParams serialisation); anything else as URL would send it (percent-encoded, dot segments resolved,
-    // without its fragment).
+    // The path and query as given when they are plain ASCII with no dot segment (emohaa.ts's are: a form-encoded
+    // query); anything else as URL would send it (percent-encoded, dot segments resolved, without its fragment).
     let path = url.slice(prefix.length) || "/";
-    if (path[0] !== "/" || NOT_PLAIN.test(path) || path.includes("/.")) {
+    if (path.charCodeAt(0) !== SLASH || NOT_PLAIN.test(path) || path.includes("/.")) {
       const u = new URL(url);
       path = u.pathname + u.search;
     }
     return { origin, path };
   };
 
-  const fetchLike = async (url: string, init: FetchInit): Promise<Response> => {
+  const fetchLike = async (url: string, init: FetchInit): Promise<UpstreamResponse> => {
     const { signal } = init;
     signal?.throwIfAborted();
     const { origin, path } = originOf(url);
     const { target, key } = origin;
+    // fetch refuses these too: a CR or LF would let a value write headers (or a request) of its own. The path is
+    // plain ASCII or URL's serialisation, which has neither.
+    if (UNSAFE.test(init.method)) throw new TypeError("Invalid request method");
     let head = `${init.method} ${path} HTTP/1.1\r\nHost: ${origin.host}\r\n`;
-    let written = init.method + path;
     for (const name in init.headers) {
       const value = init.headers[name]!;
-      written += name + value;
+      if (UNSAFE.test(value) || UNSAFE.test(name)) throw new TypeError(`Invalid value for header ${name}`);
       head += `${name}: ${value}\r\n`;
-    }
-    // fetch refuses these too: a CR or LF would let a value write headers (or a request) of its own.
-    if (UNSAFE.test(written)) {
-      const name = Object.keys(init.headers).find((n) => UNSAFE.test(n) || UNSAFE.test(init.headers[n]!));
-      throw new TypeError(name === undefined ? "Invalid request target" : `Invalid value for header ${name}`);
     }
     const request = encoder.encode(head + "\r\n");
     const reused = take(key);
