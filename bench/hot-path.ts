@@ -136,8 +136,7 @@ async function main() {
   if (reference) {
     const h = referenceHandler();
     handler = (req, info) => (h(req, info) as Promise<Response>).catch((e) => (console.error(e), Promise.reject(e)));
-  }
-  else {
+  } else {
     const env = {
       EMOHAA_BASE_URL: "http://upstream.invalid/echo-prod",
       CONTINUE_CONVERSATIONS: "false",

@@ -268,7 +268,6 @@ export function pushReply(
   /** The answer's usage, when its last frames carried it. */
   let sentUsage: Usage | undefined;
   let lastWrite = Date.now();
-  let ping: ReturnType<typeof setInterval> | undefined;
 
   const end = (status: number, code: string | null) => {
     if (ended) return;
@@ -308,7 +307,7 @@ export function pushReply(
     corked = undefined;
     if (s && !ended) write(s);
   };
-  ping = setInterval(() => {
+  const ping = setInterval(() => {
     if (Date.now() - lastWrite >= options.keepAliveMs * 0.9) send(PING_FRAME);
   }, options.keepAliveMs);
   corked = format.opening();

@@ -2,6 +2,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHttpServer, type ServerWire } from "../../lib/http/server.ts";
+import { DirectAnswer, type DirectSink } from "../../lib/http/response.ts";
 
 /** A wire that records what the server writes. */
 function fakeWire() {
@@ -22,6 +23,76 @@ const until = async (check: () => boolean) => {
 const limits = { headerTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 10_000, defaultHost: "h" };
 
 describe("createHttpServer", () => {
+  it("writes a direct answer (info.direct): whole with a Content-Length when it ends at once, else chunked as it comes", async () => {
+    let sink: DirectSink | undefined;
+    let directSeen: unknown;
+    const server = createHttpServer((req, info) => {
+      directSeen = info.direct;
+      const path = new URL(req.url).pathname;
+      return new DirectAnswer(
+        200,
+        { "content-type": "text/event-stream", "x-a": "1", "content-length": "99" },
+        (out) => {
+          if (path === "/whole") {
+            out.write("data: a\n\n");
+            queueMicrotask(() => (out.write("data: [DONE]\n\n"), out.end()));
+          } else sink = out;
+          return { cancel() {} };
+        },
+      );
+    }, { ...limits, maxConnections: 10 });
+    const w = fakeWire();
+    const events = server.accept(w.wire);
+    events.data(bytes("GET /whole HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => w.out().includes("[DONE]"));
+    assert.equal(directSeen, true);
+    assert.match(
+      w.out(),
+      /^HTTP\/1\.1 200 OK\r\ncontent-type: text\/event-stream\r\nx-a: 1\r\nDate: [^\r]+\r\nContent-Length: 23\r\n\r\ndata: a\n\ndata: \[DONE\]\n\n$/,
+    );
+    const before = w.out().length;
+    events.data(bytes("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => sink !== undefined);
+    sink!.write("data: 1\n\n");
+    await until(() => w.out().length > before);
+    await new Promise((r) => setTimeout(r, 10));
+    sink!.write("data: 2\n\n");
+    sink!.end();
+    await until(() => w.out().endsWith("0\r\n\r\n"));
+    const second = w.out().slice(before);
+    assert.match(second, /Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n$/);
+    assert.doesNotMatch(second, /Content-Length/);
+    // The connection is kept for the next request.
+    assert.equal(w.ended(), false);
+    await server.stop(true);
+  });
+
+  it("cancels a direct answer when the client goes away mid-body, and one the client left before it began", async () => {
+    const cancelled: string[] = [];
+    const server = createHttpServer((req) => {
+      const path = new URL(req.url).pathname;
+      const answer = new DirectAnswer(200, {}, (out) => {
+        out.write("data: 1\n\n");
+        return { cancel: () => void cancelled.push(path) };
+      });
+      return path === "/late" ? new Promise((r) => setTimeout(() => r(answer), 20)) : answer;
+    }, { ...limits, maxConnections: 10 });
+    const w = fakeWire();
+    const events = server.accept(w.wire);
+    events.data(bytes("GET /mid HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => w.out().includes("data: 1"));
+    events.close();
+    assert.deepEqual(cancelled, ["/mid"]);
+    const w2 = fakeWire();
+    const events2 = server.accept(w2.wire);
+    events2.data(bytes("GET /late HTTP/1.1\r\nHost: x\r\n\r\n"));
+    events2.close();
+    await until(() => cancelled.length === 2);
+    assert.deepEqual(cancelled, ["/mid", "/late"]);
+    assert.equal(w2.out(), "");
+    await server.stop(true);
+  });
+
   it("answers pipelined requests in order, reads chunked bodies, builds the URL from Host", async () => {
     const server = createHttpServer(
       async (req) => new Response(`${req.method} ${req.url} ${req.body ? await req.text() : "-"}`),

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pieceReader } from "../../lib/upstream/events.ts";
 import { UpstreamError } from "../../lib/upstream/errors.ts";
+import type { BodySink, PushBody } from "../../lib/upstream/http1.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -33,6 +34,68 @@ async function readAll(r: ReturnType<typeof pieceReader>) {
   for (let b = await r.read(); b; b = await r.read()) batches.push(b);
   return batches;
 }
+
+/** A pushed body (lib/upstream/http1.ts's answers): the test pushes bytes, ends it, and sees the cancel. */
+function pushed() {
+  let sink: BodySink | undefined;
+  let cancelled = 0;
+  const body: PushBody = {
+    subscribe(s) {
+      sink = s;
+      return { cancel: () => void cancelled++ };
+    },
+  };
+  return {
+    body,
+    push: (s: string) => sink!.data(bytes(s)),
+    pushBytes: (b: Uint8Array) => sink!.data(b),
+    end: (err?: unknown) => sink!.end(err),
+    cancelled: () => cancelled,
+  };
+}
+
+describe("pieceReader on a pushed body", () => {
+  it("parses each push as it comes: a waiting read gets its batch, a split character is whole, an end without [DONE] is cut", async () => {
+    const p = pushed();
+    const r = pieceReader(p.body, 1024);
+    assert.equal(r.readNow(), undefined);
+    const first = r.read();
+    p.push("data: a\n\ndata: b\n\n");
+    assert.deepEqual(await first, ["a", "b"]);
+    const split = bytes("data: 世\n\n");
+    p.pushBytes(split.slice(0, 7));
+    assert.equal(r.readNow(), undefined);
+    p.pushBytes(split.slice(7));
+    assert.deepEqual(await r.read(), ["世"]);
+    const last = r.read();
+    p.end(undefined);
+    await assert.rejects(last, (e: unknown) => e instanceof UpstreamError && e.code === "upstream_stream_cut");
+  });
+
+  it("hands over what came before a transport failure, then the failure; after [DONE] a failure is no matter", async () => {
+    const p = pushed();
+    const r = pieceReader(p.body, 1024);
+    p.push("data: a\n\n");
+    p.end(new TypeError("The upstream closed the connection mid-response"));
+    assert.deepEqual(await r.read(), ["a"]);
+    await assert.rejects(r.read(), TypeError);
+    const q = pushed();
+    const done = pieceReader(q.body, 1024);
+    q.push("data: a\n\ndata: [DONE]\n\n");
+    q.end(new TypeError("late"));
+    assert.deepEqual(await readAll(done), [["a"]]);
+    assert.equal(q.cancelled(), 1, "the body is released at the end");
+  });
+
+  it("cancel releases the body and ends a read still waiting, as a cancelled stream's read ends", async () => {
+    const p = pushed();
+    const r = pieceReader(p.body, 1024);
+    const waiting = r.read();
+    r.cancel();
+    await assert.rejects(waiting, (e: unknown) => e instanceof UpstreamError && e.code === "upstream_stream_cut");
+    assert.equal(p.cancelled(), 1);
+  });
+});
 
 describe("pieceReader", () => {
   for (const byte of [false, true]) {

@@ -6,7 +6,7 @@ import { createServer as createTlsServer } from "node:tls";
 import { after, describe, it } from "node:test";
 import { createEmohaaClient } from "../../lib/upstream/emohaa.ts";
 import { UpstreamError } from "../../lib/upstream/errors.ts";
-import { createHttp1Fetch, type Dial, type Wire } from "../../lib/upstream/http1.ts";
+import { createHttp1Fetch, type Dial, pushBodyOf, type Wire } from "../../lib/upstream/http1.ts";
 import { dial, dialer } from "../../runtime/dial.ts";
 import { rawServer } from "../support/raw-server.ts";
 import { eventually, startSim } from "../support/sim.ts";
@@ -210,6 +210,48 @@ describe("createHttp1Fetch", () => {
     const pending = reader.read();
     ac.abort();
     await assert.rejects(pending, (e: unknown) => e instanceof Error && e.name === "AbortError");
+    await eventually(() => s.closed === 1);
+  });
+
+  it("hands a body still arriving over as pushed bytes: what came before first, then each read, then its end", async () => {
+    let release!: () => void;
+    const more = new Promise<void>((r) => (release = r));
+    const s = await serverFor(async (sock, _req, n) => {
+      if (n === 2) return void sock.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      sock.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n");
+      await more;
+      sock.write("3\r\ntwo\r\n0\r\n\r\n");
+    });
+    const f = client();
+    const res = await get(f, `${s.url}/1`);
+    const body = pushBodyOf(res)!;
+    assert.ok(body);
+    await sleep(20);
+    const got: string[] = [];
+    const ended = new Promise<unknown>((resolve) =>
+      body.subscribe({ data: (b) => void got.push(new TextDecoder().decode(b)), end: resolve })
+    );
+    assert.deepEqual(got, ["one"]);
+    release();
+    assert.equal(await ended, undefined);
+    assert.deepEqual(got, ["one", "two"]);
+    assert.throws(() => body.subscribe({ data() {}, end() {} }), TypeError);
+    await eventually(() => f.idleConnections() === 1);
+    // A body that came whole with its head is not pushed: it is there already.
+    assert.equal(pushBodyOf(await get(f, `${s.url}/2`)), undefined);
+    assert.equal(s.connections, 1);
+  });
+
+  it("a pushed body ends with the abort's reason when the request is aborted mid-body", async () => {
+    const s = await serverFor((sock) =>
+      void sock.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n")
+    );
+    const f = client();
+    const ac = new AbortController();
+    const res = await get(f, `${s.url}/`, ac.signal);
+    const ended = new Promise<unknown>((resolve) => pushBodyOf(res)!.subscribe({ data() {}, end: resolve }));
+    ac.abort();
+    assert.equal(((await ended) as Error).name, "AbortError");
     await eventually(() => s.closed === 1);
   });
 
