@@ -132,11 +132,15 @@ export function pieceReader(
     if (ended) throw streamCut();
     return undefined;
   };
+  // Nothing is parsed past a failure or the end: pushed bytes keep coming after them (a stream's reads stop there),
+  // and the parser refuses to be fed once its bound was exceeded.
   const feed = (bytes: Uint8Array | undefined) => {
-    if (bytes) parser.feed(decoder.decode(bytes, { stream: true }));
-    else {
-      ended = true;
-      parser.feed(decoder.decode());
+    if (!bytes) ended = true;
+    if (failure !== undefined || state.done) return;
+    try {
+      parser.feed(bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode());
+    } catch (err) {
+      failure = err;
     }
   };
   if (!(body instanceof ReadableStream)) {

@@ -87,6 +87,17 @@ describe("pieceReader on a pushed body", () => {
     assert.equal(q.cancelled(), 1, "the body is released at the end");
   });
 
+  it("an event over the bound fails the reply however many bytes are still pushed after it", async () => {
+    const p = pushed();
+    const r = pieceReader(p.body, 1024);
+    const waiting = r.read();
+    p.push(`data: ${"x".repeat(2000)}`);
+    p.push("x".repeat(5000));
+    p.push("\n\ndata: late\n\n");
+    await assert.rejects(waiting, (e: unknown) => e instanceof UpstreamError && e.code === "upstream_event_too_large");
+    assert.equal(p.cancelled(), 1);
+  });
+
   it("cancel releases the body and ends a read still waiting, as a cancelled stream's read ends", async () => {
     const p = pushed();
     const r = pieceReader(p.body, 1024);
