@@ -1,6 +1,6 @@
 // The conversations this process created: each deleted exactly once, with retries, and journalled if asked.
 import type { EmohaaClient } from "../upstream/emohaa.ts";
-import { withDeadline } from "./deadline.ts";
+import { within } from "./deadline.ts";
 import { UpstreamError } from "../upstream/errors.ts";
 
 /** Told of each conversation created and deleted, so one left behind by a crash can be deleted on restart. */
@@ -58,7 +58,12 @@ export class Conversations {
     const p = (async () => {
       for (let i = 0;; i++) {
         try {
-          await withDeadline(10_000, "delete request", (signal) => this.client.deleteConversation(token, cid, signal));
+          await within(
+            this.client.timesOut,
+            10_000,
+            "delete request",
+            (signal, ms) => this.client.deleteConversation(token, cid, signal, ms),
+          );
           this.journal?.deleted(token, cid);
           return true;
         } catch (err) {

@@ -19,3 +19,18 @@ export async function withDeadline<T>(
     clock.clearTimeout(timer);
   }
 }
+
+/**
+ * Runs a call within `ms`: by the callee's own deadline when it keeps one (`kept`: an EmohaaClient that `timesOut`,
+ * no signal or timer here), else by withDeadline's signal. Either way a call past its time fails with a TimeoutError
+ * ("The `what` timed out").
+ */
+export function within<T>(
+  kept: boolean | undefined,
+  ms: number,
+  what: string,
+  call: (signal: AbortSignal | undefined, timeoutMs: number | undefined) => Promise<T>,
+  clock: Clock = systemClock,
+): Promise<T> {
+  return kept ? call(undefined, ms) : withDeadline(ms, what, (signal) => call(signal, undefined), clock);
+}

@@ -5,7 +5,7 @@ import type { PieceReader } from "../upstream/events.ts";
 import { ApiError, clientClosed } from "../errors.ts";
 import type { Clock } from "./clock.ts";
 import type { Conversations } from "./conversations.ts";
-import { withDeadline } from "./deadline.ts";
+import { within } from "./deadline.ts";
 import { unexpired } from "./expiry.ts";
 import type { Lease, Pool } from "./pool.ts";
 
@@ -119,10 +119,11 @@ class Attempt {
     const { client, clock, conversations, timeouts } = this.deps;
     // The request itself may run longer than the client waits (its id is still needed for deletion), within a
     // limit of its own.
-    const creating = withDeadline(
+    const creating = within(
+      client.timesOut,
       timeouts.createMs * 4,
       "create request",
-      (signal) => client.createConversation(this.token, signal),
+      (signal, ms) => client.createConversation(this.token, signal, ms),
       clock,
     ).then((cid) => {
       conversations.created(this.token, cid);

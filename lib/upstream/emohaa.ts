@@ -130,24 +130,32 @@ function failureOf(
     : undefined;
 }
 
-/** What a failed exchange with Emohaa is to the caller: its own abort, or "cannot reach Emohaa" (502). */
-function unreachable(what: string, err: unknown, signal?: AbortSignal): unknown {
-  if (signal?.aborted) return err;
+/**
+ * What a failed exchange with Emohaa is to the caller: its own abort or its deadline's TimeoutError (`timed`: the
+ * transport kept a deadline), or "cannot reach Emohaa" (502).
+ */
+function unreachable(what: string, err: unknown, signal?: AbortSignal, timed = false): unknown {
+  if (signal?.aborted || (timed && err instanceof DOMException && err.name === "TimeoutError")) return err;
   return new UpstreamError("network", 502, `Cannot reach Emohaa to ${what}`, {
     code: "upstream_unreachable",
     cause: err,
   });
 }
 
-/** The upstream client; every call takes the account token and an abort signal. */
+/**
+ * The upstream client; every call takes the account token and an abort signal. Creating and deleting also take a
+ * time limit, which a client that `timesOut` keeps itself (its transport ends the exchange, no signal needed); for
+ * one that does not, the caller bounds the call (lib/chat/deadline.ts, `within`).
+ */
 export interface EmohaaClient {
-  createConversation(token: string, signal?: AbortSignal): Promise<string>;
+  readonly timesOut?: boolean;
+  createConversation(token: string, signal?: AbortSignal, timeoutMs?: number): Promise<string>;
   /**
    * Opens the chat; resolves once the upstream answered with an event stream. The hot path: pieces come in
    * batches, one per upstream read, with no stream stage per piece.
    */
   openChat(token: string, cid: string, prompt: string, signal?: AbortSignal): Promise<PieceReader>;
-  deleteConversation(token: string, cid: string, signal?: AbortSignal): Promise<void>;
+  deleteConversation(token: string, cid: string, signal?: AbortSignal, timeoutMs?: number): Promise<void>;
   listConversations(token: string, signal?: AbortSignal): Promise<unknown[]>;
 }
 
@@ -159,6 +167,9 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
   const randomId = options.randomId ?? (() => Math.random().toString());
   const md5 = options.md5 ?? md5Hex;
   const { maxEventChars, maxReplyChars } = options.limits;
+  /** Whether the transport keeps a call's deadline itself (lib/upstream/http1.ts does). */
+  const timesOut = (doFetch as FetchLike).deadlines === true;
+  const keptDeadline = (ms: number | undefined, what: string) => (timesOut && ms ? { ms, what } : undefined);
 
   /**
    * Sends one signed request and hands back its answer. A failure to send is a 502 (an abort stays the caller's).
@@ -174,6 +185,7 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     what: string,
     signal?: AbortSignal,
     accept?: string,
+    deadline?: { ms: number; what: string },
   ): Promise<UpstreamResponse> {
     const s = sign(now(), randomId(), md5);
     // One serialisation of the query (the prompt may be kilobytes): the same bytes URL.searchParams would give.
@@ -184,6 +196,7 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
       res = await doFetch(`${base}${path}?${q}`, {
         method,
         signal,
+        deadline,
         redirect: "manual",
         idempotent: path === "/conv" || path === "/convs",
         headers: {
@@ -199,7 +212,7 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
         },
       });
     } catch (err) {
-      throw unreachable(what, err, signal);
+      throw unreachable(what, err, signal, deadline !== undefined);
     }
     if (isRedirect(res)) {
       res.body?.cancel().catch(() => {});
@@ -216,13 +229,14 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
     query: Record<string, string>,
     what: string,
     signal?: AbortSignal,
+    deadline?: { ms: number; what: string },
   ): Promise<string> {
-    const res = await send(token, method, path, query, what, signal);
+    const res = await send(token, method, path, query, what, signal, undefined, deadline);
     let text: string;
     try {
       text = await boundedText(res, maxReplyChars);
     } catch (err) {
-      throw err instanceof UpstreamError ? err : unreachable(what, err, signal);
+      throw err instanceof UpstreamError ? err : unreachable(what, err, signal, deadline !== undefined);
     }
     const failed = failureOf(res, asProblem(maybeJson(text)), what, token, 0);
     if (failed) throw failed;
@@ -251,8 +265,18 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
   }
 
   return {
-    async createConversation(token, signal) {
-      const body = await call(token, "GET", "/generate/id", { create: "true" }, "create a conversation", signal);
+    timesOut,
+
+    async createConversation(token, signal, timeoutMs) {
+      const body = await call(
+        token,
+        "GET",
+        "/generate/id",
+        { create: "true" },
+        "create a conversation",
+        signal,
+        keptDeadline(timeoutMs, "create request"),
+      );
       const id = parseConversationId(body);
       if (!id) {
         throw new UpstreamError("protocol", 502, "Emohaa answered with no conversation id", {
@@ -264,8 +288,16 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
 
     openChat,
 
-    async deleteConversation(token, cid, signal) {
-      await call(token, "DELETE", "/conv", { cid }, "delete a conversation", signal);
+    async deleteConversation(token, cid, signal, timeoutMs) {
+      await call(
+        token,
+        "DELETE",
+        "/conv",
+        { cid },
+        "delete a conversation",
+        signal,
+        keptDeadline(timeoutMs, "delete request"),
+      );
     },
 
     async listConversations(token, signal) {

@@ -40,6 +40,13 @@ export interface FetchInit {
   /** Upstream calls never follow a redirect: a 3xx comes back as the response (fetch's "manual"). */
   redirect?: "manual";
   /**
+   * A time limit on the whole exchange, connecting and the body included: past it the connection is ended and the
+   * call fails with a TimeoutError ("The `what` timed out"), as withDeadline's signal would make it (lib/chat/
+   * deadline.ts), without an AbortController and a listener per call. A client that keeps these says so with
+   * `deadlines` (createHttp1Fetch's does).
+   */
+  deadline?: { ms: number; what: string };
+  /**
    * Whether sending the request twice does no harm. Only such a request is sent again when a kept-alive
    * connection fails before any byte of the answer: for one that is not (a chat, a new conversation) the server may
    * have acted on it and its answer may be what the failure swallowed.
@@ -78,8 +85,11 @@ export function pushBodyOf(res: UpstreamResponse): PushBody | undefined {
   return res instanceof Http1Response && res.streaming ? res : undefined;
 }
 
-/** The part of fetch the upstream client uses. */
-export type FetchLike = (url: string, init: FetchInit) => Promise<UpstreamResponse>;
+/** The part of fetch the upstream client uses; `deadlines` when it keeps FetchInit's `deadline` itself. */
+export type FetchLike = ((url: string, init: FetchInit) => Promise<UpstreamResponse>) & { deadlines?: boolean };
+
+/** What a call past its deadline fails with: withDeadline's error (lib/chat/deadline.ts). */
+export const timedOut = (what: string): DOMException => new DOMException(`The ${what} timed out`, "TimeoutError");
 
 export interface Http1Options {
   /** An idle connection older than this is not reused (servers close idle keep-alive connections; default 4 s). */
@@ -110,6 +120,8 @@ interface Exchange {
   reject(err: unknown): void;
   signal?: AbortSignal;
   onAbort?: () => void;
+  /** The deadline's timer (FetchInit's `deadline`). */
+  timer?: ReturnType<typeof setTimeout>;
   /** The answer whose body is still arriving, once the head came (unset when its reader cancelled). */
   body?: Http1Response;
   /** Whether any byte of the response arrived (a reused connection closed before that may be retried). */
@@ -157,6 +169,7 @@ class Connection {
     const ex = this.ex;
     this.ex = undefined;
     if (!ex) return;
+    clearTimeout(ex.timer);
     ex.signal?.removeEventListener("abort", ex.onAbort!);
     if (ex.body) ex.body.fail(err);
     else ex.reject(err);
@@ -186,6 +199,7 @@ class Connection {
     const ex = this.ex!;
     this.ex = undefined;
     clearTimeout(this.dumpTimer);
+    clearTimeout(ex.timer);
     ex.signal?.removeEventListener("abort", ex.onAbort!);
     if (!reusable || !this.keepAlive) {
       this.dead = true;
@@ -585,7 +599,8 @@ export function createHttp1Fetch(
     conn: Connection,
     method: string,
     request: Uint8Array,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    deadline: { at: number; what: string } | undefined,
   ): { ex: Exchange; response: Promise<Http1Response> } {
     let ex!: Exchange;
     const response = new Promise<Http1Response>((resolve, reject) => {
@@ -594,6 +609,9 @@ export function createHttp1Fetch(
     if (signal) {
       ex.onAbort = () => conn.destroy(signal.reason ?? new DOMException("The operation was aborted", "AbortError"));
       signal.addEventListener("abort", ex.onAbort, { once: true });
+    }
+    if (deadline) {
+      ex.timer = setTimeout(() => conn.destroy(timedOut(deadline.what)), Math.max(0, deadline.at - Date.now()));
     }
     conn.start(request, ex);
     return { ex, response };
@@ -637,6 +655,7 @@ export function createHttp1Fetch(
   const fetchLike = async (url: string, init: FetchInit): Promise<UpstreamResponse> => {
     const { signal } = init;
     signal?.throwIfAborted();
+    const deadline = init.deadline && { at: Date.now() + init.deadline.ms, what: init.deadline.what };
     const { origin, path } = originOf(url);
     const { target, key } = origin;
     // fetch refuses these too: a CR or LF would let a value write headers (or a request) of its own. The path is
@@ -651,7 +670,7 @@ export function createHttp1Fetch(
     const request = encoder.encode(head + "\r\n");
     const reused = take(key);
     if (reused) {
-      const { ex, response } = exchange(reused, init.method, request, signal);
+      const { ex, response } = exchange(reused, init.method, request, signal, deadline);
       try {
         return await response;
       } catch (err) {
@@ -661,15 +680,30 @@ export function createHttp1Fetch(
         if (signal?.aborted || !(err instanceof TypeError) || ex.answered || !init.idempotent) throw err;
       }
     }
-    const conn = await open(key, target, signal);
-    if (signal?.aborted) {
-      conn.destroy(undefined);
-      signal.throwIfAborted();
+    // Connecting is within the deadline too: a signal of its own for that rare wait (a kept connection needs none).
+    let connectSignal = signal;
+    let connectTimer: ReturnType<typeof setTimeout> | undefined;
+    if (deadline) {
+      const dl = new AbortController();
+      connectTimer = setTimeout(() => dl.abort(timedOut(deadline.what)), Math.max(0, deadline.at - Date.now()));
+      connectSignal = signal ? AbortSignal.any([signal, dl.signal]) : dl.signal;
     }
-    return exchange(conn, init.method, request, signal).response;
+    let conn: Connection;
+    try {
+      conn = await open(key, target, connectSignal);
+    } finally {
+      clearTimeout(connectTimer);
+    }
+    if (connectSignal?.aborted) {
+      conn.destroy(undefined);
+      connectSignal.throwIfAborted();
+    }
+    return exchange(conn, init.method, request, signal, deadline).response;
   };
 
   return Object.assign(fetchLike, {
+    /** FetchInit's `deadline` is kept here. */
+    deadlines: true,
     /** Ends every idle connection. */
     close() {
       for (const list of idle.values()) for (const c of list.splice(0)) c.destroy(undefined);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { withDeadline } from "../../lib/chat/deadline.ts";
+import { withDeadline, within } from "../../lib/chat/deadline.ts";
 
 describe("withDeadline", () => {
   it("gives the call's result, and the signal never fires after it settled", async () => {
@@ -18,5 +18,17 @@ describe("withDeadline", () => {
       (e: unknown) =>
         e instanceof DOMException && e.name === "TimeoutError" && e.message === "The delete request timed out",
     );
+  });
+});
+
+describe("within", () => {
+  it("hands the limit to a callee that keeps it (no signal), and bounds one that does not with withDeadline", async () => {
+    assert.deepEqual(await within(true, 50, "x", async (signal, ms) => [signal, ms]), [undefined, 50]);
+    const late = within(false, 30, "slow call", (signal, ms) =>
+      new Promise((_, reject) => {
+        assert.equal(ms, undefined);
+        signal!.addEventListener("abort", () => reject(signal!.reason));
+      }));
+    await assert.rejects(late, (e: unknown) => e instanceof DOMException && e.message === "The slow call timed out");
   });
 });

@@ -97,6 +97,46 @@ describe("formEncode, formQuery", () => {
   });
 });
 
+describe("createEmohaaClient with a transport that keeps deadlines", () => {
+  it("passes create's and delete's time limits down and lets their TimeoutError through (no signal, no timer here)", async () => {
+    const seen: (string | undefined)[] = [];
+    const transport = Object.assign(
+      (_url: string, init: { deadline?: { ms: number; what: string } }) => {
+        seen.push(init.deadline && `${init.deadline.what} ${init.deadline.ms}`);
+        return Promise.reject(new DOMException(`The ${init.deadline?.what} timed out`, "TimeoutError"));
+      },
+      { deadlines: true },
+    );
+    const client = createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: "http://u.invalid", fetch: transport });
+    assert.equal(client.timesOut, true);
+    await assert.rejects(
+      client.createConversation("T", undefined, 4000),
+      (e: unknown) => e instanceof DOMException && e.message === "The create request timed out",
+    );
+    await assert.rejects(
+      client.deleteConversation("T", "c", undefined, 10_000),
+      (e: unknown) => e instanceof DOMException && e.name === "TimeoutError",
+    );
+    // Without a limit a transport's TimeoutError is a failure to reach Emohaa like any other.
+    await assert.rejects(
+      client.deleteConversation("T", "c"),
+      (e: unknown) => e instanceof UpstreamError && e.code === "upstream_unreachable",
+    );
+    assert.deepEqual(seen, ["create request 4000", "delete request 10000", undefined]);
+    // A transport that keeps none (the runtime's fetch): the caller bounds the call (lib/chat/deadline.ts).
+    assert.equal(
+      createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: "http://u.invalid", fetch: transport as never })
+        .timesOut,
+      true,
+    );
+    assert.equal(
+      createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: "http://u.invalid", fetch: (() => {}) as never })
+        .timesOut,
+      false,
+    );
+  });
+});
+
 describe("parseConversationId", () => {
   it("reads plain text, a JSON string and an object", () => {
     assert.equal(parseConversationId("abc-1"), "abc-1");

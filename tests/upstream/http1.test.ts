@@ -185,6 +185,38 @@ describe("createHttp1Fetch", () => {
     assert.equal(late[1]!.signal?.aborted, true);
   });
 
+  it("keeps a call's deadline itself: the connect, the head and the body within it, a TimeoutError past it", async () => {
+    let n = 0;
+    const s = await serverFor(async (sock) => {
+      n++;
+      if (n === 1) return void sock.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      if (n === 2) return; // never answers
+      sock.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\npart"); // never ends its body
+    });
+    const f = client();
+    assert.equal(f.deadlines, true);
+    const within = (path: string) =>
+      f(`${s.url}${path}`, { method: "GET", headers: {}, deadline: { ms: 150, what: "test request" } });
+    // In time: the answer, and later nothing fires on the connection kept for the next call.
+    assert.equal(await (await within("/1")).text(), "ok");
+    await sleep(200);
+    const t0 = Date.now();
+    await assert.rejects(within("/2"), (e: unknown) =>
+      e instanceof DOMException && e.name === "TimeoutError" &&
+      e.message === "The test request timed out");
+    assert.ok(Date.now() - t0 >= 140);
+    const res = await within("/3");
+    await assert.rejects(res.text(), (e: unknown) => e instanceof DOMException && e.name === "TimeoutError");
+    await eventually(() => s.closed === 2);
+    // Connecting counts too.
+    const hanging: Dial = () => new Promise<Wire>(() => {});
+    const g = createHttp1Fetch(hanging);
+    await assert.rejects(
+      g("http://127.0.0.1:9/x", { method: "GET", headers: {}, deadline: { ms: 100, what: "connect test" } }),
+      (e: unknown) => e instanceof DOMException && e.name === "TimeoutError",
+    );
+  });
+
   it("aborting before the head rejects with the signal's reason and ends the connection", async () => {
     const s = await serverFor(() => {});
     const f = client();
