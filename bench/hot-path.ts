@@ -9,14 +9,12 @@
 //
 //   bun bench/hot-path.ts [--requests 20000] [--clients 20] [--rounds 5] [--reference]
 //
-// `--reference` measures the same bytes through the least a gateway can do on the same two fakes (parse the JSON
-// body, create, chat, delete, one frame per piece: bench/reference.ts's `io`, on lib/http/server.ts and http1): the
-// floor this bench can show, as `npm run bench`'s I/O-only reference is for the whole.
+// `--reference` measures the same bytes through the least a gateway can do on the same two fakes (bench/io.ts, the
+// handler `npm run bench`'s I/O-only reference serves, on lib/http/server.ts and http1): the floor this bench can show.
 import { createHttpServer, type Handler } from "../lib/http/server.ts";
 import { start } from "../lib/start.ts";
 import type { Dial, WireEvents } from "../lib/upstream/http1.ts";
-import { createHttp1Fetch } from "../lib/upstream/http1.ts";
-import { sign } from "../lib/upstream/emohaa.ts";
+import { http1IoFetch, ioHandler } from "./io.ts";
 import { runtimeParts } from "../runtime/parts.ts";
 
 const args = process.argv.slice(2);
@@ -94,49 +92,11 @@ function client(server: ReturnType<typeof createHttpServer>, id: number, request
   });
 }
 
-/** bench/reference.ts's `io` handler, on the same fakes: the least work a gateway can do. */
-function referenceHandler(): Handler {
-  const upstream = "http://upstream.invalid/echo-prod";
-  const http1 = createHttp1Fetch(fakeDial);
-  const get = (url: string, headers: Record<string, string>, method = "GET") =>
-    http1(url, { method, headers, idempotent: true });
-  return async (req) => {
-    const b = (await req.json()) as { messages: { content: string }[] };
-    const token = req.headers.get("authorization")!.slice(7);
-    const headers = () => {
-      const s = sign(Date.now(), Math.random().toString());
-      return { s, h: { Authorization: `Bearer ${token}`, "X-Xss-Id": s.id, "X-Xss-Ts": s.ts, "X-Xss-Real": s.real } };
-    };
-    const cid = JSON.parse(await (await get(`${upstream}/generate/id?create=true`, headers().h)).text());
-    const c = headers();
-    const q = `token=${token}&cid=${cid}&prompt=${
-      encodeURIComponent(`user:${b.messages[0]!.content}`)
-    }&role=echo&xts=${c.s.ts}&xid=${c.s.id}&xreal=${c.s.real}`;
-    const reader = (await get(`${upstream}/chat?${q}`, c.h)).body!.getReader();
-    const decoder = new TextDecoder();
-    const frame = (bytes: Uint8Array | undefined) =>
-      `data: {"delta":{"content":${JSON.stringify(decoder.decode(bytes, { stream: true }))}}}\n\n`;
-    return new Response(
-      new ReadableStream<Uint8Array>({
-        async start(out) {
-          out.enqueue(enc.encode(`data: {"delta":{"role":"assistant"}}\n\n`));
-          for (let r = await reader.read(); !r.done; r = await reader.read()) out.enqueue(enc.encode(frame(r.value)));
-          out.enqueue(enc.encode("data: [DONE]\n\n"));
-          out.close();
-          void get(`${upstream}/conv?cid=${cid}`, headers().h, "DELETE").then((r) => r.arrayBuffer());
-        },
-      }),
-      { headers: { "content-type": "text/event-stream" } },
-    );
-  };
-}
-
 async function main() {
   let handler: Handler;
-  if (reference) {
-    const h = referenceHandler();
-    handler = (req, info) => (h(req, info) as Promise<Response>).catch((e) => (console.error(e), Promise.reject(e)));
-  } else {
+  // bench/io.ts's handler, on the same fakes: the least work a gateway can do.
+  if (reference) handler = ioHandler("http://upstream.invalid/echo-prod", http1IoFetch(fakeDial));
+  else {
     const env = {
       EMOHAA_BASE_URL: "http://upstream.invalid/echo-prod",
       CONTINUE_CONVERSATIONS: "false",

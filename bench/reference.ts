@@ -16,60 +16,15 @@ import { buildPrompt } from "../lib/openai/prompt.ts";
 import { SSE_HEADERS } from "../lib/openai/sse.ts";
 import { Cutter } from "../lib/openai/translate.ts";
 import { start } from "../lib/start.ts";
-import { sign } from "../lib/upstream/emohaa.ts";
 import { runtimeParts } from "../runtime/parts.ts";
-import { createHttp1Fetch } from "../lib/upstream/http1.ts";
 import { dial } from "../runtime/dial.ts";
+import { http1IoFetch, ioHandler } from "./io.ts";
 import { serve } from "../runtime/serve.ts";
 
 const [mode, port, upstream] = process.argv.slice(2) as ["io" | "lib", string, string];
-const encoder = new TextEncoder();
 const own = process.env.REF_IO === "own";
-const http1 = createHttp1Fetch(dial);
-/** The upstream client: the runtime's fetch, or the project's (its keep-alive pool, every call allowed a retry). */
-const fetch = own
-  ? ((url: string, init: { method?: string; headers?: Record<string, string> } = {}) =>
-    http1(url, {
-      method: init.method ?? "GET",
-      headers: init.headers ?? {},
-      idempotent: true,
-    })) as typeof globalThis.fetch
-  : globalThis.fetch;
-
-/** Only the I/O: the requests and frames a gateway cannot avoid. */
-async function io(req: Request): Promise<Response> {
-  const body = (await req.json()) as { messages: { content: string }[] };
-  const token = req.headers.get("authorization")!.slice(7);
-  const headers = () => {
-    const s = sign(Date.now(), Math.random().toString());
-    return { s, h: { Authorization: `Bearer ${token}`, "X-Xss-Id": s.id, "X-Xss-Ts": s.ts, "X-Xss-Real": s.real } };
-  };
-  const idText = await (await fetch(`${upstream}/generate/id?create=true`, { headers: headers().h })).text();
-  const cid = idText.startsWith('"') ? JSON.parse(idText) : idText.startsWith("{") ? JSON.parse(idText).id : idText;
-  const c = headers();
-  const q = `token=${token}&cid=${cid}&prompt=${
-    encodeURIComponent(`user:${body.messages[0]!.content}`)
-  }&role=echo&xts=${c.s.ts}&xid=${c.s.id}&xreal=${c.s.real}`;
-  const reader = (await fetch(`${upstream}/chat?${q}`, { headers: c.h })).body!.getReader();
-  const decoder = new TextDecoder();
-  const first = await reader.read();
-  const frame = (bytes: Uint8Array | undefined) =>
-    `data: {"delta":{"content":${JSON.stringify(decoder.decode(bytes, { stream: true }))}}}\n\n`;
-  return new Response(
-    new ReadableStream<Uint8Array>({
-      async start(out) {
-        out.enqueue(encoder.encode(`data: {"delta":{"role":"assistant"}}\n\n${frame(first.value)}`));
-        for (let r = await reader.read(); !r.done; r = await reader.read()) out.enqueue(encoder.encode(frame(r.value)));
-        out.enqueue(encoder.encode('data: {"finish_reason":"stop"}\n\ndata: [DONE]\n\n'));
-        out.close();
-        void fetch(`${upstream}/conv?cid=${cid}`, { method: "DELETE", headers: headers().h }).then((r) =>
-          r.arrayBuffer()
-        );
-      },
-    }),
-    { headers: SSE_HEADERS },
-  );
-}
+/** Only the I/O (bench/io.ts), with the runtime's fetch or the project's upstream client. */
+const io = ioHandler(upstream, own ? http1IoFetch(dial) : globalThis.fetch);
 
 /**
  * The gateway's lib as lib/start.ts wires it, with the defaults of lib/config.ts, without the HTTP framework

@@ -111,6 +111,9 @@ export function clientClosed(): ApiError {
 }
 
 /** Whether an error is an abort or a timeout signal's rejection. */
+/** What a call past its time limit fails with (lib/chat/deadline.ts, lib/upstream/http1.ts's kept deadlines). */
+export const timedOut = (what: string): DOMException => new DOMException(`The ${what} timed out`, "TimeoutError");
+
 export function isAbort(err: unknown): boolean {
   return err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError");
 }

@@ -6,12 +6,12 @@ import type { RuntimeParts } from "../lib/start.ts";
 import { memoryStore } from "../lib/state/memory.ts";
 import type { StateStore } from "../lib/state/store.ts";
 import { dial, runtimeFetch } from "./dial.ts";
-
-declare const Bun: any;
 import { openJournal } from "./journal.ts";
 import { hasKv } from "./kv.ts";
 import { stdoutWriter } from "./stdout.ts";
 import { canWriteFiles, watchFile, writeFileAtomic } from "./watch.ts";
+
+declare const Bun: any;
 
 /**
  * The parts of the runtime this process runs on (what they need of the environment comes through lib/config.ts).

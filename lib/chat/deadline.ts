@@ -1,4 +1,5 @@
 // A time limit on one upstream call: a signal that aborts after a while and is released when the call settles.
+import { timedOut } from "../errors.ts";
 import { type Clock, systemClock } from "./clock.ts";
 
 /**
@@ -12,7 +13,7 @@ export async function withDeadline<T>(
   clock: Clock = systemClock,
 ): Promise<T> {
   const ac = new AbortController();
-  const timer = clock.setTimeout(() => ac.abort(new DOMException(`The ${what} timed out`, "TimeoutError")), ms);
+  const timer = clock.setTimeout(() => ac.abort(timedOut(what)), ms);
   try {
     return await call(ac.signal);
   } finally {

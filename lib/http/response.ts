@@ -1,5 +1,6 @@
-// A response's wire form (RFC 9112): the status line and fields of a handler's Response, the server's own short
-// answers, chunk framing. lib/http/server.ts writes them; what goes out when is its business.
+// A response's wire form (RFC 9112): the status line and fields of a handler's Response or direct answer, the server's
+// own short answers, chunk framing. lib/http/server.ts writes them; what goes out when is its business.
+import type { TextSink } from "../chat/respond.ts";
 import { concat, CR, EMPTY, LF } from "../framing.ts";
 
 const encoder = new TextEncoder();
@@ -65,16 +66,36 @@ export function responseHead(res: Response, date: string): { text: string; appLe
   let text = `HTTP/1.1 ${res.status} ${res.statusText || REASONS[res.status] || ""}\r\n`;
   let appLength: string | null = null;
   for (const [name, value] of res.headers) {
-    // Only names of these lengths can be a framing field: no lower-casing for the others.
-    const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : "";
-    if (lower === "content-length") appLength = value;
-    else if (lower !== "transfer-encoding" && lower !== "connection" && lower !== "keep-alive") {
-      text += `${name}: ${value}\r\n`;
-    }
+    const framing = framingField(name);
+    if (framing === "content-length") appLength = value;
+    else if (!framing) text += `${name}: ${value}\r\n`;
   }
   if (!res.headers.has("date")) text += `Date: ${date}\r\n`;
   return { text, appLength };
 }
+
+/**
+ * The framing field `name` is, lower-cased (Content-Length, Transfer-Encoding, Connection, Keep-Alive: the server's to
+ * write), or "" for any other. Only names of these lengths can be one: no lower-casing for the others.
+ */
+function framingField(name: string): string {
+  if (name.length !== 14 && name.length !== 17 && name.length !== 10) return "";
+  const lower = name.toLowerCase();
+  return lower === "content-length" || lower === "transfer-encoding" || lower === "connection" ||
+      lower === "keep-alive"
+    ? lower
+    : "";
+}
+
+/** A head and a body known whole: one write, with its Content-Length. */
+function wholeAnswer(head: string, connection: string, body: Uint8Array): Uint8Array {
+  const h = headBytes(`${head}Content-Length: ${body.length}\r\n${connection}\r\n`);
+  return body.length ? concat(h, body) : h;
+}
+
+/** A head whose body follows chunked. */
+const chunkedHead = (head: string, connection: string): Uint8Array =>
+  headBytes(`${head}Transfer-Encoding: chunked\r\n${connection}\r\n`);
 
 /** A Date header source: formatted at most once a second. */
 export function dateHeaders(): (t: number) => string {
@@ -134,12 +155,10 @@ export async function sendWithBody(
   const second = secondRead ? await Promise.race([secondRead, soon()]) : first;
   if (out.isClosed()) return false;
   if (second !== NOT_YET && second.done) {
-    const body = first.done ? EMPTY : first.value;
-    const h = headBytes(`${head}Content-Length: ${body.length}\r\n${connection()}\r\n`);
-    await out.write(body.length ? concat(h, body) : h);
+    await out.write(wholeAnswer(head, connection(), first.done ? EMPTY : first.value));
     return true;
   }
-  const w = out.write(headBytes(`${head}Transfer-Encoding: chunked\r\n${connection()}\r\n`));
+  const w = out.write(chunkedHead(head, connection()));
   if (w) await w;
   let chunk = first;
   let next = secondRead!;
@@ -158,12 +177,6 @@ export async function sendWithBody(
   return true;
 }
 
-/** Where a direct answer's body goes: text, then its end (lib/chat/respond.ts's TextSink). */
-export interface DirectSink {
-  write(text: string): void;
-  end(): void;
-}
-
 /**
  * An answer without a Response: status and fields as a record, and a body pushed as text as it is made, with no
  * Headers, no stream and no read between the frames and the socket (the streamed replies, on the hot path).
@@ -176,11 +189,11 @@ export class DirectAnswer {
   constructor(
     readonly status: number,
     readonly headers: Record<string, string>,
-    private readonly body: (out: DirectSink) => { cancel(): void },
+    private readonly body: (out: TextSink) => { cancel(): void },
   ) {}
 
   /** Starts the body into `out` (once). */
-  start(out: DirectSink): void {
+  start(out: TextSink): void {
     if (this.started) return;
     this.started = true;
     this.run = this.body(out);
@@ -198,13 +211,8 @@ export function directHead(answer: DirectAnswer, date: string): string {
   let text = `HTTP/1.1 ${answer.status} ${REASONS[answer.status] ?? ""}\r\n`;
   let dated = false;
   for (const name in answer.headers) {
-    const lower = name.toLowerCase();
-    if (
-      lower === "content-length" || lower === "transfer-encoding" || lower === "connection" || lower === "keep-alive"
-    ) {
-      continue;
-    }
-    if (lower === "date") dated = true;
+    if (framingField(name)) continue;
+    if (name.length === 4 && name.toLowerCase() === "date") dated = true;
     text += `${name}: ${answer.headers[name]}\r\n`;
   }
   return dated ? text : `${text}Date: ${date}\r\n`;
@@ -239,10 +247,9 @@ export function sendDirect(
     const decide = () => {
       if (chunked || ended || done) return;
       chunked = true;
-      const h = headBytes(`${head}Transfer-Encoding: chunked\r\n${connection()}\r\n`);
-      const body = pending ? chunkBytes(encoder.encode(pending)) : EMPTY;
+      const h = chunkedHead(head, connection());
+      out.write(pending ? concat(h, chunkBytes(encoder.encode(pending))) : h);
       pending = "";
-      out.write(body.length ? concat(h, body) : h);
     };
     answer.start({
       write(text) {
@@ -259,9 +266,7 @@ export function sendDirect(
           else finish(true);
           return;
         }
-        const body = encoder.encode(pending);
-        const h = headBytes(`${head}Content-Length: ${body.length}\r\n${connection()}\r\n`);
-        const w = out.write(body.length ? concat(h, body) : h);
+        const w = out.write(wholeAnswer(head, connection(), encoder.encode(pending)));
         if (w) w.then(() => finish(!out.isClosed()));
         else finish(true);
       },

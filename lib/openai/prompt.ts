@@ -35,9 +35,7 @@ export function promptLine(m: PromptMessage): string {
 /** The size a line takes in the chat URL's query string, plus the joining newline. */
 function urlSize(line: string): number {
   // A lone surrogate (valid in JSON, not in UTF-8) travels as U+FFFD, 9 bytes encoded; encodeURIComponent throws.
-  const text = (line as unknown as { isWellFormed(): boolean }).isWellFormed()
-    ? line
-    : (line as unknown as { toWellFormed(): string }).toWellFormed();
+  const text = line.isWellFormed() ? line : line.toWellFormed();
   return encodeURIComponent(text).length + 3;
 }
 

@@ -107,11 +107,10 @@ export function pieceReader(
     maxBufferSize: maxEventChars,
   });
   let released = false;
-  let stop = () => {};
   const release = () => {
     if (released) return;
     released = true;
-    stop();
+    transport.stop();
   };
   const readNow = (): string[] | null | undefined => {
     // Pieces parsed before a failure or the end still go out first, as they would from a stream.
@@ -143,25 +142,26 @@ export function pieceReader(
       failure = err;
     }
   };
-  if (!(body instanceof ReadableStream)) {
-    return pushed(body, { feed, readNow, release, broken: (err) => (broken = { err }) }, (s) => (stop = s));
-  }
-  return streamed(body, { feed, readNow, release }, (s) => (stop = s));
+  const core: ReaderCore = { feed, readNow, broken: (err) => (broken = { err }) };
+  const transport = body instanceof ReadableStream ? streamed(body, core) : pushed(body, core);
+  return { readNow, read: transport.read, cancel: release };
 }
 
-/** What both ways of reading a body share: the parser's input, its output, and the release of the body. */
+/** What both ways of reading a body share: the parser's input (bytes, the end, a failure) and its output. */
 interface ReaderCore {
   feed(bytes: Uint8Array | undefined): void;
+  broken(err: unknown): void;
   readNow(): string[] | null | undefined;
-  release(): void;
+}
+
+/** One way of reading a body: the next batch (as PieceReader's `read`), and the body's release. */
+interface Transport {
+  read(): Promise<string[] | null>;
+  stop(): void;
 }
 
 /** Pushed bytes: each arrival parsed at once; a waiting read is woken when it brought something to hand over. */
-function pushed(
-  body: PushBody,
-  core: ReaderCore & { broken(err: unknown): void },
-  onStop: (stop: () => void) => void,
-): PieceReader {
+function pushed(body: PushBody, core: ReaderCore): Transport {
   let waiting: { resolve(v: string[] | null): void; reject(err: unknown): void } | undefined;
   const wake = () => {
     const w = waiting;
@@ -187,16 +187,15 @@ function pushed(
       wake();
     },
   });
-  onStop(() => {
-    sub.cancel();
-    // A read still waiting ends as a stream's read does when its body is cancelled: the body ended there.
-    if (waiting) {
-      core.feed(undefined);
-      wake();
-    }
-  });
   return {
-    readNow: core.readNow,
+    stop() {
+      sub.cancel();
+      // A read still waiting ends as a stream's read does when its body is cancelled: the body ended there.
+      if (waiting) {
+        core.feed(undefined);
+        wake();
+      }
+    },
     read() {
       try {
         const now = core.readNow();
@@ -206,12 +205,11 @@ function pushed(
       }
       return new Promise((resolve, reject) => (waiting = { resolve, reject }));
     },
-    cancel: core.release,
   };
 }
 
 /** A fetch body stream: read on demand, into one reused buffer where the body is a byte stream. */
-function streamed(body: ReadableStream<Uint8Array>, core: ReaderCore, onStop: (stop: () => void) => void): PieceReader {
+function streamed(body: ReadableStream<Uint8Array>, core: ReaderCore): Transport {
   // Where the body is a byte stream (Deno, Node) every read fills the same buffer: a default reader there gets a
   // fresh 64 KiB buffer per read, which at a thousand slow streams is hundreds of megabytes of garbage.
   // Bun's fetch body is not a byte stream: its default reader hands over the bytes it received.
@@ -227,9 +225,8 @@ function streamed(body: ReadableStream<Uint8Array>, core: ReaderCore, onStop: (s
   }
   const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = byob ? undefined : body.getReader();
   let buffer: Uint8Array<ArrayBuffer> | undefined = byob ? new Uint8Array(READ_BUFFER_BYTES) : undefined;
-  onStop(() => void (byob ?? reader)!.cancel().catch(() => {}));
   return {
-    readNow: core.readNow,
+    stop: () => void (byob ?? reader)!.cancel().catch(() => {}),
     async read() {
       for (;;) {
         const now = core.readNow();
@@ -243,6 +240,5 @@ function streamed(body: ReadableStream<Uint8Array>, core: ReaderCore, onStop: (s
         }
       }
     },
-    cancel: core.release,
   };
 }

@@ -8,6 +8,7 @@
 // followed), no compression (it asks for none). Proxies are the runtime fetch's job: lib/start.ts uses fetch when a
 // proxy is configured.
 
+import { timedOut } from "../errors.ts";
 import { ChunkedDecoder, concat, copyOf, EMPTY, headEnd } from "../framing.ts";
 
 /** The bytes-level connection a dialer gives: write, and end (which also discards what is not yet written). */
@@ -87,9 +88,6 @@ export function pushBodyOf(res: UpstreamResponse): PushBody | undefined {
 
 /** The part of fetch the upstream client uses; `deadlines` when it keeps FetchInit's `deadline` itself. */
 export type FetchLike = ((url: string, init: FetchInit) => Promise<UpstreamResponse>) & { deadlines?: boolean };
-
-/** What a call past its deadline fails with: withDeadline's error (lib/chat/deadline.ts). */
-export const timedOut = (what: string): DOMException => new DOMException(`The ${what} timed out`, "TimeoutError");
 
 export interface Http1Options {
   /** An idle connection older than this is not reused (servers close idle keep-alive connections; default 4 s). */
@@ -346,9 +344,8 @@ class Connection {
 const LINE_END = /\r?\n/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
 const CHUNKED = /(^|,)\s*chunked\s*$/i;
-/** A field name (a token), and a field value, as a browser's Headers accepts them; any other field is skipped. */
+/** A field name (a token) as a browser's Headers accepts it; a field with another name, or an UNSAFE value, is skipped. */
 const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const FIELD_VALUE = /^[^\0\r\n]*$/;
 
 /** A response head's fields: looked up by name in any case, a repeated field's values joined with ", " (as Headers). */
 class HeadFields {
@@ -356,7 +353,7 @@ class HeadFields {
   private readonly values: string[] = [];
 
   add(name: string, value: string): void {
-    if (!FIELD_NAME.test(name) || !FIELD_VALUE.test(value)) return;
+    if (!FIELD_NAME.test(name) || UNSAFE.test(value)) return;
     const key = name.toLowerCase();
     const i = this.names.indexOf(key);
     if (i < 0) {

@@ -2,7 +2,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHttpServer, type ServerWire } from "../../lib/http/server.ts";
-import { DirectAnswer, type DirectSink } from "../../lib/http/response.ts";
+import { DirectAnswer } from "../../lib/http/response.ts";
+import type { TextSink } from "../../lib/chat/respond.ts";
 
 /** A wire that records what the server writes. */
 function fakeWire() {
@@ -24,7 +25,7 @@ const limits = { headerTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 
 
 describe("createHttpServer", () => {
   it("writes a direct answer (info.direct): whole with a Content-Length when it ends at once, else chunked as it comes", async () => {
-    let sink: DirectSink | undefined;
+    let sink: TextSink | undefined;
     let directSeen: unknown;
     const server = createHttpServer((req, info) => {
       directSeen = info.direct;
