@@ -2,6 +2,7 @@
 // and the runtime's own fetch as the upstream client's transport where a proxy needs it.
 import { PROXY_VARS } from "../lib/config.ts";
 import type { Dial, FetchInit, FetchLike, Wire, WireEvents } from "../lib/upstream/http1.ts";
+import { readBuffer } from "./read-buffer.ts";
 
 declare const Bun: any;
 declare const Deno: any;
@@ -118,7 +119,7 @@ const nodeDial = (options: DialOptions): Dial => async (target, events: WireEven
 
 /**
  * Deno.connect / Deno.connectTls: one read buffer per connection, reused for every read (the parser copies what
- * it keeps), and writes queued so they go out in order.
+ * it keeps) and sized to the reads (runtime/read-buffer.ts), and writes queued so they go out in order.
  */
 const denoDial = (options: DialOptions): Dial => async (target, events, signal) => {
   // Deno.connect stops a connect under way when the signal aborts (Deno.connectTls has no signal: lib/upstream/http1.ts
@@ -146,9 +147,12 @@ const denoDial = (options: DialOptions): Dial => async (target, events, signal) 
   };
   const asError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
   void (async () => {
-    const buf = new Uint8Array(16 * 1024);
+    const reads = readBuffer();
     try {
-      for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) events.data(buf.subarray(0, n));
+      for (let buf = reads.next(), n = await conn.read(buf); n !== null; buf = reads.next(), n = await conn.read(buf)) {
+        reads.filled(n);
+        events.data(buf.subarray(0, n));
+      }
       close();
     } catch (err) {
       close(asError(err));

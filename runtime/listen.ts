@@ -1,5 +1,6 @@
 // The listeners lib/http/server.ts runs on: Bun.listen, Deno.listen, node:net. They only accept and move bytes.
 import type { ConnectionEvents, ServerWire } from "../lib/http/server.ts";
+import { readBuffer } from "./read-buffer.ts";
 
 declare const Bun: any;
 declare const Deno: any;
@@ -259,15 +260,17 @@ function handleDeno(conn: any, accept: (wire: ServerWire) => ConnectionEvents): 
   };
   const events = accept(wire);
   void (async () => {
-    const buf = new Uint8Array(16 * 1024);
+    const reads = readBuffer();
     try {
       while (!closed) {
         if (paused) {
           await paused;
           continue;
         }
+        const buf = reads.next();
         const n = await conn.read(buf);
         if (n === null) break;
+        reads.filled(n);
         if (!told) events.data(buf.subarray(0, n));
       }
     } catch {
