@@ -6,7 +6,15 @@ type Long = { directMs: number; serverMs: number; ratio: number; addedPerPieceUs
 export interface WayResult {
   name: string;
   reference?: boolean;
-  throughput?: { ratio: number; directRps: number; serverRps: number; ratios: number[]; errors: number };
+  throughput?: {
+    ratio: number;
+    directRps: number;
+    serverRps: number;
+    ratios: number[];
+    errors: number;
+    /** The warm-up's rates, window by window (absent in runs before it was kept): the first is the cold rate. */
+    warmupRps?: number[];
+  };
   latency?: {
     direct: { p50: number; p99: number };
     server: { p50: number; p99: number };
@@ -110,15 +118,23 @@ export function ofIoReference(report: Report, key: string): number | undefined {
   return ref && own && ref.ratio > 0 ? own.ratio / ref.ratio : undefined;
 }
 
+/** A way's first warm-up window against its runtime's I/O-only reference's: the cold ratio, or undefined. */
+export function coldOfIoReference(report: Report, key: string): number | undefined {
+  const ref = report.runtimes[IO_REFERENCE[key] ?? ""]?.throughput?.warmupRps?.[0];
+  const own = report.runtimes[key]?.throughput?.warmupRps?.[0];
+  return ref && own ? own / ref : undefined;
+}
+
 /** The markdown table: one row per way of running, then the reference servers. ✗ marks a missed target. */
 export function table(report: Report): string {
   const rows = [
-    "| way of running | throughput, 20 clients (gateway ÷ direct; ÷ its runtime's I/O alone) | first piece, 1 client (added p50 / p99) | 2,000-piece reply, streamed / burst (÷ direct) | 1,000 streams: errors, peak RSS of the process tree, first piece p99 added | RSS before → after the 1,000 streams | start-up, idle RSS |",
+    "| way of running | throughput, 20 clients, warm (gateway ÷ direct; ÷ its runtime's I/O alone; cold) | first piece, 1 client (added p50 / p99) | 2,000-piece reply, streamed / burst (÷ direct) | 1,000 streams: errors, peak RSS of the process tree, first piece p99 added | RSS before → after the 1,000 streams | start-up, idle RSS |",
     "|---|---|---|---|---|---|---|",
   ];
   for (const [key, r] of Object.entries(report.runtimes)) {
     const t = r.throughput;
     const io = ofIoReference(report, key);
+    const cold = coldOfIoReference(report, key);
     const l = r.latency;
     const g = r.long;
     const s = r.streams;
@@ -130,7 +146,7 @@ export function table(report: Report): string {
           t
             ? `**${f(t.ratio)}**${pass(targets.throughput(r))} (${f(t.serverRps, 0)} / ${f(t.directRps, 0)} req/s)${
               io === undefined ? "" : `; **${f(io)}**${pass(io >= 0.9)} of the I/O alone`
-            }`
+            }${cold === undefined ? "" : ` (cold, first 2 s: ${f(cold)})`}`
             : "–",
           l ? `${signed(l.addedP50Ms)} / ${signed(l.addedP99Ms)} ms${pass(targets.latency(r))}` : "–",
           g
