@@ -63,17 +63,32 @@ export interface OpenedReply {
 
 type Phase = "first" | "idle" | "total" | "shutdown";
 
-/** One upstream conversation: its abort controller, watchdog and cleanup. */
+/** What a hold gives when the first piece did not come within it. */
+const HOLD_EXPIRED = Symbol("hold expired");
+
+/** Deadlines this close to now count as passed (a timer may fire a little early). */
+const DUE_SLACK_MS = 2;
+
+/** One upstream conversation: its abort controller, deadlines and cleanup. */
 class Attempt {
   readonly ac = new AbortController();
   cid?: string;
   reader?: PieceReader;
   timedOut?: Phase;
   private closed = false;
-  /** When the next piece is due; the watchdog timer (fires at `timerAt`) checks it. */
-  private deadline = 0;
+  /**
+   * The attempt's deadlines (Infinity: none), all kept by one timer that fires at the earliest of them and is
+   * moved only when a deadline comes earlier than it: the create wait, the next piece (pushed forward by every
+   * piece, lazily), the whole reply, and the hold on the first piece.
+   */
+  private createAt = Infinity;
+  private pieceAt = Infinity;
+  private totalAt = Infinity;
+  private holdAt = Infinity;
+  private createLate?: () => void;
+  private holdOver?: () => void;
   private timer?: unknown;
-  private timerAt = 0;
+  private timerAt = Infinity;
   /** Set once a piece arrived, so a later expiry is a gap, not a slow start. */
   private phaseIsIdle = false;
   /**
@@ -84,7 +99,6 @@ class Attempt {
   private reading = false;
   /** The piece deadline passed while nobody read: the next read gets the phase's whole window, from its start. */
   private lapsed = false;
-  private totalTimer?: unknown;
   readonly token: string;
 
   constructor(
@@ -133,20 +147,18 @@ class Attempt {
     // One wait for three outcomes: created, too slow for this client, or the client left.
     await new Promise<void>((resolve, reject) => {
       const settle = (err?: unknown) => {
-        clock.clearTimeout(limit);
-        this.leaving = undefined;
+        this.createAt = Infinity;
+        this.createLate = this.leaving = undefined;
         if (err === undefined) resolve();
         else reject(err);
       };
-      const limit = clock.setTimeout(
-        () =>
-          settle(
-            new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, {
-              code: "upstream_timeout",
-            }),
-          ),
-        timeouts.createMs,
-      );
+      this.createLate = () =>
+        settle(
+          new UpstreamError("timeout", 504, `Emohaa did not create a conversation within ${timeouts.createMs} ms`, {
+            code: "upstream_timeout",
+          }),
+        );
+      this.due(this.createAt = clock.now() + timeouts.createMs);
       // Observed before anything else: a create that fails after the wait ended is never an unhandled rejection.
       creating.then(() => settle(), settle);
       if (clientSignal.aborted) return settle(clientSignal.reason ?? new DOMException("The client left", "AbortError"));
@@ -159,7 +171,7 @@ class Attempt {
   async chat(prompt: string): Promise<void> {
     const { timeouts } = this.deps;
     this.arm(timeouts.firstPieceMs);
-    this.totalTimer = this.deps.clock.setTimeout(() => this.expire("total"), timeouts.totalMs);
+    this.due(this.totalAt = this.deps.clock.now() + timeouts.totalMs);
     try {
       this.reader = await this.deps.client.openChat(this.token, this.cid!, prompt, this.ac.signal);
     } catch (err) {
@@ -215,27 +227,65 @@ class Attempt {
   /** Set when the conversation outlives the reply (a kept conversation): `close` does not delete it. */
   kept = false;
 
-  /** One timer for the piece deadline, moved forward lazily instead of re-created per piece. */
+  /** The next piece is due within `ms`: the deadline moves forward, the timer only when it must fire earlier. */
   private arm(ms: number): void {
-    this.deadline = this.deps.clock.now() + ms;
-    // Only a deadline earlier than the pending timer needs a new timer; later ones are checked when it fires.
-    if (this.timer === undefined || this.deadline < this.timerAt) {
-      this.deps.clock.clearTimeout(this.timer);
-      this.schedule(ms);
-    }
+    this.due(this.pieceAt = this.deps.clock.now() + ms);
   }
 
-  private schedule(ms: number): void {
+  /**
+   * Hands the first read back when it settles, or HOLD_EXPIRED after `ms` (the caller starts its keep-alives
+   * then, and the read goes on).
+   */
+  hold(first: Promise<string | null>, ms: number): Promise<string | null | typeof HOLD_EXPIRED> {
+    if (!Number.isFinite(ms)) return first;
+    if (ms <= 0) return Promise.race([first, Promise.resolve(HOLD_EXPIRED)]);
+    const over = new Promise<typeof HOLD_EXPIRED>((resolve) => (this.holdOver = () => resolve(HOLD_EXPIRED)));
+    this.due(this.holdAt = this.deps.clock.now() + ms);
+    return Promise.race([first, over]).finally(() => {
+      this.holdAt = Infinity;
+      this.holdOver = undefined;
+    });
+  }
+
+  /** A deadline was set at `at`: the timer fires then, unless it fires earlier already. */
+  private due(at: number): void {
+    if (this.closed || at >= this.timerAt) return;
     const { clock } = this.deps;
-    this.timerAt = clock.now() + ms;
-    this.timer = clock.setTimeout(() => {
-      this.timer = undefined;
-      const left = this.deadline - clock.now();
-      if (left > 2) this.schedule(left);
-      // Opening the stream is waiting on the upstream too; between reads, once it is open, nobody is.
-      else if (this.reader && !this.reading) this.lapsed = true;
-      else this.expire(this.reader && this.phaseIsIdle ? "idle" : "first");
-    }, ms);
+    clock.clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = clock.setTimeout(() => this.wake(), Math.max(0, at - clock.now()));
+  }
+
+  /**
+   * The timer fired: the earliest deadline that passed acts (on ties in the order they were set in a request's
+   * life: the create wait, the piece, the whole reply, the hold), and the timer is set again for what is left;
+   * a second deadline that passed too acts on the next turn, after the first one's consequences ran.
+   */
+  private wake(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    if (this.closed) return;
+    const now = this.deps.clock.now();
+    const next = Math.min(this.createAt, this.pieceAt, this.totalAt, this.holdAt);
+    if (next - now <= DUE_SLACK_MS) {
+      if (this.createAt === next) {
+        this.createAt = Infinity;
+        this.createLate?.();
+      } else if (this.pieceAt === next) {
+        this.pieceAt = Infinity;
+        // Opening the stream is waiting on the upstream too; between reads, once it is open, nobody is.
+        if (this.reader && !this.reading) this.lapsed = true;
+        else this.expire(this.reader && this.phaseIsIdle ? "idle" : "first");
+      } else if (this.totalAt === next) {
+        this.totalAt = Infinity;
+        this.expire("total");
+      } else {
+        this.holdAt = Infinity;
+        this.holdOver?.();
+      }
+    }
+    const later = Math.min(this.createAt, this.pieceAt, this.totalAt, this.holdAt);
+    if (later < Infinity) this.due(Math.max(later, now));
   }
 
   private expire(phase: Phase): void {
@@ -289,7 +339,8 @@ class Attempt {
     this.closed = true;
     this.registry?.delete(this);
     this.deps.clock.clearTimeout(this.timer);
-    this.deps.clock.clearTimeout(this.totalTimer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
     if (!this.finished) {
       this.ac.abort();
       this.reader?.cancel();
@@ -378,7 +429,7 @@ export async function openReply(
         firstRead.then((p) => p !== null && deps.onFirstPiece!((clock.now() - opened) / 1000), () => {});
       }
       firstRead.catch(() => {}); // observed by whoever reads it; never an unhandled rejection
-      const first = await raceHold(firstRead, wait, clock);
+      const first = await attempt.hold(firstRead, wait);
       const reply = makeReply(attempt, first === HOLD_EXPIRED ? firstRead : undefined);
       return { reply, first: first === HOLD_EXPIRED ? undefined : first };
     } catch (err) {
@@ -416,7 +467,7 @@ export async function continueReply(
     await attempt.chat(prompt);
     const firstRead = attempt.read();
     firstRead.catch(() => {});
-    const first = await raceHold(firstRead, holdMs - (clock.now() - started), clock);
+    const first = await attempt.hold(firstRead, holdMs - (clock.now() - started));
     const reply = makeReply(attempt, first === HOLD_EXPIRED ? firstRead : undefined);
     return { reply, first: first === HOLD_EXPIRED ? undefined : first };
   } catch (err) {
@@ -424,18 +475,6 @@ export async function continueReply(
     if (signal.aborted) throw clientClosed();
     throw attempt.fail(err);
   }
-}
-
-const HOLD_EXPIRED = Symbol("hold expired");
-
-function raceHold<T>(p: Promise<T>, ms: number, clock: Clock): Promise<T | typeof HOLD_EXPIRED> {
-  if (!Number.isFinite(ms)) return p;
-  if (ms <= 0) return Promise.race([p, Promise.resolve(HOLD_EXPIRED)]);
-  let timer: unknown;
-  return Promise.race([
-    p,
-    new Promise<typeof HOLD_EXPIRED>((r) => (timer = clock.setTimeout(() => r(HOLD_EXPIRED), ms))),
-  ]).finally(() => clock.clearTimeout(timer));
 }
 
 function makeReply(attempt: Attempt, pending: Promise<string | null> | undefined): Reply {

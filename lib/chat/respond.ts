@@ -250,6 +250,32 @@ export function framedReply(
   };
 }
 
+/** The streams open at each keep-alive interval, with the one timer that checks them all. */
+const keepAlives = new Map<number, { timer: ReturnType<typeof setInterval>; checks: Set<() => void> }>();
+
+/**
+ * Calls `check` every half `ms` until the returned stop is called: one interval timer for all the streams open with
+ * the same `ms`, not one per stream. A check pings a stream silent for 0.9 `ms`: the first ping comes 0.9 to 1.4
+ * `ms` into a silence (a timer of its own, checking every `ms` from the stream's start, gave 1), then one every `ms`.
+ */
+function keepAlive(ms: number, check: () => void): () => void {
+  let group = keepAlives.get(ms);
+  if (!group) {
+    const checks = new Set<() => void>();
+    group = { checks, timer: setInterval(() => checks.forEach((c) => c()), ms / 2) };
+    keepAlives.set(ms, group);
+  }
+  const g = group;
+  g.checks.add(check);
+  return () => {
+    g.checks.delete(check);
+    if (g.checks.size === 0 && keepAlives.get(ms) === g) {
+      clearInterval(g.timer);
+      keepAlives.delete(ms);
+    }
+  };
+}
+
 /**
  * A reply's frames in the given format, pushed to `out`, with keep-alive comments while the upstream is silent. A
  * failure after the first byte becomes the format's failure frame and the frames end without a normal end.
@@ -272,7 +298,7 @@ export function pushReply(
   const end = (status: number, code: string | null) => {
     if (ended) return;
     ended = true;
-    clearInterval(ping);
+    stopPing();
     ctx.reply.close();
     if (ctx.onSent) ctx.onSent(parts!.join(""), sentUsage);
     options.onEnd?.({ status, code });
@@ -307,9 +333,9 @@ export function pushReply(
     corked = undefined;
     if (s && !ended) write(s);
   };
-  const ping = setInterval(() => {
+  const stopPing = keepAlive(options.keepAliveMs, () => {
     if (Date.now() - lastWrite >= options.keepAliveMs * 0.9) send(PING_FRAME);
-  }, options.keepAliveMs);
+  });
   corked = format.opening();
   (async () => {
     try {

@@ -421,6 +421,49 @@ describe("openReply", () => {
     });
   });
 
+  describe("deadlines", () => {
+    it("keeps an attempt's deadlines on one timer: the create wait, then the first piece, the whole reply and the hold", async () => {
+      const h = setup({ timeouts: { createMs: 1000, firstPieceMs: 2000, idleMs: 1000, totalMs: 10_000 } });
+      const gate = new Gate();
+      h.upstream.plan.set("a", { create: gate });
+      const stream = h.upstream.stream("a-c1");
+      const opening = watch(h.open(["a"], { holdMs: 1500 }));
+      await settled();
+      // The create request's own limit (4 × createMs) is the client's to keep; this fake keeps none, so withDeadline's
+      // timer is the other one.
+      assert.equal(h.clock.pending, 2, "the create wait, and the create request's own limit");
+      await h.clock.advance(200);
+      gate.open();
+      await settled();
+      assert.equal(h.clock.pending, 1, "the first piece, the whole reply and the hold: one timer");
+      // The hold ends 1,500 ms after the request began, before the first piece's deadline (2,000 ms after the chat).
+      await h.clock.advance(1299);
+      assert.equal(opening.settled, false);
+      await h.clock.advance(1);
+      assert.equal(opening.value?.first, undefined, "handed over when the hold ended");
+      assert.equal(h.clock.pending, 1, "the first piece and the whole reply");
+      const { reply } = opening.value!;
+      stream.push("late");
+      assert.equal(await reply.read(), "late");
+      assert.equal(h.clock.pending, 1, "the next piece and the whole reply");
+      // Each piece pushes the gap deadline forward; the whole reply's stays where it was.
+      for (let i = 0; i < 9; i++) {
+        await h.clock.advance(900);
+        stream.push(`${i}`);
+        assert.equal(await reply.read(), `${i}`);
+      }
+      // 9,600 ms since the request began, 9,400 since the chat opened (at 200).
+      const next = watch(reply.read());
+      await h.clock.advance(599);
+      assert.equal(next.settled, false, "within the gap, and 9,999 ms into the reply");
+      await h.clock.advance(1);
+      assert.ok(hasCode("upstream_timeout", 504)(next.error), "the whole reply's deadline, between two pieces");
+      assert.match((next.error as ApiError).message, /longer than 10000 ms/);
+      reply.close();
+      await assertCleanedUp(h);
+    });
+  });
+
   describe("shutdown", () => {
     it("ends an open reply with a 503 and deletes its conversation once", async () => {
       const shutdown = new AbortController();

@@ -5,6 +5,7 @@ import type { Reply } from "../../lib/chat/reply.ts";
 import { collectCompletion, type ReplyContext, streamCompletion } from "../../lib/chat/respond.ts";
 import { Cutter } from "../../lib/openai/translate.ts";
 import { loadTokenizer } from "../../lib/openai/tokenizer.ts";
+import { eventually } from "../support/sim.ts";
 
 /** A reply whose pieces have all arrived already: `readNow` hands them over without a turn of the event loop. */
 function arrived(pieces: string[]): Reply & { closed: boolean } {
@@ -129,5 +130,59 @@ describe("streamCompletion", () => {
     assert.equal(writes, 1);
     assert.ok(JSON.parse(data.at(-2)!).usage.completion_tokens > 0);
     assert.equal(data.at(-1), "[DONE]");
+  });
+});
+
+describe("keep-alives", () => {
+  /** A reply that stays silent until the test ends it. */
+  const silent = () => {
+    let end!: (v: null) => void;
+    const done = new Promise<null>((r) => (end = r));
+    const reply: Reply = {
+      read: () => done,
+      readNow: () => undefined,
+      close() {},
+      finishedOn: () => undefined,
+      keep() {},
+    };
+    return { reply, end: () => end(null) };
+  };
+  /** The stream's text so far, read as it comes, and whether it ended. */
+  const reading = (body: ReadableStream<Uint8Array>) => {
+    const r = { text: "", ended: false };
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    void (async () => {
+      for (let x = await reader.read(); !x.done; x = await reader.read()) r.text += decoder.decode(x.value);
+      r.ended = true;
+    })();
+    return r;
+  };
+  const pings = (text: string) => text.split(": ping\n\n").length - 1;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it("pings every silent stream of one interval, each until its own end", async () => {
+    const a = silent();
+    const b = silent();
+    const stream = (reply: Reply) =>
+      reading(
+        streamCompletion(
+          { head, reply, first: undefined, cutter: new Cutter({ stop: [] }), prompt: "hi" },
+          { includeUsage: false, keepAliveMs: 100 },
+        ),
+      );
+    const ra = stream(a.reply);
+    await sleep(40);
+    const rb = stream(b.reply);
+    await eventually(() => pings(ra.text) >= 2 && pings(rb.text) >= 2, 5000, "pings on both streams");
+    a.end();
+    await eventually(() => ra.ended, 5000, "the first stream's end");
+    const before = pings(rb.text);
+    await eventually(() => pings(rb.text) >= before + 2, 5000, "the other stream's pings going on without the first");
+    await sleep(150);
+    assert.equal(pings(ra.text.slice(ra.text.indexOf("[DONE]"))), 0, "no ping after an end");
+    b.end();
+    await eventually(() => rb.ended, 5000, "the second stream's end");
+    assert.ok(rb.text.endsWith("data: [DONE]\n\n"));
   });
 });
