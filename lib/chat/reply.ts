@@ -158,7 +158,8 @@ class Attempt {
             code: "upstream_timeout",
           }),
         );
-      this.due(this.createAt = clock.now() + timeouts.createMs);
+      this.createAt = clock.now() + timeouts.createMs;
+      this.due(this.createAt);
       // Observed before anything else: a create that fails after the wait ended is never an unhandled rejection.
       creating.then(() => settle(), settle);
       if (clientSignal.aborted) return settle(clientSignal.reason ?? new DOMException("The client left", "AbortError"));
@@ -171,7 +172,8 @@ class Attempt {
   async chat(prompt: string): Promise<void> {
     const { timeouts } = this.deps;
     this.arm(timeouts.firstPieceMs);
-    this.due(this.totalAt = this.deps.clock.now() + timeouts.totalMs);
+    this.totalAt = this.deps.clock.now() + timeouts.totalMs;
+    this.due(this.totalAt);
     try {
       this.reader = await this.deps.client.openChat(this.token, this.cid!, prompt, this.ac.signal);
     } catch (err) {
@@ -229,7 +231,8 @@ class Attempt {
 
   /** The next piece is due within `ms`: the deadline moves forward, the timer only when it must fire earlier. */
   private arm(ms: number): void {
-    this.due(this.pieceAt = this.deps.clock.now() + ms);
+    this.pieceAt = this.deps.clock.now() + ms;
+    this.due(this.pieceAt);
   }
 
   /**
@@ -240,7 +243,8 @@ class Attempt {
     if (!Number.isFinite(ms)) return first;
     if (ms <= 0) return Promise.race([first, Promise.resolve(HOLD_EXPIRED)]);
     const over = new Promise<typeof HOLD_EXPIRED>((resolve) => (this.holdOver = () => resolve(HOLD_EXPIRED)));
-    this.due(this.holdAt = this.deps.clock.now() + ms);
+    this.holdAt = this.deps.clock.now() + ms;
+    this.due(this.holdAt);
     return Promise.race([first, over]).finally(() => {
       this.holdAt = Infinity;
       this.holdOver = undefined;
