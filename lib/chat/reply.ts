@@ -251,9 +251,12 @@ class Attempt {
     });
   }
 
-  /** A deadline was set at `at`: the timer fires then, unless it fires earlier already. */
+  /**
+   * A deadline was set at `at`: the timer fires then, unless it fires no later already (within the slack a deadline
+   * is acted on early anyway: the hold, set just after the create wait, usually ends within a millisecond of it).
+   */
   private due(at: number): void {
-    if (this.closed || at >= this.timerAt) return;
+    if (this.closed || at >= this.timerAt - DUE_SLACK_MS) return;
     const { clock } = this.deps;
     clock.clearTimeout(this.timer);
     this.timerAt = at;

@@ -255,13 +255,15 @@ export function createEmohaaClient(options: EmohaaClientOptions): EmohaaClient {
       "text/event-stream",
     );
     const type = res.headers.get("content-type") ?? "";
-    if (!res.ok || !type.includes("text/event-stream") || !res.body) {
+    // A pushed body is read as it is (looking at `body` would make it a stream: lib/upstream/http1.ts makes one lazily).
+    const pushed = pushBodyOf(res);
+    if (!res.ok || !type.includes("text/event-stream") || !(pushed ?? res.body)) {
       // An error body is read only as far as a problem body can reach: a hostile upstream cannot make us hold more.
       const problem = asProblem(maybeJson(await boundedText(res, ERROR_BODY_MAX_BYTES, false).catch(() => "")));
       // Not an event stream, and no status said why: a 502, as from an upstream that failed.
       throw failureOf(res, problem, what, token, 502)!;
     }
-    return pieceReader(pushBodyOf(res) ?? res.body, maxEventChars, maxReplyChars, token);
+    return pieceReader(pushed ?? res.body!, maxEventChars, maxReplyChars, token);
   }
 
   return {

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { loopGaps } from "../support/loop.ts";
 import type { Reply } from "../../lib/chat/reply.ts";
-import { collectCompletion, type ReplyContext, streamCompletion } from "../../lib/chat/respond.ts";
+import { collectCompletion, keepAliveRunning, type ReplyContext, streamCompletion } from "../../lib/chat/respond.ts";
 import { Cutter } from "../../lib/openai/translate.ts";
 import { loadTokenizer } from "../../lib/openai/tokenizer.ts";
 import { eventually } from "../support/sim.ts";
@@ -181,8 +181,20 @@ describe("keep-alives", () => {
     await eventually(() => pings(rb.text) >= before + 2, 5000, "the other stream's pings going on without the first");
     await sleep(150);
     assert.equal(pings(ra.text.slice(ra.text.indexOf("[DONE]"))), 0, "no ping after an end");
+    assert.equal(keepAliveRunning(100), true);
     b.end();
     await eventually(() => rb.ended, 5000, "the second stream's end");
+    // The timer outlives the last stream by half an interval at most: a tick that finds none stops it.
+    await eventually(() => !keepAliveRunning(100), 5000, "the keep-alive timer stopped");
+    // Streams one after another (a client's requests in turn) keep it going; it stops again after the last.
+    for (let i = 0; i < 3; i++) {
+      const c = silent();
+      const rc = stream(c.reply);
+      assert.equal(keepAliveRunning(100), true);
+      c.end();
+      await eventually(() => rc.ended, 5000, "a stream's end");
+    }
+    await eventually(() => !keepAliveRunning(100), 5000, "the keep-alive timer stopped again");
     assert.ok(rb.text.endsWith("data: [DONE]\n\n"));
   });
 });

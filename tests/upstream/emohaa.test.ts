@@ -6,6 +6,7 @@ import { createEmohaaClient, formEncode, formQuery, parseConversationId, sign } 
 import fc from "fast-check";
 import { UpstreamError } from "../../lib/upstream/errors.ts";
 import type { PieceReader } from "../../lib/upstream/events.ts";
+import { createHttp1Fetch, type Dial, type FetchInit, type WireEvents } from "../../lib/upstream/http1.ts";
 import { createSimulator } from "../../sim/simulator.ts";
 import { simFetch } from "../support/sim.ts";
 
@@ -134,6 +135,41 @@ describe("createEmohaaClient with a transport that keeps deadlines", () => {
         .timesOut,
       false,
     );
+  });
+});
+
+describe("createEmohaaClient on the project's upstream client", () => {
+  it("reads a chat's pushed body as it is: the answer's body stream is never made", async () => {
+    const sse = "data: 你\n\ndata: 好\n\ndata: [DONE]\n\n";
+    const bytes = new TextEncoder().encode(sse);
+    // An upstream in memory: a chunked event stream in two writes, the second a turn later.
+    const dial: Dial = async (_target, events: WireEvents) => ({
+      write() {
+        const head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        const chunk = (b: Uint8Array) => `${b.length.toString(16)}\r\n${new TextDecoder().decode(b)}\r\n`;
+        setTimeout(() => events.data(new TextEncoder().encode(head + chunk(bytes.subarray(0, 9)))), 0);
+        setTimeout(() => events.data(new TextEncoder().encode(chunk(bytes.subarray(9)) + "0\r\n\r\n")), 5);
+      },
+      end() {},
+    });
+    const http1 = createHttp1Fetch(dial);
+    let looked = 0;
+    // The answer as the client sees it, with every look at `body` counted (a Proxy keeps it the same object to
+    // pushBodyOf: the prototype, and so instanceof, are the target's).
+    const counting = Object.assign(
+      async (url: string, init: FetchInit) =>
+        new Proxy(await http1(url, init), {
+          get(target, key) {
+            if (key === "body") looked++;
+            return Reflect.get(target, key, target);
+          },
+        }),
+      { deadlines: true },
+    );
+    const client = createEmohaaClient({ limits: UPSTREAM_LIMITS, baseUrl: "http://up.invalid", fetch: counting });
+    assert.deepEqual(await readAll(await client.openChat("T", "c", "p")), ["你", "好"]);
+    assert.equal(looked, 0, "the body stream was made");
+    http1.close();
   });
 });
 
