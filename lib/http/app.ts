@@ -13,6 +13,7 @@ import {
   NEW_CONVERSATION_HEADER,
 } from "./completions.ts";
 import { conversationRoutes } from "./conversations.ts";
+import { asRequest, type IncomingRequest, type ServerRequest } from "./request.ts";
 import type { Threads } from "../chat/threads.ts";
 import {
   addResponseRoutes,
@@ -507,14 +508,20 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const responses = responsesHandler({ ...deps, maxBodyBytes: maxBody }, edge, responseThreads);
   const routed = app.fetch;
   // A DirectAnswer goes only to a caller whose `info.direct` asked for one (lib/http/server.ts): to every other
-  // (Bun.serve, Deno.serve, `app.request`) this is a fetch handler like Hono's own.
-  app.fetch = ((req: Request, info?: ClientInfo & { direct?: true }, ctx?: Parameters<typeof routed>[2]) => {
+  // (Bun.serve, Deno.serve, `app.request`) this is a fetch handler like Hono's own. It is `lean` too: the project's
+  // server gives it its own request (lib/http/request.ts), made a Request only for the router's routes.
+  const serve = (
+    req: Request | ServerRequest,
+    info?: ClientInfo & { direct?: true },
+    ctx?: Parameters<typeof routed>[2],
+  ) => {
     // A Host that is not host[:port] never reaches a route (lib/http/edge.ts says why).
     const refused = edge.badHost(req);
     if (refused) return refused;
     if (isCompletionsRequest(req)) return completions(req, info);
-    return isResponsesRequest(req) ? responses(req, info) : routed(req, info, ctx);
-  }) as typeof app.fetch;
+    return isResponsesRequest(req) ? responses(req, info) : routed(asRequest(req), info, ctx);
+  };
+  app.fetch = Object.assign(serve, { lean: true as const }) as unknown as typeof app.fetch;
   return app;
 }
 

@@ -1,5 +1,6 @@
 // Reading a request body within a bound: 413 beyond it, 499 when the client leaves before sending all of it.
 import { ApiError, clientClosed } from "../errors.ts";
+import type { IncomingRequest } from "./request.ts";
 
 const tooLarge = (max: number) =>
   new ApiError(413, `Request body is larger than ${max} bytes`, { code: "request_too_large" });
@@ -9,7 +10,7 @@ const tooLarge = (max: number) =>
  * or sent less than its `content-length`): that is a 499, not a bug of ours. The runtimes differ in what they
  * throw (Bun an AbortError, Deno a BadResource error) and Deno leaves the request's signal alone.
  */
-export async function readBody(req: Request, max: number): Promise<Uint8Array<ArrayBuffer>> {
+export async function readBody(req: IncomingRequest, max: number): Promise<Uint8Array<ArrayBuffer>> {
   const length = req.headers.get("content-length");
   if (length !== null && !req.headers.has("transfer-encoding")) {
     if (parseInt(length, 10) > max) throw tooLarge(max);

@@ -17,6 +17,7 @@ import type { Metrics } from "./metrics.ts";
 import { type ChatRequest, ChatRequestSchema } from "./schemas.ts";
 import { collectCompletion, completionFrames, type FramedReply } from "../chat/respond.ts";
 import { DirectAnswer } from "./response.ts";
+import type { IncomingRequest } from "./request.ts";
 import { SSE_HEADERS } from "../openai/sse.ts";
 import { Cutter, type Tokenizer, type Usage } from "../openai/translate.ts";
 import { UpstreamError } from "../upstream/errors.ts";
@@ -50,7 +51,7 @@ export const CONTINUATION_HEADER = "x-emohaa-continuation";
 export const NEW_CONVERSATION_HEADER = "x-emohaa-new-conversation";
 
 /** Whether a request is one for this handler. */
-export function isCompletionsRequest(req: Request): boolean {
+export function isCompletionsRequest(req: IncomingRequest): boolean {
   return isPostTo(req, CHAT_PATH);
 }
 
@@ -124,8 +125,8 @@ export function turnHandler(
   deps: CompletionsDeps,
   edge: Edge,
   route: string,
-  serve: (req: Request, x: TurnExchange) => Promise<Response | DirectAnswer>,
-): (req: Request, info?: { direct?: true }) => Promise<Response | DirectAnswer> {
+  serve: (req: IncomingRequest, x: TurnExchange) => Promise<Response | DirectAnswer>,
+): (req: IncomingRequest, info?: { direct?: true }) => Promise<Response | DirectAnswer> {
   return async (req, info) => {
     const start = deps.now();
     const id = edge.requestId(req.headers.get("x-request-id"));
@@ -208,13 +209,13 @@ export function turnHandler(
 }
 
 /** Whether the client asked for a fresh conversation (`x-emohaa-new-conversation: 1` or `true`). */
-const wantsFresh = (req: Request) => /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? "");
+const wantsFresh = (req: IncomingRequest) => /^(1|true)$/i.test(req.headers.get(NEW_CONVERSATION_HEADER) ?? "");
 
 /** Builds the handler. `edge` is shared with the Hono app, so both answer alike. */
 export function completionsHandler(
   deps: CompletionsDeps,
   edge: Edge,
-): (req: Request, info?: { direct?: true }) => Promise<Response | DirectAnswer> {
+): (req: IncomingRequest, info?: { direct?: true }) => Promise<Response | DirectAnswer> {
   return turnHandler(deps, edge, CHAT_PATH, async (req, x) => {
     const tokens = x.tokens;
     const body = await parseRequest(req, deps.maxBodyBytes, ChatRequestSchema);

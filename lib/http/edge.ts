@@ -10,6 +10,7 @@ import { invalidRequest } from "./errors.ts";
 import { isValidHost } from "./head.ts";
 import type { Logger, RequestLine } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import type { IncomingRequest } from "./request.ts";
 
 export interface EdgeOptions {
   /** `*`, or a comma-separated list of allowed origins (CORS_ORIGIN). */
@@ -34,7 +35,7 @@ export interface Edge {
    * (Deno: `Host: x/metrics?` would route `GET /ping` to /metrics), so a bad one never reaches a route; the
    * project's own server refuses it before (lib/http/head.ts), with the same grammar.
    */
-  badHost(req: Request): Response | null;
+  badHost(req: IncomingRequest): Response | null;
   /** Records a finished request: the access-log line and the metrics count, under `route` (a route pattern). */
   record(route: string, line: RequestLine): void;
   /** The one error renderer: status, headers and OpenAI body of anything thrown. */
@@ -105,7 +106,7 @@ export function createEdge(options: EdgeOptions): Edge {
 }
 
 /** Whether a request is a POST to `path` (string tests: no URL object on the hot path). */
-export function isPostTo(req: Request, path: string): boolean {
+export function isPostTo(req: IncomingRequest, path: string): boolean {
   if (req.method !== "POST") return false;
   const url = req.url;
   const start = url.indexOf("/", url.indexOf("//") + 2);
@@ -124,7 +125,11 @@ const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
  * served before the router answer as the routed ones do): 415 for another media type, 413 past `max` bytes, 400
  * for malformed JSON or a body the schema refuses.
  */
-export async function parseRequest<S extends z.ZodType>(req: Request, max: number, schema: S): Promise<z.output<S>> {
+export async function parseRequest<S extends z.ZodType>(
+  req: IncomingRequest,
+  max: number,
+  schema: S,
+): Promise<z.output<S>> {
   const type = req.headers.get("content-type");
   if (type ? !JSON_REQUEST.test(type) : req.body !== null && req.headers.get("content-length") !== "0") {
     throw new ApiError(415, "Unsupported Media Type", { code: "invalid_request" });

@@ -10,6 +10,7 @@ import type { Env } from "hono";
 import type { ChatDeps } from "../chat/reply.ts";
 import { collectReply, framedReply, type StreamFormat } from "../chat/respond.ts";
 import type { DirectAnswer } from "./response.ts";
+import type { IncomingRequest } from "./request.ts";
 import { callerScope, type Threads } from "../chat/threads.ts";
 import { openTurn, type Turn, type TurnRequest } from "../chat/turn.ts";
 import { errorResponse, errorResponses, RATE_LIMIT_HEADERS } from "./apidoc.ts";
@@ -200,7 +201,7 @@ async function continueNamed(
 }
 
 /** Whether a request is one for the POST handler. */
-export function isResponsesRequest(req: Request): boolean {
+export function isResponsesRequest(req: IncomingRequest): boolean {
   return isPostTo(req, RESPONSES_PATH);
 }
 
@@ -222,7 +223,7 @@ export function responsesHandler(
   deps: CompletionsDeps,
   edge: Edge,
   threads: ResponseThreads,
-): (req: Request, info?: { direct?: true }) => Promise<Response | DirectAnswer> {
+): (req: IncomingRequest, info?: { direct?: true }) => Promise<Response | DirectAnswer> {
   return turnHandler(deps, edge, RESPONSES_PATH, async (req, x) => {
     const tokens = x.tokens;
     const body = await parseRequest(req, deps.maxBodyBytes, ResponseRequestSchema);

@@ -7,9 +7,10 @@
 // response is written, none), and at the cap a new connection evicts one that is not serving a request.
 // The listeners (Bun.listen, Deno.listen, node:net) are in runtime/listen.ts; they only move bytes.
 
-import { ChunkedDecoder, concat, EMPTY, headEnd } from "../framing.ts";
+import { ChunkedDecoder, concat, copyOf, EMPTY, headEnd } from "../framing.ts";
 import { Eviction } from "./eviction.ts";
 import { HeadError, invalidStart, parseHead, type RequestHead, requestUrl } from "./head.ts";
+import { ServerRequest } from "./request.ts";
 import {
   CONTINUE,
   dateHeaders,
@@ -49,14 +50,25 @@ export interface ConnectionEvents {
   close(): void;
 }
 
+/** What the server tells a handler about the connection. */
+export interface ClientInfo {
+  remoteAddress?: string;
+  /** This server also takes a DirectAnswer (lib/http/response.ts): a body pushed as text, no Response or stream. */
+  direct?: true;
+}
+
+type Answer = Response | DirectAnswer | Promise<Response | DirectAnswer>;
+
+/** A request's handler, given a Request. */
+export type Handler = (req: Request, info: ClientInfo) => Answer;
+
 /**
- * A request's handler. `info.direct` says that this server also takes a DirectAnswer (lib/http/response.ts): a body
- * pushed as text, with no Response or stream (the streamed replies' hot path).
+ * A handler that says `lean`: given the server's own ServerRequest (lib/http/request.ts), with no Request, Headers
+ * or second signal made unless it asks for one.
  */
-export type Handler = (
-  req: Request,
-  info: { remoteAddress?: string; direct?: true },
-) => Response | DirectAnswer | Promise<Response | DirectAnswer>;
+export type LeanHandler = ((req: ServerRequest, info: ClientInfo) => Answer) & { readonly lean: true };
+
+const isLean = (h: Handler | LeanHandler): h is LeanHandler => (h as { lean?: unknown }).lean === true;
 
 export interface HttpServerOptions {
   /** A request head must arrive whole within this, from its first byte (or from the connection's opening). */
@@ -129,7 +141,10 @@ type State =
 type BodyState = "none" | "length" | "chunked" | "done";
 
 /** Builds the server; a listener feeds it connections. */
-export function createHttpServer(handler: Handler, options: HttpServerOptions): HttpServer {
+export function createHttpServer(handler: LeanHandler, options: HttpServerOptions): HttpServer;
+export function createHttpServer(handler: Handler, options: HttpServerOptions): HttpServer;
+export function createHttpServer(handler: Handler | LeanHandler, options: HttpServerOptions): HttpServer {
+  const lean = isLean(handler) ? handler : undefined;
   const now = options.now ?? Date.now;
   const maxHeadBytes = options.maxHeadBytes ?? 32 * 1024;
   const maxUrlBytes = options.maxUrlBytes ?? 8192;
@@ -319,7 +334,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       if (this.state === "busy") {
         if (this.bodyState !== "done" && this.bodyState !== "none") return this.bodyBytes(bytes);
         // A pipelined request while one is handled: kept (a copy: the listener may reuse its buffer) for later.
-        this.buf = concat(this.buf, bytes.slice());
+        this.buf = concat(this.buf, copyOf(bytes));
         if (this.buf.length > maxHeadBytes && !this.paused) {
           this.paused = true;
           this.wire.pause();
@@ -350,7 +365,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       }
       if (end < 0) {
         if (joined.length > maxHeadBytes) return this.fail(431);
-        this.buf = joined === bytes && copy ? bytes.slice() : joined;
+        this.buf = joined === bytes && copy ? copyOf(bytes) : joined;
         return;
       }
       if (end > maxHeadBytes) return this.fail(431);
@@ -387,7 +402,8 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       } else if (typeof head.body === "number" && rest.length >= head.body) {
         // The whole body came with its head (small JSON requests do): its bytes, no stream.
         this.bodyState = "none";
-        body = rest.slice(0, head.body);
+        // A copy (a Buffer's `slice` is a view into memory the socket reuses): a lean handler reads it later.
+        body = copyOf(rest.subarray(0, head.body));
         this.unlist();
         this.deadline = Infinity;
         this.leftover(rest.subarray(head.body), restShared);
@@ -433,27 +449,38 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
           this.discarding = DISCARD_MAX_BYTES;
         }
       }
-      let req: Request;
-      try {
-        req = new Request(
-          url,
-          { method, headers: head.headers, body, signal: abort.signal, duplex: "half" } as RequestInit,
-        );
-      } catch {
-        return this.fail(400);
-      }
-      let res: Response | DirectAnswer | Promise<Response | DirectAnswer>;
-      try {
-        res = handler(req, this.info);
-      } catch (err) {
-        res = Promise.reject(err);
+      let res: Answer;
+      if (lean) {
+        const bytes = body instanceof Uint8Array ? (body as Uint8Array<ArrayBuffer>) : null;
+        const stream = body instanceof ReadableStream ? body : undefined;
+        const req = new ServerRequest(method, url, head.headers, bytes, stream, abort.signal);
+        try {
+          res = lean(req, this.info);
+        } catch (err) {
+          res = Promise.reject(err);
+        }
+      } else {
+        let req: Request;
+        try {
+          req = new Request(
+            url,
+            { method, headers: head.headers, body, signal: abort.signal, duplex: "half" } as RequestInit,
+          );
+        } catch {
+          return this.fail(400);
+        }
+        try {
+          res = (handler as Handler)(req, this.info);
+        } catch (err) {
+          res = Promise.reject(err);
+        }
       }
       void this.respond(res);
     }
 
     /** Bytes after a request without a body left to read: the next pipelined request, kept for later. */
     private leftover(rest: Uint8Array, shared: boolean): void {
-      if (rest.length) this.buf = shared ? rest.slice() : rest;
+      if (rest.length) this.buf = shared ? copyOf(rest) : rest;
     }
 
     /** Request-body bytes: Content-Length or chunked framing (lib/framing.ts), into the body stream. */
@@ -480,7 +507,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
       const c = this.body;
       if (c) {
         // The listener may reuse its read buffer after this call: the stream gets its own copy.
-        c.enqueue(bytes.slice());
+        c.enqueue(copyOf(bytes));
         if ((c.desiredSize ?? 1) <= 0 && !this.paused) {
           this.paused = true;
           this.wire.pause();
@@ -508,7 +535,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
         this.paused = false;
         this.wire.resume();
       }
-      if (rest.length) this.buf = rest.slice();
+      if (rest.length) this.buf = copyOf(rest);
       if (this.finished) this.next();
     }
 
