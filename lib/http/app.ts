@@ -13,7 +13,7 @@ import {
   NEW_CONVERSATION_HEADER,
 } from "./completions.ts";
 import { conversationRoutes } from "./conversations.ts";
-import { asRequest, type IncomingRequest, type ServerRequest } from "./request.ts";
+import { asRequest, type ServerRequest } from "./request.ts";
 import type { Threads } from "../chat/threads.ts";
 import {
   addResponseRoutes,

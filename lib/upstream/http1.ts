@@ -9,6 +9,7 @@
 // proxy is configured.
 
 import { timedOut } from "../errors.ts";
+import { type Deadline, Deadlines } from "../deadlines.ts";
 import { ChunkedDecoder, concat, copyOf, EMPTY, headEnd } from "../framing.ts";
 
 /** The bytes-level connection a dialer gives: write, and end (which also discards what is not yet written). */
@@ -118,8 +119,8 @@ interface Exchange {
   reject(err: unknown): void;
   signal?: AbortSignal;
   onAbort?: () => void;
-  /** The deadline's timer (FetchInit's `deadline`). */
-  timer?: ReturnType<typeof setTimeout>;
+  /** FetchInit's `deadline`, on the client's deadline queues (lib/deadlines.ts). */
+  deadline?: Deadline;
   /** The answer whose body is still arriving, once the head came (unset when its reader cancelled). */
   body?: Http1Response;
   /** Whether any byte of the response arrived (a reused connection closed before that may be retried). */
@@ -167,7 +168,7 @@ class Connection {
     const ex = this.ex;
     this.ex = undefined;
     if (!ex) return;
-    clearTimeout(ex.timer);
+    ex.deadline?.cancel();
     ex.signal?.removeEventListener("abort", ex.onAbort!);
     if (ex.body) ex.body.fail(err);
     else ex.reject(err);
@@ -197,7 +198,7 @@ class Connection {
     const ex = this.ex!;
     this.ex = undefined;
     clearTimeout(this.dumpTimer);
-    clearTimeout(ex.timer);
+    ex.deadline?.cancel();
     ex.signal?.removeEventListener("abort", ex.onAbort!);
     if (!reusable || !this.keepAlive) {
       this.dead = true;
@@ -526,6 +527,8 @@ export function createHttp1Fetch(
   const maxHeadBytes = options.maxHeadBytes ?? 64 * 1024;
   const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   const idle = new Map<string, Connection[]>();
+  /** The exchanges' deadlines: one timer per length of deadline (creates' and deletes'), not one per exchange. */
+  const deadlines = new Deadlines();
 
   function take(key: string): Connection | undefined {
     const list = idle.get(key);
@@ -608,7 +611,7 @@ export function createHttp1Fetch(
       signal.addEventListener("abort", ex.onAbort, { once: true });
     }
     if (deadline) {
-      ex.timer = setTimeout(() => conn.destroy(timedOut(deadline.what)), Math.max(0, deadline.at - Date.now()));
+      ex.deadline = deadlines.add(deadline.at - Date.now(), () => conn.destroy(timedOut(deadline.what)));
     }
     conn.start(request, ex);
     return { ex, response };
