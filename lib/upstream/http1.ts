@@ -284,8 +284,14 @@ class Connection {
    */
   private head(text: string, rest: Uint8Array): number {
     const ex = this.ex!;
-    const lines = text.split(LINE_END);
-    const m = STATUS_LINE.exec(lines[0]!);
+    // Line by line with indexOf (CRLF, or a bare LF as some servers send): no array of lines, no string per line.
+    const lineEnd = (from: number) => {
+      const lf = text.indexOf("\n", from);
+      return lf < 0 ? text.length : lf;
+    };
+    const trimCr = (from: number, end: number) => (end > from && text.charCodeAt(end - 1) === 13 ? end - 1 : end);
+    let end = lineEnd(0);
+    const m = STATUS_LINE.exec(text.slice(0, trimCr(0, end)));
     if (!m) {
       this.destroy(networkError("The upstream did not answer with HTTP/1.x"));
       return -1;
@@ -294,10 +300,11 @@ class Connection {
     // Informational heads (100 Continue, 103 Early Hints) precede the real one.
     if (status >= 100 && status < 200 && status !== 101) return 0;
     const headers = new HeadFields();
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const colon = line.indexOf(":");
-      if (colon > 0) headers.add(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    for (let from = end + 1; from < text.length; from = end + 1) {
+      end = lineEnd(from);
+      const stop = trimCr(from, end);
+      const colon = text.indexOf(":", from);
+      if (colon > from && colon < stop) headers.add(text.slice(from, colon).trim(), text.slice(colon + 1, stop).trim());
     }
     const connection = headers.get("connection")?.toLowerCase() ?? "";
     this.keepAlive = m[1] === "1" ? !connection.includes("close") : connection.includes("keep-alive");
@@ -342,7 +349,6 @@ class Connection {
   }
 }
 
-const LINE_END = /\r?\n/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
 const CHUNKED = /(^|,)\s*chunked\s*$/i;
 /** A field name (a token) as a browser's Headers accepts it; a field with another name, or an UNSAFE value, is skipped. */

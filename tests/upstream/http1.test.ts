@@ -287,6 +287,24 @@ describe("createHttp1Fetch", () => {
     await eventually(() => s.closed === 1);
   });
 
+  it("reads a response head's fields as Headers does, with CRLF or bare LF line ends", async () => {
+    const heads = [
+      "HTTP/1.1 201 Made It\r\nX-Tag: a\r\nx-tag:  b \r\nNo colon here\r\n:empty name\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 201 Made It\nX-Tag: a\nx-tag:  b \nNo colon here\n:empty name\nContent-Length: 2\n\nok",
+    ];
+    const s = await serverFor((sock, _req, n) => void sock.write(heads[n - 1]!));
+    const f = client();
+    for (let i = 0; i < heads.length; i++) {
+      const res = await get(f, `${s.url}/${i}`);
+      assert.equal(res.status, 201);
+      assert.equal(res.statusText, "Made It");
+      assert.equal(res.headers.get("X-TAG"), "a, b");
+      assert.equal(res.headers.get("no colon here"), null);
+      assert.equal(res.headers.get("content-length"), "2");
+      assert.equal(await res.text(), "ok");
+    }
+  });
+
   it("a body cancelled near its end is read out and the connection kept; one cancelled early is closed", async () => {
     let big = false;
     const s = await serverFor(async (sock) => {
