@@ -116,6 +116,9 @@ export function isPostTo(req: IncomingRequest, path: string): boolean {
   return end - start === path.length && url.startsWith(path, start);
 }
 
+/** A whole body's text (a decoder without a stream keeps no state between calls: one serves every request). */
+const utf8 = new TextDecoder();
+
 // The content types zod-openapi accepts for a JSON body (anything else is a 415), and the one Hono parses.
 const JSON_REQUEST = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
@@ -134,7 +137,7 @@ export async function parseRequest<S extends z.ZodType>(
   if (type ? !JSON_REQUEST.test(type) : req.body !== null && req.headers.get("content-length") !== "0") {
     throw new ApiError(415, "Unsupported Media Type", { code: "invalid_request" });
   }
-  const text = new TextDecoder().decode(await readBody(req, max));
+  const text = utf8.decode(await readBody(req, max));
   let value: unknown = {};
   if (type && JSON_MEDIA.test(type.split(";")[0]!.trim())) {
     try {

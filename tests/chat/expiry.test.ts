@@ -24,6 +24,23 @@ describe("readExpiry", () => {
   });
 });
 
+describe("readExpiry, read once", () => {
+  it("reads a token's times once and keeps them (one frozen object), also past the cache's bound", () => {
+    const token = makeJwt({ exp: inSeconds(60) });
+    const first = readExpiry(token)!;
+    assert.equal(readExpiry(token), first, "the same object: read once");
+    assert.ok(Object.isFrozen(first));
+    // More distinct tokens than the cache holds: every answer stays right as it empties and fills again.
+    const base = inSeconds(1000);
+    const many = Array.from({ length: 5000 }, (_, i) => makeJwt({ exp: base + i }));
+    for (let round = 0; round < 2; round++) {
+      many.forEach((t, i) => assert.equal(expiresAtMs(t), (base + i) * 1000));
+    }
+    assert.equal(readExpiry("not-a-jwt"), undefined);
+    assert.equal(readExpiry("not-a-jwt"), undefined);
+  });
+});
+
 describe("isExpired", () => {
   it("is true only once exp has passed; tokens without exp never expire here", () => {
     const token = makeJwt({ exp: 1_800_000_000 });
