@@ -52,14 +52,19 @@ export class ServerRequest implements IncomingRequest {
     readonly method: string,
     readonly url: string,
     private readonly fields: [string, string][],
-    /** The whole body, when it came with the head (null: none). */
-    private readonly bytes: Uint8Array<ArrayBuffer> | null,
-    /** The body still arriving; undefined when `bytes` has it. */
-    private readonly stream: ReadableStream<Uint8Array> | undefined,
+    /** The whole body when it came with the head, the stream of one still arriving, or null: none. */
+    body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null,
     readonly signal: AbortSignal,
   ) {
     this.headers = new RequestFields(fields);
+    if (body instanceof ReadableStream) this.stream = body;
+    else this.bytes = body;
   }
+
+  /** The whole body, when it came with the head (null: none). */
+  private readonly bytes: Uint8Array<ArrayBuffer> | null = null;
+  /** The body still arriving; undefined when `bytes` has it. */
+  private readonly stream?: ReadableStream<Uint8Array>;
 
   private made?: ReadableStream<Uint8Array> | null;
 

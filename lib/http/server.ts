@@ -449,31 +449,27 @@ export function createHttpServer(handler: Handler | LeanHandler, options: HttpSe
           this.discarding = DISCARD_MAX_BYTES;
         }
       }
-      let res: Answer;
-      if (lean) {
-        const bytes = body instanceof Uint8Array ? (body as Uint8Array<ArrayBuffer>) : null;
-        const stream = body instanceof ReadableStream ? body : undefined;
-        const req = new ServerRequest(method, url, head.headers, bytes, stream, abort.signal);
+      // One request either way: the server's own for a lean handler, made a Request for any other.
+      const own = new ServerRequest(
+        method,
+        url,
+        head.headers,
+        body as Uint8Array<ArrayBuffer> | ReadableStream | null,
+        abort.signal,
+      );
+      let req: ServerRequest | Request = own;
+      if (!lean) {
         try {
-          res = lean(req, this.info);
-        } catch (err) {
-          res = Promise.reject(err);
-        }
-      } else {
-        let req: Request;
-        try {
-          req = new Request(
-            url,
-            { method, headers: head.headers, body, signal: abort.signal, duplex: "half" } as RequestInit,
-          );
+          req = own.toRequest();
         } catch {
           return this.fail(400);
         }
-        try {
-          res = (handler as Handler)(req, this.info);
-        } catch (err) {
-          res = Promise.reject(err);
-        }
+      }
+      let res: Answer;
+      try {
+        res = lean ? lean(own, this.info) : (handler as Handler)(req as Request, this.info);
+      } catch (err) {
+        res = Promise.reject(err);
       }
       void this.respond(res);
     }

@@ -32,16 +32,16 @@ describe("RequestFields", () => {
 describe("ServerRequest", () => {
   it("hands a body that came whole as its bytes, once, and as a stream when asked", async () => {
     const body = enc.encode("héllo");
-    const req = new ServerRequest("POST", "http://h/p", FIELDS, body, undefined, signal);
+    const req = new ServerRequest("POST", "http://h/p", FIELDS, body, signal);
     assert.equal(dec.decode(await new Response(req.body).arrayBuffer()), "héllo");
     assert.equal(dec.decode(await req.arrayBuffer()), "héllo");
     await assert.rejects(req.arrayBuffer(), TypeError);
-    const none = new ServerRequest("GET", "http://h/", FIELDS, null, undefined, signal);
+    const none = new ServerRequest("GET", "http://h/", FIELDS, null, signal);
     assert.equal(none.body, null);
     assert.equal((await none.arrayBuffer()).byteLength, 0);
     // A view into a larger buffer gives its own bytes only.
     const view = enc.encode("xxabcxx").subarray(2, 5) as Uint8Array<ArrayBuffer>;
-    const part = new ServerRequest("POST", "http://h/", FIELDS, view, undefined, signal);
+    const part = new ServerRequest("POST", "http://h/", FIELDS, view, signal);
     assert.equal(dec.decode(await part.arrayBuffer()), "abc");
   });
 
@@ -53,14 +53,14 @@ describe("ServerRequest", () => {
         c.close();
       },
     });
-    const req = new ServerRequest("POST", "http://h/", FIELDS, null, stream, signal);
+    const req = new ServerRequest("POST", "http://h/", FIELDS, stream, signal);
     assert.equal(req.body, stream);
     assert.equal(dec.decode(await req.arrayBuffer()), "abcd");
   });
 
   it("is the same request made a Request: method, URL, every field, body and signal; made once", async () => {
     const ac = new AbortController();
-    const req = new ServerRequest("PUT", "http://h/x?y=1", FIELDS, enc.encode("body"), undefined, ac.signal);
+    const req = new ServerRequest("PUT", "http://h/x?y=1", FIELDS, enc.encode("body"), ac.signal);
     const r = asRequest(req);
     assert.ok(r instanceof Request);
     assert.equal(asRequest(req), r);
