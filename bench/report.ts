@@ -111,6 +111,7 @@ const IO_REFERENCE: Record<string, string> = {
   "ref-lib": "ref-io",
   "ref-io-own": "ref-io",
   deno: "ref-io-deno",
+  "ref-io-own-deno": "ref-io-deno",
   "deno-kv": "ref-io-deno",
 };
 
@@ -128,16 +129,27 @@ export function coldOfIoReference(report: Report, key: string): number | undefin
   return ref && own ? own / ref : undefined;
 }
 
+/**
+ * A way's first piece at p99 of the 1,000 streams against its runtime's I/O-only reference's in the same run (the
+ * reference meets the same burst: what the runtime's server and client alone take), or undefined.
+ */
+export function streamsOfIoReference(report: Report, key: string): number | undefined {
+  const ref = report.runtimes[IO_REFERENCE[key] ?? ""]?.streams?.server.ttfpP99;
+  const own = report.runtimes[key]?.streams?.server.ttfpP99;
+  return ref && own ? own / ref : undefined;
+}
+
 /** The markdown table: one row per way of running, then the reference servers. ✗ marks a missed target. */
 export function table(report: Report): string {
   const rows = [
-    "| way of running | throughput, 20 clients, warm (gateway ÷ direct; ÷ its runtime's I/O alone; cold) | first piece, 1 client (added p50 / p99) | 2,000-piece reply, streamed / burst (÷ direct) | 1,000 streams: errors, peak RSS of the process tree, first piece p99 added (÷ direct) | RSS before → after the 1,000 streams | start-up, idle RSS |",
+    "| way of running | throughput, 20 clients, warm (gateway ÷ direct; ÷ its runtime's I/O alone; cold) | first piece, 1 client (added p50 / p99) | 2,000-piece reply, streamed / burst (÷ direct) | 1,000 streams: errors, peak RSS of the process tree, first piece p99 added (÷ direct; ÷ its runtime's I/O alone) | RSS before → after the 1,000 streams | start-up, idle RSS |",
     "|---|---|---|---|---|---|---|",
   ];
   for (const [key, r] of Object.entries(report.runtimes)) {
     const t = r.throughput;
     const io = ofIoReference(report, key);
     const cold = coldOfIoReference(report, key);
+    const streamsIo = streamsOfIoReference(report, key);
     const l = r.latency;
     const g = r.long;
     const s = r.streams;
@@ -162,7 +174,7 @@ export function table(report: Report): string {
               alone(s.rssPeakMB, s.serverPeakMB)
             }, ${signed(s.ttfpP99AddedMs, 0)} ms (${f(s.server.ttfpP99 / s.direct.ttfpP99)}× direct${
               pass(meets.streamsTtfpRatio(s.server.ttfpP99 / s.direct.ttfpP99))
-            })`
+            }${streamsIo === undefined ? "" : `; ${f(streamsIo)}× the I/O alone`})`
             : "–",
           s
             ? `${f(s.rssBeforeMB, 0)} → ${f(s.rssAfterMB, 0)} MB (${signed(s.rssAfterChange * 100, 0)} %)${

@@ -73,6 +73,15 @@ export function ways(dist: string, simBase: () => string): Way[] {
       ) => [DENO, "run", "-A", join(root, "bench", "reference.ts"), "io", String(port), simBase()],
       reference: true,
     },
+    {
+      key: "ref-io-own-deno",
+      name: "reference: the I/O alone on the project's server and upstream client (Deno)",
+      command: (
+        port: number,
+      ) => [DENO, "run", "-A", join(root, "bench", "reference.ts"), "io", String(port), simBase()],
+      reference: true,
+      env: { REF_IO: "own" },
+    },
   ];
 }
 

@@ -75,26 +75,23 @@ function eachPiece(text: string, f: (piece: string) => void): void {
   f(from ? text.slice(from) : text);
 }
 
-// Text such as `<|endoftext|>` in a message is ordinary text here, not a special token (nor an error).
-const PLAIN = { disallowedSpecial: new Set<string>() };
-
 /** The Tokenizer over one encoding, each boundary-less stretch cut every PIECE_MAX characters (see `scan`). */
 export function boundedTokenizer(m: Encoding): Tokenizer {
   return {
     encode(text) {
-      if (text.length <= PIECE_MAX) return m.encode(text, PLAIN);
+      if (text.length <= PIECE_MAX) return m.encode(text);
       const out: number[] = [];
       eachPiece(text, (p) => {
-        for (const t of m.encode(p, PLAIN)) out.push(t);
+        for (const t of m.encode(p)) out.push(t);
       });
       return out;
     },
     decode: (tokens) => m.decode(tokens),
     count(text) {
       if (!text) return 0;
-      if (text.length <= PIECE_MAX) return m.countTokens(text, PLAIN);
+      if (text.length <= PIECE_MAX) return m.countTokens(text);
       let n = 0;
-      eachPiece(text, (p) => (n += m.countTokens(p, PLAIN)));
+      eachPiece(text, (p) => (n += m.countTokens(p)));
       return n;
     },
     boundary: (text) => scan(text),

@@ -7,6 +7,7 @@ import { loadEncoding, parseRanks, RANKS_PER_TURN } from "../../lib/openai/token
 import embeddedRanks from "../../lib/openai/tokenizer-ranks.ts";
 import stockRanks from "gpt-tokenizer/bpeRanks/o200k_base";
 import * as stock from "gpt-tokenizer/encoding/o200k_base";
+import fc from "fast-check";
 import { runtimeParts } from "../../runtime/parts.ts";
 
 /** A seeded generator, so a failure can be replayed. */
@@ -134,46 +135,63 @@ describe("the tokenizer's first load, in slices (lib/openai/tokenizer-load.ts)",
     assert.equal(await text(), embeddedRanks);
   });
 
-  it("parses every one of the 200,000 ranks as gpt-tokenizer's own module holds it", async () => {
+  it("reads every one of the 200,000 ranks as gpt-tokenizer's own module holds it, byte for byte", async () => {
     let turns = 0;
-    const ranks = await parseRanks(await text(), async () => void turns++);
-    assert.equal(ranks.length, stockRanks.length);
-    const differ = ranks.findIndex((r, i) => JSON.stringify(r) !== JSON.stringify(stockRanks[i]));
-    assert.equal(
-      differ,
-      -1,
-      `rank ${differ}: ${JSON.stringify(ranks[differ])} != ${JSON.stringify(stockRanks[differ])}`,
-    );
-    assert.ok(turns >= ranks.length / RANKS_PER_TURN, `${turns} turns`);
+    const table = await parseRanks(await text(), async () => void turns++);
+    assert.equal(table.size, stockRanks.length);
+    const utf8 = new TextEncoder();
+    for (let rank = 0; rank < stockRanks.length; rank++) {
+      const stockRank = stockRanks[rank]!;
+      const want = typeof stockRank === "string" ? utf8.encode(stockRank) : Uint8Array.from(stockRank);
+      assert.deepEqual(table.bytes(rank), want, `rank ${rank}: ${JSON.stringify(stockRank)}`);
+    }
+    assert.ok(turns >= Math.floor(table.size / RANKS_PER_TURN), `${turns} turns`);
+    assert.equal(table.bytes(table.size), undefined);
+    assert.equal(table.bytes(-1), undefined);
   });
 
-  it("builds the encoder gpt-tokenizer builds: the same tables, encodings, decodings and counts", async () => {
-    const enc = await loadEncoding(nextTurn, await text());
-    const core = (e: unknown) =>
-      (e as { bytePairEncodingCoreProcessor: Record<string, any> }).bytePairEncodingCoreProcessor;
-    const [mine, theirs] = [core(enc), core((stock as any).default)];
-    assert.equal(mine.mergeableBytePairRankCount, theirs.mergeableBytePairRankCount);
-    assert.equal(mine.bytePairStringRankEncoder.size, theirs.bytePairStringRankEncoder.size);
-    assert.equal(mine.bytePairNonUtfRankDecoder.size, theirs.bytePairNonUtfRankDecoder.size);
+  it("reads the escapes a JavaScript string literal may hold, and refuses a table it does not understand", async () => {
+    const source =
+      `const c0 = [\n\t"a\\x41\\u00e9\\u{1F600}\\ud83d\\ude00\\'\\"\\\\\\0\\n\t",\n\t'q',\n\t[\n\t\t255,\n\t\t0\n\t]\n];`;
+    const table = await parseRanks(source, async () => {});
+    assert.equal(table.size, 3);
     assert.deepEqual(
-      mine.bytePairNonUtfSortedEncoder.map(([b, r]: [Uint8Array, number]) => `${b}:${r}`),
-      theirs.bytePairNonUtfSortedEncoder.map(([b, r]: [Uint8Array, number]) => `${b}:${r}`),
+      table.bytes(0),
+      new TextEncoder().encode("aA\u00e9\u{1F600}\u{1F600}'\"\\\u0000\n\t"),
     );
-    assert.equal((enc as any).vocabularySize, stock.vocabularySize);
+    assert.deepEqual(table.bytes(1), new TextEncoder().encode("q"));
+    assert.deepEqual(table.bytes(2), Uint8Array.of(255, 0));
+    for (const bad of [`const c0 = [\n\t256\n];`, `const c0 = [\n\t"\\x4"\n];`, `const c0 = [\n\t"open`, "nothing"]) {
+      await assert.rejects(parseRanks(bad, async () => {}), /rank table/, bad);
+    }
+  });
+
+  it("encodes, decodes and counts as gpt-tokenizer does: a corpus, then arbitrary text", async () => {
+    const enc = await loadEncoding(nextTurn, await text());
+    const plain = { disallowedSpecial: new Set<string>() };
+    const same = (t: string) => {
+      const tokens = stock.encode(t, plain);
+      assert.deepEqual(enc.encode(t), tokens, JSON.stringify(t.slice(0, 40)));
+      assert.equal(enc.countTokens(t), tokens.length);
+      if (t.isWellFormed()) assert.equal(enc.decode(tokens), t);
+    };
     const corpus = [
+      "",
       "hello world",
       "你好，世界！我今天有点难过，想找人聊聊。",
       "\u0000\u0007 odd bytes \ufeff a BOM\t a tab \u00a0",
       "emoji 😀👍🏽 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+      "lone surrogates \ud800 x\udfff \ud83d",
+      "<|endoftext|> <|im_start|>user",
+      "I'm sure they'll say it's FINE, DON'T they? https://example.com/a/b?c=d&e=f",
       randomWord(3, 2000),
       "The quick brown fox jumps over the lazy dog. ".repeat(30),
     ];
-    for (const t of corpus) {
-      const tokens = stock.encode(t);
-      assert.deepEqual(enc.encode(t, {}), tokens, t.slice(0, 20));
-      assert.equal(enc.decode(tokens), t);
-      assert.equal(enc.countTokens(t, {}), tokens.length);
-    }
+    for (const t of corpus) same(t);
+    for (let seed = 1; seed <= 30; seed++) same(randomText(seed, 200, seed % 2 === 0));
+    fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 60 }), (t) => same(t)), { numRuns: 500 });
+    fc.assert(fc.property(fc.string({ unit: "grapheme", maxLength: 80 }), (t) => same(t)), { numRuns: 500 });
+    assert.throws(() => enc.decode([stockRanks.length + 100]), /not in the byte pair encoder/);
   });
 
   it("gives the event loop turns while it loads: no request waits on the load", async () => {
