@@ -33,6 +33,37 @@ export function headEnd(bytes: Uint8Array, from: number): number {
   return -1;
 }
 
+/** Whether two field names are the same, `lower` being lowercase already (ASCII case folding: names are tokens). */
+function sameName(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * A head's fields as they came, read as Headers reads them: by name in any case, a repeated field's values joined
+ * with ", ". The server's requests (lib/http/request.ts) and the upstream client's responses (lib/upstream/http1.ts)
+ * hold theirs so: a few fields, read a few times, need no Headers and no lowercased copies.
+ */
+export class Fields {
+  constructor(private readonly list: readonly (readonly [string, string])[]) {}
+
+  get(name: string): string | null {
+    const lower = name.toLowerCase();
+    let value: string | null = null;
+    for (const [n, v] of this.list) if (sameName(n, lower)) value = value === null ? v : `${value}, ${v}`;
+    return value;
+  }
+
+  has(name: string): boolean {
+    const lower = name.toLowerCase();
+    return this.list.some(([n]) => sameName(n, lower));
+  }
+}
+
 const latin1 = new TextDecoder("latin1");
 /** tchar (RFC 9110 5.6.2), as a regular expression's character class: a token is one or more of them. */
 export const TCHAR_CLASS = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";

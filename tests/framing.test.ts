@@ -1,9 +1,9 @@
 // lib/framing.ts: the chunked coding decoded the same whatever the reads' splits (property tests), strict for a
-// server, lenient for a client; where a head ends.
+// server, lenient for a client; where a head ends; a head's fields read as Headers reads them.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ChunkedDecoder, type ChunkedResult, headEnd } from "../lib/framing.ts";
+import { ChunkedDecoder, type ChunkedResult, Fields, headEnd } from "../lib/framing.ts";
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
@@ -142,5 +142,42 @@ describe("headEnd", () => {
     assert.equal(headEnd(bytes("GET / HTTP/1.1\r\nHost: x\r\n"), 0), -1);
     const text = bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert.equal(headEnd(text, text.length - 4), text.length);
+  });
+});
+
+const FIELDS: [string, string][] = [["Host", "h"], ["X-Tag", "a"], ["content-type", "text/plain"], ["x-tag", "b"]];
+
+describe("Fields", () => {
+  it("reads fields as Headers does: any case, repeated ones joined with a comma and a space, null when absent", () => {
+    const fields = new Fields(FIELDS);
+    const headers = new Headers(FIELDS);
+    for (const name of ["x-tag", "X-TAG", "host", "Content-Type", "accept", "x-ta", "x-tagg"]) {
+      assert.equal(fields.get(name), headers.get(name), name);
+      assert.equal(fields.has(name), headers.has(name), name);
+    }
+  });
+
+  it("reads any list of fields as Headers does (property)", () => {
+    const name = fc.stringMatching(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,6}$/);
+    const value = fc.stringMatching(/^[ -~]{0,8}$/).map((v) => v.trim());
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, value), { maxLength: 8 }), name, (list, probe) => {
+        const fields = new Fields(list);
+        const headers = new Headers(list);
+        for (const n of [probe, ...list.map(([k]) => k.toUpperCase())]) {
+          assert.equal(fields.get(n), headers.get(n), n);
+          assert.equal(fields.has(n), headers.has(n), n);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("folds only ASCII letters: `^` and `~`, `_` and DEL are different characters", () => {
+    const fields = new Fields([["a^b", "1"], ["a_b", "2"]]);
+    assert.equal(fields.get("a~b"), null);
+    assert.equal(fields.get("a^b"), "1");
+    assert.equal(fields.get("A_B"), "2");
+    assert.equal(fields.get("a\x7fb"), null);
   });
 });

@@ -2,6 +2,8 @@
 // it, and so has lib/http/server.ts's own ServerRequest, which makes no Request, Headers or second signal unless a
 // handler asks for one (`toRequest`, for Hono's routes).
 
+import { Fields } from "../framing.ts";
+
 /** What the POST routes and the edge read of a request (lib/http/completions.ts, responses.ts, edge.ts, body.ts). */
 export interface IncomingRequest {
   readonly method: string;
@@ -12,39 +14,12 @@ export interface IncomingRequest {
   arrayBuffer(): Promise<ArrayBuffer>;
 }
 
-/** Whether two field names are the same, `lower` being lowercase already (ASCII case folding: names are tokens). */
-function sameName(name: string, lower: string): boolean {
-  if (name.length !== lower.length) return false;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
-/** A request's fields as they came, read as Headers reads them: any case, repeated ones joined with ", ". */
-export class RequestFields {
-  constructor(private readonly list: readonly (readonly [string, string])[]) {}
-
-  get(name: string): string | null {
-    const lower = name.toLowerCase();
-    let value: string | null = null;
-    for (const [n, v] of this.list) if (sameName(n, lower)) value = value === null ? v : `${value}, ${v}`;
-    return value;
-  }
-
-  has(name: string): boolean {
-    const lower = name.toLowerCase();
-    return this.list.some(([n]) => sameName(n, lower));
-  }
-}
-
 /**
  * A request of lib/http/server.ts for a handler that takes one (`lean`): its head as parsed, its body as the bytes
  * that came with the head or as the stream of those still arriving, and the connection's signal.
  */
 export class ServerRequest implements IncomingRequest {
-  readonly headers: RequestFields;
+  readonly headers: Fields;
   private used = false;
   private request?: Request;
 
@@ -56,7 +31,7 @@ export class ServerRequest implements IncomingRequest {
     body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null,
     readonly signal: AbortSignal,
   ) {
-    this.headers = new RequestFields(fields);
+    this.headers = new Fields(fields);
     if (body instanceof ReadableStream) this.stream = body;
     else this.bytes = body;
   }

@@ -10,7 +10,7 @@
 
 import { timedOut } from "../errors.ts";
 import { type Deadline, Deadlines } from "../deadlines.ts";
-import { ChunkedDecoder, concat, copyOf, EMPTY, headEnd } from "../framing.ts";
+import { ChunkedDecoder, concat, copyOf, EMPTY, Fields, headEnd } from "../framing.ts";
 
 /** The bytes-level connection a dialer gives: write, and end (which also discards what is not yet written). */
 export interface Wire {
@@ -299,13 +299,18 @@ class Connection {
     const status = Number(m[2]);
     // Informational heads (100 Continue, 103 Early Hints) precede the real one.
     if (status >= 100 && status < 200 && status !== 101) return 0;
-    const headers = new HeadFields();
+    // A field with a name that is no token or a value with a CR, LF or NUL is left out (as fetch's Headers refuse it).
+    const fields: [string, string][] = [];
     for (let from = end + 1; from < text.length; from = end + 1) {
       end = lineEnd(from);
       const stop = trimCr(from, end);
       const colon = text.indexOf(":", from);
-      if (colon > from && colon < stop) headers.add(text.slice(from, colon).trim(), text.slice(colon + 1, stop).trim());
+      if (colon <= from || colon >= stop) continue;
+      const name = text.slice(from, colon).trim();
+      const value = text.slice(colon + 1, stop).trim();
+      if (FIELD_NAME.test(name) && !UNSAFE.test(value)) fields.push([name, value]);
     }
+    const headers = new Fields(fields);
     const connection = headers.get("connection")?.toLowerCase() ?? "";
     this.keepAlive = m[1] === "1" ? !connection.includes("close") : connection.includes("keep-alive");
     const chunked = CHUNKED.test(headers.get("transfer-encoding") ?? "");
@@ -354,27 +359,6 @@ const CHUNKED = /(^|,)\s*chunked\s*$/i;
 /** A field name (a token) as a browser's Headers accepts it; a field with another name, or an UNSAFE value, is skipped. */
 const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** A response head's fields: looked up by name in any case, a repeated field's values joined with ", " (as Headers). */
-class HeadFields {
-  private readonly names: string[] = [];
-  private readonly values: string[] = [];
-
-  add(name: string, value: string): void {
-    if (!FIELD_NAME.test(name) || UNSAFE.test(value)) return;
-    const key = name.toLowerCase();
-    const i = this.names.indexOf(key);
-    if (i < 0) {
-      this.names.push(key);
-      this.values.push(value);
-    } else this.values[i] += `, ${value}`;
-  }
-
-  get(name: string): string | null {
-    const i = this.names.indexOf(name.toLowerCase());
-    return i < 0 ? null : this.values[i]!;
-  }
-}
-
 const utf8 = new TextDecoder();
 
 /**
@@ -395,7 +379,7 @@ class Http1Response implements UpstreamResponse, PushBody {
   constructor(
     readonly status: number,
     readonly statusText: string,
-    readonly headers: HeadFields,
+    readonly headers: Fields,
     /** The whole body (null: none); undefined while it is still arriving. */
     private readonly whole: Uint8Array | null | undefined,
     private readonly onCancel: () => void,

@@ -2,32 +2,13 @@
 import { Buffer } from "node:buffer";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { asRequest, RequestFields, ServerRequest } from "../../lib/http/request.ts";
+import { asRequest, ServerRequest } from "../../lib/http/request.ts";
 import { createHttpServer, type ServerWire } from "../../lib/http/server.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const signal = new AbortController().signal;
 const FIELDS: [string, string][] = [["Host", "h"], ["X-Tag", "a"], ["content-type", "text/plain"], ["x-tag", "b"]];
-
-describe("RequestFields", () => {
-  it("reads fields as Headers does: any case, repeated ones joined with a comma and a space, null when absent", () => {
-    const fields = new RequestFields(FIELDS);
-    const headers = new Headers(FIELDS);
-    for (const name of ["x-tag", "X-TAG", "host", "Content-Type", "accept", "x-ta", "x-tagg"]) {
-      assert.equal(fields.get(name), headers.get(name), name);
-      assert.equal(fields.has(name), headers.has(name), name);
-    }
-  });
-
-  it("folds only ASCII letters: `^` and `~`, `_` and DEL are different characters", () => {
-    const fields = new RequestFields([["a^b", "1"], ["a_b", "2"]]);
-    assert.equal(fields.get("a~b"), null);
-    assert.equal(fields.get("a^b"), "1");
-    assert.equal(fields.get("A_B"), "2");
-    assert.equal(fields.get("a\x7fb"), null);
-  });
-});
 
 describe("ServerRequest", () => {
   it("hands a body that came whole as its bytes, once, and as a stream when asked", async () => {
