@@ -2,7 +2,7 @@
 // does the same work with the simulator directly (create, chat, delete: the zero-overhead bound), measured in the
 // same run on the same machine. Writes bench/results/bench.json (the numbers) and bench/results/bench.svg.
 //
-//   npm run bench                         every way of running, every scenario (about 9 minutes on 2 cores)
+//   npm run bench                         every way of running, every scenario (about 16 minutes on 2 cores)
 //   npm run bench -- --quick              shorter runs (about 5 minutes)
 //   npm run bench -- --ways bun,binary --scenarios throughput,latency --out trial
 //   npm run bench -- --ways bun,bun-redis,deno,deno-kv --scenarios throughput,latency   the shared pool's cost
