@@ -1,5 +1,6 @@
 // Flattens an OpenAI message history into the single prompt Emohaa takes, within a size cap.
 import { ApiError } from "../errors.ts";
+import { formLength } from "../form.ts";
 
 /** A message as validated at the edge: content is a string, an array of parts, or null. */
 export interface PromptMessage {
@@ -32,11 +33,9 @@ export function promptLine(m: PromptMessage): string {
   return `${LABELS[m.role] ?? m.role}:${messageText(m.content)}`;
 }
 
-/** The size a line takes in the chat URL's query string, plus the joining newline. */
+/** The size a line takes in the chat URL's query string, form-encoded as it is sent, plus the joining newline (%0A). */
 function urlSize(line: string): number {
-  // A lone surrogate (valid in JSON, not in UTF-8) travels as U+FFFD, 9 bytes encoded; encodeURIComponent throws.
-  const text = line.isWellFormed() ? line : line.toWellFormed();
-  return encodeURIComponent(text).length + 3;
+  return formLength(line) + 3;
 }
 
 export interface BuiltPrompt {
@@ -46,8 +45,8 @@ export interface BuiltPrompt {
 }
 
 /**
- * Builds the prompt: system messages and the newest turns that fit in `maxBytes` (measured URL-encoded,
- * because the prompt travels in the query string). The newest user message must fit, or it is a 400 naming `param`.
+ * Builds the prompt: system messages and the newest turns that fit in `maxBytes` (measured form-encoded,
+ * as the prompt travels in the query string). The newest user message must fit, or it is a 400 naming `param`.
  */
 export function buildPrompt(messages: readonly PromptMessage[], maxBytes: number, param = "messages"): BuiltPrompt {
   const lines = messages.map((m) => ({ role: m.role, text: messageText(m.content), line: promptLine(m) }));

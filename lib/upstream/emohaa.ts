@@ -1,5 +1,6 @@
 // The Emohaa web upstream ("echo-prod"): signed requests to create, chat, delete and list conversations.
 import { createHash } from "node:crypto";
+import { formEncode, formQuery } from "../form.ts";
 import { type FetchLike, pushBodyOf, type UpstreamResponse } from "./http1.ts";
 import { type PieceReader, pieceReader } from "./events.ts";
 import { asProblem, maybeJson, type Problem, UpstreamError, upstreamFailure } from "./errors.ts";
@@ -37,28 +38,6 @@ export function sign(
 ): { id: string; ts: string; real: string } {
   const t = String(ts);
   return { id, ts: t, real: md5(`${t}-_-${id}`) };
-}
-
-const FORM_PLAIN = /^[\w.*-]*$/;
-const FORM_EXTRA = /[!'()~]/g;
-const hex = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
-
-/**
- * A value as URLSearchParams serialises it (application/x-www-form-urlencoded): every byte of its UTF-8 percent-encoded
- * but ASCII letters, digits and `*-._`, a space as `+`, a lone surrogate as U+FFFD. Without a URLSearchParams object
- * per call: encodeURIComponent, then the five characters it leaves that the form encoding does not.
- */
-export function formEncode(value: string): string {
-  if (FORM_PLAIN.test(value)) return value;
-  const wellFormed = value.isWellFormed() ? value : value.toWellFormed();
-  return encodeURIComponent(wellFormed).replaceAll("%20", "+").replace(FORM_EXTRA, hex);
-}
-
-/** A query's fields as URLSearchParams serialises them, in order. */
-export function formQuery(fields: Record<string, string>): string {
-  let q = "";
-  for (const name in fields) q += `${q ? "&" : ""}${formEncode(name)}=${formEncode(fields[name]!)}`;
-  return q;
 }
 
 /** Reads a conversation id from any of the body forms the upstream used: `"id"`, `id`, `{"id": ...}`. */

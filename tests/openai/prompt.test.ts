@@ -35,7 +35,8 @@ describe("messageText", () => {
 });
 
 describe("buildPrompt", () => {
-  const size = (s: string) => encodeURIComponent(s).length + 3;
+  // A line's size as it travels: form-encoded (URLSearchParams is the oracle), and the joining newline, %0A.
+  const size = (s: string) => new URLSearchParams({ v: s }).toString().length - 2 + 3;
   it("keeps system messages and the newest turns that fit", () => {
     const msgs = [
       { role: "system", content: "S" },
@@ -56,6 +57,14 @@ describe("buildPrompt", () => {
         e instanceof ApiError && e.status === 400 && e.code === "context_length_exceeded" && e.param === "messages",
     );
     assert.equal(buildPrompt(msgs, 200).prompt, "user:" + "你".repeat(10));
+  });
+  it("counts size as the prompt is sent, form-encoded: a space one byte (+), a parenthesis or ! three", () => {
+    const spaces = [{ role: "user", content: " ".repeat(100) }];
+    // "user:" is 7 bytes encoded (the colon is %3A), the spaces 100, the newline 3.
+    assert.equal(buildPrompt(spaces, 110).prompt, "user:" + " ".repeat(100));
+    const parens = [{ role: "user", content: "()!~'".repeat(20) }];
+    assert.throws(() => buildPrompt(parens, 300 + 9), ApiError);
+    assert.equal(buildPrompt(parens, 300 + 10).prompt, "user:" + "()!~'".repeat(20));
   });
   it("keeps the whole history when it fits", () => {
     const msgs = [{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "user", content: "c" }];
