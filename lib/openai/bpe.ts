@@ -169,7 +169,8 @@ export class BytePairEncoding implements Encoding {
   }
 
   private piece(piece: string, out: number[] | undefined): number {
-    const seen = this.merged.get(piece);
+    const cached = piece.length <= MERGED_LENGTH_KEPT;
+    const seen = cached ? this.merged.get(piece) : undefined;
     if (seen) {
       if (out) { for (const t of seen) out.push(t); }
       return seen.length;
@@ -185,7 +186,7 @@ export class BytePairEncoding implements Encoding {
     }
     const tokens: number[] = [];
     this.merge(bytes, length, tokens);
-    this.merged.remember(piece, tokens);
+    if (cached) this.merged.remember(piece, tokens);
     if (out) { for (const t of tokens) out.push(t); }
     return tokens.length;
   }
@@ -231,8 +232,13 @@ export class BytePairEncoding implements Encoding {
   }
 }
 
-/** Merged pieces kept per generation of the cache (a few hundred kilobytes at most). */
+/** Merged pieces kept per generation of the cache. */
 const MERGED_KEPT = 4096;
+/**
+ * The longest piece kept, in UTF-16 code units: a word recurs, a long run of gibberish seldom does. Two generations of
+ * pieces this long (and their tokens) are about 4 MB at the very most; of prose, a few hundred kilobytes.
+ */
+const MERGED_LENGTH_KEPT = 48;
 
 /**
  * A bounded cache in two generations: entries go to the young one; when it holds `kept`, it becomes the old one

@@ -186,7 +186,12 @@ describe("the tokenizer's first load, in slices (lib/openai/tokenizer-load.ts)",
       "I'm sure they'll say it's FINE, DON'T they? https://example.com/a/b?c=d&e=f",
       randomWord(3, 2000),
       "The quick brown fox jumps over the lazy dog. ".repeat(30),
+      // Words that are no token, again and again: merged once, then from the cache of merged pieces; and a word longer
+      // than the cache keeps, merged each time.
+      " zxqvbn qwrtzp 你们好吗朋友".repeat(40),
+      ` ${randomWord(5, 60)}`.repeat(5),
     ];
+    for (const t of corpus) same(t);
     for (const t of corpus) same(t);
     for (let seed = 1; seed <= 30; seed++) same(randomText(seed, 200, seed % 2 === 0));
     fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 60 }), (t) => same(t)), { numRuns: 500 });
