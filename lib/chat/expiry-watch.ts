@@ -1,4 +1,5 @@
 // Warnings, once each, about server-side tokens running out: one under an hour from its JWT `exp`, none left valid.
+import { Recent } from "../recent.ts";
 import type { Clock } from "./clock.ts";
 import { expiresAtMs } from "./expiry.ts";
 import { tokenHash, tokenLabel } from "./pool.ts";
@@ -34,7 +35,8 @@ export function watchExpiry(options: ExpiryWatchOptions): ExpiryWatch {
   const soonMs = options.soonMs ?? 3_600_000;
   const everyMs = options.everyMs ?? 60_000;
   const { clock } = options;
-  const warned = new Set<string>();
+  // A process may run for months with tokens replaced daily: the most recent 10,000-20,000 hashes (lib/recent.ts).
+  const warned = new Recent<string, true>(10_000);
   let alarmed = false;
   let timer: unknown;
   let stopped = false;
@@ -51,10 +53,8 @@ export function watchExpiry(options: ExpiryWatchOptions): ExpiryWatch {
       lastEnd = Math.max(lastEnd, at);
       if (at - now >= soonMs) continue;
       const h = tokenHash(t);
-      if (warned.has(h)) continue;
-      // A process may run for months with tokens replaced daily: the set holds hashes, bounded by forgetting all.
-      if (warned.size >= 10_000) warned.clear();
-      warned.add(h);
+      if (warned.get(h)) continue;
+      warned.remember(h, true);
       const end = new Date(at).toISOString();
       options.warn(
         at > now

@@ -1,5 +1,6 @@
 // A token's end, read from its JWT payload without verification: pure, and nothing of the token leaves it but exp/iat.
 import { ApiError } from "../errors.ts";
+import { Recent } from "../recent.ts";
 
 /** The times an Emohaa JWT carries, in seconds since the epoch. */
 export interface TokenTimes {
@@ -18,19 +19,17 @@ const JWT = /^[A-Za-z0-9_-]+\.([A-Za-z0-9_-]{2,8192})\.[A-Za-z0-9_-]*$/;
  */
 export function readExpiry(token: string): TokenTimes | undefined {
   // Every request reads the times of every token it may use (`unexpired`): about 9 µs a JWT on Bun, so each token's
-  // are read once and kept (a token's payload never changes). Bounded: the cache empties when full.
+  // are read once and kept (a token's payload never changes), the most recent 4,096-8,192 tokens' (lib/recent.ts).
   const known = read.get(token);
   if (known !== undefined) return known ?? undefined;
   const times = parseExpiry(token);
-  if (read.size >= READ_MAX) read.clear();
   // Frozen: one object answers for the token from now on.
-  read.set(token, times ? Object.freeze(times) : null);
+  read.remember(token, times ? Object.freeze(times) : null);
   return times;
 }
 
 /** The times already read, by token (null: none to read). */
-const read = new Map<string, Readonly<TokenTimes> | null>();
-const READ_MAX = 4096;
+const read = new Recent<string, Readonly<TokenTimes> | null>(4096);
 
 function parseExpiry(token: string): TokenTimes | undefined {
   const m = JWT.exec(token);

@@ -6,6 +6,7 @@
 // The encoding is gpt-tokenizer's, which is tiktoken's: its pre-tokenizer pattern splits the text, a piece that is a
 // token is that token, and any other piece is merged from its UTF-8 bytes, the adjacent pair of lowest rank first
 // (the leftmost on a tie). tests/openai/tokenizer.test.ts compares every rank and the encodings with the library's.
+import { Recent } from "../recent.ts";
 import type { Encoding } from "./tokenizer-load.ts";
 
 /** The ranks' bytes, added in rank order (`push`, `end`), then indexed (`index`) for lookup by bytes (`rank`). */
@@ -239,32 +240,6 @@ const MERGED_KEPT = 4096;
  * pieces this long (and their tokens) are about 4 MB at the very most; of prose, a few hundred kilobytes.
  */
 const MERGED_LENGTH_KEPT = 48;
-
-/**
- * A bounded cache in two generations: entries go to the young one; when it holds `kept`, it becomes the old one
- * (the previous old one is dropped), and a hit in the old one moves back to the young one.
- */
-class Recent<K, V> {
-  private young = new Map<K, V>();
-  private old = new Map<K, V>();
-  constructor(private readonly kept: number) {}
-
-  get(key: K): V | undefined {
-    const v = this.young.get(key);
-    if (v !== undefined) return v;
-    const o = this.old.get(key);
-    if (o !== undefined) this.remember(key, o);
-    return o;
-  }
-
-  remember(key: K, value: V): void {
-    if (this.young.size >= this.kept) {
-      this.old = this.young;
-      this.young = new Map();
-    }
-    this.young.set(key, value);
-  }
-}
 
 /** No rank: higher than every rank. */
 const NONE = 0x7fffffff;

@@ -2,6 +2,7 @@
 // account, 0 .. perAccount - 1], holding the lease and its expiry (enforced on every read, as KV drops expired keys
 // late). Each instance keeps the versionstamp of its own leases and a hint of what it last saw of each account, so
 // taking and freeing a lease is one commit; frees wake waiters everywhere through one key, by `watch` and a poll.
+import { Recent } from "../recent.ts";
 import type { Key, KvBase, KvEntryLike } from "./kv.ts";
 import { jitter } from "./meter.ts";
 import { applyHealth, healthKeepMs, healthOrder, HEALTHY, leaseId } from "./rules.ts";
@@ -35,15 +36,15 @@ export function kvLeases(base: KvBase): { store: LeaseStore; stop(): void } {
   const mine = new Map<string, Mine>();
   // What this instance last saw of each account (its slots, its health): a take commits on it without reading,
   // and reads only when that commit's checks fail. A wrong hint costs a read, never capacity.
-  const hints = new Map<string, Hint>();
+  // Client tokens are unbounded: the most recent 10,000-20,000 accounts' hints (lib/recent.ts).
+  const hints = new Recent<string, Hint>(10_000);
   // Slots this instance's takes are committing on now (account NUL slot).
   const pending = new Set<string>();
   const isPending = (a: string, n: number) => pending.has(`${a}\u0000${n}`);
   const hint = (a: string): Hint => {
     let h = hints.get(a);
     if (!h) {
-      if (hints.size >= 10_000) hints.clear(); // client tokens are unbounded: forget them all now and then
-      hints.set(a, h = { slots: [] });
+      hints.remember(a, h = { slots: [] });
     }
     return h;
   };
@@ -217,7 +218,7 @@ export function kvLeases(base: KvBase): { store: LeaseStore; stop(): void } {
               };
             }
             view.set(a, h);
-            hints.set(a, h);
+            hints.remember(a, h);
           });
           const t = now();
           // First fit, leaving slots this instance is committing on to those takes; only when no other slot is
