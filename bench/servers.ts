@@ -25,7 +25,7 @@ export interface Way {
   key: string;
   name: string;
   command: (port: number) => string[];
-  /** Reference servers take part in throughput, latency and long replies only. */
+  /** Reference servers take part in throughput, latency and long replies; the I/O-only ones (ref-io*) in the streams too. */
   reference?: boolean;
   /**
    * The shared pool's backend this way runs with (STATE): it takes part in throughput, latency and long replies

@@ -30,6 +30,7 @@ export class Recent<K, V> {
       this.young = new Map();
     }
     this.young.set(key, value);
+    this.old.delete(key); // an older value of the key, left behind: never read again, but counted
   }
 
   /** Entries held, both generations. */

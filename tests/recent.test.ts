@@ -33,5 +33,10 @@ describe("Recent", () => {
     r.remember("b", 3);
     assert.equal(r.size, 2);
     assert.equal(r.get("a"), 2);
+    // Now "a" and "b" are the old generation: "a" remembered again is counted once, with its new value.
+    r.remember("c", 4);
+    r.remember("a", 5);
+    assert.equal(r.size, 3);
+    assert.equal(r.get("a"), 5);
   });
 });
