@@ -24,9 +24,8 @@ export function formQuery(fields: Record<string, string>): string {
   return q;
 }
 
-/** Whether an ASCII character stands for itself in the form encoding (a space does too, as `+`). */
-const ONE = new Uint8Array(128);
-for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789*-._ ") ONE[c.charCodeAt(0)] = 1;
+/** Whether an ASCII character takes one byte in the form encoding: FORM_PLAIN's, and a space (as `+`). */
+const ONE = Array.from({ length: 128 }, (_, c) => c === 32 || FORM_PLAIN.test(String.fromCharCode(c)));
 
 /** `formEncode(value).length`, counted without encoding: 1 or 3 per ASCII character, 3 per UTF-8 byte of the rest. */
 export function formLength(value: string): number {

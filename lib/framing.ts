@@ -67,6 +67,8 @@ export class Fields {
 const latin1 = new TextDecoder("latin1");
 /** tchar (RFC 9110 5.6.2), as a regular expression's character class: a token is one or more of them. */
 export const TCHAR_CLASS = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
+/** A token (RFC 9110 5.6.2): a method, a field name. */
+export const TOKEN = new RegExp(`^${TCHAR_CLASS}+$`);
 const T = `${TCHAR_CLASS}+`;
 const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
 /** A chunk-size line (RFC 9112 7.1.1): hex digits, then `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted ) ] )`. */

@@ -1,10 +1,9 @@
 // The request head of HTTP/1.1, parsed strictly (RFC 9110/9112): the request line, the fields, the framing they
 // declare, and the request's URL. Pure: text in, a head or the status to refuse it with out (lib/http/server.ts
 // answers it).
-import { CR, LF, TCHAR_CLASS } from "../framing.ts";
+import { CR, LF, TOKEN } from "../framing.ts";
 
 const latin1 = new TextDecoder("latin1");
-const TOKEN = new RegExp(`^${TCHAR_CLASS}+$`);
 /** Field values: visible characters, obs-text, space and tab; nothing else (no NUL, CR, LF or other controls). */
 // deno-lint-ignore no-control-regex -- control characters are what this pattern is about
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;

@@ -10,7 +10,7 @@
 
 import { timedOut } from "../errors.ts";
 import { type Deadline, Deadlines } from "../deadlines.ts";
-import { ChunkedDecoder, concat, copyOf, EMPTY, Fields, headEnd } from "../framing.ts";
+import { ChunkedDecoder, concat, copyOf, EMPTY, Fields, headEnd, TOKEN } from "../framing.ts";
 
 /** The bytes-level connection a dialer gives: write, and end (which also discards what is not yet written). */
 export interface Wire {
@@ -308,7 +308,7 @@ class Connection {
       if (colon <= from || colon >= stop) continue;
       const name = text.slice(from, colon).trim();
       const value = text.slice(colon + 1, stop).trim();
-      if (FIELD_NAME.test(name) && !UNSAFE.test(value)) fields.push([name, value]);
+      if (TOKEN.test(name) && !UNSAFE.test(value)) fields.push([name, value]);
     }
     const headers = new Fields(fields);
     const connection = headers.get("connection")?.toLowerCase() ?? "";
@@ -356,8 +356,6 @@ class Connection {
 
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
 const CHUNKED = /(^|,)\s*chunked\s*$/i;
-/** A field name (a token) as a browser's Headers accepts it; a field with another name, or an UNSAFE value, is skipped. */
-const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 const utf8 = new TextDecoder();
 
