@@ -115,29 +115,28 @@ const IO_REFERENCE: Record<string, string> = {
   "deno-kv": "ref-io-deno",
 };
 
-/** A way's throughput against its runtime's I/O-only reference measured in the same run, or undefined. */
-export function ofIoReference(report: Report, key: string): number | undefined {
-  const ref = report.runtimes[IO_REFERENCE[key] ?? ""]?.throughput;
-  const own = report.runtimes[key]?.throughput;
-  return ref && own && ref.ratio > 0 ? own.ratio / ref.ratio : undefined;
-}
-
-/** A way's first warm-up window against its runtime's I/O-only reference's: the cold ratio, or undefined. */
-export function coldOfIoReference(report: Report, key: string): number | undefined {
-  const ref = report.runtimes[IO_REFERENCE[key] ?? ""]?.throughput?.warmupRps?.[0];
-  const own = report.runtimes[key]?.throughput?.warmupRps?.[0];
-  return ref && own ? own / ref : undefined;
-}
-
 /**
- * A way's first piece at p99 of the 1,000 streams against its runtime's I/O-only reference's in the same run (the
- * reference meets the same burst: what the runtime's server and client alone take), or undefined.
+ * A figure of a way against the same figure of its runtime's I/O-only reference in the same run, or undefined (no
+ * reference, or a figure missing on either side or zero on the reference's).
  */
-export function streamsOfIoReference(report: Report, key: string): number | undefined {
-  const ref = report.runtimes[IO_REFERENCE[key] ?? ""]?.streams?.server.ttfpP99;
-  const own = report.runtimes[key]?.streams?.server.ttfpP99;
-  return ref && own ? own / ref : undefined;
+export function ofIoReference(
+  report: Report,
+  key: string,
+  figure: (r: WayResult) => number | undefined,
+): number | undefined {
+  const ref = report.runtimes[IO_REFERENCE[key] ?? ""];
+  const own = report.runtimes[key];
+  const a = own && figure(own);
+  const b = ref && figure(ref);
+  return a !== undefined && b ? a / b : undefined;
 }
+
+/** Throughput against direct (the warm ratio). */
+const warm = (r: WayResult) => r.throughput?.ratio;
+/** The first warm-up window's requests per second: the cold figure. */
+const cold = (r: WayResult) => r.throughput?.warmupRps?.[0];
+/** The 1,000 streams' first piece at p99 (the reference meets the same burst). */
+const burstFirstPiece = (r: WayResult) => r.streams?.server.ttfpP99;
 
 /** The markdown table: one row per way of running, then the reference servers. ✗ marks a missed target. */
 export function table(report: Report): string {
@@ -147,9 +146,9 @@ export function table(report: Report): string {
   ];
   for (const [key, r] of Object.entries(report.runtimes)) {
     const t = r.throughput;
-    const io = ofIoReference(report, key);
-    const cold = coldOfIoReference(report, key);
-    const streamsIo = streamsOfIoReference(report, key);
+    const io = ofIoReference(report, key, warm);
+    const coldIo = ofIoReference(report, key, cold);
+    const streamsIo = ofIoReference(report, key, burstFirstPiece);
     const l = r.latency;
     const g = r.long;
     const s = r.streams;
@@ -161,7 +160,7 @@ export function table(report: Report): string {
           t
             ? `**${f(t.ratio)}**${pass(targets.throughput(r))} (${f(t.serverRps, 0)} / ${f(t.directRps, 0)} req/s)${
               io === undefined ? "" : `; **${f(io)}**${pass(io >= 0.9)} of the I/O alone`
-            }${cold === undefined ? "" : ` (cold, first 2 s: ${f(cold)})`}`
+            }${coldIo === undefined ? "" : ` (cold, first 2 s: ${f(coldIo)})`}`
             : "–",
           l ? `${signed(l.addedP50Ms)} / ${signed(l.addedP99Ms)} ms${pass(targets.latency(r))}` : "–",
           g
